@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "imgcustomize",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "imgcustomize", targets: ["imgcustomize"]),
+        .library(name: "Formats", targets: ["Formats"]),
+        .library(name: "Operations", targets: ["Operations"]),
+        .library(name: "Customize", targets: ["Customize", "Profiles"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CGuestFS", pkgConfig: "libguestfs",
+                       providers: [.apt(["libguestfs-dev"])]),
+        .systemLibrary(name: "CAugeas", pkgConfig: "augeas",
+                       providers: [.apt(["libaugeas-dev"])]),
+        .systemLibrary(name: "CCompress", pkgConfig: "libdeflate",
+                       providers: [.apt(["libdeflate-dev", "libzstd-dev", "zlib1g-dev"])]),
+        .target(name: "Formats", dependencies: [
+            "CCompress",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Operations", dependencies: [
+            "CGuestFS", "CAugeas",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Customize", dependencies: [
+            "Formats", "Operations",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Profiles", dependencies: ["Customize", "Operations"], path: "profiles"),
+        .executableTarget(name: "imgcustomize", dependencies: [
+            "Customize", "Profiles", "Formats", "Operations",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
+        .testTarget(name: "OperationsTests", dependencies: ["Operations"]),
+        .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations"]),
+        .testTarget(name: "CLITests", dependencies: ["imgcustomize"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

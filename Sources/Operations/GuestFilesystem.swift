@@ -1,0 +1,119 @@
+/// What operations need of a guest's filesystem.
+///
+/// Two implementations stand behind it: `ApplianceFilesystem` (the filesystems of an image, mounted inside the
+/// libguestfs appliance, never on the host) and `TreeFilesystem` (a directory tree on the host, for fast tests and
+/// chroots). Paths are always absolute guest paths ("/etc/shadow"); an implementation never lets one resolve
+/// outside the guest.
+public protocol GuestFilesystem: AnyObject {
+    /// Names the guest in messages: the image path, or the tree's root directory.
+    var guestDescription: String { get }
+
+    /// Status of `path` itself (a symlink is not followed); nil when nothing is there.
+    func lstat(_ path: String) throws -> FileStatus?
+    /// Status of what `path` leads to, following symlinks inside the guest; nil when nothing is there.
+    func stat(_ path: String) throws -> FileStatus?
+    /// Names (not paths) of the entries of a directory, without "." and "..".
+    func list(_ directory: String) throws -> [String]
+    /// Guest paths matching a shell glob (`*`, `?`, `[...]`), sorted; empty when nothing matches.
+    func glob(_ pattern: String) throws -> [String]
+    func readlink(_ path: String) throws -> String
+
+    func read(_ path: String) throws -> [UInt8]
+    /// Replaces the content of `path`, creating it with `mode` (and owner root) when it does not exist; an existing
+    /// file keeps its mode, owner and SELinux label.
+    func write(_ path: String, _ content: [UInt8], mode: UInt32) throws
+    func mkdir(_ path: String, mode: UInt32, parents: Bool) throws
+    /// Removes `path`; a directory only with `recursive`. Removing what is not there is not an error.
+    func remove(_ path: String, recursive: Bool) throws
+    func chmod(_ path: String, mode: UInt32) throws
+    func chown(_ path: String, uid: Int, gid: Int) throws
+    func symlink(target: String, at path: String) throws
+    func truncate(_ path: String, size: Int64) throws
+    /// Creates an empty file, or sets the times of an existing one to now.
+    func touch(_ path: String) throws
+    func rename(_ from: String, to: String) throws
+
+    /// Parses `path` with the Augeas lens `lens` (e.g. "Shellvars.lns"), lets `body` edit the tree under
+    /// `AugeasEdit.root`, and saves it back when anything changed. Returns what `body` returns.
+    func withAugeas<T>(lens: String, path: String, _ body: (AugeasEdit) throws -> T) throws -> T
+
+    /// An extended attribute of `path` itself (e.g. "security.selinux"); nil when it has none.
+    func getxattr(_ path: String, name: String) throws -> [UInt8]?
+    func setxattr(_ path: String, name: String, value: [UInt8]) throws
+
+    /// Discards the unused blocks of every mounted filesystem, unused swap and free LVM space, so that a rewrite
+    /// skips them. Returns a one-line summary of what was trimmed, or nil where there is nothing to trim (a tree).
+    func trimFreeSpace() throws -> String?
+}
+
+/// The Augeas tree of one file, as `GuestFilesystem.withAugeas` hands it out. Paths are Augeas path expressions;
+/// `root` is the node of the file itself (e.g. "/files/etc/shadow").
+public protocol AugeasEdit {
+    var root: String { get }
+    func get(_ path: String) throws -> String?
+    func set(_ path: String, _ value: String?) throws
+    func match(_ path: String) throws -> [String]
+    /// Inserts a sibling node `label` before (or after) the single node `path` matches.
+    func insert(_ path: String, label: String, before: Bool) throws
+    /// Removes every node `path` matches, with their children; returns how many.
+    @discardableResult func remove(_ path: String) throws -> Int
+    /// The node's label (its last path component, without position).
+    func label(_ path: String) throws -> String?
+}
+
+public struct FileStatus: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable { case regular, directory, symlink, other }
+    public var kind: Kind
+    public var mode: UInt32  // permission bits only (0o7777)
+    public var uid: Int
+    public var gid: Int
+    public var size: Int64
+
+    public init(kind: Kind, mode: UInt32, uid: Int, gid: Int, size: Int64) {
+        self.kind = kind
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.size = size
+    }
+}
+
+/// A failure inside a guest filesystem: what was being done, to which path, in which guest, and the underlying
+/// library's own message.
+public struct GuestError: Error, CustomStringConvertible, Sendable {
+    public var guest: String
+    public var action: String
+    public var path: String?
+    public var message: String
+    public var hint: String?
+
+    public init(guest: String, action: String, path: String? = nil, message: String, hint: String? = nil) {
+        self.guest = guest
+        self.action = action
+        self.path = path
+        self.message = message
+        self.hint = hint
+    }
+
+    public var description: String {
+        var text = "\(guest): \(action)"
+        if let path { text += " \(path)" }
+        text += ": \(message)"
+        if let hint { text += " (\(hint))" }
+        return text
+    }
+}
+
+extension GuestFilesystem {
+    public func exists(_ path: String) throws -> Bool { try lstat(path) != nil }
+    public func isFile(_ path: String) throws -> Bool { try stat(path)?.kind == .regular }
+    public func isDirectory(_ path: String) throws -> Bool { try stat(path)?.kind == .directory }
+
+    public func readText(_ path: String) throws -> String {
+        String(decoding: try read(path), as: UTF8.self)
+    }
+
+    public func writeText(_ path: String, _ text: String, mode: UInt32 = 0o644) throws {
+        try write(path, Array(text.utf8), mode: mode)
+    }
+}

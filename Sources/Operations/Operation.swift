@@ -1,0 +1,77 @@
+import Logging
+
+/// One thing that can be done to a guest: a small value with a kebab-case name, a one-line summary and its
+/// parameters. Applying it twice changes nothing the second time, and says so.
+public protocol Operation: Sendable {
+    /// The kebab-case name users type: "set-line", "lock-root".
+    static var name: String { get }
+    static var summary: String { get }
+    /// What this instance works on, for reports: a path, a user, a glob; "" when the operation has no target.
+    var target: String { get }
+    func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome
+}
+
+extension Operation {
+    public var name: String { Self.name }
+}
+
+/// What an operation did.
+public struct OperationOutcome: Sendable, Equatable {
+    public var changed: Bool
+    /// Short, human: "set NOZEROCONF=yes", "already locked".
+    public var summary: String
+
+    public init(changed: Bool, summary: String) {
+        self.changed = changed
+        self.summary = summary
+    }
+
+    public static func unchanged(_ summary: String) -> OperationOutcome { .init(changed: false, summary: summary) }
+    public static func changed(_ summary: String) -> OperationOutcome { .init(changed: true, summary: summary) }
+}
+
+/// What an operation may know of the guest it runs on, beyond its files.
+public struct OperationContext: Sendable {
+    public var guest: GuestFacts
+    public var logger: Logger
+
+    public init(guest: GuestFacts = GuestFacts(), logger: Logger = Logger(label: "imgcustomize")) {
+        self.guest = guest
+        self.logger = logger
+    }
+}
+
+/// The inspected facts of a guest operating system, as libguestfs inspection reports them.
+public struct GuestFacts: Sendable, Equatable, Codable {
+    public var type: String?            // "linux"
+    public var distro: String?          // "rhel"
+    public var majorVersion: Int
+    public var minorVersion: Int
+    public var osinfo: String?          // "rhel7.9"
+    public var arch: String?            // "x86_64"
+    public var hostname: String?
+    public var productName: String?
+    public var packageFormat: String?   // "rpm"
+    public var packageManagement: String?  // "yum"
+    /// Mountpoint to device, e.g. "/boot" -> "/dev/sda1", "/" -> "/dev/rhel/root".
+    public var mountpoints: [String: String]
+    public var root: String?            // the inspected root device
+
+    public init(type: String? = nil, distro: String? = nil, majorVersion: Int = 0, minorVersion: Int = 0,
+                osinfo: String? = nil, arch: String? = nil, hostname: String? = nil, productName: String? = nil,
+                packageFormat: String? = nil, packageManagement: String? = nil,
+                mountpoints: [String: String] = [:], root: String? = nil) {
+        self.type = type
+        self.distro = distro
+        self.majorVersion = majorVersion
+        self.minorVersion = minorVersion
+        self.osinfo = osinfo
+        self.arch = arch
+        self.hostname = hostname
+        self.productName = productName
+        self.packageFormat = packageFormat
+        self.packageManagement = packageManagement
+        self.mountpoints = mountpoints
+        self.root = root
+    }
+}
