@@ -19,6 +19,8 @@ let package = Package(
                        providers: [.apt(["libguestfs-dev"])]),
         .systemLibrary(name: "CAugeas", pkgConfig: "augeas",
                        providers: [.apt(["libaugeas-dev"])]),
+        .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt",
+                       providers: [.apt(["libcrypt-dev"])]),
         .systemLibrary(name: "CCompress", pkgConfig: "libdeflate",
                        providers: [.apt(["libdeflate-dev", "libzstd-dev", "zlib1g-dev"])]),
         .target(name: "Formats", dependencies: [
@@ -26,7 +28,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Operations", dependencies: [
-            "CGuestFS", "CAugeas",
+            "CGuestFS", "CAugeas", "CCrypt",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Customize", dependencies: [
