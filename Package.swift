@@ -19,6 +19,8 @@ let package = Package(
                        providers: [.apt(["libguestfs-dev"])]),
         .systemLibrary(name: "CAugeas", pkgConfig: "augeas",
                        providers: [.apt(["libaugeas-dev"])]),
+        // Linux headers the Glibc module leaves out (sys/xattr.h); no library to link.
+        .systemLibrary(name: "CLinux"),
         .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt",
                        providers: [.apt(["libcrypt-dev"])]),
         .systemLibrary(name: "CCompress", pkgConfig: "libdeflate",
@@ -28,7 +30,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Operations", dependencies: [
-            "CGuestFS", "CAugeas", "CCrypt",
+            "CGuestFS", "CAugeas", "CLinux", "CCrypt",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Customize", dependencies: [
