@@ -127,18 +127,7 @@ public final class TreeFilesystem: GuestFilesystem {
                 guard status.st_mode & S_IFMT == S_IFREG else {
                     throw SystemCallError(code: status.st_mode & S_IFMT == S_IFDIR ? EISDIR : EINVAL)
                 }
-                var content: [UInt8] = []
-                var buffer = [UInt8](repeating: 0, count: 1 << 16)
-                while true {
-                    let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-                    if count < 0 {
-                        if errno == EINTR { continue }
-                        throw SystemCallError.last()
-                    }
-                    if count == 0 { break }
-                    content.append(contentsOf: buffer[0..<count])
-                }
-                return content
+                return try HostFiles.readAll(fd)
             }
         }
     }
