@@ -39,7 +39,7 @@ import Testing
 
     @Test(arguments: ["", "-web", "web_1", "a..b", String(repeating: "a", count: 64)])
     func badHostnamesAreRefused(name: String) {
-        #expect(throws: OperationArgumentError.self) { try Hostname(argument: name) }
+        #expect(throws: ArgumentError.self) { try Hostname.parse(name) }
     }
 }
 
@@ -69,8 +69,8 @@ import Testing
         }
         #expect(error.description.contains("/usr/share/zoneinfo/Mars/Olympus_Mons"))
         #expect(try tree.guest.readlink("/etc/localtime") == "../usr/share/zoneinfo/UTC")
-        #expect(throws: OperationArgumentError.self) { try Timezone(argument: "../../etc/shadow") }
-        #expect(throws: OperationArgumentError.self) { try Timezone(argument: "/UTC") }
-        #expect(try Timezone(argument: "America/Argentina/Buenos_Aires").zone == "America/Argentina/Buenos_Aires")
+        #expect(throws: ArgumentError.self) { try Timezone.parse("../../etc/shadow") }
+        #expect(throws: ArgumentError.self) { try Timezone.parse("/UTC") }
+        #expect(try Timezone.parse("America/Argentina/Buenos_Aires").zone == "America/Argentina/Buenos_Aires")
     }
 }

@@ -56,13 +56,13 @@ private func shadowField(_ tree: TemporaryTree, _ user: String) -> String? {
         let tree = try guestWithUsers()
         let hostKey = tree.path + "/host-key.pub"
         try Data((key + "\n").utf8).write(to: URL(fileURLWithPath: hostKey))
-        #expect(try SSHInject(argument: "cloud-user:" + hostKey) == SSHInject(user: "cloud-user", key: key))
-        #expect(try SSHInject(argument: "cloud-user:file:" + hostKey).key == key)
-        #expect(try SSHInject(argument: "root:string:" + key).key == key)
-        #expect(try SSHInject(argument: "root:" + key).user == "root")
-        #expect(throws: OperationArgumentError.self) { try SSHInject(argument: "root") }
-        #expect(throws: OperationArgumentError.self) { try SSHInject(argument: "root:file:/nonexistent/key.pub") }
-        #expect(throws: OperationArgumentError.self) { try SSHInject(argument: "root:notakey") }
+        #expect(try SSHInject.parse("cloud-user:" + hostKey) == SSHInject(user: "cloud-user", key: key))
+        #expect(try SSHInject.parse("cloud-user:file:" + hostKey).key == key)
+        #expect(try SSHInject.parse("root:string:" + key).key == key)
+        #expect(try SSHInject.parse("root:" + key).user == "root")
+        #expect(throws: ArgumentError.self) { try SSHInject.parse("root") }
+        #expect(throws: ArgumentError.self) { try SSHInject.parse("root:file:/nonexistent/key.pub") }
+        #expect(throws: ArgumentError.self) { try SSHInject.parse("root:notakey") }
     }
 
     @Test func anUnknownUserIsAnErrorNamingTheGuest() throws {
@@ -126,12 +126,12 @@ extension SSHInject: Equatable {
         let tree = try guestWithUsers()
         let file = tree.path + "/password.txt"
         try Data("from a file\nsecond line\n".utf8).write(to: URL(fileURLWithPath: file))
-        #expect(try Password(argument: "cloud-user:file:" + file).selector == .plain("from a file"))
-        #expect(try Password(argument: "cloud-user:password:a:b").selector == .plain("a:b"))
-        #expect(try RootPassword(argument: "locked").selector == .locked)
-        #expect(try RootPassword(argument: "disabled").selector == .disabled)
-        #expect(throws: OperationArgumentError.self) { try RootPassword(argument: "hunter2") }
-        #expect(throws: OperationArgumentError.self) { try Password(argument: "root:file:/nonexistent") }
+        #expect(try Password.parse("cloud-user:file:" + file).selector == .plain("from a file"))
+        #expect(try Password.parse("cloud-user:password:a:b").selector == .plain("a:b"))
+        #expect(try RootPassword.parse("locked").selector == .locked)
+        #expect(try RootPassword.parse("disabled").selector == .disabled)
+        #expect(throws: ArgumentError.self) { try RootPassword.parse("hunter2") }
+        #expect(throws: ArgumentError.self) { try Password.parse("root:file:/nonexistent") }
         let error = try #require(throws: GuestError.self) {
             try Password(user: "nobody", selector: .locked).apply(to: tree.guest, context: OperationContext())
         }

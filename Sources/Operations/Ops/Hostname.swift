@@ -1,26 +1,26 @@
 /// `hostname NAME`: sets the guest's hostname where its distribution keeps it: /etc/hostname (RHEL 7+, Fedora,
 /// Debian, Ubuntu, SUSE, ...), HOSTNAME= in /etc/sysconfig/network (RHEL 6 and older), and the 127.0.1.1 line of
 /// /etc/hosts where the guest has one (Debian's installer writes it so that the hostname resolves offline).
-public struct Hostname: Operation {
+public struct Hostname: CatalogEntry {
     public static let name = "hostname"
     public static let summary = "Set the hostname (distribution-aware)"
+    public static let syntax = "NAME"
+    public static let example = "web1.example.com"
 
     public var hostname: String
     public var target: String { hostname }
 
     public init(_ hostname: String) { self.hostname = hostname }
 
-    public init(argument: String) throws {
+    public static func parse(_ argument: String?) throws -> Hostname {
+        let argument = try required(argument)
         let labels = argument.split(separator: ".", omittingEmptySubsequences: false)
         let valid = argument.count <= 253 && labels.allSatisfy { label in
             (1...63).contains(label.count) && label.first != "-" && label.last != "-"
                 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
         }
-        guard valid else {
-            throw OperationArgumentError(operation: Self.name, argument: argument,
-                                         message: "not a hostname (letters, digits and '-' in dot-separated labels)")
-        }
-        self.init(argument)
+        guard valid else { throw invalid("\"\(argument)\" is not a hostname (letters, digits and '-' in dot-separated labels)") }
+        return Hostname(argument)
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {

@@ -1,11 +1,12 @@
 import CCrypt
-import Foundation
 
 /// `password USER:SELECTOR` and `root-password SELECTOR`: sets the password field of USER's line in /etc/shadow
 /// (Augeas Shadow lens), other fields and other users untouched.
-public struct Password: Operation {
+public struct Password: CatalogEntry {
     public static let name = "password"
     public static let summary = "Set, lock or disable a user's password (locked, disabled, password:, file:, random)"
+    public static let syntax = "USER:SELECTOR"
+    public static let example = "cloud-user:file:/root/cloud-user.password"
 
     public enum Selector: Sendable, Equatable {
         /// Keeps the hash behind a "!" so that the password can be unlocked later.
@@ -28,16 +29,17 @@ public struct Password: Operation {
     }
 
     /// Parses `USER:SELECTOR`.
-    public init(argument: String) throws {
+    public static func parse(_ argument: String?) throws -> Password {
+        let argument = try required(argument)
         guard let colon = argument.firstIndex(of: ":"), colon != argument.startIndex else {
-            throw OperationArgumentError(operation: Self.name, argument: argument, message: "expected USER:SELECTOR")
+            throw invalid("no USER: in \"\(argument)\"")
         }
-        let selector = try Self.selector(String(argument[argument.index(after: colon)...]), operation: Self.name)
-        self.init(user: String(argument[..<colon]), selector: selector)
+        return Password(user: String(argument[..<colon]),
+                        selector: try selector(String(argument[argument.index(after: colon)...])))
     }
 
     /// Parses a selector: `locked`, `disabled`, `random`, `password:PLAIN`, `file:PATH` (first line of a host file).
-    public static func selector(_ text: String, operation: String = name) throws -> Selector {
+    static func selector(_ text: String, invalid: (String) -> ArgumentError = invalid) throws -> Selector {
         switch text {
         case "locked": return .locked
         case "disabled": return .disabled
@@ -45,67 +47,79 @@ public struct Password: Operation {
         case _ where text.hasPrefix("password:"): return .plain(String(text.dropFirst("password:".count)))
         case _ where text.hasPrefix("file:"):
             let path = String(text.dropFirst("file:".count))
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw OperationArgumentError(operation: operation, argument: text,
-                                             message: "cannot read the password file \(path) on this host")
+            let content: [UInt8]
+            do {
+                content = try HostFiles.read(path).content
+            } catch {
+                throw invalid("cannot read the password file \(path) on this host: \(error)")
             }
-            let line = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first
-            guard let line, !line.isEmpty else {
-                throw OperationArgumentError(operation: operation, argument: text,
-                                             message: "the password file \(path) starts with an empty line")
+            guard let line = String(decoding: content, as: UTF8.self).split(separator: "\n").first,
+                  !line.isEmpty else {
+                throw invalid("the password file \(path) starts with an empty line")
             }
             return .plain(String(line))
         default:
-            throw OperationArgumentError(operation: operation, argument: text,
-                                         message: "unknown selector: use locked, disabled, random, password:PLAIN "
-                                            + "or file:PATH")
+            throw invalid("unknown selector \"\(text)\": use locked, disabled, random, password:PLAIN or file:PATH")
         }
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
-        try guest.withAugeas(lens: "Shadow.lns", path: "/etc/shadow") { edit in
-            let field = "\(edit.root)/\(user)/password"
+        switch selector {
+        case .locked:
+            return try Shadow.lock(user, in: guest)
+        case .disabled:
+            return try setPassword(guest) { current in
+                current == "*" ? (nil, .unchanged("\(user) already disabled")) : ("*", .changed("disabled \(user)'s password"))
+            }
+        case .plain(let password):
+            return try setPassword(guest) { current in
+                if current.hasPrefix("$"), try SHA512Crypt.hash(password, setting: current) == current {
+                    return (nil, .unchanged("\(user) already has this password"))
+                }
+                return (try SHA512Crypt.hash(password, setting: SHA512Crypt.randomSetting()),
+                        .changed("set \(user)'s password"))
+            }
+        case .random:
+            let password = SHA512Crypt.randomPassword()
+            return try setPassword(guest) { _ in
+                (try SHA512Crypt.hash(password, setting: SHA512Crypt.randomSetting()),
+                 .changed("set \(user)'s password to random \(password)"))
+            }
+        }
+    }
+
+    /// Hands the user's current password field to `change`, and stores the new value it returns, if any.
+    private func setPassword(_ guest: GuestFilesystem,
+                             _ change: (String) throws -> (String?, OperationOutcome)) throws -> OperationOutcome {
+        try guest.withAugeas(lens: "Shadow.lns", path: Shadow.path) { edit in
             guard try !edit.match("\(edit.root)/\(user)").isEmpty else {
                 throw GuestError(guest: guest.guestDescription, action: "set the password of \(user) in",
-                                 path: "/etc/shadow", message: "no such user",
+                                 path: Shadow.path, message: "no such user",
                                  hint: "name a user the guest has (see its /etc/passwd)")
             }
-            let current = try edit.get(field) ?? ""
-            switch selector {
-            case .locked:
-                if current.hasPrefix("!") { return .unchanged("\(user) already locked") }
-                try edit.set(field, current.isEmpty || current == "*" ? "!!" : "!" + current)
-                return .changed("locked \(user)")
-            case .disabled:
-                if current == "*" { return .unchanged("\(user) already disabled") }
-                try edit.set(field, "*")
-                return .changed("disabled \(user)'s password")
-            case .plain(let password):
-                if current.hasPrefix("$"), try SHA512Crypt.hash(password, setting: current) == current {
-                    return .unchanged("\(user) already has this password")
-                }
-                try edit.set(field, try SHA512Crypt.hash(password, setting: SHA512Crypt.randomSetting()))
-                return .changed("set \(user)'s password")
-            case .random:
-                let password = SHA512Crypt.randomPassword()
-                try edit.set(field, try SHA512Crypt.hash(password, setting: SHA512Crypt.randomSetting()))
-                return .changed("set \(user)'s password to random \(password)")
-            }
+            let field = "\(edit.root)/\(user)/password"
+            let (value, outcome) = try change(try edit.get(field) ?? "")
+            if let value { try edit.set(field, value) }
+            return outcome
         }
     }
 }
 
 /// `root-password SELECTOR`: `password root:SELECTOR`.
-public struct RootPassword: Operation {
+public struct RootPassword: CatalogEntry {
     public static let name = "root-password"
     public static let summary = "Set, lock or disable root's password (locked, disabled, password:, file:, random)"
+    public static let syntax = "SELECTOR"
+    public static let example = "password:correct-horse-battery"
 
     public var selector: Password.Selector
     public var target: String { "root" }
 
     public init(_ selector: Password.Selector) { self.selector = selector }
 
-    public init(argument: String) throws { self.init(try Password.selector(argument, operation: Self.name)) }
+    public static func parse(_ argument: String?) throws -> RootPassword {
+        RootPassword(try Password.selector(try required(argument), invalid: invalid))
+    }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
         try Password(user: "root", selector: selector).apply(to: guest, context: context)

@@ -2,9 +2,11 @@
 /// file_contexts, read offline: no setfiles run, no host policy involved), so that an enforcing guest can read them
 /// at first boot. Where the guest enables SELinux but carries no file_contexts, it creates /.autorelabel instead and
 /// the guest relabels everything at its first boot.
-public struct SELinuxRelabel: Operation {
+public struct SELinuxRelabel: CatalogEntry {
     public static let name = "selinux-relabel"
     public static let summary = "Label the files this run touched with the guest's own SELinux file contexts"
+    public static let syntax = ""
+    public static let example = ""
 
     static let attribute = "security.selinux"
 
@@ -14,6 +16,11 @@ public struct SELinuxRelabel: Operation {
     public var target: String { paths?.joined(separator: " ") ?? "" }
 
     public init(paths: [String]? = nil) { self.paths = paths }
+
+    public static func parse(_ argument: String?) throws -> SELinuxRelabel {
+        try noArgument(argument)
+        return SELinuxRelabel()
+    }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
         let config = try SELinuxConfig.read(guest)
@@ -89,7 +96,7 @@ struct SELinuxConfig: Equatable {
         var config = SELinuxConfig(mode: "disabled", policy: "targeted")
         for line in try guest.readText("/etc/selinux/config").split(separator: "\n") {
             let text = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let pair = text.split(separator: "=", maxSplits: 1).map { String($0).trimmingWhitespace.trimmingQuotes }
+            let pair = text.split(separator: "=", maxSplits: 1).map { $0.trimmed.trimmingQuotes }
             guard pair.count == 2 else { continue }
             switch pair[0] {
             case "SELINUX": config.mode = pair[1].lowercased()
@@ -98,12 +105,5 @@ struct SELinuxConfig: Equatable {
             }
         }
         return config
-    }
-}
-
-extension String {
-    var trimmingWhitespace: String {
-        let characters = drop(while: \.isWhitespace)
-        return String(characters.reversed().drop(while: \.isWhitespace).reversed())
     }
 }

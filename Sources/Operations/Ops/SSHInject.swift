@@ -1,10 +1,12 @@
-import Foundation
+import Glibc
 
 /// `ssh-inject USER:KEY`: lets the key log in as USER. ~/.ssh (0700) and ~/.ssh/authorized_keys (0600) are created
 /// where missing, owned by the user's uid and gid from the guest's /etc/passwd; the key is appended once.
-public struct SSHInject: Operation {
+public struct SSHInject: CatalogEntry {
     public static let name = "ssh-inject"
     public static let summary = "Add a public key to a user's ~/.ssh/authorized_keys"
+    public static let syntax = "USER:KEYFILE|KEY"
+    public static let example = "cloud-user:/home/me/.ssh/id_ed25519.pub"
 
     public var user: String
     /// One authorized_keys line ("ssh-ed25519 AAAA... comment").
@@ -14,19 +16,19 @@ public struct SSHInject: Operation {
 
     public init(user: String, key: String) {
         self.user = user
-        self.key = key.trimmingCharacters(in: .whitespacesAndNewlines)
+        self.key = key.trimmed
     }
 
     /// Parses the command-line form `USER:file:PATH`, `USER:string:KEY`, or `USER:PATH-OR-KEY` (a readable host file
     /// is read, anything else is taken as the key itself), reading key files on the host.
-    public init(argument: String) throws {
+    public static func parse(_ argument: String?) throws -> SSHInject {
+        let argument = try required(argument)
         guard let colon = argument.firstIndex(of: ":"), colon != argument.startIndex else {
-            throw OperationArgumentError(operation: Self.name, argument: argument,
-                                         message: "expected USER:KEYFILE or USER:KEY")
+            throw invalid("no USER: in \"\(argument)\"")
         }
         let user = String(argument[..<colon])
         var value = String(argument[argument.index(after: colon)...])
-        var isFile: Bool
+        let isFile: Bool
         if value.hasPrefix("file:") {
             value.removeFirst(5)
             isFile = true
@@ -34,23 +36,22 @@ public struct SSHInject: Operation {
             value.removeFirst(7)
             isFile = false
         } else {
-            isFile = FileManager.default.isReadableFile(atPath: value)
+            isFile = access(value, R_OK) == 0
         }
         var key = value
         if isFile {
-            guard let data = FileManager.default.contents(atPath: value) else {
-                throw OperationArgumentError(operation: Self.name, argument: argument,
-                                             message: "cannot read the key file \(value) on this host")
+            do {
+                key = String(decoding: try HostFiles.read(value).content, as: UTF8.self)
+            } catch {
+                throw invalid("cannot read the key file \(value) on this host: \(error)")
             }
-            key = String(decoding: data, as: UTF8.self)
         }
         let line = key.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-        guard line.split(separator: " ").count >= 2 else {
-            throw OperationArgumentError(operation: Self.name, argument: argument,
-                                         message: "\(isFile ? "the key file \(value)" : "the key") is not an "
-                                            + "authorized_keys line (TYPE BASE64 [COMMENT])")
+        guard line.words.count >= 2 else {
+            throw invalid("\(isFile ? "the key file \(value)" : "\"\(value)\"") is not an authorized_keys line "
+                          + "(TYPE BASE64 [COMMENT])")
         }
-        self.init(user: user, key: line)
+        return SSHInject(user: user, key: line)
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
@@ -72,7 +73,7 @@ public struct SSHInject: Operation {
 
         let existing = try guest.exists(keysFile) ? try guest.readText(keysFile) : ""
         let present = existing.split(whereSeparator: \.isNewline).contains {
-            $0.trimmingCharacters(in: .whitespaces) == key
+            $0.trimmed == key
         }
         if !present {
             let separator = existing.isEmpty || existing.hasSuffix("\n") ? "" : "\n"
@@ -97,19 +98,4 @@ public struct SSHInject: Operation {
             done.append("chown \(account.uid):\(account.gid) \(path)")
         }
     }
-}
-
-/// A command-line argument an operation cannot use: which operation, what was given, and what was expected.
-public struct OperationArgumentError: Error, CustomStringConvertible, Sendable {
-    public var operation: String
-    public var argument: String
-    public var message: String
-
-    public init(operation: String, argument: String, message: String) {
-        self.operation = operation
-        self.argument = argument
-        self.message = message
-    }
-
-    public var description: String { "--\(operation) \(argument): \(message)" }
 }

@@ -25,15 +25,23 @@ public enum CleanupStep: Sendable, Equatable {
     case removeShellVariables([String], from: String)
 }
 
-/// A sysprep operation whose whole behaviour is its list of steps.
-public protocol CleanupOperation: Operation {
+/// A sysprep operation whose whole behaviour is its list of steps; on the command line, a flag.
+public protocol CleanupOperation: CatalogEntry {
     static var steps: [CleanupStep] { get }
+    init()
     /// Whether the operation means anything on this guest (virt-sysprep skips some per distribution).
     static func applies(to guest: GuestFacts) -> Bool
 }
 
 extension CleanupOperation {
     public var target: String { "" }
+    public static var syntax: String { "" }
+    public static var example: String { "" }
+
+    public static func parse(_ argument: String?) throws -> Self {
+        try noArgument(argument)
+        return Self()
+    }
 
     public static func applies(to guest: GuestFacts) -> Bool { guest.isLinuxOrUnknown }
 

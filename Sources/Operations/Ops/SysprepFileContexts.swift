@@ -61,7 +61,7 @@ struct FileContexts {
     static func parse(_ text: String, file: String, logger: Logger) -> [Specification] {
         var result: [Specification] = []
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            let fields = String(line).words
             guard let first = fields.first, !first.hasPrefix("#") else { continue }
             let kindField: String?
             let contextField: String
@@ -94,7 +94,7 @@ struct FileContexts {
 
     static func parseSubstitutions(_ text: String) -> [(String, String)] {
         text.split(separator: "\n").compactMap { line in
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            let fields = String(line).words
             guard fields.count == 2, !fields[0].hasPrefix("#") else { return nil }
             return (fields[0], fields[1])
         }

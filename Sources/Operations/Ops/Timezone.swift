@@ -1,25 +1,25 @@
 /// `timezone ZONE`: /etc/localtime becomes a symlink to the guest's own zoneinfo file (what systemd's timedatectl
 /// does); RHEL 6 also keeps ZONE= in /etc/sysconfig/clock, and older Debian /etc/timezone, both updated where present.
-public struct Timezone: Operation {
+public struct Timezone: CatalogEntry {
     public static let name = "timezone"
     public static let summary = "Set the time zone (e.g. Europe/Paris): /etc/localtime and the distribution's setting"
+    public static let syntax = "ZONE"
+    public static let example = "Europe/Paris"
 
     public var zone: String
     public var target: String { zone }
 
     public init(_ zone: String) { self.zone = zone }
 
-    public init(argument: String) throws {
+    public static func parse(_ argument: String?) throws -> Timezone {
+        let argument = try required(argument)
         let valid = !argument.isEmpty && !argument.hasPrefix("/")
             && argument.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { part in
                 !part.isEmpty && part != "." && part != ".."
                     && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_+-".contains($0)) }
             }
-        guard valid else {
-            throw OperationArgumentError(operation: Self.name, argument: argument,
-                                         message: "not a time zone name (like Europe/Paris or UTC)")
-        }
-        self.init(argument)
+        guard valid else { throw invalid("\"\(argument)\" is not a time zone name (like Europe/Paris or UTC)") }
+        return Timezone(argument)
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
