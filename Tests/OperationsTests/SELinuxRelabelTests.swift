@@ -48,7 +48,8 @@ private func enforcingGuest(policy: Bool = true, mode: String = "enforcing") thr
         try tree.file(base + ".homedirs", targetedHomedirs)
         try tree.file(base + ".subs_dist", "/run /var/run\n/var/lib/xguest/home /home\n")
     }
-    try tree.file("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\ncloud-user:x:1000:1000::/home/cloud-user:/bin/bash\n")
+    try tree.file("/etc/passwd",
+                  "root:x:0:0:root:/root:/bin/bash\ncloud-user:x:1000:1000::/home/cloud-user:/bin/bash\n")
     try tree.file("/etc/shadow", "root:$6$old$hash:19000:0:99999:7:::\ncloud-user:!!:19000:0:99999:7:::\n")
     try tree.file("/etc/sysconfig/network-scripts/ifcfg-eth0", "DEVICE=eth0\nHWADDR=52:54:00:12:34:56\n")
     try tree.file("/usr/share/zoneinfo/Europe/Paris", "TZif2")
@@ -57,7 +58,8 @@ private func enforcingGuest(policy: Bool = true, mode: String = "enforcing") thr
 }
 
 private func label(_ tree: TemporaryTree, _ path: String) throws -> String? {
-    try tree.guest.getxattr(path, name: "security.selinux").map { String(decoding: $0.filter { $0 != 0 }, as: UTF8.self) }
+    try tree.guest.getxattr(path, name: "security.selinux")
+        .map { String(decoding: $0.filter { $0 != 0 }, as: UTF8.self) }
 }
 
 @Suite struct SELinuxRelabelTests {
@@ -90,7 +92,8 @@ private func label(_ tree: TemporaryTree, _ path: String) throws -> String? {
         // Untouched files are left alone.
         #expect(try label(tree, "/etc/passwd") == nil)
 
-        let again = try SELinuxRelabel().apply(to: tree.guest, context: OperationContext(touchedPaths: runner.touchedPaths))
+        let again = try SELinuxRelabel()
+            .apply(to: tree.guest, context: OperationContext(touchedPaths: runner.touchedPaths))
         #expect(again == .unchanged("labels already match policy targeted"))
     }
 
@@ -98,10 +101,10 @@ private func label(_ tree: TemporaryTree, _ path: String) throws -> String? {
         let tree = try enforcingGuest()
         try tree.file("/tmp/build.log", "x")
         try tree.file("/etc/sysconfig/network-scripts/ifup-eth", "#!/bin/bash\n")
-        try tree.guest.setxattr("/etc/shadow", name: "security.selinux", value: Array("system_u:object_r:etc_t:s0".utf8) + [0])
-        let outcome = try SELinuxRelabel(paths: ["/etc/shadow", "/tmp/build.log", "/etc/sysconfig/network-scripts/ifup-eth",
-                                                 "/var/run/gone"])
-            .apply(to: tree.guest, context: OperationContext())
+        try tree.guest.setxattr("/etc/shadow", name: "security.selinux",
+                                value: Array("system_u:object_r:etc_t:s0".utf8) + [0])
+        let paths = ["/etc/shadow", "/tmp/build.log", "/etc/sysconfig/network-scripts/ifup-eth", "/var/run/gone"]
+        let outcome = try SELinuxRelabel(paths: paths).apply(to: tree.guest, context: OperationContext())
         #expect(outcome.changed)
         #expect(try label(tree, "/etc/shadow") == "system_u:object_r:shadow_t:s0")
         #expect(try label(tree, "/etc/sysconfig/network-scripts/ifup-eth") == "system_u:object_r:bin_t:s0")
@@ -113,7 +116,8 @@ private func label(_ tree: TemporaryTree, _ path: String) throws -> String? {
 
     @Test func substitutionsAndFileTypesFollowLibselinux() throws {
         let tree = try enforcingGuest()
-        var contexts = try #require(try FileContexts.load(type: "targeted", from: tree.guest, logger: Logger(label: "test")))
+        var contexts = try #require(
+            try FileContexts.load(type: "targeted", from: tree.guest, logger: Logger(label: "test")))
         #expect(contexts.label(for: "/run/utmp", kind: .regular) == .context("system_u:object_r:initrc_var_run_t:s0"))
         #expect(contexts.label(for: "/etc", kind: .directory) == .context("system_u:object_r:etc_t:s0"))
         #expect(contexts.label(for: "/etc/passwd-", kind: .regular) == .context("system_u:object_r:passwd_file_t:s0"))

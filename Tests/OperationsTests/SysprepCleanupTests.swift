@@ -130,7 +130,8 @@ private func usedRHEL7Tree() throws -> TemporaryTree {
             "/var/cache/yum", "/var/cache/yum/x86_64/7/base/packages", "/var/cache/man", "/var/lib/dhclient",
             "/var/lib/cloud", "/var/spool/cron", "/var/spool/at", "/var/spool/at/spool", "/var/spool/mail",
             "/var/spool/abrt", "/var/crash", "/var/lib/puppet/ssl/certs", "/var/lib/sss/db", "/etc/pki/consumer",
-            "/etc/pki/entitlement", "/etc/NetworkManager/system-connections", "/tmp", "/var/tmp", "/root", "/home/cloud-user",
+            "/etc/pki/entitlement", "/etc/NetworkManager/system-connections", "/tmp", "/var/tmp", "/root",
+            "/home/cloud-user",
         ]
         for path in keptDirectories { #expect(try tree.guest.lstat(path)?.kind == .directory, "\(path) kept") }
 
@@ -199,7 +200,7 @@ private func usedRHEL7Tree() throws -> TemporaryTree {
 
     @Test func everySysprepOperationIsACommandLineFlag() throws {
         for operation in sysprepDefaults {
-            let descriptor = try #require(OperationCatalog.named(operation.name), "\(operation.name) not in the catalog")
+            let descriptor = try #require(OperationCatalog.named(operation.name), "\(operation.name) not listed")
             #expect(descriptor.isFlag)
             #expect(try descriptor.parse(nil).name == operation.name)
             #expect(throws: ArgumentError.self) { try descriptor.parse("/etc") }

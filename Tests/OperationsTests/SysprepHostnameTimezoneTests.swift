@@ -28,7 +28,8 @@ import Testing
     @Test func debianRenamesTheLoopbackLineToo() throws {
         let tree = try TemporaryTree()
         try tree.file("/etc/hostname", "debian\n")
-        try tree.file("/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tdebian.lan\tdebian\n\n::1\tlocalhost ip6-localhost\n")
+        try tree.file("/etc/hosts",
+                      "127.0.0.1\tlocalhost\n127.0.1.1\tdebian.lan\tdebian\n\n::1\tlocalhost ip6-localhost\n")
         let context = OperationContext(guest: GuestFacts(type: "linux", distro: "debian", majorVersion: 12))
         #expect(try Hostname("web1.example.com").apply(to: tree.guest, context: context).changed)
         #expect(tree.text("/etc/hostname") == "web1.example.com\n")

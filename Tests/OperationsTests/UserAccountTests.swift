@@ -38,7 +38,8 @@ private func shadowField(_ tree: TemporaryTree, _ user: String) -> String? {
         let file = try tree.hostStatus("/home/cloud-user/.ssh/authorized_keys")
         #expect(file.mode == 0o600 && file.uid == 1000 && file.gid == 1001)
 
-        let second = try SSHInject(user: "cloud-user", key: key + "\n").apply(to: tree.guest, context: OperationContext())
+        let second = try SSHInject(user: "cloud-user", key: key + "\n")
+            .apply(to: tree.guest, context: OperationContext())
         #expect(second == .unchanged("key already in /home/cloud-user/.ssh/authorized_keys"))
         #expect(tree.text("/home/cloud-user/.ssh/authorized_keys") == key + "\n")
     }

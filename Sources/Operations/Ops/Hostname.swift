@@ -19,7 +19,9 @@ public struct Hostname: CatalogEntry {
             (1...63).contains(label.count) && label.first != "-" && label.last != "-"
                 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
         }
-        guard valid else { throw invalid("\"\(argument)\" is not a hostname (letters, digits and '-' in dot-separated labels)") }
+        guard valid else {
+            throw invalid("\"\(argument)\" is not a hostname (letters, digits and '-' in dot-separated labels)")
+        }
         return Hostname(argument)
     }
 

@@ -69,7 +69,8 @@ public struct Password: CatalogEntry {
             return try Shadow.lock(user, in: guest)
         case .disabled:
             return try setPassword(guest) { current in
-                current == "*" ? (nil, .unchanged("\(user) already disabled")) : ("*", .changed("disabled \(user)'s password"))
+                current == "*" ? (nil, .unchanged("\(user) already disabled"))
+                    : ("*", .changed("disabled \(user)'s password"))
             }
         case .plain(let password):
             return try setPassword(guest) { current in

@@ -52,7 +52,8 @@ struct FileContexts {
 
     init(specifications: [Specification], substitutions: [[(String, String)]] = [], logger: Logger) {
         // libselinux's sort_specs: a stable move of the literal specifications to the end.
-        self.specifications = specifications.filter(\.hasMetaCharacters) + specifications.filter { !$0.hasMetaCharacters }
+        self.specifications = specifications.filter(\.hasMetaCharacters)
+            + specifications.filter { !$0.hasMetaCharacters }
         self.substitutions = substitutions
         self.logger = logger
     }
