@@ -19,6 +19,8 @@ let package = Package(
                        providers: [.apt(["libguestfs-dev"])]),
         .systemLibrary(name: "CAugeas", pkgConfig: "augeas",
                        providers: [.apt(["libaugeas-dev"])]),
+        // Linux headers the Glibc module leaves out (sys/xattr.h); no library to link.
+        .systemLibrary(name: "CLinux"),
         .systemLibrary(name: "CCompress", pkgConfig: "libdeflate",
                        providers: [.apt(["libdeflate-dev", "libzstd-dev", "zlib1g-dev"])]),
         .target(name: "Formats", dependencies: [
@@ -26,7 +28,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Operations", dependencies: [
-            "CGuestFS", "CAugeas",
+            "CGuestFS", "CAugeas", "CLinux",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Customize", dependencies: [
