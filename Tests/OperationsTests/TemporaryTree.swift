@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 @testable import Operations
 
 /// A guest tree in a fresh host directory, removed when the test lets go of it.
@@ -40,5 +41,20 @@ final class TemporaryTree {
         let attributes = try FileManager.default.attributesOfItem(atPath: path + guestPath)
         return ((attributes[.posixPermissions] as? Int) ?? -1, (attributes[.ownerAccountID] as? Int) ?? -1,
                 (attributes[.groupOwnerAccountID] as? Int) ?? -1)
+    }
+}
+
+extension TemporaryTree {
+    /// Runs `operation` twice through one recording runner and checks the second run changed nothing, said so, and
+    /// left no diff. Returns both reports.
+    @discardableResult
+    func applyTwice(_ operation: any Operations.Operation, sourceLocation: SourceLocation = #_sourceLocation) throws
+        -> (first: StepReport, second: StepReport) {
+        let runner = OperationRunner(guest: guest, recordDiffs: true)
+        let first = try runner.run(operation)
+        let second = try runner.run(operation)
+        #expect(second.changed == false, "second run: \(second.summary)", sourceLocation: sourceLocation)
+        #expect(second.diffs == [], sourceLocation: sourceLocation)
+        return (first, second)
     }
 }

@@ -1,5 +1,6 @@
 /// `copy SRC:DEST` inside the guest (cp -a): a file, or a directory with everything under it, keeping modes,
-/// owners and symlinks; into DEST when DEST is a directory. Only what differs is written again.
+/// owners and symlinks. A file goes into DEST when DEST is a directory; a directory becomes DEST itself (cp -aT),
+/// since with cp's own rule a second run would nest a new copy inside the first. Only what differs is written again.
 public struct Copy: CatalogEntry {
     public static let name = "copy"
     public static let summary = "Copy a file or directory inside the guest"
@@ -25,7 +26,8 @@ public struct Copy: CatalogEntry {
         guard try guest.lstat(source) != nil else {
             throw GuestError(guest: guest.guestDescription, action: Self.name, path: source, message: "no such file")
         }
-        let written = try copyEntry(guest, from: source, to: try landingPath(guest, source, destination))
+        let landing = try guest.isDirectory(source) ? destination : try landingPath(guest, source, destination)
+        let written = try copyEntry(guest, from: source, to: landing)
         if written == 0 { return .unchanged("\(destination) already a copy of \(source)") }
         return .changed("copied \(source) to \(destination) (\(written) entries written)")
     }

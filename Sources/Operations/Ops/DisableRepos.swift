@@ -37,6 +37,15 @@ public struct DisableRepos: CatalogEntry {
                         continue
                     }
                     for duplicate in enabled.dropFirst().reversed() { try edit.remove(duplicate) }
+                    if enabled.isEmpty {
+                        // The lens hangs the comments and blank lines before the next section on this one: a new
+                        // key goes after the section's last setting, not after those.
+                        if let last = try edit.match("\(section)/*[label() != '#comment'][last()]").first {
+                            try edit.insert(last, label: "enabled", before: false)
+                        } else if let first = try edit.match("\(section)/*[1]").first {
+                            try edit.insert(first, label: "enabled", before: true)
+                        }
+                    }
                     try edit.set(enabled.first ?? "\(section)/enabled", "0")
                     disabled.append(id)
                 }
