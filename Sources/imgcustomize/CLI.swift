@@ -6,7 +6,7 @@ struct IMGCustomize: ParsableCommand {
         commandName: "imgcustomize",
         abstract: "Customize, clean, sparsify and compress VM disk images offline, in one appliance launch.",
         version: IMGCustomize.version,
-        subcommands: []
+        subcommands: [Inspect.self, Convert.self]
     )
 
     static let version = "0.1.0"
