@@ -63,6 +63,18 @@ import Testing
         #expect(error?.description == "lock-root root failed: \(tree.path): lock password /etc/shadow: no /etc/shadow (is this a Linux guest with shadow passwords?)")
     }
 
+    @Test func changesThroughASymlinkAreRecordedOnTheFile() throws {
+        let tree = try TemporaryTree()
+        try tree.file("/etc/selinux/config", "SELINUX=enforcing\n")
+        try tree.symlink("/etc/sysconfig/selinux", to: "../selinux/config")
+        let runner = OperationRunner(guest: tree.guest, recordDiffs: true)
+        let report = try runner.run(SetLine("/etc/sysconfig/selinux", key: "SELINUX", value: "permissive"))
+        #expect(report.diffs?.map(\.path) == ["/etc/selinux/config"])
+        #expect(runner.touchedPaths == ["/etc/selinux/config"])
+        #expect(tree.text("/etc/selinux/config") == "SELINUX=permissive\n")
+        #expect(try tree.guest.readlink("/etc/sysconfig/selinux") == "../selinux/config")
+    }
+
     @Test func modeAndOwnerChangesAppearInTheDiff() throws {
         let tree = try TemporaryTree()
         try tree.file("/etc/ssh/sshd_config", "x\n", mode: 0o644)
