@@ -8,7 +8,7 @@ final class HeaderReader {
     /// No single read asked of a reader is larger: the bound behind "never a huge allocation".
     static let maximumRead = 2 << 20
 
-    let source: ImageSource
+    let source: HeaderSource
     let size: Int64
     let head: ByteCursor
     let tail: ByteCursor
@@ -16,7 +16,7 @@ final class HeaderReader {
 
     var name: String { source.name }
 
-    init(_ source: ImageSource) throws {
+    init(_ source: HeaderSource) throws {
         self.source = source
         size = source.size
         let headBytes = try source.read(at: 0, count: Self.headLength)

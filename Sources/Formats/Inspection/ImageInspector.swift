@@ -13,7 +13,7 @@ public enum ImageInspector {
     /// Inspects the image file at `path`. Throws an `InspectionError` when the file cannot be read at all (missing,
     /// a directory, unreadable); a file that can be read always yields an inspection, unsafe ones included.
     public static func inspect(path: String, policy: SafetyPolicy = .init()) throws -> ImageInspection {
-        let file = try FileImageSource(path: path)
+        let file = try HeaderFile(path: path)
         defer { file.close() }
         return try inspect(source: file, actualSize: UInt64(max(file.allocatedSize, 0)), policy: policy)
     }
@@ -26,7 +26,7 @@ public enum ImageInspector {
         return inspection
     }
 
-    public static func inspect(source: ImageSource, actualSize: UInt64? = nil,
+    public static func inspect(source: HeaderSource, actualSize: UInt64? = nil,
                                policy: SafetyPolicy = .init()) throws -> ImageInspection {
         let reader = try HeaderReader(source)
         let fileSize = UInt64(max(source.size, 0))

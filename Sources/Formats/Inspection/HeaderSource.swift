@@ -7,7 +7,7 @@ import Darwin
 private func closeDescriptor(_ fd: Int32) { _ = close(fd) }
 
 /// Where header bytes come from: an open file, or bytes in memory (tests, the fuzz target).
-public protocol ImageSource {
+public protocol HeaderSource {
     /// A name for error messages: the path as the user gave it.
     var name: String { get }
     /// Size in bytes of the image file.
@@ -30,7 +30,7 @@ public struct InspectionError: Error, CustomStringConvertible, Sendable, Equatab
 }
 
 /// An image file opened read-only. Reads go through `pread`, so nothing but the requested ranges is touched.
-public final class FileImageSource: ImageSource {
+public final class HeaderFile: HeaderSource {
     public let name: String
     public let size: Int64
     /// Allocated bytes (st_blocks * 512), what qemu-img calls actual-size.
@@ -105,7 +105,7 @@ public final class FileImageSource: ImageSource {
 }
 
 /// Bytes already in memory, read as if they were an image file.
-public struct MemoryImageSource: ImageSource {
+public struct MemoryImageSource: HeaderSource {
     public let name: String
     public let bytes: [UInt8]
     public var size: Int64 { Int64(bytes.count) }
