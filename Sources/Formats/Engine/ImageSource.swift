@@ -35,7 +35,8 @@ public protocol ImageSource: AnyObject, Sendable {
     func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
 }
 
-public enum ImageFormat: String, Sendable, CaseIterable {
+/// What the writer produces.
+public enum OutputFormat: String, Sendable, CaseIterable {
     case qcow2, raw
 }
 
@@ -59,7 +60,9 @@ func openImage(path: String, format: ImageFormat?, allowBacking: Bool, depth: In
     }
     switch resolved {
     case .qcow2: return try QCOW2Reader(file: file, allowBacking: allowBacking, depth: depth)
-    case .raw: return RawReader(file: file)
+    case .raw, .ami, .aki, .ari: return RawReader(file: file)
+    default:
+        throw FormatError(file: path, "is \(resolved.rawValue); only qcow2 and raw can be read (convert it with qemu-img first)")
     }
 }
 

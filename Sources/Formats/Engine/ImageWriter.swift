@@ -9,7 +9,7 @@ public enum ClusterCompression: String, Sendable, CaseIterable {
 }
 
 public struct WriteOptions: Sendable {
-    public var format: ImageFormat
+    public var format: OutputFormat
     public var compression: ClusterCompression
     /// qcow2 cluster size, a power of two from 512 to 2 MiB.
     public var clusterSize: Int
@@ -17,7 +17,7 @@ public struct WriteOptions: Sendable {
     public var level: Int32?
     public var threads: Int
 
-    public init(format: ImageFormat = .qcow2, compression: ClusterCompression = .zlib, clusterSize: Int = 65536,
+    public init(format: OutputFormat = .qcow2, compression: ClusterCompression = .zlib, clusterSize: Int = 65536,
                 level: Int32? = nil, threads: Int = WriteOptions.defaultThreads) {
         self.format = format
         self.compression = compression

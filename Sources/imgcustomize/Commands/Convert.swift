@@ -3,6 +3,7 @@ import Formats
 import Foundation
 
 extension ImageFormat: ExpressibleByArgument {}
+extension OutputFormat: ExpressibleByArgument {}
 extension ClusterCompression: ExpressibleByArgument {}
 
 extension IMGCustomize {
@@ -12,7 +13,7 @@ extension IMGCustomize {
             discussion: "Zero clusters are never written. The output passes `qemu-img check`.")
 
         @Option(name: .customShort("O"), help: "Output format: qcow2 or raw.")
-        var outputFormat: ImageFormat = .qcow2
+        var outputFormat: OutputFormat = .qcow2
 
         @Option(name: .customShort("f"), help: "Input format: qcow2 or raw (probed when omitted).")
         var inputFormat: ImageFormat?
