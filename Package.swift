@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "OperationsTests", dependencies: ["Operations"]),
         .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations"]),
-        .testTarget(name: "CLITests", dependencies: ["imgcustomize"]),
+        .testTarget(name: "CLITests", dependencies: ["imgcustomize", "Operations", "Formats"]),
     ],
     swiftLanguageModes: [.v6]
 )
