@@ -40,7 +40,7 @@ public enum OperationCatalog {
     ]
 
     /// The virt-sysprep operations; their files are Sources/Operations/Ops/Sysprep*.swift and friends.
-    static let sysprepEntries: [any CatalogEntry.Type] = []
+    static let sysprepEntries: [any CatalogEntry.Type] = sysprepCatalogEntries
 
     public static let all: [OperationDescriptor] = (customizeEntries + sysprepEntries).map { $0.descriptor }
 
