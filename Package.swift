@@ -6,9 +6,9 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "imgcustomize", targets: ["imgcustomize"]),
-        .library(name: "Formats", targets: ["Formats"]),
-        .library(name: "Operations", targets: ["Operations"]),
-        .library(name: "Customize", targets: ["Customize", "Profiles"]),
+        // The library other Swift tools use: formats and the QCOW2 engine, operations, the pipeline and the DSL,
+        // and the built-in profiles.
+        .library(name: "IMGCustomize", targets: ["Formats", "Operations", "Customize", "Profiles"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "OperationsTests", dependencies: ["Operations"]),
         .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations"]),
-        .testTarget(name: "CLITests", dependencies: ["imgcustomize"]),
+        .testTarget(name: "CLITests", dependencies: ["imgcustomize", "Operations", "Formats"]),
     ],
     swiftLanguageModes: [.v6]
 )

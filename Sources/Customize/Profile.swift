@@ -53,7 +53,7 @@ public struct ProfileStep: Sendable {
 }
 
 public indirect enum ProfileItem: Sendable {
-    case operation(any Operation)
+    case operation(any Operations.Operation)
     case group(String, [ProfileItem])
     case include(Profile)
 }
@@ -71,7 +71,7 @@ public struct Group: Sendable {
 
 @resultBuilder
 public enum ProfileBuilder {
-    public static func buildExpression(_ operation: any Operation) -> [ProfileItem] { [.operation(operation)] }
+    public static func buildExpression(_ operation: any Operations.Operation) -> [ProfileItem] { [.operation(operation)] }
     public static func buildExpression(_ group: Group) -> [ProfileItem] { [.group(group.name, group.items)] }
     public static func buildExpression(_ profile: Profile) -> [ProfileItem] { [.include(profile)] }
     public static func buildBlock(_ parts: [ProfileItem]...) -> [ProfileItem] { parts.flatMap { $0 } }

@@ -60,7 +60,7 @@ extension ApplianceTests {
             try Self.shared.use { guest throws in
                 let fs = guest.filesystem
                 #expect(try fs.list("/etc/sysconfig/network-scripts") == ["ifcfg-eth0"])
-                #expect(try fs.glob("/etc/*-release") == ["/etc/redhat-release", "/etc/system-release"])
+                #expect(try fs.glob("/etc/*-release") == ["/etc/os-release", "/etc/redhat-release", "/etc/system-release"])
                 #expect(try fs.glob("/etc/sysconfig/network-scripts/ifcfg-*")
                         == ["/etc/sysconfig/network-scripts/ifcfg-eth0"])
                 #expect(try fs.glob("/nowhere/*").isEmpty)

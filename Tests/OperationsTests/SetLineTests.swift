@@ -58,6 +58,14 @@ import Testing
         #expect(first.diffs?.first?.unified == "--- /dev/null\n+++ b/etc/sysconfig/network\n@@ -0,0 +1 @@\n+NOZEROCONF=yes\n")
     }
 
+    @Test func pathsWithAugeasSyntaxCharacters() throws {
+        let tree = try TemporaryTree()
+        let path = "/etc/sysconfig/network-scripts/ifcfg-eth0:1 [alias]"
+        try tree.file(path, "DEVICE=eth0:1\n")
+        try tree.applyTwice(SetLine(path, key: "ONBOOT", value: "yes"))
+        #expect(tree.text(path) == "DEVICE=eth0:1\nONBOOT=yes\n")
+    }
+
     @Test func parsesTheCommandLine() throws {
         let operation = try SetLine.parse("/etc/sysconfig/network:NOZEROCONF=yes")
         #expect(operation.path == "/etc/sysconfig/network" && operation.key == "NOZEROCONF" && operation.value == "yes")

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Logging
+import Synchronization
 
 /// How clusters are stored in a qcow2 output. The names are qemu's `compression_type` values.
 public enum ClusterCompression: String, Sendable, CaseIterable {
@@ -17,7 +18,7 @@ public struct WriteOptions: Sendable {
     public var threads: Int
 
     public init(format: OutputFormat = .qcow2, compression: ClusterCompression = .zlib, clusterSize: Int = 65536,
-                level: Int32? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+                level: Int32? = nil, threads: Int = WriteOptions.defaultThreads) {
         self.format = format
         self.compression = compression
         self.clusterSize = clusterSize
@@ -25,11 +26,16 @@ public struct WriteOptions: Sendable {
         self.threads = threads
     }
 
-    /// libdeflate level 6 already beats qemu's zlib level 6 on size (its 4 KiB window costs zlib more than
-    /// libdeflate's lazier parsing loses); zstd level 1 is twice as fast as qemu's default 3 for ~5% more bytes.
+    /// Two workers per core: a worker blocked reading the source (a page cache miss, a backing file) leaves its
+    /// core to another instead of idling it.
+    public static var defaultThreads: Int { 2 * ProcessInfo.processInfo.activeProcessorCount }
+
+    /// libdeflate level 4 output is ~5% smaller than qemu's zlib level 6 (whose 4 KiB window costs more than
+    /// libdeflate's quicker parsing) for a third of its CPU time; zstd level 1 takes half the CPU of qemu's default
+    /// level 3 for ~4% more bytes. Measured on x86-64 binaries with scripts/bench-convert.
     public static func defaultLevel(_ compression: ClusterCompression) -> Int32 {
         switch compression {
-        case .zlib: 6
+        case .zlib: 4
         case .zstd: 1
         case .none: 0
         }
@@ -93,7 +99,7 @@ public struct ImageWriter: Sendable {
         let compression = options.format == .raw ? ClusterCompression.none : options.compression
         let level = options.level ?? WriteOptions.defaultLevel(compression)
         let plan = BatchPlan(source: source, clusterSize: options.format == .raw ? Self.rawBlock : clusterSize,
-                             compression: compression, level: level, raw: options.format == .raw)
+                             compression: compression, level: level, raw: options.format == .raw, buffers: BufferPool())
         var qcow2 = options.format == .qcow2
             ? QCOW2Output(file: output, virtualSize: total, clusterBits: clusterSize.trailingZeroBitCount,
                           compression: compression == .zstd ? .zstd : .deflate)
@@ -102,10 +108,11 @@ public struct ImageWriter: Sendable {
         let count = Int((total + Self.batchBytes - 1) / Self.batchBytes)
         let threads = max(1, options.threads)
 
-        try runOrdered(count: count, threads: threads, window: threads * 3,
+        try runOrdered(count: count, threads: threads, window: threads + 2,
                        makeState: { try plan.makeCompressor() },
                        work: { compressor, index in try plan.run(index, compressor: compressor) },
                        consume: { index, batch in
+            defer { plan.buffers.recycle(batch) }
             stats.bytesRead += batch.bytesRead
             if qcow2 != nil {
                 for cluster in batch.clusters {
@@ -189,6 +196,7 @@ struct BatchPlan: Sendable {
     let compression: ClusterCompression
     let level: Int32
     let raw: Bool
+    let buffers: BufferPool
 
     func makeCompressor() throws -> ClusterCompressor? {
         switch compression {
@@ -210,8 +218,8 @@ struct BatchPlan: Sendable {
         let length = clusterCount * clusterSize
         // Only clusters holding data are looked at later; their bytes outside the data extents must read as zero.
         var hasData = [Bool](repeating: false, count: clusterCount)
-        batch.input = try [UInt8](unsafeUninitializedCapacity: length) { buffer, initialized in
-            let bytes = UnsafeMutableRawBufferPointer(buffer)
+        batch.input = buffers.take(length)
+        try batch.input.withUnsafeMutableBytes { bytes in
             var covered = 0
             func zero(_ from: Int, _ to: Int) {
                 let lower = max(from, 0), upper = min(to, length)
@@ -233,12 +241,11 @@ struct BatchPlan: Sendable {
                 covered = to
             }
             zero(covered, length)
-            initialized = length
         }
         batch.bytesRead = extents.reduce(0) { $0 + $1.length }
 
         if compressor != nil {
-            batch.compressed = [UInt8](repeating: 0, count: hasData.filter { $0 }.count * (clusterSize - 1))
+            batch.compressed = buffers.take(hasData.filter { $0 }.count * (clusterSize - 1))
         }
         var packed = 0
         batch.input.withUnsafeBytes { input in
@@ -267,6 +274,34 @@ struct BatchPlan: Sendable {
             batch.clusters[batch.clusters.count - 1].range = last.range.lowerBound..<Int(end - start)
         }
         return batch
+    }
+}
+
+/// Batch buffers handed back by the consumer for the workers to reuse: fresh multi-MiB arrays cost a page fault
+/// and a page clear per 4 KiB, a quarter of the CPU time of a zstd conversion.
+final class BufferPool: Sendable {
+    private let free = Mutex<[[UInt8]]>([])
+    /// Enough for every batch in flight; more would only hold memory.
+    private static let limit = 64
+
+    /// A buffer of `count` bytes with arbitrary contents.
+    func take(_ count: Int) -> [UInt8] {
+        guard var buffer = free.withLock({ $0.popLast() }) else { return [UInt8](repeating: 0, count: count) }
+        // Within the capacity a buffer once had, resizing touches no new pages.
+        if buffer.count > count {
+            buffer.removeLast(buffer.count - count)
+        } else {
+            buffer.append(contentsOf: repeatElement(0, count: count - buffer.count))
+        }
+        return buffer
+    }
+
+    func recycle(_ batch: Batch) {
+        free.withLock { buffers in
+            for buffer in [batch.input, batch.compressed] where !buffer.isEmpty && buffers.count < Self.limit {
+                buffers.append(buffer)
+            }
+        }
     }
 }
 

@@ -76,11 +76,14 @@ struct QCOW2Output {
     mutating func finish() throws -> UInt64 {
         try flushL2()
         alignToCluster()
-        let l1Offset = end
-        let l1Clusters = max(1, (l1.count * 8 + clusterSize - 1) / clusterSize)
-        for entry in l1 { appendBigEndian(entry) }
-        buffer.append(contentsOf: repeatElement(0, count: l1Clusters * clusterSize - l1.count * 8))
-        reference(l1Offset, end)
+        // An empty image has no L1 table; qemu records offset 0 for it, and a cluster there would leak.
+        let l1Offset = l1.isEmpty ? 0 : end
+        if !l1.isEmpty {
+            let l1Clusters = (l1.count * 8 + clusterSize - 1) / clusterSize
+            for entry in l1 { appendBigEndian(entry) }
+            buffer.append(contentsOf: repeatElement(0, count: l1Clusters * clusterSize - l1.count * 8))
+            reference(l1Offset, end)
+        }
 
         // The refcount table and blocks count themselves: grow them until they cover everything.
         let first = Int(end >> UInt64(clusterBits))

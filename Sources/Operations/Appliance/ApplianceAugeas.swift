@@ -11,19 +11,22 @@ extension ApplianceFilesystem {
             }
             augeasStarted = true
         }
-        try transform(lens: lens, path: path, remove: false)
-        let outcome = Result { try edit(lens: lens, path: path, body) }
-        try transform(lens: lens, path: path, remove: true)
-        return try outcome.get()
-    }
-
-    private func transform(lens: String, path: String, remove: Bool) throws {
-        var optargs = guestfs_aug_transform_argv()
-        optargs.bitmask = imgc_aug_transform_remove
-        optargs.remove = remove ? 1 : 0
-        try guestfs.run("\(remove ? "unregister" : "register") the Augeas lens \(lens) for", path) {
-            guestfs_aug_transform_argv($0, lens, path, &optargs)
+        // The transform is named after the lens's module ("Shellvars.lns" -> /augeas/load/Shellvars).
+        let module = lens.split(separator: ".", maxSplits: 1).first.map(String.init) ?? lens
+        guard !module.isEmpty, module.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+            throw GuestError(guest: guestDescription, action: "edit with Augeas", path: path,
+                             message: "\"\(lens)\" is not an Augeas lens name", hint: "e.g. Shellvars.lns")
         }
+        try guestfs.run("register the Augeas lens \(lens) for", path) {
+            guestfs_aug_transform_argv($0, lens, path, nil)
+        }
+        let outcome = Result { try edit(lens: lens, path: path, body) }
+        // Dropping the whole transform, not excluding the file (libguestfs's "remove" adds an excl, which would
+        // outlive this call and hide the file from the next one).
+        _ = try guestfs.number("unregister the Augeas lens \(lens) for", path) {
+            guestfs_aug_rm($0, "/augeas/load/" + module)
+        }
+        return try outcome.get()
     }
 
     private func edit<T>(lens: String, path: String, _ body: (AugeasEdit) throws -> T) throws -> T {

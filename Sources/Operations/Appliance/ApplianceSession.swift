@@ -210,7 +210,7 @@ struct Launcher {
         let key = hypervisor.flatMap(AccelerationCache.key(hypervisor:))
         let cached = key.flatMap { cache.entry(for: $0, logger: logger) }
         if let cached, cached.verdict == .tcg {
-            logger.info("using software emulation (TCG): KVM failed here before (\(cached.reason ?? cache.file.path))")
+            logger.debug("using software emulation (TCG): KVM failed here before (\(cached.reason ?? cache.file.path))")
             return (try attempt(.forceTCG, on: handle).launched(), report(.tcg, .cached))
         }
 

@@ -38,8 +38,7 @@ extension ApplianceFilesystem {
     /// A swap area holds nothing worth keeping offline; only its header's label and UUID matter, to the guest's
     /// fstab and its initramfs (resume=UUID=...).
     private func clearSwap(_ device: String) throws {
-        let label = try guestfs.string("read the swap label of", device) { guestfs_vfs_label($0, device) }
-        let uuid = try guestfs.string("read the swap UUID of", device) { guestfs_vfs_uuid($0, device) }
+        let (label, uuid) = try swapIdentity(of: device)
         try discard(device)
         var optargs = guestfs_mkswap_opts_argv()
         try label.withCString { labelPointer in
@@ -57,6 +56,12 @@ extension ApplianceFilesystem {
                 }
             }
         }
+    }
+
+    /// What the guest finds its swap area by.
+    func swapIdentity(of device: String) throws -> (label: String, uuid: String) {
+        (try guestfs.string("read the swap label of", device) { guestfs_vfs_label($0, device) },
+         try guestfs.string("read the swap UUID of", device) { guestfs_vfs_uuid($0, device) })
     }
 
     /// Free extents are not a block device of their own: borrow them as a temporary volume, discard it, drop it.

@@ -38,23 +38,19 @@ final class Guestfs {
         self.handle = handle
         self.guest = guest
         self.events = EventSink(logger: logger, progress: progress)
-        // Errors are read with guestfs_last_error after each call, not printed to stderr by libguestfs.
-        guestfs_set_error_handler(handle, nil, nil)
         let mask = UInt64(GUESTFS_EVENT_PROGRESS | GUESTFS_EVENT_APPLIANCE | GUESTFS_EVENT_LIBRARY
                           | GUESTFS_EVENT_WARNING | GUESTFS_EVENT_TRACE)
         let sink = Unmanaged.passUnretained(events).toOpaque()
-        let registered = guestfs_set_event_callback(handle, { _, opaque, event, _, _, buffer, length, array, count in
-            guard let opaque else { return }
-            let sink = Unmanaged<EventSink>.fromOpaque(opaque).takeUnretainedValue()
-            sink.receive(event: event,
-                         text: buffer.map { UnsafeBufferPointer(start: $0, count: length) },
-                         numbers: array.map { UnsafeBufferPointer(start: $0, count: count) } ?? .init(start: nil, count: 0))
-        }, mask, 0, sink)
-        if registered == -1 {
-            let message = guestfs_last_error(handle).map { String(cString: $0) } ?? "unknown error"
-            guestfs_close(handle)
-            self.handle = nil
-            throw GuestError(guest: guest, action: "register for libguestfs events", message: message)
+        // A failure from here on closes the handle in deinit.
+        try run("register for libguestfs events") { handle in
+            guestfs_set_event_callback(handle, { _, opaque, event, _, _, buffer, length, array, count in
+                guard let opaque else { return }
+                let sink = Unmanaged<EventSink>.fromOpaque(opaque).takeUnretainedValue()
+                sink.receive(event: event,
+                             text: buffer.map { UnsafeBufferPointer(start: $0, count: length) },
+                             numbers: array.map { UnsafeBufferPointer(start: $0, count: count) }
+                                ?? .init(start: nil, count: 0))
+            }, mask, 0, sink)
         }
     }
 
@@ -83,6 +79,9 @@ final class Guestfs {
                                                       message: "the appliance is already closed"),
                                     errno: 0))
         }
+        // libguestfs keeps error handlers per thread, and callers may move between threads: without this, a failure
+        // on another thread than the one that created the handle would be printed to stderr.
+        guestfs_set_error_handler(handle, nil, nil)
         if let result = body(handle) { return .success(result) }
         let message = guestfs_last_error(handle).map { String(cString: $0) } ?? "unknown libguestfs error"
         return .failure(Failure(error: GuestError(guest: guest, action: action, path: path, message: message),

@@ -43,6 +43,23 @@ final class RecordingFilesystem: GuestFilesystem {
         }
     }
 
+    /// The file a content change through `path` lands in: a write to /etc/sysconfig/selinux changes
+    /// /etc/selinux/config, and that is the file to diff and to relabel.
+    private func followingLinks(_ path: String) throws -> String {
+        var current = path
+        for _ in 0..<TreeFilesystem.symlinkLimit {
+            guard try inner.lstat(current)?.kind == .symlink else { return current }
+            let target = try inner.readlink(current)
+            let base = target.hasPrefix("/") ? [] : current.split(separator: "/").dropLast().map(String.init)
+            var components: [String] = []
+            for component in base + target.split(separator: "/").map(String.init) {
+                if component == ".." { _ = components.popLast() } else if component != "." { components.append(component) }
+            }
+            current = "/" + components.joined(separator: "/")
+        }
+        return current
+    }
+
     private func markTouched(_ path: String) {
         if touchedSet.insert(path).inserted { touched.append(path) }
     }
@@ -80,7 +97,7 @@ final class RecordingFilesystem: GuestFilesystem {
     func read(_ path: String) throws -> [UInt8] { try inner.read(path) }
 
     func write(_ path: String, _ content: [UInt8], mode: UInt32) throws {
-        try recording(path) { try inner.write(path, content, mode: mode) }
+        try recording(try followingLinks(path)) { try inner.write(path, content, mode: mode) }
     }
 
     func mkdir(_ path: String, mode: UInt32, parents: Bool) throws {
@@ -95,7 +112,7 @@ final class RecordingFilesystem: GuestFilesystem {
         let old = try inner.stat(path)?.mode
         try inner.chmod(path, mode: mode)
         if let old, old != mode & 0o7777 {
-            recordMetadata(path, "mode \(octal(old)) -> \(octal(mode & 0o7777))")
+            recordMetadata(try followingLinks(path), "mode \(octal(old)) -> \(octal(mode & 0o7777))")
         }
     }
 
@@ -103,7 +120,7 @@ final class RecordingFilesystem: GuestFilesystem {
         let old = try inner.stat(path)
         try inner.chown(path, uid: uid, gid: gid)
         if let old, old.uid != uid || old.gid != gid {
-            recordMetadata(path, "owner \(old.uid):\(old.gid) -> \(uid):\(gid)")
+            recordMetadata(try followingLinks(path), "owner \(old.uid):\(old.gid) -> \(uid):\(gid)")
         }
     }
 
@@ -112,11 +129,11 @@ final class RecordingFilesystem: GuestFilesystem {
     }
 
     func truncate(_ path: String, size: Int64) throws {
-        try recording(path) { try inner.truncate(path, size: size) }
+        try recording(try followingLinks(path)) { try inner.truncate(path, size: size) }
     }
 
     func touch(_ path: String) throws {
-        try recording(path) { try inner.touch(path) }
+        try recording(try followingLinks(path)) { try inner.touch(path) }
     }
 
     func rename(_ from: String, to: String) throws {
@@ -126,7 +143,7 @@ final class RecordingFilesystem: GuestFilesystem {
     }
 
     func withAugeas<T>(lens: String, path: String, _ body: (AugeasEdit) throws -> T) throws -> T {
-        try recording(path) { try inner.withAugeas(lens: lens, path: path, body) }
+        try recording(try followingLinks(path)) { try inner.withAugeas(lens: lens, path: path, body) }
     }
 
     func getxattr(_ path: String, name: String) throws -> [UInt8]? { try inner.getxattr(path, name: name) }

@@ -3,10 +3,6 @@ extension TreeFilesystem {
     /// parsed with `aug_text_store`, edited, printed with `aug_text_retrieve`, and written back through the tree
     /// only when it differs. A missing file parses as empty text, so an edit can create it (mode 0644).
     public func withAugeas<T>(lens: String, path: String, _ body: (AugeasEdit) throws -> T) throws -> T {
-        if let bad = path.first(where: { "[]()*\\'\"".contains($0) || $0.isWhitespace }) {
-            throw GuestError(guest: guestDescription, action: "edit with Augeas", path: path,
-                             message: "the path contains \"\(bad)\", which Augeas path expressions cannot hold")
-        }
         let original: String
         switch try stat(path)?.kind {
         case nil:
@@ -24,7 +20,9 @@ extension TreeFilesystem {
 
         let augeas = try self.augeas()
         let input = "/imgcustomize/input", output = "/imgcustomize/output"
-        let node = "/files" + path
+        // aug_text_store takes the file's path literally, the other calls take path expressions, in which the
+        // characters of a name like "ifcfg-eth0:1" must be escaped.
+        let node = "/files" + ApplianceFilesystem.augeasPath(path)
         func fail(_ action: String, _ error: Error) -> GuestError {
             GuestError(guest: guestDescription, action: "\(action) with Augeas lens \(lens)", path: path,
                        message: parseError(augeas, node: node) ?? "\(error)")
@@ -37,7 +35,7 @@ extension TreeFilesystem {
 
         do {
             try augeas.set(input, original)
-            try augeas.textStore(lens: lens, node: input, path: node)
+            try augeas.textStore(lens: lens, node: input, path: "/files" + path)
         } catch {
             throw fail("parse", error)
         }
