@@ -6,9 +6,9 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "imgcustomize", targets: ["imgcustomize"]),
-        .library(name: "Formats", targets: ["Formats"]),
-        .library(name: "Operations", targets: ["Operations"]),
-        .library(name: "Customize", targets: ["Customize", "Profiles"]),
+        // The library other Swift tools use: formats and the QCOW2 engine, operations, the pipeline and the DSL,
+        // and the built-in profiles.
+        .library(name: "IMGCustomize", targets: ["Formats", "Operations", "Customize", "Profiles"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -19,6 +19,10 @@ let package = Package(
                        providers: [.apt(["libguestfs-dev"])]),
         .systemLibrary(name: "CAugeas", pkgConfig: "augeas",
                        providers: [.apt(["libaugeas-dev"])]),
+        // Linux headers the Glibc module leaves out (sys/xattr.h); no library to link.
+        .systemLibrary(name: "CLinux"),
+        .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt",
+                       providers: [.apt(["libcrypt-dev"])]),
         .systemLibrary(name: "CCompress", pkgConfig: "libdeflate",
                        providers: [.apt(["libdeflate-dev", "libzstd-dev", "zlib1g-dev"])]),
         .target(name: "Formats", dependencies: [
@@ -26,7 +30,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Operations", dependencies: [
-            "CGuestFS", "CAugeas",
+            "CGuestFS", "CAugeas", "CLinux", "CCrypt",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Customize", dependencies: [
@@ -42,7 +46,7 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "OperationsTests", dependencies: ["Operations"]),
         .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations"]),
-        .testTarget(name: "CLITests", dependencies: ["imgcustomize"]),
+        .testTarget(name: "CLITests", dependencies: ["imgcustomize", "Operations", "Formats"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -34,10 +34,15 @@ public struct OperationOutcome: Sendable, Equatable {
 public struct OperationContext: Sendable {
     public var guest: GuestFacts
     public var logger: Logger
+    /// Paths the earlier steps of this run wrote, created or re-owned (set by `OperationRunner`), so that SELinux
+    /// relabelling can label exactly those.
+    public var touchedPaths: [String]
 
-    public init(guest: GuestFacts = GuestFacts(), logger: Logger = Logger(label: "imgcustomize")) {
+    public init(guest: GuestFacts = GuestFacts(), logger: Logger = Logger(label: "imgcustomize"),
+                touchedPaths: [String] = []) {
         self.guest = guest
         self.logger = logger
+        self.touchedPaths = touchedPaths
     }
 }
 

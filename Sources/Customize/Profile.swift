@@ -1,0 +1,115 @@
+import Operations
+
+/// A named recipe of operations, written in Swift:
+///
+/// ```swift
+/// Profile("rhel7-cloud", summary: "...", requires: .distro("rhel", major: 7)) { guest in
+///     SetLine(path: "/etc/sysconfig/network", key: "NOZEROCONF", value: "yes")
+///     if guest.majorVersion >= 7 { AppendGrubArgs(["console=tty0"]) }
+///     Group("subscription clean-up") { DisableRepos() }
+///     Profile.sysprep
+/// }
+/// ```
+///
+/// The body runs once the guest is inspected, so it can depend on what the guest is.
+public struct Profile: Sendable {
+    public let name: String
+    public let summary: String
+    public let requirement: GuestRequirement?
+    public let output: OutputPolicy
+    private let body: @Sendable (GuestFacts) -> [ProfileItem]
+
+    public init(_ name: String, summary: String, requires requirement: GuestRequirement? = nil,
+                output: OutputPolicy = .sameFormat,
+                @ProfileBuilder _ body: @escaping @Sendable (GuestFacts) -> [ProfileItem]) {
+        self.name = name
+        self.summary = summary
+        self.requirement = requirement
+        self.output = output
+        self.body = body
+    }
+
+    /// The operations this profile runs on `guest`, in order, includes and groups flattened.
+    public func steps(for guest: GuestFacts) -> [ProfileStep] {
+        flatten(body(guest), guest: guest, path: [name])
+    }
+
+    private func flatten(_ items: [ProfileItem], guest: GuestFacts, path: [String]) -> [ProfileStep] {
+        items.flatMap { item -> [ProfileStep] in
+            switch item {
+            case .operation(let operation): [ProfileStep(operation: operation, path: path)]
+            case .group(let name, let children): flatten(children, guest: guest, path: path + [name])
+            case .include(let profile): profile.flatten(profile.body(guest), guest: guest, path: path + [profile.name])
+            }
+        }
+    }
+}
+
+/// One operation of a resolved profile, with the groups and included profiles it came from.
+public struct ProfileStep: Sendable {
+    public let operation: any Operation
+    /// ["rhel7-cloud", "sysprep"]: the profile, then nested groups and includes.
+    public let path: [String]
+}
+
+public indirect enum ProfileItem: Sendable {
+    case operation(any Operations.Operation)
+    case group(String, [ProfileItem])
+    case include(Profile)
+}
+
+/// Operations under a heading, shown as such by `profiles show` and in reports.
+public struct Group: Sendable {
+    let name: String
+    let items: [ProfileItem]
+
+    public init(_ name: String, @ProfileBuilder _ body: () -> [ProfileItem]) {
+        self.name = name
+        self.items = body()
+    }
+}
+
+@resultBuilder
+public enum ProfileBuilder {
+    public static func buildExpression(_ operation: any Operations.Operation) -> [ProfileItem] { [.operation(operation)] }
+    public static func buildExpression(_ group: Group) -> [ProfileItem] { [.group(group.name, group.items)] }
+    public static func buildExpression(_ profile: Profile) -> [ProfileItem] { [.include(profile)] }
+    public static func buildBlock(_ parts: [ProfileItem]...) -> [ProfileItem] { parts.flatMap { $0 } }
+    public static func buildOptional(_ part: [ProfileItem]?) -> [ProfileItem] { part ?? [] }
+    public static func buildEither(first part: [ProfileItem]) -> [ProfileItem] { part }
+    public static func buildEither(second part: [ProfileItem]) -> [ProfileItem] { part }
+    public static func buildArray(_ parts: [[ProfileItem]]) -> [ProfileItem] { parts.flatMap { $0 } }
+}
+
+/// What a profile needs the guest to be; checked after inspection, before any change (`--force` overrides).
+public struct GuestRequirement: Sendable, CustomStringConvertible {
+    public let distro: String
+    public let majorVersion: Int?
+
+    public static func distro(_ distro: String, major: Int? = nil) -> GuestRequirement {
+        GuestRequirement(distro: distro, majorVersion: major)
+    }
+
+    /// Nil when `guest` qualifies, otherwise why it does not.
+    public func mismatch(_ guest: GuestFacts) -> String? {
+        let found = "\(guest.distro ?? "unknown distro") \(guest.majorVersion).\(guest.minorVersion)"
+        if guest.distro != distro { return "needs a \(self) guest, found \(found)" }
+        if let majorVersion, guest.majorVersion != majorVersion { return "needs a \(self) guest, found \(found)" }
+        return nil
+    }
+
+    /// A representative guest for showing the profile's steps without an image.
+    public var exampleGuest: GuestFacts {
+        GuestFacts(type: "linux", distro: distro, majorVersion: majorVersion ?? 0, minorVersion: 0)
+    }
+
+    public var description: String { majorVersion.map { "\(distro) \($0)" } ?? distro }
+}
+
+/// What the rewrite at the end of a run produces.
+public enum OutputPolicy: Sendable, Equatable {
+    /// The input's format: qcow2 stays qcow2 (uncompressed), raw stays sparse raw.
+    case sameFormat
+    /// Compressed qcow2, as a cloud image is uploaded.
+    case compressedQCOW2
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Operations
+
+/// The machine-readable account of a run: what `--json` prints, and what library callers get back.
+public struct RunReport: Encodable, Sendable {
+    public var profile: String?
+    public var image: String
+    public var output: String?
+    public var dryRun: Bool
+    public var guest: GuestFacts?
+    public var steps: [StepReport]
+    /// Seconds per stage: check, open, inspect, apply, relabel, trim, rewrite, commit.
+    public var timings: [String: Double]
+    public var size: Size
+
+    public struct Size: Encodable, Sendable {
+        /// Allocated bytes of the image before the run and of the result after it.
+        public var before: Int64
+        public var after: Int64?
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case profile, image, output, dryRun = "dry-run", guest = "os", steps, timings, size
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(profile, forKey: .profile)
+        try container.encode(image, forKey: .image)
+        try container.encode(output, forKey: .output)
+        try container.encode(dryRun, forKey: .dryRun)
+        try container.encodeIfPresent(guest, forKey: .guest)
+        try container.encode(steps, forKey: .steps)
+        try container.encode(timings.mapValues { ($0 * 1000).rounded() / 1000 }, forKey: .timings)
+        try container.encode(size, forKey: .size)
+    }
+
+    public func json() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        // Encoding plain strings, numbers and booleans cannot fail.
+        let data = (try? encoder.encode(self)) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Wall-clock time of the stages of a run, in order.
+struct StageClock {
+    private(set) var timings: [String: Double] = [:]
+
+    mutating func measure<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { timings[stage, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        return try body()
+    }
+}
+
+/// Bytes a file occupies on disk (what `qemu-img info` calls actual-size).
+func allocatedBytes(_ path: String) -> Int64 {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return 0 }
+    return Int64(info.st_blocks) * 512
+}
+
+extension RunReport {
+    /// The report for a person: a line per step, the diffs when asked, and a closing summary.
+    public func text(diffs: Bool) -> String {
+        var lines: [String] = []
+        if let guest {
+            lines.append("guest: \(guest.productName ?? guest.distro ?? "unknown") (\(guest.osinfo ?? "?"), \(guest.arch ?? "?"))")
+        }
+        for step in steps {
+            let mark = step.changed ? (dryRun ? "would change" : "changed") : "ok"
+            let target = step.target.isEmpty ? "" : " \(step.target)"
+            lines.append("[\(mark)] \(step.operation)\(target): \(step.summary)")
+            if diffs {
+                for diff in step.diffs ?? [] { lines.append(diff.unified) }
+            }
+        }
+        let changed = steps.filter(\.changed).count
+        var summary = "\(changed) of \(steps.count) steps \(dryRun ? "would change the guest" : "changed the guest")"
+        if let after = size.after, let output {
+            summary += "; \(output): \(formatBytes(size.before)) -> \(formatBytes(after))"
+        }
+        if dryRun { summary += "; dry run: \(image) is unchanged" }
+        let total = timings.values.reduce(0, +)
+        summary += String(format: "; %.1f s", total)
+        lines.append(summary)
+        return lines.joined(separator: "\n")
+    }
+}

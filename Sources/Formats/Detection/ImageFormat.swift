@@ -1,0 +1,22 @@
+/// Disk image formats, under qemu's names where qemu has one (`vpc` is VHD). iso, aki and ari are raw underneath:
+/// qemu and libguestfs open them with `-f raw`, see `qemuFormat`.
+public enum ImageFormat: String, Codable, Sendable, CaseIterable {
+    case raw, qcow2, qed, vmdk, vdi, vpc, vhdx, iso, luks
+    /// Amazon kernel image (a Linux bzImage), ramdisk (a cpio archive, maybe compressed), machine image (a raw disk).
+    case aki, ari, ami
+
+    /// The name to pass as `-f` to qemu and as `format` to libguestfs.
+    public var qemuFormat: String {
+        switch self {
+        case .iso, .aki, .ari, .ami: "raw"
+        default: rawValue
+        }
+    }
+
+    /// A format by the name users and Glance give it: qemu's names, plus "vhd" for vpc.
+    public init?(name: String) {
+        let lower = name.lowercased()
+        guard let format = lower == "vhd" ? .vpc : ImageFormat(rawValue: lower) else { return nil }
+        self = format
+    }
+}

@@ -1,0 +1,169 @@
+import Glibc
+
+/// What a guest byte range holds, as far as the image's metadata tells without reading the data.
+public enum ExtentKind: Sendable, Equatable {
+    /// Stored bytes (possibly compressed, possibly all zero once read).
+    case data
+    /// Known to read as zeros: a zero-flagged qcow2 cluster or a hole in a raw file.
+    case zero
+    /// Mapped by nothing in the chain; reads as zeros.
+    case unallocated
+}
+
+public struct Extent: Sendable, Equatable {
+    public var offset: UInt64
+    public var length: UInt64
+    public var kind: ExtentKind
+
+    public init(offset: UInt64, length: UInt64, kind: ExtentKind) {
+        self.offset = offset
+        self.length = length
+        self.kind = kind
+    }
+
+    public var end: UInt64 { offset + length }
+}
+
+/// A disk image seen as the guest sees it. Reads may run concurrently from any number of threads.
+public protocol ImageSource: AnyObject, Sendable {
+    var path: String { get }
+    var virtualSize: UInt64 { get }
+    /// The extents covering `range` (which must lie within the virtual size) in order, adjacent ones of the same
+    /// kind merged. Costs metadata reads only.
+    func extents(in range: Range<UInt64>) throws -> [Extent]
+    /// Fills `buffer` with the guest bytes starting at `offset`; the range must lie within the virtual size.
+    func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
+}
+
+/// What the writer produces.
+public enum OutputFormat: String, Sendable, CaseIterable {
+    case qcow2, raw
+}
+
+/// Opens `path` as `format`, or, without one, as qcow2 when it carries the qcow2 magic and raw otherwise (other
+/// image formats are refused rather than read as raw). A qcow2 naming a backing file is refused unless
+/// `allowBacking` is set: following a name found in an untrusted image makes us read arbitrary host files.
+public func openImage(path: String, format: ImageFormat? = nil, allowBacking: Bool = false) throws -> any ImageSource {
+    try openImage(path: path, format: format, allowBacking: allowBacking, depth: 0)
+}
+
+/// Longer chains than this are treated as a loop.
+let maximumBackingDepth = 16
+
+func openImage(path: String, format: ImageFormat?, allowBacking: Bool, depth: Int) throws -> any ImageSource {
+    let file = try ImageFile(path: path)
+    let resolved: ImageFormat
+    if let format {
+        resolved = format
+    } else {
+        resolved = try probeFormat(file)
+    }
+    switch resolved {
+    case .qcow2: return try QCOW2Reader(file: file, allowBacking: allowBacking, depth: depth)
+    case .raw, .ami, .aki, .ari: return RawReader(file: file)
+    default:
+        throw FormatError(file: path, "is \(resolved.rawValue); only qcow2 and raw can be read (convert it with qemu-img first)")
+    }
+}
+
+private func probeFormat(_ file: ImageFile) throws -> ImageFormat {
+    var head = [UInt8](repeating: 0, count: 8)
+    let got = try head.withUnsafeMutableBytes { try file.read(at: 0, into: $0) }
+    let cursor = ByteCursor(Array(head.prefix(got)), file: file.path)
+    if cursor.matches(QCOW2Header.magic, at: 0) { return .qcow2 }
+    let others: [(String, [UInt8])] = [
+        ("qed", Array("QED\0".utf8)), ("vmdk", Array("KDMV".utf8)), ("vhdx", Array("vhdxfile".utf8)),
+        ("luks", [0x4C, 0x55, 0x4B, 0x53, 0xBA, 0xBE]),
+    ]
+    for (name, magic) in others where cursor.matches(magic, at: 0) {
+        throw FormatError(file: file.path, offset: 0, "is a \(name) image; only qcow2 and raw can be read (convert it with qemu-img first)")
+    }
+    return .raw
+}
+
+/// An open image file read with pread, so any number of threads can read it at once. Closed on deinit.
+final class ImageFile: Sendable {
+    let path: String
+    let descriptor: Int32
+    let size: UInt64
+
+    init(path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FormatError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw FormatError(file: path, "cannot stat: \(message)")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG || (info.st_mode & S_IFMT) == S_IFBLK else {
+            close(fd)
+            throw FormatError(file: path, "is neither a regular file nor a block device")
+        }
+        var size = UInt64(max(info.st_size, 0))
+        if (info.st_mode & S_IFMT) == S_IFBLK {
+            let end = lseek(fd, 0, SEEK_END)
+            size = UInt64(max(end, 0))
+        }
+        self.path = path
+        self.descriptor = fd
+        self.size = size
+    }
+
+    deinit { close(descriptor) }
+
+    /// Reads up to `buffer.count` bytes at `offset`; fewer only at the end of the file. Returns the count read.
+    func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard let base = buffer.baseAddress else { return 0 }
+        var done = 0
+        while done < buffer.count {
+            let n = pread(descriptor, base + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FormatError(file: path, offset: Int64(offset) + Int64(done), "read failed: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// Reads exactly `buffer.count` bytes at `offset`, or fails naming what was being read.
+    func readExactly(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer, what: String) throws {
+        let got = try read(at: offset, into: buffer)
+        guard got == buffer.count else {
+            throw FormatError(file: path, offset: Int64(offset), "\(what) of \(buffer.count) bytes runs past the end of the file (\(size) bytes)")
+        }
+    }
+
+    func bytes(at offset: UInt64, count: Int, what: String) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        try bytes.withUnsafeMutableBytes { try readExactly(at: offset, into: $0, what: what) }
+        return bytes
+    }
+}
+
+/// Builds an extent list in order, merging neighbours of the same kind.
+struct ExtentList {
+    private(set) var extents: [Extent] = []
+
+    mutating func append(_ kind: ExtentKind, offset: UInt64, length: UInt64) {
+        guard length > 0 else { return }
+        if let last = extents.last, last.kind == kind, last.end == offset {
+            extents[extents.count - 1].length += length
+        } else {
+            extents.append(Extent(offset: offset, length: length, kind: kind))
+        }
+    }
+
+    mutating func append(contentsOf other: [Extent]) {
+        for extent in other { append(extent.kind, offset: extent.offset, length: extent.length) }
+    }
+}
+
+func checkRange(_ source: some ImageSource, offset: UInt64, count: Int) throws {
+    guard offset <= source.virtualSize, UInt64(count) <= source.virtualSize - offset else {
+        throw FormatError(file: source.path, offset: Int64(clamping: offset),
+                          "read of \(count) bytes runs past the virtual size \(source.virtualSize)")
+    }
+}

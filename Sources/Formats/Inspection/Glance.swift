@@ -1,0 +1,42 @@
+/// The image properties `openstack image create` wants that follow from the file itself. The lead's OS
+/// inspection adds architecture, os_distro, os_version and os_name.
+public struct GlanceProperties: Sendable, Encodable, Equatable {
+    /// Glance's disk_format: qcow2, raw, vhd, vhdx, vmdk, vdi, iso, aki, ari, ami, ...
+    public var diskFormat: String
+    /// Glance's container_format: bare, or aki/ari/ami for the Amazon kinds.
+    public var containerFormat: String
+    /// Smallest disk in GB (GiB, as Nova counts flavors) that holds the virtual size, rounded up.
+    public var minDisk: UInt64
+
+    private enum CodingKeys: String, CodingKey {
+        case diskFormat = "disk_format"
+        case containerFormat = "container_format"
+        case minDisk = "min_disk"
+    }
+
+    /// `amazon` publishes a partitioned raw disk as an AMI (disk and container format ami) instead of raw/bare.
+    public init(_ inspection: ImageInspection, amazon: Bool = false) {
+        switch inspection.format {
+        case .aki, .ari, .ami:
+            diskFormat = inspection.format.rawValue
+            containerFormat = inspection.format.rawValue
+        case .raw:
+            if amazon, case .raw(let info)? = inspection.formatSpecific, info.amazonKind == .ami {
+                diskFormat = "ami"
+                containerFormat = "ami"
+            } else {
+                diskFormat = "raw"
+                containerFormat = "bare"
+            }
+        case .vpc:
+            diskFormat = "vhd"
+            containerFormat = "bare"
+        default:
+            diskFormat = inspection.format.rawValue
+            containerFormat = "bare"
+        }
+        let gib: UInt64 = 1 << 30
+        let size = inspection.virtualSize ?? inspection.fileSize
+        minDisk = size / gib + (size % gib == 0 ? 0 : 1)
+    }
+}

@@ -1,0 +1,334 @@
+import CGuestFS
+import Foundation
+import Logging
+
+/// A disk image handed to the appliance. The format is always explicit: qemu never probes an untrusted file (a raw
+/// image whose first bytes look like a qcow2 header would otherwise be opened as one, backing file and all).
+public struct ApplianceDrive: Sendable, Equatable {
+    public enum Format: String, Sendable, CaseIterable {
+        case raw, qcow2, vmdk, vdi, vhdx, vpc
+    }
+
+    /// Whether the guest's discards (fstrim, blkdiscard) reach the image file and free its space.
+    public enum Discard: String, Sendable {
+        /// Pass discards through where the format and the host filesystem allow, silently ignore them otherwise.
+        case besteffort
+        /// Pass discards through, or fail the launch.
+        case enable
+    }
+
+    public var path: String
+    public var format: Format
+    public var readonly: Bool
+    public var discard: Discard?
+    /// For overlays that are thrown away or rewritten after the session: qemu skips flushing to the host disk
+    /// (cachemode "unsafe"). The data still reaches the file when the appliance shuts down cleanly.
+    public var scratch: Bool
+
+    public init(path: String, format: Format, readonly: Bool = false, discard: Discard? = nil, scratch: Bool = false) {
+        self.path = path
+        self.format = format
+        self.readonly = readonly
+        self.discard = discard
+        self.scratch = scratch
+    }
+}
+
+public struct ApplianceOptions: Sendable {
+    public var acceleration: Acceleration
+    /// Where the KVM verdict is remembered; nil for ${XDG_CACHE_HOME:-~/.cache}/imgcustomize/acceleration.json.
+    public var accelerationCache: URL?
+    public var logger: Logger
+    public var progress: (@Sendable (ApplianceProgress) -> Void)?
+
+    public init(acceleration: Acceleration = .auto, accelerationCache: URL? = nil,
+                logger: Logger = Logger(label: "imgcustomize.appliance"),
+                progress: (@Sendable (ApplianceProgress) -> Void)? = nil) {
+        self.acceleration = acceleration
+        self.accelerationCache = accelerationCache
+        self.logger = logger
+        self.progress = progress
+    }
+}
+
+/// One launch of the libguestfs appliance over one or more images: inspect the guest, mount its filesystems inside
+/// the appliance (never on the host), hand out an `ApplianceFilesystem`, then shut down so that writes are flushed.
+public final class ApplianceSession {
+    public let drives: [ApplianceDrive]
+    public let launchReport: LaunchReport
+    /// Every drive read-only: filesystems are mounted read-only too.
+    public let readonly: Bool
+    let guestfs: Guestfs
+    private let logger: Logger
+    private var mountedFilesystem: ApplianceFilesystem?
+
+    /// Adds the drives and launches the appliance, coping with an unusable KVM (see `Acceleration`).
+    public init(drives: [ApplianceDrive], options: ApplianceOptions = ApplianceOptions()) throws {
+        guard let first = drives.first else {
+            throw GuestError(guest: "imgcustomize", action: "launch the appliance", message: "no image given")
+        }
+        self.drives = drives
+        self.readonly = drives.allSatisfy(\.readonly)
+        self.logger = options.logger
+        (guestfs, launchReport) = try Launcher(drives: drives, guest: first.path, options: options).launch()
+    }
+
+    /// Opens one image, inspects it and returns the guest's facts, then shuts the appliance down: `inspect --os`.
+    public static func inspect(image path: String, format: ApplianceDrive.Format,
+                               options: ApplianceOptions = ApplianceOptions()) throws -> GuestFacts {
+        let session = try ApplianceSession(drives: [ApplianceDrive(path: path, format: format, readonly: true)],
+                                           options: options)
+        let facts: GuestFacts
+        do {
+            facts = try session.inspect()
+        } catch {
+            session.guestfs.close()
+            throw error
+        }
+        try session.close()
+        return facts
+    }
+
+    /// The guest's operating system, as libguestfs inspection sees it. Refuses images with no operating system or
+    /// with several, naming what it found.
+    public func inspect() throws -> GuestFacts {
+        let roots = try guestfs.strings("inspect for operating systems") { guestfs_inspect_os($0) }
+        guard roots.count == 1, let root = roots.first else {
+            if roots.isEmpty {
+                let pairs = Guestfs.pairs(try guestfs.strings("list filesystems") { guestfs_list_filesystems($0) })
+                    .map { "\($0.0) (\($0.1))" }
+                throw GuestError(guest: guestfs.guest, action: "inspect", message:
+                                    "no operating system found; filesystems: "
+                                    + (pairs.isEmpty ? "none" : pairs.joined(separator: ", ")),
+                                 hint: "is this the disk holding the guest's root filesystem?")
+            }
+            let named = roots.map { root in
+                let product = (try? guestfs.string("read the product name", root) {
+                    guestfs_inspect_get_product_name($0, root)
+                }) ?? "unknown"
+                return "\(root) (\(product))"
+            }
+            throw GuestError(guest: guestfs.guest, action: "inspect",
+                             message: "several operating systems found: " + named.joined(separator: ", "),
+                             hint: "customize one guest per image")
+        }
+        return try facts(root: root)
+    }
+
+    private func facts(root: String) throws -> GuestFacts {
+        func text(_ what: String, _ get: (OpaquePointer, String) -> UnsafeMutablePointer<CChar>?) throws -> String? {
+            let value = try guestfs.string("read the \(what) of", root) { get($0, root) }
+            return value == "unknown" || value.isEmpty ? nil : value
+        }
+        let pairs = Guestfs.pairs(try guestfs.strings("read the mountpoints of", root) {
+            guestfs_inspect_get_mountpoints($0, root)
+        })
+        let mountpoints = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
+        return GuestFacts(
+            type: try text("type") { guestfs_inspect_get_type($0, $1) },
+            distro: try text("distribution") { guestfs_inspect_get_distro($0, $1) },
+            majorVersion: Int(try guestfs.number("read the major version of", root) {
+                guestfs_inspect_get_major_version($0, root)
+            }),
+            minorVersion: Int(try guestfs.number("read the minor version of", root) {
+                guestfs_inspect_get_minor_version($0, root)
+            }),
+            osinfo: try text("osinfo id") { guestfs_inspect_get_osinfo($0, $1) },
+            arch: try text("architecture") { guestfs_inspect_get_arch($0, $1) },
+            hostname: try text("hostname") { guestfs_inspect_get_hostname($0, $1) },
+            productName: try text("product name") { guestfs_inspect_get_product_name($0, $1) },
+            packageFormat: try text("package format") { guestfs_inspect_get_package_format($0, $1) },
+            packageManagement: try text("package manager") { guestfs_inspect_get_package_management($0, $1) },
+            mountpoints: mountpoints,
+            root: root)
+    }
+
+    /// Inspects the guest and mounts every filesystem of its root, parents before children (/ before /boot),
+    /// read-only when every drive is. Once per session.
+    public func mountOperatingSystem() throws -> ApplianceFilesystem {
+        if let mountedFilesystem { return mountedFilesystem }
+        let facts = try inspect()
+        let ordered = facts.mountpoints.sorted { ($0.key.count, $0.key) < ($1.key.count, $1.key) }
+        for (mountpoint, device) in ordered {
+            try guestfs.run("mount \(device) (\(readonly ? "read-only" : "read-write")) on", mountpoint) {
+                readonly ? guestfs_mount_ro($0, device, mountpoint) : guestfs_mount($0, device, mountpoint)
+            }
+        }
+        logger.debug("mounted \(ordered.map { "\($0.value) on \($0.key)" }.joined(separator: ", "))")
+        let filesystem = ApplianceFilesystem(guestfs: guestfs, facts: facts, readonly: readonly)
+        mountedFilesystem = filesystem
+        return filesystem
+    }
+
+    /// Unmounts and shuts the appliance down, so that every write reaches the images; reports what failed.
+    /// Closing twice is harmless.
+    public func close() throws {
+        guard !guestfs.isClosed else { return }
+        defer { guestfs.close() }
+        if mountedFilesystem != nil {
+            try guestfs.run("unmount the guest filesystems") { guestfs_umount_all($0) }
+        }
+        try guestfs.run("shut the appliance down (flushing writes to the image)") { guestfs_shutdown($0) }
+    }
+}
+
+/// Brings an appliance up with the acceleration decided by `Acceleration`, its environment variable and the cache.
+struct Launcher {
+    let drives: [ApplianceDrive]
+    let guest: String
+    let options: ApplianceOptions
+    let clock = ContinuousClock()
+
+    private enum Mode { case forceKVM, forceTCG, automatic }
+
+    func launch() throws -> (Guestfs, LaunchReport) {
+        let started = clock.now
+        func report(_ acceleration: Acceleration, _ decision: LaunchReport.Decision,
+                    kvmFailure: String? = nil) -> LaunchReport {
+            let elapsed = clock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            options.logger.debug("appliance up in \(String(format: "%.1f", seconds)) s (\(acceleration.rawValue))")
+            return LaunchReport(acceleration: acceleration, decision: decision, kvmFailure: kvmFailure, seconds: seconds)
+        }
+        let logger = options.logger
+
+        switch try Acceleration.resolve(options.acceleration) {
+        case .kvm:
+            return (try attempt(.forceKVM).launched(), report(.kvm, .requested))
+        case .tcg:
+            return (try attempt(.forceTCG).launched(), report(.tcg, .requested))
+        case .auto:
+            break
+        }
+        // Without access to /dev/kvm, qemu would quietly fall back to TCG and the verdict would be wrong.
+        guard access("/dev/kvm", R_OK | W_OK) == 0 else {
+            logger.debug("no usable /dev/kvm: using software emulation (TCG)")
+            return (try attempt(.forceTCG).launched(), report(.tcg, .noKVM))
+        }
+        let cache = AccelerationCache(file: options.accelerationCache ?? AccelerationCache.defaultFile())
+        let handle = try makeHandle()
+        let hypervisor = try? handle.string("find the hypervisor") { guestfs_get_hv($0) }
+        let key = hypervisor.flatMap(AccelerationCache.key(hypervisor:))
+        let cached = key.flatMap { cache.entry(for: $0, logger: logger) }
+        if let cached, cached.verdict == .tcg {
+            logger.debug("using software emulation (TCG): KVM failed here before (\(cached.reason ?? cache.file.path))")
+            return (try attempt(.forceTCG, on: handle).launched(), report(.tcg, .cached))
+        }
+
+        let kvmFailure: LaunchFailure
+        switch attempt(.automatic, on: handle) {
+        case .success(let guestfs):
+            if let key, cached == nil { cache.record(.init(key: key, verdict: .kvm, reason: nil), logger: logger) }
+            return (guestfs, report(.kvm, cached == nil ? .probed : .cached))
+        case .failure(let failure):
+            kvmFailure = failure
+        }
+        let reason = kvmFailure.qemuMessage ?? kvmFailure.error.message
+        switch attempt(.forceTCG) {
+        case .success(let guestfs):
+            logger.warning("KVM is unusable here (qemu: \(reason)); using software emulation (TCG), slower")
+            if let key { cache.record(.init(key: key, verdict: .tcg, reason: "qemu: \(reason)"), logger: logger) }
+            return (guestfs, report(.tcg, .probed, kvmFailure: reason))
+        case .failure(let tcgFailure):
+            var error = tcgFailure.error
+            error.hint = "it failed with KVM too: \(reason)"
+            throw error
+        }
+    }
+
+    struct LaunchFailure: Error {
+        var error: GuestError
+        /// qemu's own error line from the console, when it printed one.
+        var qemuMessage: String?
+    }
+
+    private func makeHandle() throws -> Guestfs {
+        let guestfs = try Guestfs(guest: guest, logger: options.logger, progress: options.progress)
+        for drive in drives { try add(drive, to: guestfs) }
+        return guestfs
+    }
+
+    private func add(_ drive: ApplianceDrive, to guestfs: Guestfs) throws {
+        var optargs = guestfs_add_drive_opts_argv()
+        optargs.bitmask = imgc_add_drive_format | imgc_add_drive_readonly
+        optargs.readonly = drive.readonly ? 1 : 0
+        try drive.format.rawValue.withCString { format in
+            optargs.format = format
+            try (drive.scratch ? "unsafe" : "writeback").withCString { cachemode in
+                optargs.bitmask |= imgc_add_drive_cachemode
+                optargs.cachemode = cachemode
+                try (drive.discard?.rawValue ?? "disable").withCString { discard in
+                    optargs.bitmask |= imgc_add_drive_discard
+                    optargs.discard = discard
+                    try guestfs.run("add the drive (\(drive.format.rawValue))", drive.path) {
+                        guestfs_add_drive_opts_argv($0, drive.path, &optargs)
+                    }
+                }
+            }
+        }
+    }
+
+    /// One launch on a fresh handle (or `handle`), closed again when the launch fails.
+    private func attempt(_ mode: Mode, on handle: Guestfs? = nil) -> Result<Guestfs, LaunchFailure> {
+        let guestfs: Guestfs
+        do {
+            guestfs = try handle ?? makeHandle()
+        } catch {
+            return .failure(LaunchFailure(error: error as? GuestError
+                                          ?? GuestError(guest: guest, action: "prepare the appliance",
+                                                        message: "\(error)")))
+        }
+        do {
+            // LIBGUESTFS_BACKEND_SETTINGS may carry either; both at once make libguestfs refuse to launch.
+            for setting in ["force_kvm", "force_tcg"] {
+                try guestfs.run("clear the backend setting \(setting)") { guestfs_clear_backend_setting($0, setting) }
+            }
+            switch mode {
+            case .forceKVM: try guestfs.run("require KVM") { guestfs_set_backend_setting($0, "force_kvm", "1") }
+            case .forceTCG: try guestfs.run("require TCG") { guestfs_set_backend_setting($0, "force_tcg", "1") }
+            case .automatic: break
+            }
+            guestfs.events.forgetConsole()
+            try guestfs.run("launch the appliance") { guestfs_launch($0) }
+            return .success(guestfs)
+        } catch {
+            let qemuMessage = Self.qemuError(in: guestfs.events.recentConsole)
+            guestfs.close()
+            var guestError = error as? GuestError
+                ?? GuestError(guest: guest, action: "launch the appliance", message: "\(error)")
+            if let qemuMessage {
+                // The earlier messages libguestfs refers to are qemu's: say the one that matters.
+                let message = guestError.message.replacingOccurrences(of: ", see earlier error messages", with: "")
+                guestError.message = "\(message) (qemu: \(qemuMessage))"
+            }
+            if guestError.hint == nil {
+                guestError.hint = "run with LIBGUESTFS_DEBUG=1 to see the appliance's output; "
+                    + "\(Acceleration.environmentVariable)=tcg or =kvm chooses the acceleration"
+            }
+            return .failure(LaunchFailure(error: guestError, qemuMessage: qemuMessage))
+        }
+    }
+
+    /// qemu's error line ("qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69"), without its prefix;
+    /// failing an "error:" line, its first line that is not a warning.
+    static func qemuError(in console: [String]) -> String? {
+        let messages = console.filter { $0.hasPrefix("qemu-system") }.compactMap { line -> Substring? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            let message = line[line.index(after: colon)...].drop(while: { $0 == " " })
+            return message.isEmpty ? nil : message
+        }
+        if let error = messages.first(where: { $0.hasPrefix("error:") }) {
+            return String(error.dropFirst("error:".count).drop(while: { $0 == " " }))
+        }
+        return messages.first(where: { !$0.hasPrefix("warning:") }).map(String.init)
+    }
+}
+
+private extension Result where Failure == Launcher.LaunchFailure {
+    func launched() throws -> Success {
+        switch self {
+        case .success(let guestfs): return guestfs
+        case .failure(let failure): throw failure.error
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import Glibc
+
+/// Reading files of the host itself (an upload's source), as opposed to the guest's.
+enum HostFiles {
+    static func read(_ path: String) throws -> (content: [UInt8], mode: UInt32) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemCallError.last() }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw SystemCallError.last() }
+        guard status.st_mode & S_IFMT == S_IFREG else { throw SystemCallError(code: EINVAL) }
+        return (try readAll(fd), UInt32(status.st_mode & 0o7777))
+    }
+
+    static func readAll(_ fd: Int32) throws -> [UInt8] {
+        var content: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw SystemCallError.last()
+            }
+            if count == 0 { return content }
+            content.append(contentsOf: buffer[0..<count])
+        }
+    }
+}

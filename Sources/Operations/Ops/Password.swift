@@ -1,0 +1,160 @@
+import CCrypt
+
+/// `password USER:SELECTOR` and `root-password SELECTOR`: sets the password field of USER's line in /etc/shadow
+/// (Augeas Shadow lens), other fields and other users untouched.
+public struct Password: CatalogEntry {
+    public static let name = "password"
+    public static let summary = "Set, lock or disable a user's password (locked, disabled, password:, file:, random)"
+    public static let syntax = "USER:SELECTOR"
+    public static let example = "cloud-user:file:/root/cloud-user.password"
+
+    public enum Selector: Sendable, Equatable {
+        /// Keeps the hash behind a "!" so that the password can be unlocked later.
+        case locked
+        /// "*": no password can ever match.
+        case disabled
+        case plain(String)
+        /// A fresh random password, shown in the outcome's summary (the only place it is ever printed).
+        case random
+    }
+
+    public var user: String
+    public var selector: Selector
+
+    public var target: String { user }
+
+    public init(user: String, selector: Selector) {
+        self.user = user
+        self.selector = selector
+    }
+
+    /// Parses `USER:SELECTOR`.
+    public static func parse(_ argument: String?) throws -> Password {
+        let argument = try required(argument)
+        guard let colon = argument.firstIndex(of: ":"), colon != argument.startIndex else {
+            throw invalid("no USER: in \"\(argument)\"")
+        }
+        return Password(user: String(argument[..<colon]),
+                        selector: try selector(String(argument[argument.index(after: colon)...])))
+    }
+
+    /// Parses a selector: `locked`, `disabled`, `random`, `password:PLAIN`, `file:PATH` (first line of a host file).
+    static func selector(_ text: String, invalid: (String) -> ArgumentError = invalid) throws -> Selector {
+        switch text {
+        case "locked": return .locked
+        case "disabled": return .disabled
+        case "random": return .random
+        case _ where text.hasPrefix("password:"): return .plain(String(text.dropFirst("password:".count)))
+        case _ where text.hasPrefix("file:"):
+            let path = String(text.dropFirst("file:".count))
+            let content: [UInt8]
+            do {
+                content = try HostFiles.read(path).content
+            } catch {
+                throw invalid("cannot read the password file \(path) on this host: \(error)")
+            }
+            guard let line = String(decoding: content, as: UTF8.self).split(separator: "\n").first,
+                  !line.isEmpty else {
+                throw invalid("the password file \(path) starts with an empty line")
+            }
+            return .plain(String(line))
+        default:
+            throw invalid("unknown selector \"\(text)\": use locked, disabled, random, password:PLAIN or file:PATH")
+        }
+    }
+
+    public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
+        switch selector {
+        case .locked:
+            return try Shadow.lock(user, in: guest)
+        case .disabled:
+            return try setPassword(guest) { current in
+                current == "*" ? (nil, .unchanged("\(user) already disabled"))
+                    : ("*", .changed("disabled \(user)'s password"))
+            }
+        case .plain(let password):
+            return try setPassword(guest) { current in
+                if current.hasPrefix("$"), try SHA512Crypt.hash(password, setting: current) == current {
+                    return (nil, .unchanged("\(user) already has this password"))
+                }
+                return (try SHA512Crypt.hash(password, setting: SHA512Crypt.randomSetting()),
+                        .changed("set \(user)'s password"))
+            }
+        case .random:
+            let password = SHA512Crypt.randomPassword()
+            return try setPassword(guest) { _ in
+                (try SHA512Crypt.hash(password, setting: SHA512Crypt.randomSetting()),
+                 .changed("set \(user)'s password to random \(password)"))
+            }
+        }
+    }
+
+    /// Hands the user's current password field to `change`, and stores the new value it returns, if any.
+    private func setPassword(_ guest: GuestFilesystem,
+                             _ change: (String) throws -> (String?, OperationOutcome)) throws -> OperationOutcome {
+        try guest.withAugeas(lens: "Shadow.lns", path: Shadow.path) { edit in
+            guard try !edit.match("\(edit.root)/\(user)").isEmpty else {
+                throw GuestError(guest: guest.guestDescription, action: "set the password of \(user) in",
+                                 path: Shadow.path, message: "no such user",
+                                 hint: "name a user the guest has (see its /etc/passwd)")
+            }
+            let field = "\(edit.root)/\(user)/password"
+            let (value, outcome) = try change(try edit.get(field) ?? "")
+            if let value { try edit.set(field, value) }
+            return outcome
+        }
+    }
+}
+
+/// `root-password SELECTOR`: `password root:SELECTOR`.
+public struct RootPassword: CatalogEntry {
+    public static let name = "root-password"
+    public static let summary = "Set, lock or disable root's password (locked, disabled, password:, file:, random)"
+    public static let syntax = "SELECTOR"
+    public static let example = "password:correct-horse-battery"
+
+    public var selector: Password.Selector
+    public var target: String { "root" }
+
+    public init(_ selector: Password.Selector) { self.selector = selector }
+
+    public static func parse(_ argument: String?) throws -> RootPassword {
+        RootPassword(try Password.selector(try required(argument), invalid: invalid))
+    }
+
+    public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
+        try Password(user: "root", selector: selector).apply(to: guest, context: context)
+    }
+}
+
+/// SHA-512 crypt ("$6$") through the host's libcrypt, the scheme every RHEL 6+ and Debian guest accepts.
+enum SHA512Crypt {
+    private static let saltAlphabet = Array("./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    private static let passwordAlphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+
+    /// "$6$" and 16 random salt characters.
+    static func randomSetting() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return "$6$" + String((0..<16).map { _ in saltAlphabet.randomElement(using: &generator) ?? "." })
+    }
+
+    /// 16 characters without look-alikes (l, 1, O, 0), as a user may have to type it.
+    static func randomPassword() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<16).map { _ in passwordAlphabet.randomElement(using: &generator) ?? "x" })
+    }
+
+    /// `crypt(3)` of `password` with `setting` (a "$6$salt" prefix or a whole hash, whose salt is reused).
+    static func hash(_ password: String, setting: String) throws -> String {
+        var data = crypt_data()
+        let result = withUnsafeMutableBytes(of: &data) { buffer in
+            crypt_rn(password, setting, buffer.baseAddress, Int32(buffer.count)).map { String(cString: $0) }
+        }
+        guard let result, !result.hasPrefix("*") else {
+            throw GuestError(guest: "host", action: "hash a password with crypt(3)", path: nil,
+                             message: "libcrypt refused the setting \(setting)",
+                             hint: "the host's libcrypt must support SHA-512 (\"$6$\")")
+        }
+        return result
+    }
+}

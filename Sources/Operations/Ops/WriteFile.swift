@@ -1,0 +1,40 @@
+/// `write PATH:CONTENT`: the file holds exactly CONTENT (a new file gets mode 0644; an existing one keeps its mode
+/// and owner).
+public struct WriteFile: CatalogEntry {
+    public static let name = "write"
+    public static let summary = "Write CONTENT to a file, replacing what it held"
+    public static let syntax = "PATH:CONTENT"
+    public static let example = "/etc/motd:Welcome"
+
+    public let path: String
+    public let content: [UInt8]
+    public var target: String { path }
+
+    public init(_ path: String, content: [UInt8]) {
+        self.path = path
+        self.content = content
+    }
+
+    public init(_ path: String, text: String) {
+        self.init(path, content: Array(text.utf8))
+    }
+
+    public static func parse(_ argument: String?) throws -> WriteFile {
+        let (path, content) = try pathAndRest(argument)
+        return WriteFile(path, text: content)
+    }
+
+    public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
+        try ensureContent(guest, path, content, mode: 0o644)
+    }
+}
+
+/// Writes `content` unless the file already holds it.
+func ensureContent(_ guest: GuestFilesystem, _ path: String, _ content: [UInt8], mode: UInt32) throws
+    -> OperationOutcome {
+    if try guest.isFile(path), try guest.read(path) == content {
+        return .unchanged("\(path) already has this content")
+    }
+    try guest.write(path, content, mode: mode)
+    return .changed("wrote \(content.count) bytes to \(path)")
+}

@@ -1,0 +1,47 @@
+/// `write-lines PATH:LINE\nLINE...`: the file consists of exactly these lines, whatever it held before, e.g. an
+/// ifcfg-eth0 with nothing but TYPE, DEVICE, ONBOOT, BOOTPROTO and NM_CONTROLLED. A CRLF file stays CRLF. On the
+/// command line, lines are separated by newlines or by the two characters `\n`.
+public struct WriteLines: CatalogEntry {
+    public static let name = "write-lines"
+    public static let summary = "Make a file consist of exactly the given lines"
+    public static let syntax = "PATH:LINE\\nLINE..."
+    public static let example = "/etc/sysconfig/network-scripts/ifcfg-eth0:DEVICE=eth0\\nONBOOT=yes"
+
+    public let path: String
+    public let lines: [String]
+    public var target: String { path }
+
+    public init(_ path: String, lines: [String]) {
+        self.path = path
+        self.lines = lines
+    }
+
+    public static func parse(_ argument: String?) throws -> WriteLines {
+        let (path, text) = try pathAndRest(argument)
+        var lines: [String] = [""]
+        var characters = text[...]
+        while let character = characters.popFirst() {
+            if character == "\n" {
+                lines.append("")
+            } else if character == "\\" && characters.first == "n" {
+                characters.removeFirst()
+                lines.append("")
+            } else {
+                lines[lines.count - 1].append(character)
+            }
+        }
+        if lines.last == "" { lines.removeLast() }
+        return WriteLines(path, lines: lines)
+    }
+
+    public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
+        var wanted = TextFile(lines: lines)
+        if try guest.isFile(path) {
+            let current = TextFile(try TextFile.read(guest, path, action: Self.name))
+            wanted.lineEnding = current.lineEnding
+            if current == wanted { return .unchanged("\(path) already has exactly these \(lines.count) lines") }
+        }
+        try guest.writeText(path, wanted.text)
+        return .changed("wrote \(lines.count) lines to \(path)")
+    }
+}

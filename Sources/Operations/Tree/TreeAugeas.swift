@@ -1,0 +1,96 @@
+extension TreeFilesystem {
+    /// Augeas never opens a file of the tree: the text is read through the tree's own contained resolution,
+    /// parsed with `aug_text_store`, edited, printed with `aug_text_retrieve`, and written back through the tree
+    /// only when it differs. A missing file parses as empty text, so an edit can create it (mode 0644).
+    public func withAugeas<T>(lens: String, path: String, _ body: (AugeasEdit) throws -> T) throws -> T {
+        let original: String
+        switch try stat(path)?.kind {
+        case nil:
+            original = ""
+        case .regular:
+            guard let text = String(validating: try read(path), as: UTF8.self) else {
+                throw GuestError(guest: guestDescription, action: "edit with Augeas", path: path,
+                                 message: "the file is not UTF-8 text")
+            }
+            original = text
+        default:
+            throw GuestError(guest: guestDescription, action: "edit with Augeas", path: path,
+                             message: "not a regular file")
+        }
+
+        let augeas = try self.augeas()
+        let input = "/imgcustomize/input", output = "/imgcustomize/output"
+        // aug_text_store takes the file's path literally, the other calls take path expressions, in which the
+        // characters of a name like "ifcfg-eth0:1" must be escaped.
+        let node = "/files" + ApplianceFilesystem.augeasPath(path)
+        func fail(_ action: String, _ error: Error) -> GuestError {
+            GuestError(guest: guestDescription, action: "\(action) with Augeas lens \(lens)", path: path,
+                       message: parseError(augeas, node: node) ?? "\(error)")
+        }
+        func clear() throws {
+            for subtree in ["/files", "/augeas/text", "/imgcustomize"] { _ = try augeas.remove(subtree) }
+        }
+        do { try clear() } catch { throw fail("reset", error) }
+        defer { try? clear() }
+
+        do {
+            try augeas.set(input, original)
+            try augeas.textStore(lens: lens, node: input, path: "/files" + path)
+        } catch {
+            throw fail("parse", error)
+        }
+        if let message = parseError(augeas, node: node) {
+            throw GuestError(guest: guestDescription, action: "parse with Augeas lens \(lens)", path: path,
+                             message: message, hint: "fix the file's syntax, or change it with edit-file")
+        }
+        let result = try body(TreeAugeasEdit(augeas: augeas, root: node, guest: guestDescription, file: path))
+        let updated: String
+        do {
+            try augeas.textRetrieve(lens: lens, nodeIn: input, path: node, nodeOut: output)
+            updated = try augeas.get(output) ?? ""
+        } catch {
+            throw fail("save", error)
+        }
+        if updated != original {
+            try write(path, Array(updated.utf8), mode: 0o644)
+        }
+        return result
+    }
+
+    /// Augeas's description of a failed parse or print of `node`: "line 3, char 5: <message>" (nil when none).
+    private func parseError(_ augeas: Augeas, node: String) -> String? {
+        let error = "/augeas/text\(node)/error"
+        guard let kind = try? augeas.get(error) else { return nil }
+        var text = ""
+        if let line = try? augeas.get(error + "/line"), let char = try? augeas.get(error + "/char") {
+            text += "line \(line), char \(char): "
+        }
+        text += (try? augeas.get(error + "/message")) ?? kind
+        return text
+    }
+}
+
+/// The `AugeasEdit` a tree hands out: host Augeas calls, with failures named after the guest and file.
+struct TreeAugeasEdit: AugeasEdit {
+    let augeas: Augeas
+    let root: String
+    let guest: String
+    let file: String
+
+    private func guarded<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            throw GuestError(guest: guest, action: "edit with Augeas", path: file, message: "\(error)")
+        }
+    }
+
+    func get(_ path: String) throws -> String? { try guarded { try augeas.get(path) } }
+    func set(_ path: String, _ value: String?) throws { try guarded { try augeas.set(path, value) } }
+    func match(_ path: String) throws -> [String] { try guarded { try augeas.match(path) } }
+    func insert(_ path: String, label: String, before: Bool) throws {
+        try guarded { try augeas.insert(path, label: label, before: before) }
+    }
+    @discardableResult func remove(_ path: String) throws -> Int { try guarded { try augeas.remove(path) } }
+    func label(_ path: String) throws -> String? { try guarded { try augeas.label(path) } }
+}

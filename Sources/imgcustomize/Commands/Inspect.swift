@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import Formats
+import Operations
+
+extension IMGCustomize {
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Detect an image's format and check that it is safe to open, reading only its headers.",
+            discussion: """
+                Exits with status 1 when the image fails a safety check (a backing or data file, a VMDK extent \
+                naming a path, a polyglot, a malformed header, ...); the report names each problem.
+                """)
+
+        @Argument(help: "The image file.")
+        var image: String
+
+        @Flag(help: "Print JSON with qemu-img info's keys plus \"safety\" (and \"glance\" with --glance).")
+        var json = false
+
+        @Flag(help: "Print the Glance properties (disk_format, container_format, min_disk).")
+        var glance = false
+
+        @Flag(help: "With --glance, publish a partitioned raw disk as an AMI.")
+        var amazon = false
+
+        @Option(help: "Comma-separated formats to accept, like Glance's disk_formats (e.g. raw,qcow2).")
+        var formats: String?
+
+        @Flag(help: "Also launch the appliance (read-only) and report the guest operating system.")
+        var os = false
+
+        @Option(help: "With --os, the appliance's acceleration: auto, kvm or tcg (or IMGCUSTOMIZE_ACCEL).")
+        var accel: Acceleration?
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            var policy = SafetyPolicy()
+            if let formats {
+                var allowed = Set<ImageFormat>()
+                for name in formats.split(separator: ",") {
+                    guard let format = ImageFormat(name: name.trimmingCharacters(in: .whitespaces)) else {
+                        let known = ImageFormat.allCases.map(\.rawValue).joined(separator: ", ")
+                        throw ValidationError("unknown format '\(name)' in --formats (known: \(known), vhd)")
+                    }
+                    allowed.insert(format)
+                }
+                policy.allowedFormats = allowed
+            }
+            let inspection = try ImageInspector.inspect(path: image, policy: policy)
+            let properties = glance ? GlanceProperties(inspection, amazon: amazon) : nil
+            // An image that fails a safety check is never handed to qemu.
+            let facts = os && inspection.safety.safe
+                ? try Self.guestFacts(inspection, path: image, acceleration: accel ?? .auto, logger: global.makeLogger())
+                : nil
+            if json {
+                print(try Self.json(inspection, glance: properties, os: facts))
+            } else {
+                print(try Self.text(inspection, glance: properties) + (facts.map(Self.osText) ?? ""), terminator: "")
+            }
+            if !inspection.safety.safe { throw ExitCode.failure }
+        }
+
+        static func json(_ inspection: ImageInspection, glance: GlanceProperties?, os: GuestFacts? = nil) throws -> String {
+            let encoder = JSONEncoder()
+            var object = try JSONSerialization.jsonObject(with: encoder.encode(inspection)) as? [String: Any] ?? [:]
+            if let glance {
+                object["glance"] = try JSONSerialization.jsonObject(with: encoder.encode(glance))
+            }
+            if let os {
+                object["os"] = try JSONSerialization.jsonObject(with: encoder.encode(os))
+            }
+            let data = try JSONSerialization.data(withJSONObject: object,
+                                                  options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            return String(decoding: data, as: UTF8.self)
+        }
+
+        /// The layout of `qemu-img info`, then the safety verdict.
+        static func text(_ inspection: ImageInspection, glance: GlanceProperties?) throws -> String {
+            var out = "image: \(inspection.filename)\n"
+            out += "file format: \(inspection.format.rawValue)\n"
+            if let size = inspection.virtualSize {
+                out += "virtual size: \(humanSize(size)) (\(size) bytes)\n"
+            } else {
+                out += "virtual size: unknown\n"
+            }
+            out += "disk size: \(humanSize(inspection.actualSize))\n"
+            let detected = inspection.formatsDetected.isEmpty ? "none (raw)" : inspection.formatsDetected.joined(separator: ", ")
+            out += "formats detected: \(detected)\n"
+            if let specific = inspection.formatSpecific {
+                let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(specific)) as? [String: Any]
+                if let data = object?["data"] as? [String: Any], !data.isEmpty {
+                    out += "Format specific information:\n" + lines(data, indent: 4)
+                }
+            }
+            if let glance {
+                out += "Glance properties:\n    disk_format: \(glance.diskFormat)\n"
+                out += "    container_format: \(glance.containerFormat)\n    min_disk: \(glance.minDisk)\n"
+            }
+            if inspection.safety.safe {
+                out += "safety: safe\n"
+            } else {
+                out += "safety: UNSAFE\n"
+                for violation in inspection.safety.violations {
+                    out += "    \(violation.code.rawValue): \(violation.message)\n        \(violation.remedy)\n"
+                }
+            }
+            return out
+        }
+
+        /// Nested format-specific data as indented `key: value` lines, keys sorted.
+        static func lines(_ value: Any, indent: Int) -> String {
+            let pad = String(repeating: " ", count: indent)
+            let items: [(String, Any)]
+            if let object = value as? [String: Any] {
+                items = object.keys.sorted().compactMap { key in object[key].map { (key, $0) } }
+            } else if let array = value as? [Any] {
+                items = array.enumerated().map { ("[\($0.offset)]", $0.element) }
+            } else {
+                return ""
+            }
+            var out = ""
+            for (key, item) in items {
+                if item is [String: Any] || item is [Any] {
+                    out += "\(pad)\(key):\n" + lines(item, indent: indent + 4)
+                } else if let number = item as? NSNumber, String(cString: number.objCType) == "c" {
+                    out += "\(pad)\(key): \(number.boolValue)\n"
+                } else {
+                    out += "\(pad)\(key): \(item)\n"
+                }
+            }
+            return out
+        }
+
+        static func humanSize(_ bytes: UInt64) -> String {
+            let units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+            guard bytes >= 1024 else { return "\(bytes) B" }
+            var value = Double(bytes) / 1024
+            var unit = 0
+            while value >= 1024, unit < units.count - 1 {
+                value /= 1024
+                unit += 1
+            }
+            return String(format: "%.3g", value) + " " + units[unit]
+        }
+    }
+}

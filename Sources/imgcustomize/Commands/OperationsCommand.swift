@@ -1,0 +1,20 @@
+import ArgumentParser
+import Operations
+
+extension IMGCustomize {
+    struct OperationsCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "operations",
+            abstract: "List every operation with its summary and parameters (the options of `customize`).",
+            discussion: "EXAMPLE:\n  imgcustomize operations")
+        @OptionGroup var global: GlobalOptions
+
+        func run() {
+            for descriptor in OperationCatalog.all {
+                print("--\(descriptor.name)" + (descriptor.isFlag ? "" : " \(descriptor.syntax)"))
+                print("    \(descriptor.summary)")
+                if !descriptor.isFlag { print("    e.g. --\(descriptor.name) '\(descriptor.example)'") }
+            }
+        }
+    }
+}

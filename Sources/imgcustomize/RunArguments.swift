@@ -1,0 +1,66 @@
+import ArgumentParser
+import Customize
+import Foundation
+import Formats
+import Operations
+
+extension Acceleration: ExpressibleByArgument {}
+
+/// Options of every command that runs the pipeline.
+struct RunArguments: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Write the result here and leave the image untouched.")
+    var output: String?
+
+    @Flag(help: "Show the plan and the diffs; the image stays byte-identical.")
+    var dryRun = false
+
+    @Flag(help: "Print one JSON document on stdout (logs stay on stderr).")
+    var json = false
+
+    @Flag(help: "Show a unified diff of every changed text file.")
+    var diff = false
+
+    @Option(help: "Accepted input formats, comma-separated (like Glance's disk_formats), e.g. raw,qcow2.")
+    var formats: String?
+
+    @Option(help: "Hardware acceleration of the appliance: auto, kvm or tcg (or IMGCUSTOMIZE_ACCEL).")
+    var accel: Acceleration?
+
+    func options() throws -> RunOptions {
+        var allowed: Set<ImageFormat>?
+        if let formats {
+            allowed = []
+            for name in formats.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                guard let format = ImageFormat(name: name) else {
+                    throw ValidationError("unknown format '\(name)' in --formats")
+                }
+                allowed?.insert(format)
+            }
+        }
+        return RunOptions(output: output, dryRun: dryRun, allowedFormats: allowed,
+                          acceleration: accel ?? .auto, diffs: diff)
+    }
+}
+
+/// Runs the pipeline with the CLI's logging and progress, then prints the report: JSON alone on stdout with
+/// --json, a line per step otherwise.
+func execute(options: RunOptions, global: GlobalOptions, json: Bool,
+             _ body: (Pipeline, @escaping @Sendable (RunProgress) -> Void) throws -> RunReport) throws {
+    let logger = global.makeLogger()
+    let pipeline = Pipeline(options: options, logger: logger)
+    let bar = ProgressBar("rewriting", enabled: !global.quiet)
+    let report = try body(pipeline) { event in
+        switch event {
+        case .stage(let stage): logger.info("\(stage)")
+        case .step(let index, let count, let step):
+            let target = step.target.isEmpty ? "" : " \(step.target)"
+            logger.info("[\(index + 1)/\(count)] \(step.operation)\(target): \(step.summary)")
+        case .rewrite(let done, let total): bar.update(done: done, total: total)
+        }
+    }
+    if json {
+        print(report.json())
+    } else {
+        print(report.text(diffs: options.diffs || options.dryRun))
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Operations
+import Testing
+
+/// `imgcustomize apply` end to end on the fixture guests, read back through the appliance.
+@Suite(.serialized, .tags(.appliance)) struct ApplyTests {
+    @Test func rhel7CloudDoesEveryStepAndASecondRunChangesNothing() throws {
+        let directory = try TemporaryDirectory()
+        let image = try fixture("rhel7.qcow2")
+        let before = try sha256(image)
+        let output = directory.path("rhel7-cloud.qcow2")
+
+        let run = try imgcustomize(["apply", "rhel7-cloud", image, "--output", output, "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try jsonObject(run.stdout)
+        #expect(report["profile"] as? String == "rhel7-cloud")
+        #expect(report["output"] as? String == output)
+        let size = report["size"] as? [String: Any]
+        #expect((size?["after"] as? Int ?? .max) < (size?["before"] as? Int ?? 0))
+        #expect(steps(report).contains { $0["operation"] as? String == "trim-free-space" && $0["changed"] as? Bool == true })
+        #expect(try sha256(image) == before, "--output leaves the image untouched")
+        #expect(try tool("qemu-img", ["check", "-f", "qcow2", output]).contains("No errors"))
+        #expect(try runProcess("/usr/bin/env", ["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", image, output]).status == 1,
+                "the guest changed")
+
+        try readBack(output) { guest in
+            let checks = CloudGuestChecks(guest: guest)
+            try checks.network()
+            try checks.cloudInit()
+            try checks.subscriptionCleanup()
+            try checks.rootLocked()
+            try checks.sysprep()
+            let grub = try guest.readText("/etc/default/grub").split(separator: "\n")
+            #expect(grub.filter { $0.hasPrefix("GRUB_CMDLINE_LINUX_DEFAULT=") }
+                    == ["GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty0 console=ttyS0,115200n8\""])
+            try checks.consoleOnEveryKernelLine("/boot/grub2/grub.cfg", keyword: "linux16")
+        }
+
+        // Again, on its own result: no file step changes anything, and the guest's files stay the same.
+        let again = directory.path("again.qcow2")
+        let second = try imgcustomize(["apply", "rhel7-cloud", output, "--output", again, "--json"])
+        #expect(second.status == 0, "\(second.stderr)")
+        for step in steps(try jsonObject(second.stdout)) where step["operation"] as? String != "trim-free-space" {
+            #expect(step["changed"] as? Bool == false, "\(step)")
+        }
+        let files = ["/etc/sysconfig/network-scripts/ifcfg-eth0", "/etc/cloud/cloud.cfg", "/etc/sysconfig/network",
+                     "/etc/default/grub", "/boot/grub2/grub.cfg", "/etc/shadow", "/etc/machine-id"]
+        let first = try readBack(output) { guest in try files.map { try guest.read($0) } }
+        let last = try readBack(again) { guest in try files.map { try guest.read($0) } }
+        #expect(first == last)
+    }
+
+    @Test func rhel6CloudDoesEveryStep() throws {
+        let directory = try TemporaryDirectory()
+        let output = directory.path("rhel6-cloud.qcow2")
+        let run = try imgcustomize(["apply", "rhel6-cloud", try fixture("rhel6.qcow2"), "--output", output])
+        #expect(run.status == 0, "\(run.stderr)")
+        try readBack(output) { guest in
+            let checks = CloudGuestChecks(guest: guest)
+            try checks.network()
+            try checks.cloudInit()
+            try checks.subscriptionCleanup()
+            try checks.rootLocked()
+            try checks.sysprep()
+            #expect(try guest.readText("/etc/udev/rules.d/75-persistent-net-generator.rules") == "#\n")
+            try checks.consoleOnEveryKernelLine("/boot/grub/grub.conf", keyword: "kernel")
+        }
+    }
+
+    @Test func aProfileForAnotherReleaseIsRefusedBeforeAnyChange() throws {
+        let directory = try TemporaryDirectory()
+        let image = directory.path("rhel6.qcow2")
+        try FileManager.default.copyItem(atPath: try fixture("rhel6.qcow2"), toPath: image)
+        let before = try sha256(image)
+        let run = try imgcustomize(["apply", "rhel7-cloud", image])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("needs a rhel 7 guest, found rhel 6"), "\(run.stderr)")
+        #expect(run.stderr.contains("--force"))
+        #expect(try sha256(image) == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.url.path) == ["rhel6.qcow2"])
+    }
+
+    @Test func dryRunShowsTheDiffsAndLeavesTheImageByteIdentical() throws {
+        let directory = try TemporaryDirectory()
+        let image = directory.path("rhel7.qcow2")
+        try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
+        let before = try sha256(image)
+        let run = try imgcustomize(["apply", "rhel7-cloud", image, "--dry-run"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("+NOZEROCONF=yes"))
+        #expect(run.stdout.contains("+++ b/etc/sysconfig/network-scripts/ifcfg-eth0"))
+        #expect(run.stdout.contains("[would change] set-line /etc/sysconfig/network"))
+        #expect(try sha256(image) == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.url.path) == ["rhel7.qcow2"])
+    }
+}

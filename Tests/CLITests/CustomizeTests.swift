@@ -1,0 +1,61 @@
+import Foundation
+import Operations
+import Testing
+
+/// `imgcustomize customize` with the design card's seven operations, on an image, read back through the appliance.
+@Suite(.serialized, .tags(.appliance)) struct CustomizeImageTests {
+    static let operations = [
+        "--set-line", "/etc/sysconfig/network:NOZEROCONF=yes",
+        "--append-grub-args", "console=tty0 console=ttyS0,115200n8",
+        "--lock-root", "--disable-repos", "--remove-machine-id",
+        "--edit-file", "/etc/ssh/sshd_config:s/^PermitRootLogin yes/PermitRootLogin no/",
+        "--trim-free-space",
+    ]
+
+    @Test func theDesignCardOperationsOnAnImageAndAgainOnTheResult() throws {
+        let directory = try TemporaryDirectory()
+        let image = directory.path("rhel7.qcow2")
+        try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
+
+        let first = try imgcustomize(["customize", image, "--json"] + Self.operations)
+        #expect(first.status == 0, "\(first.stderr)")
+        let firstSteps = steps(try jsonObject(first.stdout))
+        #expect(firstSteps.map { $0["operation"] as? String ?? "" }.starts(with: [
+            "set-line", "append-grub-args", "lock-root", "disable-repos", "remove-machine-id", "edit-file", "trim-free-space",
+        ]))
+        for step in firstSteps.prefix(7) { #expect(step["changed"] as? Bool == true, "\(step)") }
+        #expect(try tool("qemu-img", ["check", "-f", "qcow2", image]).contains("No errors"))
+
+        try readBack(image) { guest in
+            let checks = CloudGuestChecks(guest: guest)
+            #expect(try guest.readText("/etc/sysconfig/network").contains("NOZEROCONF=yes\n"))
+            try checks.consoleOnEveryKernelLine("/boot/grub2/grub.cfg", keyword: "linux16")
+            try checks.rootLocked()
+            #expect(try guest.stat("/etc/machine-id")?.size == 0)
+            let sshd = try guest.readText("/etc/ssh/sshd_config").split(separator: "\n")
+            #expect(sshd.contains("PermitRootLogin no") && !sshd.contains("PermitRootLogin yes"))
+            for repo in try guest.glob("/etc/yum.repos.d/*.repo") {
+                #expect(try !guest.readText(repo).contains("enabled=1"), "\(repo)")
+            }
+        }
+
+        // On its own output every operation but trimming reports no change.
+        let second = try imgcustomize(["customize", image, "--json"] + Self.operations)
+        #expect(second.status == 0, "\(second.stderr)")
+        for step in steps(try jsonObject(second.stdout)) where step["operation"] as? String != "trim-free-space" {
+            #expect(step["changed"] as? Bool == false, "\(step)")
+        }
+    }
+
+    @Test func dryRunLeavesTheImageByteIdentical() throws {
+        let directory = try TemporaryDirectory()
+        let image = directory.path("single.raw")
+        try FileManager.default.copyItem(atPath: try fixture("rhel7-single.raw"), toPath: image)
+        let before = try sha256(image)
+        let run = try imgcustomize(["customize", image, "--dry-run"] + Self.operations)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("-PermitRootLogin yes"))
+        #expect(run.stdout.contains("+PermitRootLogin no"))
+        #expect(try sha256(image) == before)
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+@testable import Operations
+
+@Suite struct CatalogTests {
+    @Test func namesAreUniqueKebabCaseAndDocumented() {
+        let names = OperationCatalog.all.map(\.name)
+        #expect(Set(names).count == names.count)
+        for descriptor in OperationCatalog.all {
+            #expect(descriptor.name.allSatisfy { $0.isLowercase || $0 == "-" }, "\(descriptor.name)")
+            #expect(!descriptor.summary.isEmpty)
+            #expect(descriptor.syntax.isEmpty == descriptor.example.isEmpty || descriptor.name == "disable-repos")
+        }
+        #expect(names.starts(with: ["edit-file", "set-line", "append-grub-args", "lock-root"]))
+    }
+
+    /// Every example in `imgcustomize operations` must parse, so the help never shows a command that fails.
+    @Test(arguments: OperationCatalog.all.map(\.name))
+    func examplesParse(name: String) throws {
+        let descriptor = try #require(OperationCatalog.named(name))
+        let operation = try descriptor.parse(descriptor.isFlag ? nil : descriptor.example)
+        #expect(operation.name == name)
+    }
+
+    @Test func flagsRefuseArgumentsAndOptionsRequireThem() {
+        let lockRoot = #expect(throws: ArgumentError.self) { try OperationCatalog.named("lock-root")?.parse("yes") }
+        #expect(lockRoot?.description == "--lock-root: takes no argument, got \"yes\"")
+        let write = #expect(throws: ArgumentError.self) { try OperationCatalog.named("write")?.parse(nil) }
+        #expect(write?.description == "--write: an argument is required; expected --write PATH:CONTENT (e.g. --write '/etc/motd:Welcome')")
+    }
+}
+
+@Suite struct RunnerTests {
+    @Test func reportsEncodeAsTheCLIPrintsThem() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let plain = StepReport(operation: "lock-root", target: "root", changed: true, summary: "locked root's password")
+        #expect(String(decoding: try encoder.encode(plain), as: UTF8.self)
+            == #"{"changed":true,"operation":"lock-root","summary":"locked root's password","target":"root"}"#)
+        var withDiff = plain
+        withDiff.diffs = [FileDiff(path: "/etc/shadow", unified: "binary file changed\n")]
+        #expect(String(decoding: try encoder.encode(withDiff), as: UTF8.self)
+            == #"{"changed":true,"diff":[{"path":"\/etc\/shadow","unified":"binary file changed\n"}],"operation":"lock-root","summary":"locked root's password","target":"root"}"#)
+        #expect(try JSONDecoder().decode(StepReport.self, from: try encoder.encode(withDiff)) == withDiff)
+    }
+
+    @Test func touchedPathsAccumulateAcrossStepsAndReachTheContext() throws {
+        let tree = try TemporaryTree()
+        try tree.file("/etc/shadow", "root:x:1:0:99999:7:::\n")
+        try tree.file("/etc/machine-id", "abc\n")
+        let runner = OperationRunner(guest: tree.guest)
+        let lock = try runner.run(LockRoot())
+        #expect(lock.diffs == nil)
+        _ = try runner.run(RemoveMachineID())
+        _ = try runner.run(LockRoot())
+        _ = try runner.run(MakeDirectory("/root/.ssh"))
+        #expect(runner.touchedPaths == ["/etc/shadow", "/etc/machine-id", "/root/.ssh"])
+    }
+
+    @Test func failuresNameTheOperation() throws {
+        let tree = try TemporaryTree()
+        let error = #expect(throws: OperationFailure.self) { try OperationRunner(guest: tree.guest).run(LockRoot()) }
+        #expect(error?.description == "lock-root root failed: \(tree.path): lock password /etc/shadow: no /etc/shadow (is this a Linux guest with shadow passwords?)")
+    }
+
+    @Test func changesThroughASymlinkAreRecordedOnTheFile() throws {
+        let tree = try TemporaryTree()
+        try tree.file("/etc/selinux/config", "SELINUX=enforcing\n")
+        try tree.symlink("/etc/sysconfig/selinux", to: "../selinux/config")
+        let runner = OperationRunner(guest: tree.guest, recordDiffs: true)
+        let report = try runner.run(SetLine("/etc/sysconfig/selinux", key: "SELINUX", value: "permissive"))
+        #expect(report.diffs?.map(\.path) == ["/etc/selinux/config"])
+        #expect(runner.touchedPaths == ["/etc/selinux/config"])
+        #expect(tree.text("/etc/selinux/config") == "SELINUX=permissive\n")
+        #expect(try tree.guest.readlink("/etc/sysconfig/selinux") == "../selinux/config")
+    }
+
+    @Test func largeFilesAreReportedBySize() throws {
+        let tree = try TemporaryTree()
+        let size = Int(RecordingFilesystem.contentLimit) + 1
+        try tree.guest.write("/big", [UInt8](repeating: 1, count: size), mode: 0o644)
+        let runner = OperationRunner(guest: tree.guest, recordDiffs: true)
+        let report = try runner.run(WriteFile("/big", content: [UInt8](repeating: 2, count: size)))
+        #expect(report.diffs == [FileDiff(path: "/big", unified: "file of \(size) bytes -> file of \(size) bytes (too large to diff)\n")])
+        #expect(runner.touchedPaths == ["/big"])
+    }
+
+    @Test func modeAndOwnerChangesAppearInTheDiff() throws {
+        let tree = try TemporaryTree()
+        try tree.file("/etc/ssh/sshd_config", "x\n", mode: 0o644)
+        let report = try OperationRunner(guest: tree.guest, recordDiffs: true).run(Chmod(0o600, "/etc/ssh/sshd_config"))
+        #expect(report.diffs == [FileDiff(path: "/etc/ssh/sshd_config", unified: "mode 0644 -> 0600\n")])
+    }
+}
