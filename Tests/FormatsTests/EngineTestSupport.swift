@@ -2,19 +2,8 @@ import Foundation
 import Testing
 @testable import Formats
 
-/// A temporary directory with qemu-img at hand, removed when the test ends.
-final class Scratch {
-    let directory: String
-
-    init() throws {
-        directory = NSTemporaryDirectory() + "engine-test-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: directory) }
-
-    func path(_ name: String) -> String { directory + "/" + name }
-
+/// qemu-img at hand in a test's scratch directory.
+extension Scratch {
     /// Runs a tool; returns its exit status and output. Fails the test when it cannot start.
     @discardableResult
     func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
@@ -97,14 +86,6 @@ func readAll(_ source: any ImageSource, chunk: Int = 1 << 20) throws -> [UInt8] 
         }
     }
     return bytes
-}
-
-/// Overwrites bytes of a file in place.
-func patch(_ path: String, at offset: UInt64, _ bytes: [UInt8]) throws {
-    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-    defer { try? handle.close() }
-    try handle.seek(toOffset: offset)
-    try handle.write(contentsOf: Data(bytes))
 }
 
 func bigEndian(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }

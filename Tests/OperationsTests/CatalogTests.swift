@@ -75,6 +75,16 @@ import Testing
         #expect(try tree.guest.readlink("/etc/sysconfig/selinux") == "../selinux/config")
     }
 
+    @Test func largeFilesAreReportedBySize() throws {
+        let tree = try TemporaryTree()
+        let size = Int(RecordingFilesystem.contentLimit) + 1
+        try tree.guest.write("/big", [UInt8](repeating: 1, count: size), mode: 0o644)
+        let runner = OperationRunner(guest: tree.guest, recordDiffs: true)
+        let report = try runner.run(WriteFile("/big", content: [UInt8](repeating: 2, count: size)))
+        #expect(report.diffs == [FileDiff(path: "/big", unified: "file of \(size) bytes -> file of \(size) bytes (too large to diff)\n")])
+        #expect(runner.touchedPaths == ["/big"])
+    }
+
     @Test func modeAndOwnerChangesAppearInTheDiff() throws {
         let tree = try TemporaryTree()
         try tree.file("/etc/ssh/sshd_config", "x\n", mode: 0o644)

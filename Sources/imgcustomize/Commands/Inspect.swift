@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Formats
+import Operations
 
 extension IMGCustomize {
     struct Inspect: ParsableCommand {
@@ -26,6 +27,14 @@ extension IMGCustomize {
         @Option(help: "Comma-separated formats to accept, like Glance's disk_formats (e.g. raw,qcow2).")
         var formats: String?
 
+        @Flag(help: "Also launch the appliance (read-only) and report the guest operating system.")
+        var os = false
+
+        @Option(help: "With --os, the appliance's acceleration: auto, kvm or tcg (or IMGCUSTOMIZE_ACCEL).")
+        var accel: Acceleration?
+
+        @OptionGroup var global: GlobalOptions
+
         func run() throws {
             var policy = SafetyPolicy()
             if let formats {
@@ -41,19 +50,26 @@ extension IMGCustomize {
             }
             let inspection = try ImageInspector.inspect(path: image, policy: policy)
             let properties = glance ? GlanceProperties(inspection, amazon: amazon) : nil
+            // An image that fails a safety check is never handed to qemu.
+            let facts = os && inspection.safety.safe
+                ? try Self.guestFacts(inspection, path: image, acceleration: accel ?? .auto, logger: global.makeLogger())
+                : nil
             if json {
-                print(try Self.json(inspection, glance: properties))
+                print(try Self.json(inspection, glance: properties, os: facts))
             } else {
-                print(try Self.text(inspection, glance: properties), terminator: "")
+                print(try Self.text(inspection, glance: properties) + (facts.map(Self.osText) ?? ""), terminator: "")
             }
             if !inspection.safety.safe { throw ExitCode.failure }
         }
 
-        static func json(_ inspection: ImageInspection, glance: GlanceProperties?) throws -> String {
+        static func json(_ inspection: ImageInspection, glance: GlanceProperties?, os: GuestFacts? = nil) throws -> String {
             let encoder = JSONEncoder()
             var object = try JSONSerialization.jsonObject(with: encoder.encode(inspection)) as? [String: Any] ?? [:]
             if let glance {
                 object["glance"] = try JSONSerialization.jsonObject(with: encoder.encode(glance))
+            }
+            if let os {
+                object["os"] = try JSONSerialization.jsonObject(with: encoder.encode(os))
             }
             let data = try JSONSerialization.data(withJSONObject: object,
                                                   options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
