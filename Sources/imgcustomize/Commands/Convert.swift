@@ -23,7 +23,7 @@ extension IMGCustomize {
         @Option(name: .customShort("O"), help: "Output format: qcow2 or raw.")
         var outputFormat: OutputFormat = .qcow2
 
-        @Option(name: .customShort("f"), help: "Input format: qcow2 or raw (probed when omitted).")
+        @Option(name: .customShort("f"), help: "Input format (detected when omitted; an image detected as another format is refused).")
         var inputFormat: ImageFormat?
 
         @Option(help: "qcow2 cluster compression: zlib (what every qemu reads), zstd or none.")
@@ -48,9 +48,9 @@ extension IMGCustomize {
         var output: String
 
         func run() throws {
-            // Refused before anything reads past the headers: backing and data files, polyglots, malformed headers.
-            let inspection = try ImageInspector.requireSafe(path: input, policy: SafetyPolicy(allowBackingFile: allowBacking))
-            let source = try openImage(path: input, format: inputFormat ?? inspection.format, allowBacking: allowBacking)
+            let policy = SafetyPolicy(allowedFormats: inputFormat.map { [$0] }, allowBackingFile: allowBacking)
+            let inspection = try ImageInspector.requireSafe(path: input, policy: policy)
+            let source = try openImage(path: input, format: inspection.format, allowBacking: allowBacking)
             let writer = ImageWriter(WriteOptions(format: outputFormat, compression: compress,
                                                  clusterSize: clusterSize, level: level))
             let meter = ProgressMeter(enabled: !quiet)
