@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Operations
 
 /// The commit discipline of every command that writes an image: the user's image is never modified in place.
 ///
@@ -161,15 +162,4 @@ final class ScratchRegistry: @unchecked Sendable {
         let all = lock.withLock { paths }
         for path in all { try? FileManager.default.removeItem(atPath: path) }
     }
-}
-
-public func formatBytes(_ bytes: Int64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    var value = Double(bytes)
-    var unit = 0
-    while value >= 1024, unit < units.count - 1 {
-        value /= 1024
-        unit += 1
-    }
-    return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
 }

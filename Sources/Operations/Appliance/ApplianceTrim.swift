@@ -30,7 +30,7 @@ extension ApplianceFilesystem {
             let group = groups.pointee.val[index]
             let name = String(cString: group.vg_name)
             if group.vg_free > 0 { try discardFreeExtents(of: name) }
-            trimmed.append("\(Self.byteCount(group.vg_free)) free in VG \(name)")
+            trimmed.append("\(formatBytes(group.vg_free)) free in VG \(name)")
         }
         return trimmed.isEmpty ? nil : "trimmed " + trimmed.joined(separator: ", ")
     }
@@ -85,17 +85,6 @@ extension ApplianceFilesystem {
             guestfs.events.logger.debug("cannot discard \(device) (\(failure.error.message)); writing zeroes")
             try guestfs.run("zero", device) { guestfs_zero_device($0, device) }
         }
-    }
-
-    static func byteCount(_ bytes: UInt64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(bytes)
-        var unit = 0
-        while value >= 1024, unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(bytes) B" : "\(String(format: "%.1f", value)) \(units[unit])"
     }
 }
 
