@@ -2,45 +2,7 @@ import Foundation
 import Testing
 @testable import Formats
 
-/// A temporary directory with qemu-img at hand, removed when the test ends.
-final class Scratch {
-    let directory: String
-
-    init() throws {
-        directory = NSTemporaryDirectory() + "engine-test-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: directory) }
-
-    func path(_ name: String) -> String { directory + "/" + name }
-
-    /// Runs a tool; returns its exit status and output. Fails the test when it cannot start.
-    @discardableResult
-    func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/" + tool)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
-    /// Runs a tool that must succeed.
-    @discardableResult
-    func must(_ tool: String, _ arguments: [String]) throws -> String {
-        let (status, output) = try run(tool, arguments)
-        #expect(status == 0, "\(tool) \(arguments.joined(separator: " ")) failed: \(output)")
-        guard status == 0 else { throw ToolFailure(message: output) }
-        return output
-    }
-
-    struct ToolFailure: Error { var message: String }
-
+extension Scratch {
     /// A raw guest disk of `size` bytes that looks like one: runs of real machine code, of text, of patterned
     /// bytes and of zeros, in 4 KiB pieces chosen by a seeded generator. Compressible but not trivially.
     func guestDisk(_ name: String, size: Int, seed: UInt64 = 1) throws -> String {
@@ -79,7 +41,7 @@ final class Scratch {
     /// The guest bytes of an image as qemu sees them.
     func qemuContents(_ image: String, format: String = "qcow2") throws -> [UInt8] {
         let raw = image + ".qemu.raw"
-        try must("qemu-img", ["convert", "-f", format, "-O", "raw", image, raw])
+        try run("qemu-img", ["convert", "-f", format, "-O", "raw", image, raw])
         defer { try? FileManager.default.removeItem(atPath: raw) }
         return try [UInt8](Data(contentsOf: URL(fileURLWithPath: raw)))
     }
@@ -98,13 +60,3 @@ func readAll(_ source: any ImageSource, chunk: Int = 1 << 20) throws -> [UInt8] 
     }
     return bytes
 }
-
-/// Overwrites bytes of a file in place.
-func patch(_ path: String, at offset: UInt64, _ bytes: [UInt8]) throws {
-    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-    defer { try? handle.close() }
-    try handle.seek(toOffset: offset)
-    try handle.write(contentsOf: Data(bytes))
-}
-
-func bigEndian(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
