@@ -31,7 +31,8 @@ extension ApplianceTests {
             try file("/etc/os-release", "NAME=\"Red Hat Enterprise Linux Server\"\nID=\"rhel\"\nVERSION_ID=\"7.9\"\n")
             try file("/etc/fstab", "LABEL=sysprep / ext4 defaults 0 0\n")
             try file("/etc/hostname", "build.example.com\n")
-            try file("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\ncloud-user:x:1000:1000::/home/cloud-user:/bin/bash\n")
+            try file("/etc/passwd",
+                     "root:x:0:0:root:/root:/bin/bash\ncloud-user:x:1000:1000::/home/cloud-user:/bin/bash\n")
             try file("/etc/shadow", "root:$6$old$hash:19000:0:99999:7:::\ncloud-user:!!:19000:0:99999:7:::\n")
             try file("/etc/shadow-", "root:$6$older$hash:18000:0:99999:7:::\n")
             try file("/etc/machine-id", "4f1a9c2e6b0d4e3f8a7b6c5d4e3f2a1b\n")
@@ -70,7 +71,9 @@ extension ApplianceTests {
                 #expect(fs.facts.distro == "rhel" && fs.facts.majorVersion == 7)
                 let runner = OperationRunner(guest: fs, context: OperationContext(guest: fs.facts))
                 let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@laptop"
-                let operations: [any Operations.Operation] = sysprepOperations(for: fs.facts) + [
+                // Without ssh-userdir, which removes what ssh-inject adds: a profile with both flips them each run.
+                let operations: [any Operations.Operation] = sysprepOperations(for: fs.facts)
+                    .filter { $0.name != SSHUserDir.name } + [
                     Hostname("web1.example.com"), Timezone("Europe/Paris"),
                     Password(user: "root", selector: .plain("correct horse")),
                     SSHInject(user: "cloud-user", key: key), SELinuxRelabel(),
