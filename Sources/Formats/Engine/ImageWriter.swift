@@ -83,6 +83,11 @@ public struct ImageWriter: Sendable {
         }
         let began = Date()
         let total = source.virtualSize
+        // qemu refuses L1 tables over 32 MiB.
+        let l1Entries = (total + UInt64(clusterSize) - 1) / UInt64(clusterSize) / UInt64(clusterSize / 8) + 1
+        guard options.format == .raw || l1Entries <= 32 << 20 / 8 else {
+            throw FormatError(file: path, "a virtual size of \(total) bytes needs an L1 table over qemu's 32 MiB with \(clusterSize)-byte clusters; use larger clusters")
+        }
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FormatError(file: path, "cannot create: \(String(cString: strerror(errno)))") }
         var keep = false
@@ -129,15 +134,14 @@ public struct ImageWriter: Sendable {
                         try output.write(UnsafeRawBufferPointer(rebasing: $0[cluster.range]),
                                          at: batch.start + UInt64(cluster.range.lowerBound))
                     }
-                    stats.clustersWritten += UInt64(cluster.range.count / Self.rawBlock)
+                    stats.clustersWritten += UInt64((cluster.range.count + Self.rawBlock - 1) / Self.rawBlock)
                 }
             }
             progress(WriteProgress(bytesDone: min(UInt64(index + 1) * Self.batchBytes, total), bytesTotal: total))
         })
 
-        if var finished = qcow2 {
-            stats.outputSize = try finished.finish()
-            qcow2 = nil
+        if qcow2 != nil {
+            stats.outputSize = try qcow2?.finish() ?? 0
         } else {
             guard ftruncate(fd, off_t(total)) == 0 else {
                 throw FormatError(file: path, "cannot set the length to \(total): \(String(cString: strerror(errno)))")

@@ -1,7 +1,9 @@
 /// Lays out a qcow2 v3 file written front to back: cluster 0 for the header, then data clusters in guest order
-/// with each L2 table written once its guest range is done, then the L1 table, the refcount table and the
-/// refcount blocks; the header goes in last. Compressed clusters are packed at byte granularity like qemu packs
-/// them. Memory: one L2 table, the L1 table, a 16-bit count per host cluster and the write buffer.
+/// with each L2 table written once its guest range is done and each refcount block once the host clusters it
+/// counts are complete, then the L1 table, the refcount table and the last refcount blocks; the header goes in
+/// last. Compressed clusters are packed at byte granularity like qemu packs them. Memory: one L2 table, the L1
+/// table (at most qemu's 32 MiB), one refcount block's worth of counts, 8 bytes per refcount block written, and
+/// the write buffer.
 struct QCOW2Output {
     private let file: OutputFile
     private let virtualSize: UInt64
@@ -13,7 +15,13 @@ struct QCOW2Output {
     /// Bytes not yet written, which start at host offset `bufferStart`.
     private var buffer: [UInt8] = []
     private var bufferStart: UInt64 = 0
+    /// Counts of the host clusters from `refcountBase` on; the ones before are in refcount blocks already.
     private var refcounts: [UInt16] = []
+    private var refcountBase = 0
+    /// Host offsets of the refcount blocks written so far: the refcount table's first entries.
+    private var refcountBlocks: [UInt64] = []
+    /// Clusters one refcount block counts (16-bit counts).
+    private var perBlock: Int { clusterSize / 2 }
     private var l1: [UInt64]
     private var l2: [UInt64]
     private var l2Index = 0
@@ -51,7 +59,8 @@ struct QCOW2Output {
         let entry: UInt64
         if compressed {
             // A host cluster's refcount must not overflow 16 bits however small the compressed clusters are.
-            if refcounts.count > Int(end >> UInt64(clusterBits)), refcounts[Int(end >> UInt64(clusterBits))] == .max {
+            let current = Int(end >> UInt64(clusterBits)) - refcountBase
+            if refcounts.count > current, refcounts[current] == .max {
                 alignToCluster()
             }
             let offset = end
@@ -69,7 +78,25 @@ struct QCOW2Output {
         }
         l2[Int(cluster % l2Entries)] = entry
         l2Used = true
+        writeCompleteRefcountBlocks()
         if buffer.count >= Self.flushBytes { try flush() }
+    }
+
+    /// Writes the refcount blocks whose clusters all lie before the one being filled: nothing references those
+    /// clusters again.
+    private mutating func writeCompleteRefcountBlocks() {
+        while Int(end >> UInt64(clusterBits)) >= refcountBase + perBlock {
+            alignToCluster()
+            let offset = end
+            for count in refcounts[0..<perBlock] {
+                buffer.append(UInt8(count >> 8))
+                buffer.append(UInt8(count & 0xFF))
+            }
+            refcounts.removeFirst(perBlock)
+            refcountBase += perBlock
+            refcountBlocks.append(offset)
+            reference(offset, end)
+        }
     }
 
     /// Writes the tables and the header and returns the file's size. Call once, after the last cluster.
@@ -85,22 +112,24 @@ struct QCOW2Output {
             reference(l1Offset, end)
         }
 
-        // The refcount table and blocks count themselves: grow them until they cover everything.
+        writeCompleteRefcountBlocks()
+
+        // The refcount table and the last blocks count themselves: grow them until they cover everything.
         let first = Int(end >> UInt64(clusterBits))
-        let perBlock = clusterSize / 2
         var blocks = 0, tableClusters = 0
         while true {
             let total = first + tableClusters + blocks
-            let needBlocks = (total + perBlock - 1) / perBlock
-            let needTable = (needBlocks * 8 + clusterSize - 1) / clusterSize
+            let needBlocks = (total - refcountBase + perBlock - 1) / perBlock
+            let needTable = ((refcountBlocks.count + needBlocks) * 8 + clusterSize - 1) / clusterSize
             if needBlocks == blocks && needTable == tableClusters { break }
             blocks = needBlocks
             tableClusters = needTable
         }
         let tableOffset = end
         reference(tableOffset, tableOffset + UInt64((tableClusters + blocks) * clusterSize))
+        for block in refcountBlocks { appendBigEndian(block) }
         for block in 0..<blocks { appendBigEndian(UInt64(first + tableClusters + block) << UInt64(clusterBits)) }
-        buffer.append(contentsOf: repeatElement(0, count: tableClusters * clusterSize - blocks * 8))
+        buffer.append(contentsOf: repeatElement(0, count: tableClusters * clusterSize - (refcountBlocks.count + blocks) * 8))
         try flush()
         for block in 0..<blocks {
             let counts = refcounts[min(block * perBlock, refcounts.count)..<min((block + 1) * perBlock, refcounts.count)]
@@ -172,7 +201,7 @@ struct QCOW2Output {
 
     /// One more reference to every host cluster that bytes `from..<to` touch.
     private mutating func reference(_ from: UInt64, _ to: UInt64) {
-        let first = Int(from >> UInt64(clusterBits)), last = Int((to - 1) >> UInt64(clusterBits))
+        let first = Int(from >> UInt64(clusterBits)) - refcountBase, last = Int((to - 1) >> UInt64(clusterBits)) - refcountBase
         if refcounts.count <= last { refcounts.append(contentsOf: repeatElement(0, count: last + 1 - refcounts.count)) }
         for c in first...last { refcounts[c] += 1 }
     }
