@@ -168,10 +168,14 @@ public final class ApplianceSession {
     public func close() throws {
         guard !guestfs.isClosed else { return }
         defer { guestfs.close() }
-        if mountedFilesystem != nil {
-            try guestfs.run("unmount the guest filesystems") { guestfs_umount_all($0) }
+        // A failed unmount must not skip the shutdown: that is what flushes the writes to the image.
+        let unmounted = Result {
+            if mountedFilesystem != nil {
+                try guestfs.run("unmount the guest filesystems") { guestfs_umount_all($0) }
+            }
         }
         try guestfs.run("shut the appliance down (flushing writes to the image)") { guestfs_shutdown($0) }
+        try unmounted.get()
     }
 }
 
