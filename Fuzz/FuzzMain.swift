@@ -6,7 +6,7 @@
 //   periodic  a 1 GiB image repeating the input (tables that headers point at land on fuzzed bytes).
 // A trap anywhere is a crash; so is reading more than the header budget.
 
-struct MirroredSource: ImageSource {
+struct MirroredSource: HeaderSource {
     let name = "mirrored"
     let input: [UInt8]
     let size: Int64
@@ -27,7 +27,7 @@ struct MirroredSource: ImageSource {
     }
 }
 
-struct PeriodicSource: ImageSource {
+struct PeriodicSource: HeaderSource {
     let name = "periodic"
     let input: [UInt8]
     let size: Int64
@@ -53,7 +53,7 @@ let readBudget = (2 << 20) + (256 << 10)
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: count))
-    let sources: [any ImageSource] = [
+    let sources: [any HeaderSource] = [
         MemoryImageSource(name: "plain", bytes: input),
         MirroredSource(input: input, size: 1 << 30),
         PeriodicSource(input: input, size: 1 << 30),

@@ -105,7 +105,7 @@ public struct Pipeline: Sendable {
             try createOverlay(overlay, backing: image, format: inspection.format)
             let drive = ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true)
             return try ApplianceSession(drives: [drive], options: ApplianceOptions(
-                acceleration: options.acceleration, logger: logger))
+                acceleration: options.acceleration, logger: logger, guestName: image))
         }
         defer { try? session.close() }
 
@@ -126,23 +126,27 @@ public struct Pipeline: Sendable {
         let context = OperationContext(guest: guest, logger: logger)
         let runner = OperationRunner(guest: filesystem, context: context, recordDiffs: options.diffs || options.dryRun)
         let steps = operations(guest)
-        for (index, operation) in steps.enumerated() {
-            let stage = operation is TrimFreeSpace ? "trim" : "apply"
-            if options.dryRun, operation is TrimFreeSpace {
-                let skipped = StepReport(operation: operation.name, target: operation.target, changed: false,
-                                         summary: "skipped in a dry run")
-                report.steps.append(skipped)
-                progress(.step(index: index, count: steps.count, skipped))
-                continue
+        // Trimming comes last wherever a profile puts it: what the other steps and the relabelling free must be
+        // discarded too.
+        let ordered = steps.filter { !($0 is TrimFreeSpace) } + steps.filter { $0 is TrimFreeSpace }
+        var relabelled = false
+        for (index, operation) in ordered.enumerated() {
+            let trim = operation is TrimFreeSpace
+            if trim, !relabelled {
+                report.steps += try relabel(runner, clock: &clock)
+                relabelled = true
             }
-            let step = try clock.measure(stage) { try runner.run(operation) }
+            let step: StepReport
+            if options.dryRun, trim {
+                step = StepReport(operation: operation.name, target: operation.target, changed: false,
+                                  summary: "skipped in a dry run")
+            } else {
+                step = try clock.measure(trim ? "trim" : "apply") { try runner.run(operation) }
+            }
             report.steps.append(step)
-            progress(.step(index: index, count: steps.count, step))
+            progress(.step(index: index, count: ordered.count, step))
         }
-        if !runner.touchedPaths.isEmpty {
-            let relabel = try clock.measure("relabel") { try runner.run(SELinuxRelabel()) }
-            report.steps.append(relabel)
-        }
+        if !relabelled { report.steps += try relabel(runner, clock: &clock) }
         try clock.measure("shutdown") { try session.close() }
 
         guard let transaction else {
@@ -163,6 +167,12 @@ public struct Pipeline: Sendable {
         report.size.after = allocatedBytes(destination)
         report.timings = clock.timings
         return report
+    }
+
+    /// SELinux labels for what the run touched, from the guest's own policy; nothing when nothing was touched.
+    private func relabel(_ runner: OperationRunner, clock: inout StageClock) throws -> [StepReport] {
+        guard !runner.touchedPaths.isEmpty else { return [] }
+        return [try clock.measure("relabel") { try runner.run(SELinuxRelabel()) }]
     }
 
     /// The format of the result, refusing to turn a raw image into qcow2 in place.

@@ -53,7 +53,8 @@ func execute(options: RunOptions, global: GlobalOptions, json: Bool,
         switch event {
         case .stage(let stage): logger.info("\(stage)")
         case .step(let index, let count, let step):
-            logger.info("[\(index + 1)/\(count)] \(step.operation) \(step.target): \(step.summary)")
+            let target = step.target.isEmpty ? "" : " \(step.target)"
+            logger.info("[\(index + 1)/\(count)] \(step.operation)\(target): \(step.summary)")
         case .rewrite(let done, let total): bar.update(done: done, total: total)
         }
     }

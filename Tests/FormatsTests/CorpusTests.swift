@@ -11,7 +11,7 @@ import Testing
         let path = try image.build(in: scratch)
         let inspection = try ImageInspector.inspect(path: path)
         #expect(inspection.format == image.format)
-        let oracle = try qemuInfo(path, format: image.format.qemuFormat)
+        let oracle = try qemuInfo(path, format: image.format.qemuFormat, in: scratch)
         #expect(oracle.format == image.format.qemuFormat)
         #expect(inspection.virtualSize == oracle.virtualSize)
         if image.format != .raw { #expect(inspection.formatsDetected == [image.format.rawValue]) }
@@ -90,10 +90,10 @@ import Testing
     func readsOnlyHeaders(format: String, options: String) throws {
         let scratch = try Scratch()
         let path = scratch.path("big")
-        try run("qemu-img", ["create", "-q", "-f", format] + (options.isEmpty ? [] : ["-o", options]) + [path, "64G"])
+        try scratch.must("qemu-img", ["create", "-q", "-f", format] + (options.isEmpty ? [] : ["-o", options]) + [path, "64G"])
         let inspection = try ImageInspector.inspect(path: path)
         #expect(inspection.safety.safe)
-        #expect(inspection.virtualSize == (try qemuInfo(path, format: format)).virtualSize)
+        #expect(inspection.virtualSize == (try qemuInfo(path, format: format, in: scratch)).virtualSize)
         #expect(inspection.bytesRead <= 256 << 10, "read \(inspection.bytesRead) bytes")
     }
 

@@ -13,7 +13,7 @@ struct HostileImage: Sendable, CustomTestStringConvertible {
 
     static func qemu(_ scratch: Scratch, _ file: String, _ arguments: [String]) throws -> String {
         let path = scratch.path(file)
-        try run("qemu-img", ["create", "-q"] + arguments + [path])
+        try scratch.must("qemu-img", ["create", "-q"] + arguments + [path])
         return path
     }
 
@@ -31,7 +31,7 @@ struct HostileImage: Sendable, CustomTestStringConvertible {
         },
         HostileImage(name: "qcow2 absurd cluster_bits", codes: [.malformedHeader]) { s in
             let path = try qemu(s, "c.qcow2", ["-f", "qcow2", "-o", "size=16M"])
-            try patch(path, at: 20, bigEndianBytes(UInt32(40)))
+            try patch(path, at: 20, Array(bigEndianBytes(UInt64(40)).suffix(4)))
             return path
         },
         HostileImage(name: "qcow2 absurd virtual size", codes: [.malformedHeader]) { s in
@@ -70,7 +70,7 @@ struct HostileImage: Sendable, CustomTestStringConvertible {
             var image = try bytes(of: path)
             let text = Array("RW 32768 SPARSE \"e.vmdk\"".utf8)
             guard let at = (0..<image.count - text.count).first(where: { image[$0..<$0 + text.count].elementsEqual(text) })
-            else { throw ToolFailure(command: "find extent line", status: 0, stderr: "") }
+            else { throw Scratch.ToolFailure(message: "no extent line in \(path)") }
             image.replaceSubrange(at..<at + text.count, with: Array("RW 32768 SPARSE \"/dev/sda\"".utf8))
             try write(image, to: path)
             return path
@@ -120,27 +120,27 @@ struct HostileImage: Sendable, CustomTestStringConvertible {
             try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: true)
             try write(Array("hello\n".utf8), to: tree + "/a.txt")
             let iso = s.path("poly.iso")
-            try run("xorriso", ["-as", "mkisofs", "-quiet", "-o", iso, tree])
+            try s.must("xorriso", ["-as", "mkisofs", "-quiet", "-o", iso, tree])
             let qcow2 = try qemu(s, "h.qcow2", ["-f", "qcow2", "-o", "size=16M"])
             try patch(iso, at: 0, try bytes(of: qcow2, count: 512))
             return iso
         },
         HostileImage(name: "gpt behind a hybrid MBR", codes: [.gptInvalid]) { s in
             let path = s.path("hybrid.raw")
-            try shell("truncate -s 32M \(path) && sgdisk -n 1:2048:+8M -n 2:0:0 \(path) >/dev/null")
+            try shell("truncate -s 32M \(path) && sgdisk -n 1:2048:+8M -n 2:0:0 \(path) >/dev/null", in: s)
             // A second MBR entry next to the protective 0xEE one.
             try patch(path, at: 446 + 16, [0x80, 0, 0, 0, 0x83, 0, 0, 0] + [0, 8, 0, 0] + [0, 0x40, 0, 0])
             return path
         },
         HostileImage(name: "gpt with a corrupt header", codes: [.gptInvalid]) { s in
             let path = s.path("crc.raw")
-            try shell("truncate -s 32M \(path) && sgdisk -n 1:2048:+8M \(path) >/dev/null")
+            try shell("truncate -s 32M \(path) && sgdisk -n 1:2048:+8M \(path) >/dev/null", in: s)
             try patch(path, at: 512 + 40, bigEndianBytes(UInt64(7)))
             return path
         },
         HostileImage(name: "mbr with a bad boot flag", codes: [.mbrInvalid]) { s in
             let path = s.path("flag.raw")
-            try shell("truncate -s 16M \(path) && printf 'label: dos\\n,8M,83\\n' | sfdisk -q \(path)")
+            try shell("truncate -s 16M \(path) && printf 'label: dos\\n,8M,83\\n' | sfdisk -q \(path)", in: s)
             try patch(path, at: 446, [0x12])
             return path
         },
@@ -148,7 +148,7 @@ struct HostileImage: Sendable, CustomTestStringConvertible {
             let path = s.path("disk.luks2")
             let key = s.path("key")
             try write(Array("hunter2".utf8), to: key)
-            try shell("truncate -s 20M \(path) && cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file \(key) \(path)")
+            try shell("truncate -s 20M \(path) && cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file \(key) \(path)", in: s)
             return path
         },
         HostileImage(name: "vdi truncated header", codes: [.malformedHeader]) { s in

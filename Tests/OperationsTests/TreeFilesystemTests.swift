@@ -13,6 +13,7 @@ import Testing
             try Data("host secret\n".utf8).write(to: URL(fileURLWithPath: path + "/secret"))
         }
         deinit { try? FileManager.default.removeItem(atPath: path) }
+        func list() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: path).sorted() }
         var secret: String? {
             FileManager.default.contents(atPath: path + "/secret").map { String(decoding: $0, as: UTF8.self) }
         }
@@ -59,6 +60,25 @@ import Testing
         try tree.guest.remove("/tmp", recursive: true)
         #expect(try tree.guest.lstat("/tmp") == nil)
         #expect(outside.secret == "host secret\n")
+    }
+
+    @Test func operationsNeverReachTheHostThroughGuestSymlinks() throws {
+        let outside = try Outside()
+        try Data("[host-repo]\nenabled=1\n".utf8).write(to: URL(fileURLWithPath: outside.path + "/host.repo"))
+        try Data("root:$6$x:1:0:99999:7:::\n".utf8).write(to: URL(fileURLWithPath: outside.path + "/shadow"))
+        let tree = try TemporaryTree()
+        try tree.symlink("/etc/yum.repos.d", to: "../../../../../../../.." + outside.path)
+        try tree.symlink("/etc/shadow", to: outside.path + "/shadow")
+        try tree.symlink("/etc/machine-id", to: "../../../../../../../.." + outside.path + "/secret")
+
+        #expect(try DisableRepos().apply(to: tree.guest, context: OperationContext()).changed == false)
+        #expect(throws: GuestError.self) { try LockRoot().apply(to: tree.guest, context: OperationContext()) }
+        #expect(try RemoveMachineID().apply(to: tree.guest, context: OperationContext()).changed == false)
+        #expect(try Delete("/etc/yum.repos.d/*").apply(to: tree.guest, context: OperationContext()).changed == false)
+        #expect(try outside.list() == ["host.repo", "secret", "shadow"])
+        #expect(outside.secret == "host secret\n")
+        #expect(FileManager.default.contents(atPath: outside.path + "/shadow") == Data("root:$6$x:1:0:99999:7:::\n".utf8))
+        #expect(FileManager.default.contents(atPath: outside.path + "/host.repo") == Data("[host-repo]\nenabled=1\n".utf8))
     }
 
     @Test func symlinkLoopsFailWithAClearError() throws {

@@ -25,7 +25,8 @@ enum VHDXDetector: FormatDetector {
                 metadataLength = try regions.littleEndian(UInt32.self, at: entry + 24)
             }
         }
-        guard let metadataOffset, metadataOffset <= UInt64(Int64.max), metadataLength >= 64 << 10 else {
+        // VHDX files end at 64 TiB of data plus metadata; anything further out is hostile.
+        guard let metadataOffset, metadataOffset <= UInt64(1) << 50, metadataLength >= 64 << 10 else {
             throw regions.error(at: 16, "no metadata region of at least 64 KiB in the region table")
         }
         let table = try reader.cursor(at: Int64(metadataOffset), count: 64 << 10, what: "vhdx metadata table")

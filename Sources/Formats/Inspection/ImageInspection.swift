@@ -45,20 +45,22 @@ public enum FormatSpecific: Sendable, Encodable {
     private enum CodingKeys: String, CodingKey { case type, data }
 
     public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        switch self {
-        case .raw(let data): try container.encode("raw", forKey: .type); try container.encode(data, forKey: .data)
-        case .qcow2(let data): try container.encode("qcow2", forKey: .type); try container.encode(data, forKey: .data)
-        case .qed(let data): try container.encode("qed", forKey: .type); try container.encode(data, forKey: .data)
-        case .vmdk(let data): try container.encode("vmdk", forKey: .type); try container.encode(data, forKey: .data)
-        case .vdi(let data): try container.encode("vdi", forKey: .type); try container.encode(data, forKey: .data)
-        case .vpc(let data): try container.encode("vpc", forKey: .type); try container.encode(data, forKey: .data)
-        case .vhdx(let data): try container.encode("vhdx", forKey: .type); try container.encode(data, forKey: .data)
-        case .iso(let data): try container.encode("iso", forKey: .type); try container.encode(data, forKey: .data)
-        case .luks(let data): try container.encode("luks", forKey: .type); try container.encode(data, forKey: .data)
-        case .aki(let data): try container.encode("aki", forKey: .type); try container.encode(data, forKey: .data)
-        case .ari(let data): try container.encode("ari", forKey: .type); try container.encode(data, forKey: .data)
+        let (type, data): (String, any Encodable) = switch self {
+        case .raw(let data): ("raw", data)
+        case .qcow2(let data): ("qcow2", data)
+        case .qed(let data): ("qed", data)
+        case .vmdk(let data): ("vmdk", data)
+        case .vdi(let data): ("vdi", data)
+        case .vpc(let data): ("vpc", data)
+        case .vhdx(let data): ("vhdx", data)
+        case .iso(let data): ("iso", data)
+        case .luks(let data): ("luks", data)
+        case .aki(let data): ("aki", data)
+        case .ari(let data): ("ari", data)
         }
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(type, forKey: .type)
+        try container.encode(data, forKey: .data)
     }
 }
 

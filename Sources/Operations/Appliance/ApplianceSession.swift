@@ -40,10 +40,13 @@ public struct ApplianceOptions: Sendable {
     public var accelerationCache: URL?
     public var logger: Logger
     public var progress: (@Sendable (ApplianceProgress) -> Void)?
+    /// How messages name the guest: the user's image, where the first drive is an overlay of it.
+    public var guestName: String?
 
     public init(acceleration: Acceleration = .auto, accelerationCache: URL? = nil,
                 logger: Logger = Logger(label: "imgcustomize.appliance"),
-                progress: (@Sendable (ApplianceProgress) -> Void)? = nil) {
+                progress: (@Sendable (ApplianceProgress) -> Void)? = nil, guestName: String? = nil) {
+        self.guestName = guestName
         self.acceleration = acceleration
         self.accelerationCache = accelerationCache
         self.logger = logger
@@ -70,7 +73,7 @@ public final class ApplianceSession {
         self.drives = drives
         self.readonly = drives.allSatisfy(\.readonly)
         self.logger = options.logger
-        (guestfs, launchReport) = try Launcher(drives: drives, guest: first.path, options: options).launch()
+        (guestfs, launchReport) = try Launcher(drives: drives, guest: options.guestName ?? first.path, options: options).launch()
     }
 
     /// Opens one image, inspects it and returns the guest's facts, then shuts the appliance down: `inspect --os`.
@@ -200,8 +203,9 @@ struct Launcher {
         case .auto:
             break
         }
-        guard FileManager.default.fileExists(atPath: "/dev/kvm") else {
-            logger.debug("no /dev/kvm: using software emulation (TCG)")
+        // Without access to /dev/kvm, qemu would quietly fall back to TCG and the verdict would be wrong.
+        guard access("/dev/kvm", R_OK | W_OK) == 0 else {
+            logger.debug("no usable /dev/kvm: using software emulation (TCG)")
             return (try attempt(.forceTCG).launched(), report(.tcg, .noKVM))
         }
         let cache = AccelerationCache(file: options.accelerationCache ?? AccelerationCache.defaultFile())
@@ -295,7 +299,11 @@ struct Launcher {
             guestfs.close()
             var guestError = error as? GuestError
                 ?? GuestError(guest: guest, action: "launch the appliance", message: "\(error)")
-            if let qemuMessage { guestError.message += " (qemu: \(qemuMessage))" }
+            if let qemuMessage {
+                // The earlier messages libguestfs refers to are qemu's: say the one that matters.
+                let message = guestError.message.replacingOccurrences(of: ", see earlier error messages", with: "")
+                guestError.message = "\(message) (qemu: \(qemuMessage))"
+            }
             if guestError.hint == nil {
                 guestError.hint = "run with LIBGUESTFS_DEBUG=1 to see the appliance's output; "
                     + "\(Acceleration.environmentVariable)=tcg or =kvm chooses the acceleration"
@@ -304,15 +312,18 @@ struct Launcher {
         }
     }
 
-    /// qemu's first error line ("qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69"), without its prefix.
+    /// qemu's error line ("qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69"), without its prefix;
+    /// failing an "error:" line, its first line that is not a warning.
     static func qemuError(in console: [String]) -> String? {
-        for line in console where line.hasPrefix("qemu-system") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            var message = line[line.index(after: colon)...].drop(while: { $0 == " " })
-            if message.hasPrefix("error:") { message = message.dropFirst("error:".count).drop(while: { $0 == " " }) }
-            if !message.isEmpty { return String(message) }
+        let messages = console.filter { $0.hasPrefix("qemu-system") }.compactMap { line -> Substring? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            let message = line[line.index(after: colon)...].drop(while: { $0 == " " })
+            return message.isEmpty ? nil : message
         }
-        return nil
+        if let error = messages.first(where: { $0.hasPrefix("error:") }) {
+            return String(error.dropFirst("error:".count).drop(while: { $0 == " " }))
+        }
+        return messages.first(where: { !$0.hasPrefix("warning:") }).map(String.init)
     }
 }
 

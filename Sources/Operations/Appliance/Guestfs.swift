@@ -52,6 +52,11 @@ final class Guestfs {
                                 ?? .init(start: nil, count: 0))
             }, mask, 0, sink)
         }
+        // At trace level (-vvv), libguestfs's call trace and the appliance's full boot output are worth their cost.
+        if logger.logLevel <= .trace {
+            try run("enable libguestfs tracing") { guestfs_set_trace($0, 1) }
+            try run("enable libguestfs verbose messages") { guestfs_set_verbose($0, 1) }
+        }
     }
 
     deinit {

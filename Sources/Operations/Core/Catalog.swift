@@ -72,6 +72,13 @@ extension CatalogEntry {
         return (path, String(argument[argument.index(after: colon)...]))
     }
 
+    /// The argument of an option that takes one absolute guest path.
+    static func guestPath(_ argument: String?) throws -> String {
+        let path = try required(argument)
+        try checkPath(path)
+        return path
+    }
+
     static func checkPath(_ path: String) throws {
         guard path.hasPrefix("/") else { throw invalid("\"\(path)\" is not an absolute guest path") }
     }

@@ -69,7 +69,7 @@ public final class OperationRunner {
         } catch {
             throw OperationFailure(operation: operation.name, target: operation.target, underlying: error)
         }
-        context.logger.info("\(operation.name) \(operation.target): \(outcome.summary)")
+        context.logger.debug("\(operation.name) \(operation.target): \(outcome.summary)")
         return StepReport(operation: operation.name, target: operation.target, changed: outcome.changed,
                           summary: outcome.summary, diffs: recordDiffs ? recorder.diffs() : nil)
     }

@@ -69,7 +69,10 @@ final class RecordingFilesystem: GuestFilesystem {
         let before = try content(path)
         let result = try body()
         let after = try content(path)
-        if before != after {
+        // Two large files compare by size only: one the body wrote over counts as changed.
+        var large = false
+        if case .large = after { large = true }
+        if before != after || large {
             if let index = changes.firstIndex(where: { $0.path == path }) {
                 changes[index].after = after
             } else {
@@ -165,6 +168,8 @@ final class RecordingFilesystem: GuestFilesystem {
                 text = UnifiedDiff.make(path: change.path, before: nil, after: new)
             case (.bytes(let old), .missing):
                 text = UnifiedDiff.make(path: change.path, before: old, after: nil)
+            case (let before, .large(let size)):
+                text = "\(describe(before)) -> file of \(size) bytes (too large to diff)\n"
             case let (before, after) where before != after:
                 text = "\(describe(before)) -> \(describe(after))\n"
             default:

@@ -14,9 +14,7 @@ public struct Delete: CatalogEntry {
     }
 
     public static func parse(_ argument: String?) throws -> Delete {
-        let path = try required(argument)
-        try checkPath(path)
-        return Delete(path)
+        Delete(try guestPath(argument))
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {

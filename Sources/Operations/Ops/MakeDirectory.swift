@@ -13,9 +13,7 @@ public struct MakeDirectory: CatalogEntry {
     }
 
     public static func parse(_ argument: String?) throws -> MakeDirectory {
-        let path = try required(argument)
-        try checkPath(path)
-        return MakeDirectory(path)
+        MakeDirectory(try guestPath(argument))
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {

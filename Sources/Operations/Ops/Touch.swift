@@ -14,9 +14,7 @@ public struct Touch: CatalogEntry {
     }
 
     public static func parse(_ argument: String?) throws -> Touch {
-        let path = try required(argument)
-        try checkPath(path)
-        return Touch(path)
+        Touch(try guestPath(argument))
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {

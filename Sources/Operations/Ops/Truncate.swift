@@ -13,9 +13,7 @@ public struct Truncate: CatalogEntry {
     }
 
     public static func parse(_ argument: String?) throws -> Truncate {
-        let path = try required(argument)
-        try checkPath(path)
-        return Truncate(path)
+        Truncate(try guestPath(argument))
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {

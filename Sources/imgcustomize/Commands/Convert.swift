@@ -10,7 +10,15 @@ extension IMGCustomize {
     struct Convert: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rewrite an image as compressed qcow2 or sparse raw, compressing on every core.",
-            discussion: "Zero clusters are never written. The output passes `qemu-img check`.")
+            discussion: """
+            Zero clusters are never written. The output passes `qemu-img check`. The input is inspected first and \
+            refused when unsafe (a backing file, an external data file, a polyglot...).
+
+            EXAMPLES:
+              imgcustomize convert rhel7.qcow2 rhel7-compressed.qcow2
+              imgcustomize convert -O raw rhel7.qcow2 rhel7.raw        # for Ceph: holes where the guest has zeros
+              imgcustomize convert --compress zstd disk.raw disk.qcow2
+            """)
 
         @Option(name: .customShort("O"), help: "Output format: qcow2 or raw.")
         var outputFormat: OutputFormat = .qcow2

@@ -1,0 +1,42 @@
+import Foundation
+import Formats
+import Logging
+import Operations
+
+extension IMGCustomize.Inspect {
+    /// `inspect --os`: launches the appliance read-only on an image that passed the safety checks, with the format
+    /// they detected (qemu never probes), and returns what libguestfs inspection finds.
+    static func guestFacts(_ inspection: ImageInspection, path: String, acceleration: Acceleration,
+                           logger: Logger) throws -> GuestFacts {
+        guard let format = ApplianceDrive.Format(rawValue: inspection.format.qemuFormat) else {
+            throw GuestError(guest: path, action: "inspect the guest",
+                             message: "the appliance does not open \(inspection.format.rawValue) images",
+                             hint: "convert it to qcow2 or raw first")
+        }
+        return try ApplianceSession.inspect(image: path, format: format,
+                                            options: ApplianceOptions(acceleration: acceleration, logger: logger))
+    }
+
+    /// The guest's facts under an "os:" heading, in the indented style of the rest of the report.
+    static func osText(_ facts: GuestFacts) -> String {
+        var out = "os:\n"
+        func line(_ key: String, _ value: String?) {
+            if let value { out += "    \(key): \(value)\n" }
+        }
+        line("type", facts.type)
+        line("distro", facts.distro)
+        line("version", "\(facts.majorVersion).\(facts.minorVersion)")
+        line("osinfo", facts.osinfo)
+        line("product", facts.productName)
+        line("arch", facts.arch)
+        line("hostname", facts.hostname)
+        line("package format", facts.packageFormat)
+        line("package management", facts.packageManagement)
+        line("root", facts.root)
+        out += "    mountpoints:\n"
+        for (mountpoint, device) in facts.mountpoints.sorted(by: { $0.key < $1.key }) {
+            out += "        \(mountpoint): \(device)\n"
+        }
+        return out
+    }
+}
