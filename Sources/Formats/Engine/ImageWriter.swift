@@ -74,7 +74,7 @@ public struct ImageWriter: Sendable {
     }
 
     /// Writes `source` to `path` (created or truncated), fsyncs it, and returns what it did. On failure the output
-    /// file is removed.
+    /// file is removed. `progress` is called on the calling thread each time a batch is written.
     public func write(_ source: any ImageSource, to path: String,
                       progress: (WriteProgress) -> Void = { _ in }) throws -> WriteStats {
         let clusterSize = options.clusterSize
