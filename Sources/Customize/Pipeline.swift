@@ -105,7 +105,7 @@ public struct Pipeline: Sendable {
             try createOverlay(overlay, backing: image, format: inspection.format)
             let drive = ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true)
             return try ApplianceSession(drives: [drive], options: ApplianceOptions(
-                acceleration: options.acceleration, logger: logger))
+                acceleration: options.acceleration, logger: logger, guestName: image))
         }
         defer { try? session.close() }
 

@@ -62,6 +62,15 @@ public struct GuestFacts: Sendable, Equatable, Codable {
     public var mountpoints: [String: String]
     public var root: String?            // the inspected root device
 
+    enum CodingKeys: String, CodingKey {
+        case type, distro, osinfo, arch, hostname, mountpoints, root
+        case majorVersion = "major-version"
+        case minorVersion = "minor-version"
+        case productName = "product-name"
+        case packageFormat = "package-format"
+        case packageManagement = "package-management"
+    }
+
     public init(type: String? = nil, distro: String? = nil, majorVersion: Int = 0, minorVersion: Int = 0,
                 osinfo: String? = nil, arch: String? = nil, hostname: String? = nil, productName: String? = nil,
                 packageFormat: String? = nil, packageManagement: String? = nil,

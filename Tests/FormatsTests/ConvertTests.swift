@@ -21,16 +21,14 @@ import Testing
         Case(compression: .none, clusterSize: 2 << 20),
     ]
 
-    /// `qemu-img check` exits 0 (no corruption, no leaks) and says so.
-    func expectClean(_ scratch: Scratch, _ image: String) throws {
-        let (status, output) = try scratch.run("qemu-img", ["check", image])
-        #expect(status == 0, "qemu-img check \(image): \(output)")
-        #expect(output.contains("No errors were found"))
+    /// `qemu-img check` exits 0 (no corruption, no leaks: `run` throws on any other status) and says so.
+    func expectClean(_ image: String) throws {
+        #expect(try run("qemu-img", ["check", image]).contains("No errors were found"))
     }
 
-    func expectSame(_ scratch: Scratch, _ source: String, _ sourceFormat: String, _ image: String, _ format: String) throws {
-        let (status, output) = try scratch.run("qemu-img", ["compare", "-f", sourceFormat, "-F", format, source, image])
-        #expect(status == 0, "qemu-img compare \(source) \(image): \(output)")
+    /// `qemu-img compare` exits 0: the same guest-visible bytes (`run` throws on any other status).
+    func expectSame(_ source: String, _ sourceFormat: String, _ image: String, _ format: String) throws {
+        try run("qemu-img", ["compare", "-f", sourceFormat, "-F", format, source, image])
     }
 
     @Test(arguments: cases)
@@ -40,10 +38,10 @@ import Testing
         let out = scratch.path("out.qcow2")
         let options = WriteOptions(compression: c.compression, clusterSize: c.clusterSize)
         let stats = try ImageWriter(options).write(RawReader(path: raw), to: out)
-        try expectClean(scratch, out)
-        try expectSame(scratch, raw, "raw", out, "qcow2")
+        try expectClean(out)
+        try expectSame(raw, "raw", out, "qcow2")
 
-        let info = try scratch.must("qemu-img", ["info", "--output=json", out])
+        let info = try run("qemu-img", ["info", "--output=json", out])
         #expect(info.contains("\"cluster-size\": \(c.clusterSize)"))
         #expect(info.contains("\"compression-type\": \"\(c.compression == .zstd ? "zstd" : "zlib")\""))
         let size = try FileManager.default.attributesOfItem(atPath: out)[.size] as? UInt64
@@ -65,7 +63,7 @@ import Testing
         let raw = try scratch.guestDisk("guest.raw", size: 8 << 20)
         let ours = scratch.path("ours.qcow2"), theirs = scratch.path("theirs.qcow2")
         let stats = try ImageWriter(WriteOptions(compression: .zlib)).write(RawReader(path: raw), to: ours)
-        try scratch.must("qemu-img", ["convert", "-c", "-f", "raw", "-O", "qcow2", raw, theirs])
+        try run("qemu-img", ["convert", "-c", "-f", "raw", "-O", "qcow2", raw, theirs])
         let theirSize = try #require(try FileManager.default.attributesOfItem(atPath: theirs)[.size] as? UInt64)
         #expect(Double(stats.outputSize) <= Double(theirSize) * 1.02)
     }
@@ -74,10 +72,10 @@ import Testing
         let scratch = try Scratch()
         let raw = try scratch.guestDisk("guest.raw", size: 6 << 20)
         let qcow2 = scratch.path("guest.qcow2")
-        try scratch.must("qemu-img", ["convert", "-c", "-W", "-f", "raw", "-O", "qcow2", "-o", "compression_type=zstd", raw, qcow2])
+        try run("qemu-img", ["convert", "-c", "-W", "-f", "raw", "-O", "qcow2", "-o", "compression_type=zstd", raw, qcow2])
         let out = scratch.path("out.raw")
         let stats = try ImageWriter(WriteOptions(format: .raw)).write(QCOW2Reader(path: qcow2), to: out)
-        try expectSame(scratch, qcow2, "qcow2", out, "raw")
+        try expectSame(qcow2, "qcow2", out, "raw")
         #expect(stats.outputSize == 6 << 20)
         // Holes where the guest has zeros.
         var info = stat()
@@ -90,17 +88,17 @@ import Testing
     func writesEmptyTinyAndOddSizes(_ size: Int) throws {
         let scratch = try Scratch()
         let raw = scratch.path("tiny.raw")
-        try scratch.must("qemu-img", ["create", "-q", "-f", "raw", raw, String(size)])
-        if size > 0 { try scratch.must("qemu-io", ["-f", "raw", "-c", "write -P 0x61 \(size - 512) 512", raw]) }
+        try run("qemu-img", ["create", "-q", "-f", "raw", raw, String(size)])
+        if size > 0 { try run("qemu-io", ["-f", "raw", "-c", "write -P 0x61 \(size - 512) 512", raw]) }
         for compression in ClusterCompression.allCases {
             let out = scratch.path("tiny-\(compression).qcow2")
             _ = try ImageWriter(WriteOptions(compression: compression)).write(RawReader(path: raw), to: out)
-            try expectClean(scratch, out)
-            try expectSame(scratch, raw, "raw", out, "qcow2")
+            try expectClean(out)
+            try expectSame(raw, "raw", out, "qcow2")
         }
         let back = scratch.path("back.raw")
         _ = try ImageWriter(WriteOptions(format: .raw)).write(QCOW2Reader(path: scratch.path("tiny-zlib.qcow2")), to: back)
-        try expectSame(scratch, raw, "raw", back, "raw")
+        try expectSame(raw, "raw", back, "raw")
         #expect(try FileManager.default.attributesOfItem(atPath: back)[.size] as? UInt64 == UInt64(size))
     }
 
@@ -109,16 +107,16 @@ import Testing
         let scratch = try Scratch()
         let raw = try scratch.guestDisk("base.raw", size: 3 << 20)
         let base = scratch.path("base.\(baseFormat)")
-        if baseFormat == "qcow2" { try scratch.must("qemu-img", ["convert", "-c", "-f", "raw", "-O", "qcow2", raw, base]) }
+        if baseFormat == "qcow2" { try run("qemu-img", ["convert", "-c", "-f", "raw", "-O", "qcow2", raw, base]) }
         let overlay = scratch.path("overlay.qcow2")
-        try scratch.must("qemu-img", ["create", "-q", "-f", "qcow2", "-b", baseFormat == "qcow2" ? base : raw, "-F", baseFormat, overlay, "4M"])
-        try scratch.must("qemu-io", ["-f", "qcow2", "-c", "write -P 0x21 64k 100k", "-c", "write -z 1M 128k",
+        try run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", baseFormat == "qcow2" ? base : raw, "-F", baseFormat, overlay, "4M"])
+        try run("qemu-io", ["-f", "qcow2", "-c", "write -P 0x21 64k 100k", "-c", "write -z 1M 128k",
                                      "-c", "write -P 0x22 3500k 200k", overlay])
         let out = scratch.path("flat.qcow2")
         _ = try ImageWriter().write(openImage(path: overlay, allowBacking: true), to: out)
-        try expectClean(scratch, out)
-        try expectSame(scratch, overlay, "qcow2", out, "qcow2")
-        let info = try scratch.must("qemu-img", ["info", out])
+        try expectClean(out)
+        try expectSame(overlay, "qcow2", out, "qcow2")
+        let info = try run("qemu-img", ["info", out])
         #expect(!info.contains("backing file"))
     }
 
@@ -148,7 +146,7 @@ import Testing
         let scratch = try Scratch()
         let raw = try scratch.guestDisk("guest.raw", size: 9 << 20)
         let image = scratch.path("guest.qcow2")
-        try scratch.must("qemu-img", ["convert", "-c", "-f", "raw", "-O", "qcow2", raw, image])
+        try run("qemu-img", ["convert", "-c", "-f", "raw", "-O", "qcow2", raw, image])
         // Corrupt the last stored compressed cluster, so that earlier batches were already written.
         let reader = try QCOW2Reader(path: image)
         let last = try #require(try reader.extents(in: 0..<reader.virtualSize).last { $0.kind == .data })

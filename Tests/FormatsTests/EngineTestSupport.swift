@@ -2,34 +2,7 @@ import Foundation
 import Testing
 @testable import Formats
 
-/// qemu-img at hand in a test's scratch directory.
 extension Scratch {
-    /// Runs a tool; returns its exit status and output. Fails the test when it cannot start.
-    @discardableResult
-    func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/" + tool)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
-    /// Runs a tool that must succeed.
-    @discardableResult
-    func must(_ tool: String, _ arguments: [String]) throws -> String {
-        let (status, output) = try run(tool, arguments)
-        #expect(status == 0, "\(tool) \(arguments.joined(separator: " ")) failed: \(output)")
-        guard status == 0 else { throw ToolFailure(message: output) }
-        return output
-    }
-
-    struct ToolFailure: Error { var message: String }
-
     /// A raw guest disk of `size` bytes that looks like one: runs of real machine code, of text, of patterned
     /// bytes and of zeros, in 4 KiB pieces chosen by a seeded generator. Compressible but not trivially.
     func guestDisk(_ name: String, size: Int, seed: UInt64 = 1) throws -> String {
@@ -68,7 +41,7 @@ extension Scratch {
     /// The guest bytes of an image as qemu sees them.
     func qemuContents(_ image: String, format: String = "qcow2") throws -> [UInt8] {
         let raw = image + ".qemu.raw"
-        try must("qemu-img", ["convert", "-f", format, "-O", "raw", image, raw])
+        try run("qemu-img", ["convert", "-f", format, "-O", "raw", image, raw])
         defer { try? FileManager.default.removeItem(atPath: raw) }
         return try [UInt8](Data(contentsOf: URL(fileURLWithPath: raw)))
     }
@@ -87,5 +60,3 @@ func readAll(_ source: any ImageSource, chunk: Int = 1 << 20) throws -> [UInt8] 
     }
     return bytes
 }
-
-func bigEndian(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }

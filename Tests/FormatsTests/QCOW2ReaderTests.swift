@@ -45,10 +45,10 @@ import Testing
         var arguments = ["convert", "-f", "raw", "-O", "qcow2", "-o", options.joined(separator: ",")]
         if variant.compression != nil { arguments.append("-c") }
         if variant.parallel { arguments.append("-W") }
-        try scratch.must("qemu-img", arguments + [raw, image])
+        try run("qemu-img", arguments + [raw, image])
         // Rewrites in place: uncompressed clusters among compressed ones, zero clusters (zero-flagged in v3),
         // and with extended L2 partly allocated and zeroed subclusters.
-        try scratch.must("qemu-io", ["-f", "qcow2",
+        try run("qemu-io", ["-f", "qcow2",
                                      "-c", "write -P 0x5a 300k 5k",
                                      "-c", "write -z 1024k 192k",
                                      "-c", "write -z 2050k 4k",
@@ -78,8 +78,8 @@ import Testing
     func readsEmptyAndTinyImages(_ size: String) throws {
         let scratch = try Scratch()
         let image = scratch.path("tiny.qcow2")
-        try scratch.must("qemu-img", ["create", "-q", "-f", "qcow2", image, size])
-        if size != "0" { try scratch.must("qemu-io", ["-f", "qcow2", "-c", "write -P 0x7e 0 512", image]) }
+        try run("qemu-img", ["create", "-q", "-f", "qcow2", image, size])
+        if size != "0" { try run("qemu-io", ["-f", "qcow2", "-c", "write -P 0x7e 0 512", image]) }
         let reader = try QCOW2Reader(path: image)
         #expect(try readAll(reader) == scratch.qemuContents(image))
     }
@@ -88,10 +88,10 @@ import Testing
         let scratch = try Scratch()
         let raw = try scratch.guestDisk("base.raw", size: 2 << 20)
         let base = scratch.path("base.qcow2")
-        try scratch.must("qemu-img", ["convert", "-c", "-f", "raw", "-O", "qcow2", raw, base])
+        try run("qemu-img", ["convert", "-c", "-f", "raw", "-O", "qcow2", raw, base])
         let overlay = scratch.path("overlay.qcow2")
-        try scratch.must("qemu-img", ["create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", overlay, "3M"])
-        try scratch.must("qemu-io", ["-f", "qcow2", "-c", "write -P 0x44 100k 70k", "-c", "write -z 1M 64k",
+        try run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", overlay, "3M"])
+        try run("qemu-io", ["-f", "qcow2", "-c", "write -P 0x44 100k 70k", "-c", "write -z 1M 64k",
                                      "-c", "write -P 0x45 2500k 10k", overlay])
 
         #expect {
@@ -108,8 +108,8 @@ import Testing
         let scratch = try Scratch()
         let raw = try scratch.guestDisk("base.raw", size: 1 << 20)
         let overlay = scratch.path("overlay.qcow2")
-        try scratch.must("qemu-img", ["create", "-q", "-f", "qcow2", "-b", raw, "-F", "raw", overlay, "2M"])
-        try scratch.must("qemu-io", ["-f", "qcow2", "-c", "write -P 0x46 900k 200k", overlay])
+        try run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", raw, "-F", "raw", overlay, "2M"])
+        try run("qemu-io", ["-f", "qcow2", "-c", "write -P 0x46 900k 200k", overlay])
         let reader = try openImage(path: overlay, format: .qcow2, allowBacking: true)
         #expect(try readAll(reader) == scratch.qemuContents(overlay))
     }
@@ -117,9 +117,9 @@ import Testing
     @Test func refusesBackingFileWithoutRecordedFormat() throws {
         let scratch = try Scratch()
         let base = scratch.path("base.raw")
-        try scratch.must("qemu-img", ["create", "-q", "-f", "raw", base, "1M"])
+        try run("qemu-img", ["create", "-q", "-f", "raw", base, "1M"])
         let overlay = scratch.path("overlay.qcow2")
-        try scratch.must("qemu-img", ["create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", overlay, "1M"])
+        try run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", overlay, "1M"])
         // Turn the backing format extension into an unknown one, which readers skip.
         let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: overlay)).prefix(4096))
         let marker: [UInt8] = [0xE2, 0x79, 0x2A, 0xCA]
@@ -148,7 +148,7 @@ import Testing
     func sample(_ scratch: Scratch, compressed: Bool) throws -> Sample {
         let raw = try scratch.guestDisk("guest.raw", size: 1 << 20)
         let image = scratch.path("guest.qcow2")
-        try scratch.must("qemu-img", ["convert", "-f", "raw", "-O", "qcow2"] + (compressed ? ["-c"] : []) + [raw, image])
+        try run("qemu-img", ["convert", "-f", "raw", "-O", "qcow2"] + (compressed ? ["-c"] : []) + [raw, image])
         let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: image)))
         let header = try QCOW2Header(prefix: Array(data.prefix(QCOW2Header.prefixLength)), fileSize: Int64(data.count), file: image)
         let cursor = ByteCursor(data, file: image)
@@ -170,7 +170,7 @@ import Testing
     @Test func l1EntryBeyondTheEnd() throws {
         let scratch = try Scratch()
         let s = try sample(scratch, compressed: false)
-        try patch(s.path, at: s.header.l1TableOffset, bigEndian((s.fileSize + 1 << 20) & ~0xFFFF | 1 << 63))
+        try patch(s.path, at: s.header.l1TableOffset, bigEndianBytes((s.fileSize + 1 << 20) & ~0xFFFF | 1 << 63))
         let reader = try QCOW2Reader(path: s.path)
         expectError(s.path, offset: s.header.l1TableOffset) { _ = try readAll(reader) }
         expectError(s.path, offset: s.header.l1TableOffset) { _ = try reader.extents(in: 0..<reader.virtualSize) }
@@ -180,7 +180,7 @@ import Testing
         let scratch = try Scratch()
         let s = try sample(scratch, compressed: false)
         let at = s.l2Offset + UInt64(s.entryIndex) * 8
-        try patch(s.path, at: at, bigEndian((s.fileSize + 1 << 30) & ~0xFFFF | 1 << 63))
+        try patch(s.path, at: at, bigEndianBytes((s.fileSize + 1 << 30) & ~0xFFFF | 1 << 63))
         expectError(s.path, offset: at) { _ = try readAll(QCOW2Reader(path: s.path)) }
     }
 
@@ -188,7 +188,7 @@ import Testing
         let scratch = try Scratch()
         let s = try sample(scratch, compressed: false)
         let at = s.l2Offset + UInt64(s.entryIndex) * 8
-        try patch(s.path, at: at, bigEndian(s.entry + 512))
+        try patch(s.path, at: at, bigEndianBytes(s.entry + 512))
         expectError(s.path, offset: at) { _ = try readAll(QCOW2Reader(path: s.path)) }
     }
 
@@ -197,7 +197,7 @@ import Testing
         let s = try sample(scratch, compressed: true)
         #expect(s.entry & QCOW2Reader.compressedFlag != 0)
         let outside = s.fileSize + 12345
-        try patch(s.path, at: s.l2Offset + UInt64(s.entryIndex) * 8, bigEndian(QCOW2Reader.compressedFlag | outside))
+        try patch(s.path, at: s.l2Offset + UInt64(s.entryIndex) * 8, bigEndianBytes(QCOW2Reader.compressedFlag | outside))
         expectError(s.path, offset: outside) { _ = try readAll(QCOW2Reader(path: s.path)) }
     }
 
@@ -213,7 +213,7 @@ import Testing
     @Test func refcountTableBeyondTheEnd() throws {
         let scratch = try Scratch()
         let s = try sample(scratch, compressed: false)
-        try patch(s.path, at: 48, bigEndian(s.fileSize + 1 << 20 & ~0xFFFF))
+        try patch(s.path, at: 48, bigEndianBytes(s.fileSize + 1 << 20 & ~0xFFFF))
         expectError(s.path, offset: 48) { _ = try QCOW2Reader(path: s.path) }
     }
 
@@ -227,7 +227,7 @@ import Testing
     @Test func unknownIncompatibleFeature() throws {
         let scratch = try Scratch()
         let s = try sample(scratch, compressed: false)
-        try patch(s.path, at: 72, bigEndian(1 << 40))
+        try patch(s.path, at: 72, bigEndianBytes(1 << 40))
         expectError(s.path, offset: 72) { _ = try QCOW2Reader(path: s.path) }
     }
 }

@@ -26,22 +26,22 @@ struct HostileImage: Sendable, CustomTestStringConvertible {
         },
         HostileImage(name: "qcow2 unknown incompatible bit", codes: [.unknownIncompatibleFeatures]) { s in
             let path = try qemu(s, "u.qcow2", ["-f", "qcow2", "-o", "size=16M"])
-            try patch(path, at: 72, bigEndian(UInt64(1) << 40))
+            try patch(path, at: 72, bigEndianBytes(UInt64(1) << 40))
             return path
         },
         HostileImage(name: "qcow2 absurd cluster_bits", codes: [.malformedHeader]) { s in
             let path = try qemu(s, "c.qcow2", ["-f", "qcow2", "-o", "size=16M"])
-            try patch(path, at: 20, Array(bigEndian(UInt64(40)).suffix(4)))
+            try patch(path, at: 20, Array(bigEndianBytes(UInt64(40)).suffix(4)))
             return path
         },
         HostileImage(name: "qcow2 absurd virtual size", codes: [.malformedHeader]) { s in
             let path = try qemu(s, "v.qcow2", ["-f", "qcow2", "-o", "size=16M"])
-            try patch(path, at: 24, bigEndian(UInt64.max))
+            try patch(path, at: 24, bigEndianBytes(UInt64.max))
             return path
         },
         HostileImage(name: "qcow2 L1 table beyond the end of the file", codes: [.malformedHeader]) { s in
             let path = try qemu(s, "l.qcow2", ["-f", "qcow2", "-o", "size=16M"])
-            try patch(path, at: 40, bigEndian(UInt64(1) << 40))
+            try patch(path, at: 40, bigEndianBytes(UInt64(1) << 40))
             return path
         },
         HostileImage(name: "qcow2 truncated header", codes: [.malformedHeader]) { s in
@@ -114,7 +114,7 @@ struct HostileImage: Sendable, CustomTestStringConvertible {
             let path = try qemu(s, "g.vmdk", ["-f", "vmdk", "-o", "subformat=streamOptimized,size=16M"])
             var image = try bytes(of: path)
             var footer = Array(image[0..<512])
-            footer.replaceSubrange(12..<20, with: bigEndian(UInt64(1) << 30).reversed())
+            footer.replaceSubrange(12..<20, with: bigEndianBytes(UInt64(1) << 30).reversed())
             var marker = [UInt8](repeating: 0, count: 512)
             marker[12] = 3
             image += marker + footer + [UInt8](repeating: 0, count: 512)
@@ -147,7 +147,7 @@ struct HostileImage: Sendable, CustomTestStringConvertible {
         HostileImage(name: "gpt with a corrupt header", codes: [.gptInvalid]) { s in
             let path = s.path("crc.raw")
             try shell("truncate -s 32M \(path) && sgdisk -n 1:2048:+8M \(path) >/dev/null", in: s)
-            try patch(path, at: 512 + 40, bigEndian(UInt64(7)))
+            try patch(path, at: 512 + 40, bigEndianBytes(UInt64(7)))
             return path
         },
         HostileImage(name: "mbr with a bad boot flag", codes: [.mbrInvalid]) { s in

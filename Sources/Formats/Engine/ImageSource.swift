@@ -40,9 +40,9 @@ public enum OutputFormat: String, Sendable, CaseIterable {
     case qcow2, raw
 }
 
-/// Opens `path` as `format`, or, without one, as qcow2 when it carries the qcow2 magic and raw otherwise (other
-/// image formats are refused rather than read as raw). A qcow2 naming a backing file is refused unless
-/// `allowBacking` is set: following a name found in an untrusted image makes us read arbitrary host files.
+/// Opens `path` as `format`, or, without one, as what `ImageInspector` detects. qcow2 and the formats qemu reads
+/// as raw are readable; others are refused rather than read as raw. A qcow2 naming a backing file is refused
+/// unless `allowBacking` is set: following a name found in an untrusted image makes us read arbitrary host files.
 public func openImage(path: String, format: ImageFormat? = nil, allowBacking: Bool = false) throws -> any ImageSource {
     try openImage(path: path, format: format, allowBacking: allowBacking, depth: 0)
 }
@@ -51,34 +51,13 @@ public func openImage(path: String, format: ImageFormat? = nil, allowBacking: Bo
 let maximumBackingDepth = 16
 
 func openImage(path: String, format: ImageFormat?, allowBacking: Bool, depth: Int) throws -> any ImageSource {
-    let file = try ImageFile(path: path)
-    let resolved: ImageFormat
-    if let format {
-        resolved = format
-    } else {
-        resolved = try probeFormat(file)
-    }
+    let resolved = try format ?? ImageInspector.inspect(path: path).format
     switch resolved {
-    case .qcow2: return try QCOW2Reader(file: file, allowBacking: allowBacking, depth: depth)
-    case .raw, .ami, .aki, .ari: return RawReader(file: file)
+    case .qcow2: return try QCOW2Reader(file: ImageFile(path: path), allowBacking: allowBacking, depth: depth)
+    case _ where resolved.qemuFormat == "raw": return RawReader(file: try ImageFile(path: path))
     default:
         throw FormatError(file: path, "is \(resolved.rawValue); only qcow2 and raw can be read (convert it with qemu-img first)")
     }
-}
-
-private func probeFormat(_ file: ImageFile) throws -> ImageFormat {
-    var head = [UInt8](repeating: 0, count: 8)
-    let got = try head.withUnsafeMutableBytes { try file.read(at: 0, into: $0) }
-    let cursor = ByteCursor(Array(head.prefix(got)), file: file.path)
-    if cursor.matches(QCOW2Header.magic, at: 0) { return .qcow2 }
-    let others: [(String, [UInt8])] = [
-        ("qed", Array("QED\0".utf8)), ("vmdk", Array("KDMV".utf8)), ("vhdx", Array("vhdxfile".utf8)),
-        ("luks", [0x4C, 0x55, 0x4B, 0x53, 0xBA, 0xBE]),
-    ]
-    for (name, magic) in others where cursor.matches(magic, at: 0) {
-        throw FormatError(file: file.path, offset: 0, "is a \(name) image; only qcow2 and raw can be read (convert it with qemu-img first)")
-    }
-    return .raw
 }
 
 /// An open image file read with pread, so any number of threads can read it at once. Closed on deinit.

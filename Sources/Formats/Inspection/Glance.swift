@@ -7,11 +7,36 @@ public struct GlanceProperties: Sendable, Encodable, Equatable {
     public var containerFormat: String
     /// Smallest disk in GB (GiB, as Nova counts flavors) that holds the virtual size, rounded up.
     public var minDisk: UInt64
+    /// From the guest, when it was inspected: x86_64, i686, aarch64, ...
+    public var architecture: String?
+    /// os_distro as Glance's metadata catalog spells it: rhel, centos, ubuntu, ...
+    public var osDistro: String?
+    /// os_version: "7.9".
+    public var osVersion: String?
+    /// os_name: the libosinfo id ("rhel7.9") that lets Nova pick the guest's optimal virtual hardware.
+    public var osName: String?
+    /// os_type: linux or windows.
+    public var osType: String?
 
     private enum CodingKeys: String, CodingKey {
         case diskFormat = "disk_format"
         case containerFormat = "container_format"
         case minDisk = "min_disk"
+        case architecture
+        case osDistro = "os_distro"
+        case osVersion = "os_version"
+        case osName = "os_name"
+        case osType = "os_type"
+    }
+
+    /// Every property as `openstack image create --property KEY=VALUE` takes it, in a stable order.
+    public var properties: [(key: String, value: String)] {
+        let all: [(String, String?)] = [
+            ("disk_format", diskFormat), ("container_format", containerFormat), ("min_disk", String(minDisk)),
+            ("architecture", architecture), ("os_distro", osDistro), ("os_version", osVersion),
+            ("os_name", osName), ("os_type", osType),
+        ]
+        return all.compactMap { key, value in value.map { (key, $0) } }
     }
 
     /// `amazon` publishes a partitioned raw disk as an AMI (disk and container format ami) instead of raw/bare.

@@ -40,10 +40,13 @@ public struct ApplianceOptions: Sendable {
     public var accelerationCache: URL?
     public var logger: Logger
     public var progress: (@Sendable (ApplianceProgress) -> Void)?
+    /// How messages name the guest: the user's image, where the first drive is an overlay of it.
+    public var guestName: String?
 
     public init(acceleration: Acceleration = .auto, accelerationCache: URL? = nil,
                 logger: Logger = Logger(label: "imgcustomize.appliance"),
-                progress: (@Sendable (ApplianceProgress) -> Void)? = nil) {
+                progress: (@Sendable (ApplianceProgress) -> Void)? = nil, guestName: String? = nil) {
+        self.guestName = guestName
         self.acceleration = acceleration
         self.accelerationCache = accelerationCache
         self.logger = logger
@@ -70,7 +73,7 @@ public final class ApplianceSession {
         self.drives = drives
         self.readonly = drives.allSatisfy(\.readonly)
         self.logger = options.logger
-        (guestfs, launchReport) = try Launcher(drives: drives, guest: first.path, options: options).launch()
+        (guestfs, launchReport) = try Launcher(drives: drives, guest: options.guestName ?? first.path, options: options).launch()
     }
 
     /// Opens one image, inspects it and returns the guest's facts, then shuts the appliance down: `inspect --os`.

@@ -175,7 +175,9 @@ public final class TreeFilesystem: GuestFilesystem {
     static func writeAll(_ fd: Int32, _ content: [UInt8]) throws {
         var offset = 0
         while offset < content.count {
-            let count = content.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let count = content.withUnsafeBytes { bytes in
+                Glibc.write(fd, UnsafeRawBufferPointer(rebasing: bytes[offset...]).baseAddress, bytes.count - offset)
+            }
             if count < 0 {
                 if errno == EINTR { continue }
                 throw SystemCallError.last()

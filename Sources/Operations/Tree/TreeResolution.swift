@@ -1,9 +1,10 @@
 import Glibc
 
 /// A failed system call inside the tree, before it becomes a `GuestError` at the `TreeFilesystem` boundary.
-struct SystemCallError: Error {
+struct SystemCallError: Error, CustomStringConvertible {
     var code: Int32
     var message: String { String(cString: strerror(code)) }
+    var description: String { message }
 
     static func last() -> SystemCallError { SystemCallError(code: errno) }
 }

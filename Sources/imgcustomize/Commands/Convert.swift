@@ -10,12 +10,20 @@ extension IMGCustomize {
     struct Convert: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rewrite an image as compressed qcow2 or sparse raw, compressing on every core.",
-            discussion: "Zero clusters are never written. The output passes `qemu-img check`.")
+            discussion: """
+            Zero clusters are never written. The output passes `qemu-img check`. The input is inspected first and \
+            refused when unsafe (a backing file, an external data file, a polyglot...).
+
+            EXAMPLES:
+              imgcustomize convert rhel7.qcow2 rhel7-compressed.qcow2
+              imgcustomize convert -O raw rhel7.qcow2 rhel7.raw        # for Ceph: holes where the guest has zeros
+              imgcustomize convert --compress zstd disk.raw disk.qcow2
+            """)
 
         @Option(name: .customShort("O"), help: "Output format: qcow2 or raw.")
         var outputFormat: OutputFormat = .qcow2
 
-        @Option(name: .customShort("f"), help: "Input format: qcow2 or raw (probed when omitted).")
+        @Option(name: .customShort("f"), help: "Input format (detected when omitted; an image detected as another format is refused).")
         var inputFormat: ImageFormat?
 
         @Option(help: "qcow2 cluster compression: zlib (what every qemu reads), zstd or none.")
@@ -40,7 +48,9 @@ extension IMGCustomize {
         var output: String
 
         func run() throws {
-            let source = try openImage(path: input, format: inputFormat, allowBacking: allowBacking)
+            let policy = SafetyPolicy(allowedFormats: inputFormat.map { [$0] }, allowBackingFile: allowBacking)
+            let inspection = try ImageInspector.requireSafe(path: input, policy: policy)
+            let source = try openImage(path: input, format: inspection.format, allowBacking: allowBacking)
             let writer = ImageWriter(WriteOptions(format: outputFormat, compression: compress,
                                                  clusterSize: clusterSize, level: level))
             let meter = ProgressMeter(enabled: !quiet)

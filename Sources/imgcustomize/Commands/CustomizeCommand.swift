@@ -74,12 +74,15 @@ extension IMGCustomize {
                 guard let descriptor = OperationCatalog.named(name) else {
                     throw ValidationError("unknown option or operation '--\(name)'; `imgcustomize operations` lists them")
                 }
+                // The next token is this operation's argument unless it is the next operation; an optional
+                // argument ("[GLOB]") may be left out.
                 if !descriptor.isFlag, value == nil {
-                    guard index < arguments.count else {
-                        throw ValidationError("--\(name) needs an argument: \(descriptor.syntax)")
+                    if index < arguments.count, !arguments[index].hasPrefix("--") {
+                        value = arguments[index]
+                        index += 1
+                    } else if !descriptor.syntax.hasPrefix("[") {
+                        throw ValidationError("--\(name) needs an argument: --\(name) \(descriptor.syntax)")
                     }
-                    value = arguments[index]
-                    index += 1
                 }
                 do {
                     operations.append(try descriptor.parse(value))

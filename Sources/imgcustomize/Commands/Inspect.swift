@@ -10,6 +10,12 @@ extension IMGCustomize {
             discussion: """
                 Exits with status 1 when the image fails a safety check (a backing or data file, a VMDK extent \
                 naming a path, a polyglot, a malformed header, ...); the report names each problem.
+
+                EXAMPLES:
+                  imgcustomize inspect rhel7.qcow2
+                  imgcustomize inspect so-disk.vmdk --json
+                  imgcustomize inspect --os --glance --json rhel7.qcow2
+                  imgcustomize inspect --formats raw,iso upload.img
                 """)
 
         @Argument(help: "The image file.")
@@ -18,7 +24,7 @@ extension IMGCustomize {
         @Flag(help: "Print JSON with qemu-img info's keys plus \"safety\" (and \"glance\" with --glance).")
         var json = false
 
-        @Flag(help: "Print the Glance properties (disk_format, container_format, min_disk).")
+        @Flag(help: "Print the Glance properties (disk_format, container_format, min_disk; with --os also architecture, os_distro, os_version, os_name, os_type).")
         var glance = false
 
         @Flag(help: "With --glance, publish a partitioned raw disk as an AMI.")
@@ -49,11 +55,18 @@ extension IMGCustomize {
                 policy.allowedFormats = allowed
             }
             let inspection = try ImageInspector.inspect(path: image, policy: policy)
-            let properties = glance ? GlanceProperties(inspection, amazon: amazon) : nil
             // An image that fails a safety check is never handed to qemu.
             let facts = os && inspection.safety.safe
                 ? try Self.guestFacts(inspection, path: image, acceleration: accel ?? .auto, logger: global.makeLogger())
                 : nil
+            var properties = glance ? GlanceProperties(inspection, amazon: amazon) : nil
+            if let facts {
+                properties?.architecture = facts.arch
+                properties?.osDistro = facts.distro
+                properties?.osVersion = "\(facts.majorVersion).\(facts.minorVersion)"
+                properties?.osName = facts.osinfo
+                properties?.osType = facts.type
+            }
             if json {
                 print(try Self.json(inspection, glance: properties, os: facts))
             } else {
@@ -95,8 +108,8 @@ extension IMGCustomize {
                 }
             }
             if let glance {
-                out += "Glance properties:\n    disk_format: \(glance.diskFormat)\n"
-                out += "    container_format: \(glance.containerFormat)\n    min_disk: \(glance.minDisk)\n"
+                out += "Glance properties:\n"
+                for (key, value) in glance.properties { out += "    \(key): \(value)\n" }
             }
             if inspection.safety.safe {
                 out += "safety: safe\n"
