@@ -2,28 +2,6 @@ import Foundation
 import Testing
 @testable import Formats
 
-/// A temporary directory holding one test's images, removed when the test is done with it.
-final class Scratch: Sendable {
-    let directory: String
-
-    init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("formats-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: directory) }
-
-    func path(_ name: String) -> String { directory + "/" + name }
-}
-
-/// Overwrites bytes of a file in place: how the hostile corpus is made from honest images.
-func patch(_ path: String, at offset: UInt64, _ bytes: [UInt8]) throws {
-    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-    defer { try? handle.close() }
-    try handle.seek(toOffset: offset)
-    try handle.write(contentsOf: Data(bytes))
-}
-
 /// A shell script run in the scratch directory, for the corpus files that need a pipeline (cpio | gzip) or a tool
 /// outside /usr/bin (sgdisk, sfdisk, mkudffs).
 @discardableResult

@@ -55,9 +55,10 @@ struct HostileImage: Sendable, CustomTestStringConvertible {
             let headerLength = header[100..<104].reduce(0) { $0 << 8 | UInt64($1) }
             let name = Array("/etc/shadow".utf8)
             // An unknown extension of 70000 bytes, then the data file name, then the end of the chain.
-            let chain = Array(bigEndian(UInt64(0x0BAD_C0DE) << 32 | 70000)) + [UInt8](repeating: 0, count: 70000)
-                + Array(bigEndian(UInt64(0x4441_5441) << 32 | UInt64(name.count))) + name
-                + [UInt8](repeating: 0, count: 16 - name.count) + [UInt8](repeating: 0, count: 8)
+            var chain = bigEndianBytes(UInt64(0x0BAD_C0DE) << 32 | 70000)
+            chain += [UInt8](repeating: 0, count: 70000)
+            chain += bigEndianBytes(UInt64(0x4441_5441) << 32 | UInt64(name.count))
+            chain += name + [UInt8](repeating: 0, count: 16 - name.count + 8)
             try patch(path, at: headerLength, chain)
             return path
         },
