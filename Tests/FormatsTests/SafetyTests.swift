@@ -49,6 +49,19 @@ struct HostileImage: Sendable, CustomTestStringConvertible {
             try write(try bytes(of: path, count: 50), to: path)
             return path
         },
+        HostileImage(name: "qcow2 data file named past the first 64 KiB of cluster 0", codes: [.dataFile]) { s in
+            let path = try qemu(s, "far.qcow2", ["-f", "qcow2", "-o", "cluster_size=2M,size=16M"])
+            let header = try bytes(of: path, count: 104)
+            let headerLength = header[100..<104].reduce(0) { $0 << 8 | UInt64($1) }
+            let name = Array("/etc/shadow".utf8)
+            // An unknown extension of 70000 bytes, then the data file name, then the end of the chain.
+            var chain = bigEndianBytes(UInt64(0x0BAD_C0DE) << 32 | 70000)
+            chain += [UInt8](repeating: 0, count: 70000)
+            chain += bigEndianBytes(UInt64(0x4441_5441) << 32 | UInt64(name.count))
+            chain += name + [UInt8](repeating: 0, count: 16 - name.count + 8)
+            try patch(path, at: headerLength, chain)
+            return path
+        },
         HostileImage(name: "qed backing file", codes: [.qedUnsupported, .backingFile]) { s in
             try qemu(s, "b.qed", ["-f", "qed", "-F", "raw", "-b", "/etc/passwd", "-u", "-o", "size=1G"])
         },

@@ -4,12 +4,14 @@ enum QCOW2Detector: FormatDetector {
     static func matches(_ reader: HeaderReader) -> Bool { reader.head.matches(QCOW2Header.magic, at: 0) }
 
     static func inspect(_ reader: HeaderReader) throws -> Finding {
-        // Header extensions may fill cluster 0, so read all of it (64 KiB by default, 2 MiB at most).
-        let clusterBits = (try? reader.head.bigEndian(UInt32.self, at: 20)) ?? 16
-        let clusterSize = Int64(1) << Int64(min(max(clusterBits, 9), 21))
-        let prefix = min(clusterSize, reader.size)
-        let cursor = try reader.cursor(at: 0, count: Int(prefix), what: "qcow2 cluster 0")
-        let header = try QCOW2Header(prefix: cursor.bytes, fileSize: reader.size, file: reader.name)
+        // Header extensions may run on through cluster 0: parse the head already read, and only when the chain
+        // goes past it read the rest of cluster 0 (2 MiB at most) and parse again.
+        var header = try QCOW2Header(prefix: reader.head.bytes, fileSize: reader.size, file: reader.name)
+        if !header.extensionsComplete {
+            let cluster = min(Int64(header.clusterSize), reader.size)
+            let cursor = try reader.cursor(at: 0, count: Int(cluster), what: "qcow2 cluster 0")
+            header = try QCOW2Header(prefix: cursor.bytes, fileSize: reader.size, file: reader.name)
+        }
 
         var violations: [Violation] = []
         if let backing = header.backingFile {

@@ -43,6 +43,9 @@ public struct QCOW2Header: Sendable, Equatable {
     public var hasEncryptionHeader: Bool
     /// Names of feature bits from the feature name table, keyed by "incompatible:N", "compatible:N", "autoclear:N".
     public var featureNames: [String: String]
+    /// False when `prefix` ended inside cluster 0 (and the file goes on) before the extension chain or the backing
+    /// file name did: the fields above may be incomplete, so read all of cluster 0 and parse again.
+    public var extensionsComplete: Bool
 
     public var clusterSize: Int { 1 << Int(clusterBits) }
     public var refcountBits: Int { 1 << Int(refcountOrder) }
@@ -143,13 +146,24 @@ public struct QCOW2Header: Sendable, Equatable {
         var hasBitmaps = false
         var hasEncryptionHeader = false
         let extensionEnd = min(Int(clusterSize), c.count)
+        // A prefix shorter than cluster 0 of a file that goes on: running out of it is not an error, only unfinished.
+        let partial = c.count < Int(clusterSize) && Int64(c.count) < fileSize
+        var complete = true
+        var terminated = false
         var offset = Int(headerLength)
         while offset + 8 <= extensionEnd {
             let type = try c.bigEndian(UInt32.self, at: offset)
             let length = Int(try c.bigEndian(UInt32.self, at: offset + 4))
-            if type == 0 { break }
+            if type == 0 {
+                terminated = true
+                break
+            }
             let data = offset + 8
             guard length <= extensionEnd - data else {
+                if partial {
+                    complete = false
+                    break
+                }
                 throw c.error(at: offset + 4, "header extension 0x\(String(type, radix: 16)) of \(length) bytes runs past cluster 0")
             }
             switch type {
@@ -173,6 +187,7 @@ public struct QCOW2Header: Sendable, Equatable {
             }
             offset = data + (length + 7) / 8 * 8
         }
+        if partial && !terminated { complete = false }
         self.backingFormat = backingFormat
         self.externalDataFile = externalDataFile
         self.featureNames = featureNames
@@ -186,9 +201,15 @@ public struct QCOW2Header: Sendable, Equatable {
             guard backingFileOffset < clusterSize, let start = Int(exactly: backingFileOffset) else {
                 throw c.error(at: 8, "backing file name at \(backingFileOffset) lies outside cluster 0")
             }
-            backingFile = String(decoding: try c.slice(start, Int(backingFileSize)), as: UTF8.self)
+            if partial && start + Int(backingFileSize) > c.count {
+                complete = false
+                backingFile = nil
+            } else {
+                backingFile = String(decoding: try c.slice(start, Int(backingFileSize)), as: UTF8.self)
+            }
         } else {
             backingFile = nil
         }
+        extensionsComplete = complete
     }
 }
