@@ -20,10 +20,12 @@ import Testing
         let first = try imgcustomize(["customize", image, "--json"] + Self.operations)
         #expect(first.status == 0, "\(first.stderr)")
         let firstSteps = steps(try jsonObject(first.stdout))
-        #expect(firstSteps.map { $0["operation"] as? String ?? "" }.starts(with: [
-            "set-line", "append-grub-args", "lock-root", "disable-repos", "remove-machine-id", "edit-file", "trim-free-space",
-        ]))
-        for step in firstSteps.prefix(7) { #expect(step["changed"] as? Bool == true, "\(step)") }
+        // In command-line order, then the relabelling of what they touched, then trimming (always last).
+        #expect(firstSteps.map { $0["operation"] as? String ?? "" } == [
+            "set-line", "append-grub-args", "lock-root", "disable-repos", "remove-machine-id", "edit-file",
+            "selinux-relabel", "trim-free-space",
+        ])
+        for step in firstSteps { #expect(step["changed"] as? Bool == true, "\(step)") }
         #expect(try tool("qemu-img", ["check", "-f", "qcow2", image]).contains("No errors"))
 
         try readBack(image) { guest in

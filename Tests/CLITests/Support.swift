@@ -20,12 +20,18 @@ struct CLIResult {
 /// Runs the built `imgcustomize` as a user would, with the same environment.
 @discardableResult
 func imgcustomize(_ arguments: [String], environment: [String: String] = [:]) throws -> CLIResult {
-    let binary = Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("imgcustomize")
-    let candidates = [binary, packageRoot.appendingPathComponent(".build/debug/imgcustomize")]
-    guard let executable = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+    try runProcess(try imgcustomizeBinary(), arguments, environment: environment)
+}
+
+/// The `imgcustomize` built beside the test bundle.
+func imgcustomizeBinary() throws -> String {
+    let candidates = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
+                      packageRoot.appendingPathComponent(".build/debug")]
+        .map { $0.appendingPathComponent("imgcustomize").path }
+    guard let executable = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
         throw TestFailure("imgcustomize is not built; run `swift build` first")
     }
-    return try runProcess(executable.path, arguments, environment: environment)
+    return executable
 }
 
 func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> CLIResult {

@@ -9,7 +9,7 @@ import Testing
         let image = directory.path("guest.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
         let before = try sha256(image)
-        let binary = Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("imgcustomize").path
+        let binary = try imgcustomizeBinary()
 
         // Moments spread over the whole run: checking, launching, applying, rewriting, just before the rename.
         var generator = SystemRandomNumberGenerator()

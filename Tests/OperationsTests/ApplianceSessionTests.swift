@@ -131,8 +131,8 @@ extension ApplianceTests {
     }
 
     @Test func byteCountsReadLikeSizes() {
-        #expect(ApplianceFilesystem.byteCount(0) == "0 B")
-        #expect(ApplianceFilesystem.byteCount(1536) == "1.5 KiB")
-        #expect(ApplianceFilesystem.byteCount(3 << 30) == "3.0 GiB")
+        #expect(formatBytes(0) == "0 B")
+        #expect(formatBytes(1536) == "1.5 KiB")
+        #expect(formatBytes(3 << 30) == "3.0 GiB")
     }
 }
