@@ -38,8 +38,7 @@ extension IMGCustomize {
         @Flag(help: "Read through the input's backing file (only for images you made yourself).")
         var allowBacking = false
 
-        @Flag(help: "Print no progress.")
-        var quiet = false
+        @OptionGroup var global: GlobalOptions
 
         @Argument(help: "The image to read.")
         var input: String
@@ -53,47 +52,13 @@ extension IMGCustomize {
             let source = try openImage(path: input, format: inspection.format, allowBacking: allowBacking)
             let writer = ImageWriter(WriteOptions(format: outputFormat, compression: compress,
                                                  clusterSize: clusterSize, level: level))
-            let meter = ProgressMeter(enabled: !quiet)
-            let stats = try writer.write(source, to: output) { meter.show($0) }
-            meter.finish()
+            let bar = ProgressBar("converting", enabled: !global.quiet)
+            let stats = try writer.write(source, to: output) { bar.update(done: Int64($0.bytesDone), total: Int64($0.bytesTotal)) }
             let megabytes = Double(source.virtualSize) / 1_000_000
             let rate = stats.seconds > 0 ? Double(stats.bytesRead) / 1_000_000 / stats.seconds : 0
             print(String(format: "%@: %.1f MB virtual, %.1f MB read, %.1f MB written in %.2f s (%.0f MB/s read)",
                          output, megabytes, Double(stats.bytesRead) / 1_000_000,
                          Double(stats.outputSize) / 1_000_000, stats.seconds, rate))
         }
-    }
-}
-
-/// Draws a bar on a terminal; elsewhere prints a plain line every 10%.
-final class ProgressMeter {
-    private let enabled: Bool
-    private let terminal = isatty(STDERR_FILENO) != 0
-    private var lastShown = -1
-    private var drew = false
-
-    init(enabled: Bool) {
-        self.enabled = enabled
-    }
-
-    func show(_ progress: WriteProgress) {
-        guard enabled, progress.bytesTotal > 0 else { return }
-        let percent = Int(progress.bytesDone * 100 / progress.bytesTotal)
-        if terminal {
-            guard percent != lastShown else { return }
-            let width = 40
-            let filled = percent * width / 100
-            let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
-            FileHandle.standardError.write(Data("\r[\(bar)] \(percent)%".utf8))
-            drew = true
-        } else {
-            guard percent / 10 != lastShown / 10 else { return }
-            FileHandle.standardError.write(Data("\(percent)% (\(progress.bytesDone) of \(progress.bytesTotal) bytes)\n".utf8))
-        }
-        lastShown = percent
-    }
-
-    func finish() {
-        if drew { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }

@@ -1,0 +1,27 @@
+import Foundation
+import Operations
+import Testing
+
+/// `imgcustomize sparsify`: trim through the appliance, rewrite compressed, the guest intact.
+@Suite(.serialized, .tags(.appliance)) struct SparsifyTests {
+    @Test func aRawGuestBecomesASmallerCompressedQCOW2WithTheSameFiles() throws {
+        let directory = try TemporaryDirectory()
+        let image = try fixture("rhel7-single.raw")
+        let before = try sha256(image)
+        let output = directory.path("small.qcow2")
+
+        let run = try imgcustomize(["sparsify", image, "--output", output, "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try jsonObject(run.stdout)
+        #expect(steps(report).map { $0["operation"] as? String } == ["trim-free-space"])
+        #expect(try sha256(image) == before)
+        #expect(try tool("qemu-img", ["check", "-f", "qcow2", output]).contains("No errors"))
+        let info = try jsonObject(try tool("qemu-img", ["info", "--output=json", "-f", "qcow2", output]))
+        #expect((info["actual-size"] as? Int ?? .max) < (report["size"] as? [String: Any])?["before"] as? Int ?? 0)
+
+        let files = ["/etc/redhat-release", "/etc/shadow", "/boot/grub2/grub.cfg"]
+        let original = try readBack(image, format: .raw) { guest in try files.map { try guest.read($0) } }
+        let sparsified = try readBack(output) { guest in try files.map { try guest.read($0) } }
+        #expect(original == sparsified)
+    }
+}
