@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+
+/// What a new user meets first: help with examples, the version, the lists, completions, exit codes.
+@Suite struct CommandLineTests {
+    @Test(arguments: ["apply", "customize", "sparsify", "inspect", "convert", "profiles", "operations"])
+    func everyCommandsHelpHasAnExample(command: String) throws {
+        let help = try imgcustomize([command, "--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("imgcustomize \(command)"), "\(help.stdout)")
+    }
+
+    @Test func versionAndBadUsage() throws {
+        let version = try imgcustomize(["--version"])
+        #expect(version.status == 0)
+        #expect(version.stdout.split(separator: ".").count == 3)
+        let bad = try imgcustomize(["apply", "no-such-profile", "x.qcow2"])
+        #expect(bad.status != 0 && bad.status != 1)
+        #expect(bad.stderr.contains("rhel7-cloud, rhel6-cloud, sysprep"))
+    }
+
+    @Test func operationsListsTheDesignCardAndSysprepOperations() throws {
+        let list = try imgcustomize(["operations"])
+        #expect(list.status == 0)
+        for name in ["edit-file", "set-line", "append-grub-args", "lock-root", "disable-repos", "remove-machine-id",
+                     "trim-free-space", "hostname", "ssh-inject", "selinux-relabel", "logfiles", "net-hwaddr"] {
+            #expect(list.stdout.contains("--\(name)"), "\(name)")
+        }
+    }
+
+    @Test func profilesShowPrintsTheSourceDocumentsSteps() throws {
+        let show = try imgcustomize(["profiles", "show", "rhel6-cloud"])
+        #expect(show.status == 0)
+        for line in ["write-lines /etc/sysconfig/network-scripts/ifcfg-eth0", "yaml-list-add /etc/cloud/cloud.cfg",
+                     "set-line /etc/sysconfig/network", "write /etc/udev/rules.d/75-persistent-net-generator.rules",
+                     "append-grub-args console=tty0 console=ttyS0,115200n8", "disable-repos", "lock-root",
+                     "sysprep:", "trim-free-space"] {
+            #expect(show.stdout.contains(line), "\(line)")
+        }
+    }
+
+    @Test(arguments: ["bash", "zsh", "fish"])
+    func completionScriptsKnowTheCommands(shell: String) throws {
+        let script = try imgcustomize(["--generate-completion-script", shell])
+        #expect(script.status == 0)
+        for command in ["apply", "customize", "sparsify", "inspect", "convert"] {
+            #expect(script.stdout.contains(command), "\(shell): \(command)")
+        }
+    }
+
+    @Test func customizeOnATreeIsIdempotent() throws {
+        let directory = try TemporaryDirectory()
+        let root = directory.path("guest")
+        try FileManager.default.createDirectory(atPath: root + "/etc/sysconfig", withIntermediateDirectories: true)
+        try "NETWORKING=yes\n".write(toFile: root + "/etc/sysconfig/network", atomically: true, encoding: .utf8)
+        let arguments = ["customize", "--root", root, "--json", "--set-line", "/etc/sysconfig/network:NOZEROCONF=yes"]
+        let first = try imgcustomize(arguments)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(steps(try jsonObject(first.stdout)).first?["changed"] as? Bool == true)
+        #expect(try String(contentsOfFile: root + "/etc/sysconfig/network", encoding: .utf8)
+                == "NETWORKING=yes\nNOZEROCONF=yes\n")
+        let second = try imgcustomize(arguments)
+        #expect(steps(try jsonObject(second.stdout)).first?["changed"] as? Bool == false)
+    }
+}
