@@ -25,11 +25,7 @@ import Testing
 
         try readBack(output) { guest in
             let checks = CloudGuestChecks(guest: guest)
-            try checks.network()
-            try checks.cloudInit()
-            try checks.subscriptionCleanup()
-            try checks.rootLocked()
-            try checks.sysprep()
+            try checks.cloudProfile()
             let grub = try guest.readText("/etc/default/grub").split(separator: "\n")
             #expect(grub.filter { $0.hasPrefix("GRUB_CMDLINE_LINUX_DEFAULT=") }
                     == ["GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty0 console=ttyS0,115200n8\""])
@@ -57,11 +53,7 @@ import Testing
         #expect(run.status == 0, "\(run.stderr)")
         try readBack(output) { guest in
             let checks = CloudGuestChecks(guest: guest)
-            try checks.network()
-            try checks.cloudInit()
-            try checks.subscriptionCleanup()
-            try checks.rootLocked()
-            try checks.sysprep()
+            try checks.cloudProfile()
             #expect(try guest.readText("/etc/udev/rules.d/75-persistent-net-generator.rules") == "#\n")
             try checks.consoleOnEveryKernelLine("/boot/grub/grub.conf", keyword: "kernel")
         }

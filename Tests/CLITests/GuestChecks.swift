@@ -8,6 +8,15 @@ struct CloudGuestChecks {
 
     func text(_ path: String) throws -> String { try guest.readText(path) }
 
+    /// The steps both cloud profiles share.
+    func cloudProfile() throws {
+        try network()
+        try cloudInit()
+        try subscriptionCleanup()
+        try rootLocked()
+        try sysprep()
+    }
+
     func network() throws {
         #expect(try text("/etc/sysconfig/network-scripts/ifcfg-eth0")
                 == "TYPE=Ethernet\nDEVICE=eth0\nONBOOT=yes\nBOOTPROTO=dhcp\nNM_CONTROLLED=no\n")

@@ -23,17 +23,7 @@ final class Scratch: Sendable {
     /// Runs a tool found on PATH; returns its exit status and its output (stdout and stderr together).
     @discardableResult
     func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [tool] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try launch(tool, arguments)
     }
 
     /// Runs a tool that must succeed, and returns its output.
@@ -49,21 +39,25 @@ final class Scratch: Sendable {
 /// Runs a tool that must succeed, outside any scratch directory; returns its output.
 @discardableResult
 func run(_ tool: String, _ arguments: [String]) throws -> String {
+    let (status, output) = try launch(tool, arguments)
+    guard status == 0 else {
+        throw Scratch.ToolFailure(message: "\(tool) \(arguments.joined(separator: " ")) exited with \(status): \(output)")
+    }
+    return output
+}
+
+private func launch(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [tool] + arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
     process.standardInput = FileHandle.nullDevice
     try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    let text = String(decoding: data, as: UTF8.self)
-    guard process.terminationStatus == 0 else {
-        throw Scratch.ToolFailure(message: "\(tool) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus): \(text)")
-    }
-    return text
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
 /// Overwrites bytes of a file in place: how hostile and corrupt images are made from honest ones.
