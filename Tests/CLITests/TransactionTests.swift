@@ -66,7 +66,7 @@ import Testing
     }
 
     @Test(arguments: ["apply", "customize", "sparsify", "convert"])
-    func anImageNamingAHostFileIsRefusedWithinASecond(command: String) throws {
+    func anImageNamingAHostFileIsRefusedBeforeAnythingRuns(command: String) throws {
         let directory = try TemporaryDirectory()
         let image = directory.path("hostile.qcow2")
         try tool("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/etc/passwd", image, "64M"])
@@ -76,11 +76,11 @@ import Testing
         case "sparsify": ["sparsify", image]
         default: ["convert", image, directory.path("out.qcow2")]
         }
-        let start = Date()
         let run = try imgcustomize(arguments)
-        #expect(Date().timeIntervalSince(start) < 1)
         #expect(run.status == 1)
         #expect(run.stderr.contains("/etc/passwd"), "\(run.stderr)")
         #expect(run.stderr.contains("backing"), "\(run.stderr)")
+        // Refused at the header check: no overlay, no scratch, no output was made beside it.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.url.path) == ["hostile.qcow2"])
     }
 }
