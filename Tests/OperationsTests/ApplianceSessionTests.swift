@@ -127,7 +127,7 @@ extension ApplianceTests {
         ("/etc/x[1]", "/etc/x\\[1\\]"),
     ])
     func augeasPathsEscapeSyntax(path: String, expected: String) {
-        #expect(ApplianceFilesystem.augeasPath(path) == expected)
+        #expect(augeasPath(path) == expected)
     }
 
     @Test func byteCountsReadLikeSizes() {

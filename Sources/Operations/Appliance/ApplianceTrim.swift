@@ -12,15 +12,14 @@ extension ApplianceFilesystem {
         var trimmed: [String] = []
 
         let mounted = Guestfs.pairs(try guestfs.strings("list the mounted filesystems") { guestfs_mountpoints($0) })
-        for (device, mountpoint) in mounted.sorted(by: { $0.1 < $1.1 }) {
+        for (_, mountpoint) in mounted.sorted(by: { $0.1 < $1.1 }) {
             try guestfs.run("trim the free space of", mountpoint) { guestfs_fstrim_argv($0, mountpoint, nil) }
-            let type = try guestfs.string("read the filesystem type of", device) { guestfs_vfs_type($0, device) }
-            trimmed.append("\(mountpoint) (\(type))")
+            trimmed.append(mountpoint)
         }
 
-        let filesystems = Guestfs.pairs(try guestfs.strings("list the filesystems") { guestfs_list_filesystems($0) })
-        for (device, type) in filesystems where type == "swap" {
-            try clearSwap(device)
+        for device in try blockDevices() {
+            guard let header = try swapHeader(of: device) else { continue }
+            try clearSwap(device, header: header)
             trimmed.append("swap " + device.dropPrefix("/dev/"))
         }
 
@@ -35,33 +34,52 @@ extension ApplianceFilesystem {
         return trimmed.isEmpty ? nil : "trimmed " + trimmed.joined(separator: ", ")
     }
 
-    /// A swap area holds nothing worth keeping offline; only its header's label and UUID matter, to the guest's
-    /// fstab and its initramfs (resume=UUID=...).
-    private func clearSwap(_ device: String) throws {
-        let (label, uuid) = try swapIdentity(of: device)
+    /// Every block device that could hold a swap area: whole disks, partitions, logical volumes, RAID arrays.
+    /// (libguestfs's list_filesystems would say which are swap, but it runs parted and blkid on each device: about
+    /// 9 s under software emulation, against a few milliseconds to read each header.)
+    private func blockDevices() throws -> [String] {
+        try guestfs.strings("list the disks") { guestfs_list_devices($0) }
+            + guestfs.strings("list the partitions") { guestfs_list_partitions($0) }
+            + guestfs.strings("list the RAID arrays") { guestfs_list_md_devices($0) }
+            + guestfs.strings("list the logical volumes") { guestfs_lvs($0) }
+    }
+
+    /// The swap header of `device`, if it holds a swap area.
+    func swapHeader(of device: String) throws -> SwapHeader? {
+        let start = try guestfs.call("read the start of", device) { handle -> [UInt8]? in
+            var size = 0
+            let bytes = guestfs_pread_device(handle, device, Int32(SwapHeader.largestPage), 0, &size)
+            return Guestfs.takeBytes(bytes, count: size)
+        }
+        return SwapHeader(start)
+    }
+
+    /// A swap area holds nothing worth keeping offline, but its header matters: the guest's fstab and initramfs
+    /// (resume=UUID=...) find it by UUID or label. So: discard the whole device and put the header page back as
+    /// it was, byte for byte.
+    private func clearSwap(_ device: String, header: SwapHeader) throws {
         try discard(device)
-        var optargs = guestfs_mkswap_opts_argv()
-        try label.withCString { labelPointer in
-            try uuid.withCString { uuidPointer in
-                if !label.isEmpty {
-                    optargs.bitmask |= imgc_mkswap_label
-                    optargs.label = labelPointer
-                }
-                if !uuid.isEmpty {
-                    optargs.bitmask |= imgc_mkswap_uuid
-                    optargs.uuid = uuidPointer
-                }
-                try guestfs.run("recreate the swap area (label \"\(label)\", UUID \(uuid)) on", device) {
-                    guestfs_mkswap_opts_argv($0, device, &optargs)
+        var written = 0
+        while written < header.page.count {
+            let rest = Array(header.page[written...])
+            let count = try rest.withUnsafeBufferPointer { bytes in
+                try bytes.withMemoryRebound(to: CChar.self) { chars in
+                    try guestfs.number("restore the swap header (UUID \(header.uuid)) of", device) {
+                        guestfs_pwrite_device($0, device, chars.baseAddress, chars.count, Int64(written))
+                    }
                 }
             }
+            guard count > 0 else {
+                throw GuestError(guest: guestDescription, action: "restore the swap header of", path: device,
+                                 message: "the device accepted no more bytes at offset \(written)")
+            }
+            written += Int(count)
         }
     }
 
     /// What the guest finds its swap area by.
-    func swapIdentity(of device: String) throws -> (label: String, uuid: String) {
-        (try guestfs.string("read the swap label of", device) { guestfs_vfs_label($0, device) },
-         try guestfs.string("read the swap UUID of", device) { guestfs_vfs_uuid($0, device) })
+    func swapIdentity(of device: String) throws -> (label: String, uuid: String)? {
+        try swapHeader(of: device).map { ($0.label, $0.uuid) }
     }
 
     /// Free extents are not a block device of their own: borrow them as a temporary volume, discard it, drop it.
@@ -85,6 +103,34 @@ extension ApplianceFilesystem {
             guestfs.events.logger.debug("cannot discard \(device) (\(failure.error.message)); writing zeroes")
             try guestfs.run("zero", device) { guestfs_zero_device($0, device) }
         }
+    }
+}
+
+/// A Linux swap area's first page: "SWAPSPACE2" in its last 10 bytes, the UUID at byte 1036 and the label at 1052
+/// (`union swap_header` in the kernel's include/linux/swap.h). The page size is the guest's: 4 KiB on x86, up to
+/// 64 KiB elsewhere. A hibernation image (an "S1SUSPEND" signature) is not a swap area to trim: the guest resumes
+/// from it.
+struct SwapHeader {
+    static let largestPage = 65536
+    static let signature = Array("SWAPSPACE2".utf8)
+    /// The whole first page, put back after the discard.
+    let page: [UInt8]
+    let uuid: String
+    let label: String
+
+    init?(_ start: [UInt8]) {
+        guard let size = [4096, 8192, 16384, 65536].first(where: { size in
+            start.count >= size && Array(start[(size - Self.signature.count)..<size]) == Self.signature
+        }) else { return nil }
+        page = Array(start[0..<size])
+        let hex = page[1036..<1052].map { String(format: "%02x", $0) }.joined()
+        var uuid = ""
+        for (index, character) in hex.enumerated() {
+            if [8, 12, 16, 20].contains(index) { uuid.append("-") }
+            uuid.append(character)
+        }
+        self.uuid = uuid
+        label = String(decoding: page[1052..<1068].prefix(while: { $0 != 0 }), as: UTF8.self)
     }
 }
 
