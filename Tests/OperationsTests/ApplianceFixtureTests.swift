@@ -51,13 +51,19 @@ struct Fixture: Sendable, CustomTestStringConvertible {
 
 extension ApplianceTests {
     @Suite struct FixtureTests {
-        /// What `inspect --os` reports, and a read-only session: every filesystem mounted, nothing writable.
+        /// What `inspect --os` reports, from the quick inspection and from libguestfs's, and a read-only session:
+        /// every filesystem mounted, nothing writable.
         @Test(arguments: Fixture.all)
         func inspectionAndReadOnlyMounts(fixture: Fixture) throws {
             let image = try fixture.path()
             let session = try ApplianceSession(drives: [ApplianceDrive(path: image, format: fixture.format,
                                                                        readonly: true)])
             defer { try? session.close() }
+            // The quick inspection answers for these guests (no fallback), and says what libguestfs says.
+            let quick = try #require(try QuickInspection(guestfs: session.guestfs).inspect())
+            let libguestfs = try session.inspect(method: .libguestfs)
+            #expect(quick == libguestfs)
+            #expect(quick == fixture.expected)
             let fs = try session.mountOperatingSystem()
             print("\(fixture.file): \(fs.facts)")
             #expect(fs.facts == fixture.expected)

@@ -1,0 +1,431 @@
+import CGuestFS
+import Foundation
+
+/// Inspection of the guests this tool is mostly used on (Red Hat Enterprise Linux) in a few seconds instead of the
+/// 20-30 s libguestfs's `inspect_os` takes under software emulation, where it runs parted, sgdisk and blkid on
+/// every device and compiles every Augeas lens to read /etc/fstab.
+///
+/// It reads what `inspect_os` reads and draws the same conclusions, following libguestfs's rules
+/// (daemon/inspect_fs_unix.ml, inspect_fs_unix_fstab.ml, lib/inspect-osinfo.c): filesystems are recognised by their
+/// superblocks, fetched with one pread per device; the root is the filesystem holding /etc/fstab; the release
+/// files give the distribution and version; the first of /bin/bash... gives the architecture; /etc/fstab gives
+/// the mountpoints, its UUID= and LABEL= resolved against the superblocks.
+///
+/// Whenever the guest is anything else (another distribution, btrfs, LUKS, RAID, an fstab entry it cannot resolve,
+/// a second operating system, a filesystem that will not mount), it returns nil and the caller asks libguestfs,
+/// so that a guest it does not know is never misread. A test compares both on every fixture.
+struct QuickInspection {
+    let guestfs: Guestfs
+
+    /// What a device holds, from its first 68 KiB.
+    enum Content: Equatable {
+        case filesystem(type: String, uuid: String, label: String)
+        case swap
+        case lvmPhysicalVolume
+        /// Something this inspection does not handle: libguestfs must look.
+        case unsupported(String)
+        /// Nothing an OS inspection looks at (an empty or extended partition, a BIOS boot partition).
+        case other
+    }
+
+    /// The guest's facts, or nil when libguestfs's full inspection must decide. Leaves nothing mounted.
+    func inspect() throws -> GuestFacts? {
+        let disks = try guestfs.strings("list the disks") { guestfs_list_devices($0) }
+        let partitions = try guestfs.strings("list the partitions") { guestfs_list_partitions($0) }
+        let arrays = try guestfs.strings("list the RAID arrays") { guestfs_list_md_devices($0) }
+        guard arrays.isEmpty else { return nil }
+
+        // Whole disks without a partition table may hold a filesystem themselves.
+        let bare = disks.filter { disk in !partitions.contains { Self.partition($0, isOn: disk) } }
+        var contents: [(device: String, content: Content)] = []
+        for device in bare + partitions { contents.append((device, try content(of: device))) }
+        var volumes: [String] = []
+        if contents.contains(where: { $0.content == .lvmPhysicalVolume }) {
+            volumes = try guestfs.strings("list the logical volumes") { guestfs_lvs($0) }
+            for volume in volumes { contents.append((volume, try content(of: volume))) }
+        }
+        if contents.contains(where: { if case .unsupported = $0.content { true } else { false } }) { return nil }
+
+        let filesystems = contents.compactMap { entry -> (device: String, type: String, uuid: String, label: String)? in
+            guard case .filesystem(let type, let uuid, let label) = entry.content else { return nil }
+            return (entry.device, type, uuid, label)
+        }
+        let devices = Devices(disks: disks, partitions: partitions, volumes: volumes,
+                              uuids: filesystems.map { ($0.uuid, $0.device) },
+                              labels: filesystems.filter { !$0.label.isEmpty }.map { ($0.label, $0.device) })
+
+        // Likely roots first: a root's fstab then names the other filesystems, which need not be mounted to be
+        // ruled out as another operating system.
+        var unchecked = filesystems.map(\.device).sorted { (Self.rootLikelihood($0), $0) < (Self.rootLikelihood($1), $1) }
+        var found: GuestFacts?
+        while !unchecked.isEmpty {
+            let device = unchecked.removeFirst()
+            switch try examine(device, devices: devices) {
+            case .unknown:
+                return nil
+            case .notRoot:
+                continue
+            case .root(let facts):
+                // A second root is a second operating system: libguestfs reports those.
+                guard found == nil else { return nil }
+                found = facts
+                unchecked.removeAll { facts.mountpoints.values.contains($0) }
+            }
+        }
+        return found
+    }
+
+    private enum Verdict {
+        case root(GuestFacts)
+        case notRoot
+        /// Something libguestfs must look at.
+        case unknown
+    }
+
+    /// Mounts `device` read-only and reads what makes it a root, or not.
+    private func examine(_ device: String, devices: Devices) throws -> Verdict {
+        let mounted = guestfs.perform("mount (read-only) on /", device) { guestfs_mount_ro($0, device, "/") == -1 ? nil : 0 }
+        guard case .success = mounted else { return .unknown }
+        defer { _ = guestfs.perform("unmount", device) { guestfs_umount_all($0) == -1 ? nil : 0 } }
+        let guest = GuestReader(guestfs: guestfs)
+
+        guard try guest.kind("/etc/fstab") == .regular else {
+            // /etc without an fstab, or a separate /usr: guests this inspection does not know.
+            if try guest.kind("/etc") != nil || guest.kind("/lib/os-release") != nil { return .unknown }
+            return .notRoot
+        }
+        guard let release = try Self.release(guest),
+              let arch = try Self.architecture(guest),
+              let mountpoints = try Self.mountpoints(fstab: guest.text("/etc/fstab") ?? "", root: device,
+                                                     devices: devices),
+              let hostname = try Self.hostname(guest)
+        else { return .unknown }
+        return .root(GuestFacts(
+            type: "linux", distro: "rhel", majorVersion: release.major, minorVersion: release.minor,
+            osinfo: "rhel\(release.major).\(release.minor)", arch: arch, hostname: hostname.isEmpty ? nil : hostname,
+            productName: release.product, packageFormat: "rpm",
+            packageManagement: release.major >= 8 ? "dnf" : "yum", mountpoints: mountpoints, root: device))
+    }
+
+    // MARK: Devices
+
+    /// "/dev/sda1" is on "/dev/sda"; "/dev/nvme0n1p1" on "/dev/nvme0n1".
+    static func partition(_ partition: String, isOn disk: String) -> Bool {
+        guard partition.hasPrefix(disk), partition.count > disk.count else { return false }
+        let rest = partition.dropFirst(disk.count).drop { $0 == "p" }
+        return !rest.isEmpty && rest.allSatisfy(\.isNumber)
+    }
+
+    /// Logical volumes named like a root first, then other volumes, then partitions from the last.
+    static func rootLikelihood(_ device: String) -> Int {
+        let name = device.split(separator: "/").last.map(String.init) ?? device
+        if device.split(separator: "/").count == 3, name.contains("root") { return 0 }
+        if device.split(separator: "/").count == 3 { return 1 }
+        return 2
+    }
+
+    private func content(of device: String) throws -> Content {
+        let start = try guestfs.call("read the start of", device) { handle -> [UInt8]? in
+            var size = 0
+            let bytes = guestfs_pread_device(handle, device, 65536 + 4096, 0, &size)
+            return Guestfs.takeBytes(bytes, count: size)
+        }
+        return Self.identify(start)
+    }
+
+    /// Recognises what libguestfs would find on a device from its first bytes (the superblock layouts of
+    /// util-linux's libblkid probes).
+    static func identify(_ bytes: [UInt8]) -> Content {
+        func at(_ offset: Int, _ text: String) -> Bool {
+            let expected = Array(text.utf8)
+            return bytes.count >= offset + expected.count && Array(bytes[offset..<offset + expected.count]) == expected
+        }
+        func uuid(_ offset: Int) -> String {
+            let hex = bytes[offset..<offset + 16].map { String(format: "%02x", $0) }.joined()
+            var text = ""
+            for (index, character) in hex.enumerated() {
+                if [8, 12, 16, 20].contains(index) { text.append("-") }
+                text.append(character)
+            }
+            return text
+        }
+        func label(_ offset: Int, _ length: Int) -> String {
+            String(decoding: bytes[offset..<offset + length].prefix { $0 != 0 }, as: UTF8.self)
+        }
+        if at(0, "XFSB") {
+            return .filesystem(type: "xfs", uuid: uuid(32), label: label(108, 12))
+        }
+        if bytes.count >= 2048, bytes[1080] == 0x53, bytes[1081] == 0xEF {
+            // ext2, ext3 and ext4 differ in feature flags only; the type matters here only as "not btrfs".
+            return .filesystem(type: "ext", uuid: uuid(1024 + 104), label: label(1024 + 120, 16))
+        }
+        if SwapHeader(bytes) != nil { return .swap }
+        if (0..<4).contains(where: { at($0 * 512, "LABELONE") && at($0 * 512 + 24, "LVM2 001") }) {
+            return .lvmPhysicalVolume
+        }
+        if at(65536 + 64, "_BHRfS_M") { return .unsupported("btrfs") }
+        if bytes.count >= 6, Array(bytes[0..<6]) == [0x4C, 0x55, 0x4B, 0x53, 0xBA, 0xBE] { return .unsupported("LUKS") }
+        // An MD RAID member with a version 1.1 or 1.2 superblock (a92b4efc little-endian, at 0 or 4 KiB).
+        if [0, 4096].contains(where: { bytes.count >= $0 + 4 && Array(bytes[$0..<$0 + 4]) == [0xFC, 0x4E, 0x2B, 0xA9] }) {
+            return .unsupported("RAID member")
+        }
+        if bytes.count >= 512, bytes[510] == 0x55, bytes[511] == 0xAA {
+            // A FAT filesystem (an EFI system partition) is fine only if nothing refers to it; an MBR (an extended
+            // partition) is nothing to inspect.
+            if at(82, "FAT32") {
+                return .filesystem(type: "vfat", uuid: fatSerial(bytes, at: 67), label: fatLabel(bytes, at: 71))
+            }
+            if at(54, "FAT1") {
+                return .filesystem(type: "vfat", uuid: fatSerial(bytes, at: 39), label: fatLabel(bytes, at: 43))
+            }
+            return .other
+        }
+        // Empty, a BIOS boot partition, or a filesystem not probed here. Harmless: a root on it leaves no root
+        // found, and an fstab entry naming it by UUID is not resolved; either way libguestfs decides.
+        return .other
+    }
+
+    private static func fatSerial(_ bytes: [UInt8], at offset: Int) -> String {
+        String(format: "%02X%02X-%02X%02X", bytes[offset + 3], bytes[offset + 2], bytes[offset + 1], bytes[offset])
+    }
+
+    private static func fatLabel(_ bytes: [UInt8], at offset: Int) -> String {
+        let text = String(decoding: bytes[offset..<offset + 11], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        return text == "NO NAME" ? "" : text
+    }
+
+    /// The guest's block devices, to resolve fstab entries the way libguestfs does.
+    struct Devices {
+        var disks: [String]
+        var partitions: [String]
+        var volumes: [String]
+        var uuids: [(String, String)]
+        var labels: [(String, String)]
+
+        func byUUID(_ uuid: String) -> String? {
+            uuids.first { $0.0.lowercased() == uuid.lowercased() }?.1
+        }
+
+        func byLabel(_ label: String) -> String? {
+            labels.first { $0.0 == label }?.1
+        }
+    }
+
+    // MARK: Release, architecture, hostname
+
+    struct Release: Equatable {
+        var major: Int
+        var minor: Int
+        var product: String
+    }
+
+    /// RHEL's version and product name: /etc/os-release (RHEL 7 and later), else the first line of
+    /// /etc/redhat-release (RHEL 6 and earlier); nil for any other distribution.
+    static func release(_ guest: GuestReader) throws -> Release? {
+        if try guest.kind("/etc/os-release") != nil {
+            guard let text = try guest.text("/etc/os-release") else { return nil }
+            let values = Dictionary(keyValues(text), uniquingKeysWith: { _, last in last })
+            guard values["ID"] == "rhel", let product = values["PRETTY_NAME"],
+                  let version = values["VERSION_ID"], let (major, minor) = majorMinor(version) else { return nil }
+            return Release(major: major, minor: minor, product: product)
+        }
+        // libguestfs tries lsb-release and the other distributions' files first.
+        for other in ["/etc/lsb-release", "/etc/oracle-release", "/etc/centos-release", "/etc/altlinux-release"]
+        where try guest.kind(other) != nil {
+            return nil
+        }
+        guard let line = try guest.text("/etc/redhat-release")?.split(separator: "\n").first.map(String.init),
+              line.hasPrefix("Red Hat"), !line.contains("Update") else { return nil }
+        // "Red Hat Enterprise Linux Server release 6.10 (Santiago)"
+        guard let range = line.range(of: " release "),
+              let (major, minor) = majorMinor(String(line[range.upperBound...].prefix { $0.isNumber || $0 == "." }))
+        else { return nil }
+        return Release(major: major, minor: minor, product: line)
+    }
+
+    /// "7.9" -> (7, 9); "8" -> nil (libguestfs reads such versions differently per distribution).
+    static func majorMinor(_ version: String) -> (Int, Int)? {
+        let parts = version.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count >= 2, let major = Int(parts[0]), let minor = Int(parts[1]), major > 0 else { return nil }
+        return (major, minor)
+    }
+
+    /// KEY=value lines, values shell-unquoted (os-release(5)).
+    static func keyValues(_ text: String) -> [(String, String)] {
+        text.split(separator: "\n").compactMap { line in
+            guard let equals = line.firstIndex(of: "="), !line.hasPrefix("#") else { return nil }
+            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
+            var value = Substring(line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces))
+            if let quote = value.first, quote == "\"" || quote == "'", value.count >= 2, value.last == quote {
+                value = value.dropFirst().dropLast()
+                if quote == "\"" {
+                    var unescaped = "", escaping = false
+                    for character in value {
+                        if escaping || character != "\\" { unescaped.append(character); escaping = false }
+                        else { escaping = true }
+                    }
+                    return (key, unescaped)
+                }
+            }
+            return (key, String(value))
+        }
+    }
+
+    /// The architecture of the first of libguestfs's probe binaries, from its ELF header.
+    static func architecture(_ guest: GuestReader) throws -> String? {
+        for binary in ["/bin/bash", "/bin/ls", "/bin/echo", "/bin/rm", "/bin/sh"] where try guest.kind(binary) == .regular {
+            let header = try guest.bytes(binary, count: 20)
+            guard header.count == 20, header[0..<4] == [0x7F, 0x45, 0x4C, 0x46] else { return nil }
+            let is64 = header[4] == 2, littleEndian = header[5] == 1
+            let machine = littleEndian ? Int(header[18]) | Int(header[19]) << 8 : Int(header[18]) << 8 | Int(header[19])
+            switch (machine, is64, littleEndian) {
+            case (62, true, true): return "x86_64"
+            case (183, true, true): return "aarch64"
+            case (21, true, true): return "ppc64le"
+            case (22, true, false): return "s390x"
+            default: return nil
+            }
+        }
+        return nil
+    }
+
+    /// /etc/HOSTNAME or /etc/hostname (first line), else HOSTNAME= in /etc/sysconfig/network; "" for none, nil
+    /// when the value needs a shell to read (libguestfs would return it as Augeas prints it).
+    static func hostname(_ guest: GuestReader) throws -> String? {
+        for file in ["/etc/HOSTNAME", "/etc/hostname"] where try guest.kind(file) == .regular {
+            // libguestfs takes the first line of a file that is not empty, even an empty first line.
+            if let text = try guest.text(file), !text.isEmpty {
+                return String(text.split(separator: "\n", omittingEmptySubsequences: false)[0])
+            }
+        }
+        guard try guest.kind("/etc/sysconfig/network") == .regular,
+              let text = try guest.text("/etc/sysconfig/network") else { return "" }
+        let assignments = text.split(separator: "\n").filter { $0.hasPrefix("HOSTNAME=") }
+        guard let value = assignments.last?.dropFirst("HOSTNAME=".count) else { return "" }
+        guard value.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" }) else { return nil }
+        return String(value)
+    }
+
+    // MARK: fstab
+
+    /// The mountpoints of /etc/fstab, resolved to appliance devices as libguestfs does; nil for an entry it would
+    /// resolve in a way this inspection does not reproduce.
+    static func mountpoints(fstab: String, root: String, devices: Devices) -> [String: String]? {
+        var result: [String: String] = [:]
+        for line in fstab.split(separator: "\n") {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard let first = fields.first, !first.hasPrefix("#") else { continue }
+            guard fields.count >= 3 else { return nil }
+            let spec = String(fields[0]), mountpoint = String(fields[1]), type = String(fields[2])
+            guard !spec.contains("\\"), !mountpoint.contains("\\") else { return nil }
+            // libguestfs skips floppies, CD-ROMs and pseudo-filesystems' mountpoints; swap has no mountpoint.
+            if spec.hasPrefix("/dev/fd") || spec.hasPrefix("/dev/cd") || spec == "/dev/floppy" || spec == "/dev/cdrom" {
+                continue
+            }
+            guard mountpoint.hasPrefix("/") else { continue }
+            let path = canonical(mountpoint)
+            if ["/dev", "/proc", "/sys", "/selinux"].contains(where: { path == $0 || path.hasPrefix($0 + "/") })
+                || path.hasPrefix("/media/") {
+                continue
+            }
+            if type == "btrfs" { return nil }
+            let device: String
+            if spec.hasPrefix("UUID=") {
+                guard let found = devices.byUUID(unquote(String(spec.dropFirst(5)))) else { return nil }
+                device = found
+            } else if spec.hasPrefix("LABEL=") {
+                guard let found = devices.byLabel(unquote(String(spec.dropFirst(6)))) else { return nil }
+                device = found
+            } else if spec == "/dev/root" {
+                device = root
+            } else if spec.hasPrefix("/dev/") {
+                guard let found = resolve(spec, devices: devices) else { return nil }
+                device = found
+            } else if spec.contains("=") {
+                return nil  // PARTUUID=, PARTLABEL=...
+            } else {
+                continue  // tmpfs, none...
+            }
+            if result[path] == nil { result[path] = device }
+        }
+        return result
+    }
+
+    /// /dev/mapper/VG-LV and /dev/VG/LV to the volume; /dev/vda1, /dev/xvda1, /dev/hda1 to the same partition of
+    /// the appliance's disk of that rank; nil for anything else.
+    static func resolve(_ spec: String, devices: Devices) -> String? {
+        if spec.hasPrefix("/dev/mapper/") {
+            // Device-mapper doubles the dashes of VG and LV names and joins them with a single one.
+            let name = Array(spec.dropFirst("/dev/mapper/".count))
+            var index = 0
+            while index < name.count {
+                if name[index] == "-" {
+                    if index + 1 < name.count, name[index + 1] == "-" { index += 2; continue }
+                    let group = String(name[..<index]).replacingOccurrences(of: "--", with: "-")
+                    let volume = String(name[(index + 1)...]).replacingOccurrences(of: "--", with: "-")
+                    let device = "/dev/\(group)/\(volume)"
+                    return devices.volumes.contains(device) ? device : nil
+                }
+                index += 1
+            }
+            return nil
+        }
+        if devices.volumes.contains(spec) { return spec }
+        for prefix in ["/dev/xvd", "/dev/hd", "/dev/sd", "/dev/vd"] where spec.hasPrefix(prefix) {
+            let rest = spec.dropFirst(prefix.count)
+            let letters = rest.prefix { $0.isLowercase && $0.isASCII }
+            let number = rest.dropFirst(letters.count)
+            guard !letters.isEmpty, number.allSatisfy(\.isNumber) else { return nil }
+            // "a" is 0, "z" 25, "aa" 26 (drive_index in libguestfs).
+            var rank = 0
+            for letter in letters { rank = rank * 26 + Int(letter.asciiValue! - 97) + 1 }
+            rank -= 1
+            guard rank < devices.disks.count, !number.isEmpty else { return nil }
+            let device = devices.disks[rank] + number
+            return devices.partitions.contains(device) ? device : nil
+        }
+        return nil
+    }
+
+    static func canonical(_ path: String) -> String {
+        "/" + path.split(separator: "/").joined(separator: "/")
+    }
+
+    static func unquote(_ value: String) -> String {
+        if let quote = value.first, quote == "\"" || quote == "'", value.count >= 2, value.last == quote {
+            return String(value.dropFirst().dropLast())
+        }
+        return value
+    }
+}
+
+/// Reads the filesystem mounted at the appliance's / during inspection (every call runs chrooted in the guest).
+struct GuestReader {
+    let guestfs: Guestfs
+
+    /// What `path` leads to, following symlinks; nil when nothing is there.
+    func kind(_ path: String) throws -> FileStatus.Kind? {
+        guard let raw = try guestfs.callUnlessAbsent("read the status of", path, absentWhen: [ENOENT, ENOTDIR], {
+            guestfs_statns($0, path)
+        }) else { return nil }
+        defer { guestfs_free_statns(raw) }
+        switch raw.pointee.st_mode & Int64(S_IFMT) {
+        case Int64(S_IFREG): return .regular
+        case Int64(S_IFDIR): return .directory
+        default: return .other
+        }
+    }
+
+    func bytes(_ path: String, count: Int) throws -> [UInt8] {
+        try guestfs.call("read", path) { handle -> [UInt8]? in
+            var size = 0
+            return Guestfs.takeBytes(guestfs_pread(handle, path, Int32(count), 0, &size), count: size)
+        }
+    }
+
+    /// A small text file (libguestfs reads release files of up to 1 MiB); nil when absent or not UTF-8.
+    func text(_ path: String) throws -> String? {
+        guard try kind(path) == .regular else { return nil }
+        return String(validating: try bytes(path, count: 1 << 20), as: UTF8.self)
+    }
+}
