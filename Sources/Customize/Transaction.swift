@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import Operations
 
@@ -134,32 +135,35 @@ func fsyncPath(_ path: String) throws {
 
 /// Scratch directories of live transactions, removed when the process is interrupted (SIGINT, SIGTERM, SIGHUP).
 /// kill -9 cannot be caught: the next run removes what it leaves.
+/// (Unchecked: `sources` is written once, in init, and only kept alive; `paths` is behind its mutex.)
 final class ScratchRegistry: @unchecked Sendable {
     static let shared = ScratchRegistry()
-    // Guarded by `lock`; read from a signal-handling dispatch source, never from a raw signal handler.
-    private var paths: Set<String> = []
-    private let lock = NSLock()
-    private var sources: [DispatchSourceSignal] = []
+    // Read from a signal-handling dispatch source, never from a raw signal handler.
+    private let paths = Mutex<Set<String>>([])
+    /// Kept alive for the process's lifetime; a released source stops delivering.
+    private let sources: [any DispatchSourceSignal]
 
     private init() {
+        var sources: [any DispatchSourceSignal] = []
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in
-                self?.removeAll()
+            source.setEventHandler {
+                ScratchRegistry.shared.removeAll()
                 signal(sig, SIG_DFL)
                 kill(getpid(), sig)
             }
             source.resume()
             sources.append(source)
         }
+        self.sources = sources
     }
 
-    func add(_ path: String) { lock.withLock { _ = paths.insert(path) } }
-    func remove(_ path: String) { lock.withLock { _ = paths.remove(path) } }
+    func add(_ path: String) { paths.withLock { _ = $0.insert(path) } }
+    func remove(_ path: String) { paths.withLock { _ = $0.remove(path) } }
 
     private func removeAll() {
-        let all = lock.withLock { paths }
+        let all = paths.withLock { $0 }
         for path in all { try? FileManager.default.removeItem(atPath: path) }
     }
 }

@@ -75,7 +75,7 @@ extension ApplianceTests {
             #expect(throws: GuestError.self) { try fs.trimFreeSpace() }
         }
 
-        /// Trimming reaches every mounted filesystem, the swap volume (recreated with its label and UUID) and the
+        /// Trimming reaches every mounted filesystem, the swap volume (its header, hence label and UUID, kept) and the
         /// volume group's free space, and the overlay's data shrinks accordingly.
         @Test func trimmingAnLVMGuest() throws {
             let directory = try TemporaryDirectory()

@@ -2,7 +2,7 @@ import CGuestFS
 import Foundation
 
 extension ApplianceFilesystem {
-    /// Discards every mounted filesystem's unused blocks, every swap area (recreated with its label and UUID, so
+    /// Discards every mounted filesystem's unused blocks, every swap area (its header page put back byte for byte, so
     /// that fstab still finds it) and the free extents of every volume group. The drive must have been added with a
     /// discard mode for the space to be freed in the image file.
     public func trimFreeSpace() throws -> String? {
