@@ -27,8 +27,9 @@ import Testing
         #expect(QuickInspection.identify(Self.device([(512, Array("LABELONE".utf8)), (536, Array("LVM2 001".utf8))]))
                 == .lvmPhysicalVolume)
         #expect(QuickInspection.identify(Self.device([(65536 + 64, Array("_BHRfS_M".utf8))])) == .unsupported("btrfs"))
-        #expect(QuickInspection.identify(Self.device([(0, [0x4C, 0x55, 0x4B, 0x53, 0xBA, 0xBE])])) == .unsupported("LUKS"))
-        #expect(QuickInspection.identify(Self.device([(4096, [0xFC, 0x4E, 0x2B, 0xA9])])) == .unsupported("RAID member"))
+        let luks: [UInt8] = [0x4C, 0x55, 0x4B, 0x53, 0xBA, 0xBE], raid: [UInt8] = [0xFC, 0x4E, 0x2B, 0xA9]
+        #expect(QuickInspection.identify(Self.device([(0, luks)])) == .unsupported("LUKS"))
+        #expect(QuickInspection.identify(Self.device([(4096, raid)])) == .unsupported("RAID member"))
         // An extended partition's boot record, and nothing at all.
         #expect(QuickInspection.identify(Self.device([(510, [0x55, 0xAA])])) == .other)
         #expect(QuickInspection.identify(Self.device([])) == .other)

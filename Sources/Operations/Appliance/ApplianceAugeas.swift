@@ -9,7 +9,8 @@ extension ApplianceFilesystem {
                 augeas = try Augeas()
             } catch {
                 throw GuestError(guest: guestDescription, action: "start Augeas to edit", path: path,
-                                 message: "\(error)", hint: "check that augeas-lenses is installed (scripts/install-deps)")
+                                 message: "\(error)",
+                                 hint: "check that augeas-lenses is installed (scripts/install-deps)")
             }
         }
         return try editWithHostAugeas(augeas!, lens: lens, path: path, body)

@@ -56,7 +56,9 @@ struct QuickInspection {
 
         // Likely roots first: a root's fstab then names the other filesystems, which need not be mounted to be
         // ruled out as another operating system.
-        var unchecked = filesystems.map(\.device).sorted { (Self.rootLikelihood($0), $0) < (Self.rootLikelihood($1), $1) }
+        var unchecked = filesystems.map(\.device).sorted {
+            (Self.rootLikelihood($0), $0) < (Self.rootLikelihood($1), $1)
+        }
         var found: GuestFacts?
         while !unchecked.isEmpty {
             let device = unchecked.removeFirst()
@@ -84,7 +86,9 @@ struct QuickInspection {
 
     /// Mounts `device` read-only and reads what makes it a root, or not.
     private func examine(_ device: String, devices: Devices) throws -> Verdict {
-        let mounted = guestfs.perform("mount (read-only) on /", device) { guestfs_mount_ro($0, device, "/") == -1 ? nil : 0 }
+        let mounted = guestfs.perform("mount (read-only) on /", device) {
+            guestfs_mount_ro($0, device, "/") == -1 ? nil : 0
+        }
         guard case .success = mounted else { return .unknown }
         defer { _ = guestfs.perform("unmount", device) { guestfs_umount_all($0) == -1 ? nil : 0 } }
         let guest = GuestReader(guestfs: guestfs)
@@ -166,7 +170,8 @@ struct QuickInspection {
         if at(65536 + 64, "_BHRfS_M") { return .unsupported("btrfs") }
         if bytes.count >= 6, Array(bytes[0..<6]) == [0x4C, 0x55, 0x4B, 0x53, 0xBA, 0xBE] { return .unsupported("LUKS") }
         // An MD RAID member with a version 1.1 or 1.2 superblock (a92b4efc little-endian, at 0 or 4 KiB).
-        if [0, 4096].contains(where: { bytes.count >= $0 + 4 && Array(bytes[$0..<$0 + 4]) == [0xFC, 0x4E, 0x2B, 0xA9] }) {
+        let raidMagic: [UInt8] = [0xFC, 0x4E, 0x2B, 0xA9]
+        if [0, 4096].contains(where: { bytes.count >= $0 + 4 && Array(bytes[$0..<$0 + 4]) == raidMagic }) {
             return .unsupported("RAID member")
         }
         if bytes.count >= 512, bytes[510] == 0x55, bytes[511] == 0xAA {
@@ -273,7 +278,8 @@ struct QuickInspection {
 
     /// The architecture of the first of libguestfs's probe binaries, from its ELF header.
     static func architecture(_ guest: GuestReader) throws -> String? {
-        for binary in ["/bin/bash", "/bin/ls", "/bin/echo", "/bin/rm", "/bin/sh"] where try guest.kind(binary) == .regular {
+        let binaries = ["/bin/bash", "/bin/ls", "/bin/echo", "/bin/rm", "/bin/sh"]
+        for binary in binaries where try guest.kind(binary) == .regular {
             let header = try guest.bytes(binary, count: 20)
             guard header.count == 20, header[0..<4] == [0x7F, 0x45, 0x4C, 0x46] else { return nil }
             let is64 = header[4] == 2, littleEndian = header[5] == 1
@@ -300,9 +306,13 @@ struct QuickInspection {
         }
         guard try guest.kind("/etc/sysconfig/network") == .regular,
               let text = try guest.text("/etc/sysconfig/network") else { return "" }
-        let assignments = text.split(separator: "\n").filter { $0.hasPrefix("HOSTNAME=") }
-        guard let value = assignments.last?.dropFirst("HOSTNAME=".count) else { return "" }
-        guard value.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" }) else { return nil }
+        let mentions = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.hasPrefix("#") && $0.contains("HOSTNAME") }
+        guard let only = mentions.first else { return "" }
+        // Twice, exported, or anything but a plain assignment: Augeas's reading may differ from a guess.
+        guard mentions.count == 1, only.hasPrefix("HOSTNAME=") else { return nil }
+        let value = only.dropFirst("HOSTNAME=".count)
+        guard value.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else { return nil }
         return String(value)
     }
 
