@@ -90,6 +90,24 @@ extension ApplianceTests {
         #expect(error?.hint == "use kvm, tcg or auto, or unset IMGCUSTOMIZE_ACCEL")
     }
 
+    @Test(arguments: [
+        (InspectionMethod.automatic, [String: String](), InspectionMethod.automatic),
+        (.automatic, ["IMGCUSTOMIZE_INSPECTION": "LIBGUESTFS"], .libguestfs),
+        (.libguestfs, ["IMGCUSTOMIZE_INSPECTION": "automatic"], .libguestfs),
+    ])
+    func inspectionOptionThenEnvironment(requested: InspectionMethod, environment: [String: String],
+                                         expected: InspectionMethod) throws {
+        #expect(try InspectionMethod.resolve(requested, environment: environment) == expected)
+    }
+
+    @Test func anUnknownInspectionMethodIsRefusedWithTheChoices() {
+        let error = #expect(throws: GuestError.self) {
+            try InspectionMethod.resolve(.automatic, environment: ["IMGCUSTOMIZE_INSPECTION": "fast"])
+        }
+        #expect(error?.message == "unknown inspection method \"fast\"")
+        #expect(error?.hint == "use libguestfs or automatic, or unset IMGCUSTOMIZE_INSPECTION")
+    }
+
     @Test func qemuErrorLineIsFoundInTheConsole() {
         let console = [
             "libguestfs: some library chatter",

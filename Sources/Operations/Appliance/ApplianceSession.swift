@@ -41,11 +41,21 @@ public enum InspectionMethod: String, Sendable, CaseIterable {
     /// Always libguestfs's `inspect_os`: slower (20-30 s under software emulation), knows every guest.
     case libguestfs
 
-    /// IMGCUSTOMIZE_INSPECTION=libguestfs forces libguestfs's inspection.
+    /// IMGCUSTOMIZE_INSPECTION=libguestfs forces libguestfs's inspection where `automatic` is asked for.
     public static let environmentVariable = "IMGCUSTOMIZE_INSPECTION"
 
-    public static var fromEnvironment: InspectionMethod {
-        ProcessInfo.processInfo.environment[environmentVariable].flatMap(InspectionMethod.init(rawValue:)) ?? .automatic
+    public static func resolve(_ requested: InspectionMethod,
+                               environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> InspectionMethod {
+        guard requested == .automatic, let value = environment[environmentVariable], !value.isEmpty else {
+            return requested
+        }
+        guard let chosen = InspectionMethod(rawValue: value.lowercased()) else {
+            throw GuestError(guest: "imgcustomize", action: "read \(environmentVariable)",
+                             message: "unknown inspection method \"\(value)\"",
+                             hint: "use libguestfs or automatic, or unset \(environmentVariable)")
+        }
+        return chosen
     }
 }
 
@@ -62,7 +72,7 @@ public struct ApplianceOptions: Sendable {
     public init(acceleration: Acceleration = .auto, accelerationCache: URL? = nil,
                 logger: Logger = Logger(label: "imgcustomize.appliance"),
                 progress: (@Sendable (ApplianceProgress) -> Void)? = nil, guestName: String? = nil,
-                inspection: InspectionMethod = .fromEnvironment) {
+                inspection: InspectionMethod = .automatic) {
         self.guestName = guestName
         self.inspection = inspection
         self.acceleration = acceleration
@@ -92,7 +102,7 @@ public final class ApplianceSession {
         self.drives = drives
         self.readonly = drives.allSatisfy(\.readonly)
         self.logger = options.logger
-        self.inspectionMethod = options.inspection
+        self.inspectionMethod = try InspectionMethod.resolve(options.inspection)
         (guestfs, launchReport) = try Launcher(drives: drives, guest: options.guestName ?? first.path, options: options).launch()
     }
 
@@ -112,12 +122,14 @@ public final class ApplianceSession {
         return facts
     }
 
-    /// The guest's operating system, as libguestfs inspection sees it. Refuses images with no operating system or
-    /// with several, naming what it found.
+    /// The guest's operating system, found the way the session's options say. Refuses images with no operating
+    /// system or with several, naming what it found.
     public func inspect() throws -> GuestFacts {
         try inspect(method: inspectionMethod)
     }
 
+    /// The guest's operating system: `automatic` answers from `QuickInspection` where it can and from libguestfs's
+    /// `inspect_os` everywhere else; `libguestfs` always asks libguestfs. Leaves nothing mounted.
     public func inspect(method: InspectionMethod) throws -> GuestFacts {
         if method == .automatic {
             do {
