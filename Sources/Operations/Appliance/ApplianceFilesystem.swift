@@ -40,29 +40,13 @@ public final class ApplianceFilesystem: GuestFilesystem {
     // MARK: Reading
 
     public func lstat(_ path: String) throws -> FileStatus? {
-        try status("read the status of", path) { guestfs_lstatns($0, $1) }
+        try validate(path, "read the status of")
+        return try guestfs.status(path, followingLinks: false)
     }
 
     public func stat(_ path: String) throws -> FileStatus? {
-        try status("read the status of", path) { guestfs_statns($0, $1) }
-    }
-
-    private func status(_ action: String, _ path: String,
-                        _ get: (OpaquePointer, String) -> UnsafeMutablePointer<guestfs_statns>?) throws -> FileStatus? {
-        try validate(path, action)
-        guard let raw = try guestfs.callUnlessAbsent(action, path, absentWhen: [ENOENT, ENOTDIR], { get($0, path) })
-        else { return nil }
-        defer { guestfs_free_statns(raw) }
-        let mode = raw.pointee.st_mode
-        let kind: FileStatus.Kind
-        switch mode & Int64(S_IFMT) {
-        case Int64(S_IFREG): kind = .regular
-        case Int64(S_IFDIR): kind = .directory
-        case Int64(S_IFLNK): kind = .symlink
-        default: kind = .other
-        }
-        return FileStatus(kind: kind, mode: UInt32(truncatingIfNeeded: mode & 0o7777),
-                          uid: Int(raw.pointee.st_uid), gid: Int(raw.pointee.st_gid), size: raw.pointee.st_size)
+        try validate(path, "read the status of")
+        return try guestfs.status(path, followingLinks: true)
     }
 
     /// The inode number, to tell whether a write replaced a file or rewrote it in place.
@@ -100,12 +84,7 @@ public final class ApplianceFilesystem: GuestFilesystem {
         try validate(path, "read")
         var content: [UInt8] = []
         while true {
-            let offset = Int64(content.count)
-            let chunk = try guestfs.call("read", path) { handle -> [UInt8]? in
-                var size = 0
-                let bytes = guestfs_pread(handle, path, Int32(Self.readChunk), offset, &size)
-                return Guestfs.takeBytes(bytes, count: size)
-            }
+            let chunk = try guestfs.pread(path, count: Self.readChunk, offset: Int64(content.count))
             content += chunk
             // The daemon makes one pread(2) per call: on a regular file, a short read is the end.
             if chunk.count < Self.readChunk { return content }

@@ -139,9 +139,9 @@ public final class ApplianceSession {
                 }
                 logger.debug("not a guest the quick inspection knows: asking libguestfs")
             } catch {
-                // Whatever went wrong, libguestfs's own inspection has the last word.
+                // Whatever went wrong, libguestfs's own inspection (which starts by unmounting everything) has the
+                // last word.
                 logger.debug("quick inspection failed (\(error)): asking libguestfs")
-                _ = guestfs.perform("unmount", nil) { guestfs_umount_all($0) == -1 ? nil : 0 }
             }
         }
         let roots = try guestfs.strings("inspect for operating systems") { guestfs_inspect_os($0) }

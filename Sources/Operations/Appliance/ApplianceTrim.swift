@@ -46,12 +46,7 @@ extension ApplianceFilesystem {
 
     /// The swap header of `device`, if it holds a swap area.
     func swapHeader(of device: String) throws -> SwapHeader? {
-        let start = try guestfs.call("read the start of", device) { handle -> [UInt8]? in
-            var size = 0
-            let bytes = guestfs_pread_device(handle, device, Int32(SwapHeader.largestPage), 0, &size)
-            return Guestfs.takeBytes(bytes, count: size)
-        }
-        return SwapHeader(start)
+        SwapHeader(try guestfs.preadDevice(device, count: SwapHeader.largestPage))
     }
 
     /// A swap area holds nothing worth keeping offline, but its header matters: the guest's fstab and initramfs
@@ -123,15 +118,19 @@ struct SwapHeader {
             start.count >= size && Array(start[(size - Self.signature.count)..<size]) == Self.signature
         }) else { return nil }
         page = Array(start[0..<size])
-        let hex = page[1036..<1052].map { String(format: "%02x", $0) }.joined()
-        var uuid = ""
-        for (index, character) in hex.enumerated() {
-            if [8, 12, 16, 20].contains(index) { uuid.append("-") }
-            uuid.append(character)
-        }
-        self.uuid = uuid
+        uuid = uuidString(page[1036..<1052])
         label = String(decoding: page[1052..<1068].prefix(while: { $0 != 0 }), as: UTF8.self)
     }
+}
+
+/// 16 bytes as blkid prints a UUID: "97f27736-4b7b-4801-9a42-fde435af1e81".
+func uuidString(_ bytes: ArraySlice<UInt8>) -> String {
+    var text = ""
+    for (index, byte) in bytes.enumerated() {
+        if [4, 6, 8, 10].contains(index) { text.append("-") }
+        text += String(format: "%02x", byte)
+    }
+    return text
 }
 
 private extension String {

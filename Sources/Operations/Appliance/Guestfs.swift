@@ -232,3 +232,40 @@ fileprivate extension String {
         return String(text)
     }
 }
+
+/// The calls more than one part of the appliance code makes.
+extension Guestfs {
+    /// Status of a guest path, following symlinks (inside the guest) or not; nil when nothing is there.
+    func status(_ path: String, followingLinks: Bool) throws -> FileStatus? {
+        guard let raw = try callUnlessAbsent("read the status of", path, absentWhen: [ENOENT, ENOTDIR], {
+            followingLinks ? guestfs_statns($0, path) : guestfs_lstatns($0, path)
+        }) else { return nil }
+        defer { guestfs_free_statns(raw) }
+        let mode = raw.pointee.st_mode
+        let kind: FileStatus.Kind
+        switch mode & Int64(S_IFMT) {
+        case Int64(S_IFREG): kind = .regular
+        case Int64(S_IFDIR): kind = .directory
+        case Int64(S_IFLNK): kind = .symlink
+        default: kind = .other
+        }
+        return FileStatus(kind: kind, mode: UInt32(truncatingIfNeeded: mode & 0o7777),
+                          uid: Int(raw.pointee.st_uid), gid: Int(raw.pointee.st_gid), size: raw.pointee.st_size)
+    }
+
+    /// Up to `count` bytes of a guest file from `offset`, carried in the reply of one call (a short read is the end).
+    func pread(_ path: String, count: Int, offset: Int64 = 0) throws -> [UInt8] {
+        try call("read", path) { handle -> [UInt8]? in
+            var size = 0
+            return Guestfs.takeBytes(guestfs_pread(handle, path, Int32(count), offset, &size), count: size)
+        }
+    }
+
+    /// Up to `count` bytes from the start of a block device (superblocks, swap headers).
+    func preadDevice(_ device: String, count: Int) throws -> [UInt8] {
+        try call("read the start of", device) { handle -> [UInt8]? in
+            var size = 0
+            return Guestfs.takeBytes(guestfs_pread_device(handle, device, Int32(count), 0, &size), count: size)
+        }
+    }
+}

@@ -122,19 +122,13 @@ struct QuickInspection {
 
     /// Logical volumes named like a root first, then other volumes, then partitions from the last.
     static func rootLikelihood(_ device: String) -> Int {
-        let name = device.split(separator: "/").last.map(String.init) ?? device
-        if device.split(separator: "/").count == 3, name.contains("root") { return 0 }
-        if device.split(separator: "/").count == 3 { return 1 }
-        return 2
+        let components = device.split(separator: "/")
+        guard components.count == 3 else { return 2 }  // /dev/VG/LV
+        return components[2].contains("root") ? 0 : 1
     }
 
     private func content(of device: String) throws -> Content {
-        let start = try guestfs.call("read the start of", device) { handle -> [UInt8]? in
-            var size = 0
-            let bytes = guestfs_pread_device(handle, device, 65536 + 4096, 0, &size)
-            return Guestfs.takeBytes(bytes, count: size)
-        }
-        return Self.identify(start)
+        Self.identify(try guestfs.preadDevice(device, count: 65536 + 4096))
     }
 
     /// Recognises what libguestfs would find on a device from its first bytes (the superblock layouts of
@@ -144,15 +138,7 @@ struct QuickInspection {
             let expected = Array(text.utf8)
             return bytes.count >= offset + expected.count && Array(bytes[offset..<offset + expected.count]) == expected
         }
-        func uuid(_ offset: Int) -> String {
-            let hex = bytes[offset..<offset + 16].map { String(format: "%02x", $0) }.joined()
-            var text = ""
-            for (index, character) in hex.enumerated() {
-                if [8, 12, 16, 20].contains(index) { text.append("-") }
-                text.append(character)
-            }
-            return text
-        }
+        func uuid(_ offset: Int) -> String { uuidString(bytes[offset..<offset + 16]) }
         func label(_ offset: Int, _ length: Int) -> String {
             String(decoding: bytes[offset..<offset + length].prefix { $0 != 0 }, as: UTF8.self)
         }
@@ -415,22 +401,11 @@ struct GuestReader {
 
     /// What `path` leads to, following symlinks; nil when nothing is there.
     func kind(_ path: String) throws -> FileStatus.Kind? {
-        guard let raw = try guestfs.callUnlessAbsent("read the status of", path, absentWhen: [ENOENT, ENOTDIR], {
-            guestfs_statns($0, path)
-        }) else { return nil }
-        defer { guestfs_free_statns(raw) }
-        switch raw.pointee.st_mode & Int64(S_IFMT) {
-        case Int64(S_IFREG): return .regular
-        case Int64(S_IFDIR): return .directory
-        default: return .other
-        }
+        try guestfs.status(path, followingLinks: true)?.kind
     }
 
     func bytes(_ path: String, count: Int) throws -> [UInt8] {
-        try guestfs.call("read", path) { handle -> [UInt8]? in
-            var size = 0
-            return Guestfs.takeBytes(guestfs_pread(handle, path, Int32(count), 0, &size), count: size)
-        }
+        try guestfs.pread(path, count: count)
     }
 
     /// A small text file (libguestfs reads release files of up to 1 MiB); nil when absent or not UTF-8.
