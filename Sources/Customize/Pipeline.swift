@@ -17,6 +17,11 @@ public struct RunOptions: Sendable {
     public var acceleration: Acceleration = .auto
     /// Unified diffs of changed text files in the step reports.
     public var diffs = false
+    /// How long the appliance may take to come up; nil for the defaults and IMGCUSTOMIZE_LAUNCH_TIMEOUT.
+    public var launchLimits: LaunchLimits?
+    /// Stops the run from another thread (the CLI cancels it on SIGINT, SIGTERM and SIGHUP): the run throws
+    /// `RunCancelled` and the image stays as it was.
+    public var cancellation: Cancellation?
 
     public init(output: String? = nil, dryRun: Bool = false, force: Bool = false, compression: ClusterCompression? = nil,
                 allowedFormats: Set<ImageFormat>? = nil, acceleration: Acceleration = .auto, diffs: Bool = false) {
@@ -74,6 +79,22 @@ public struct Pipeline: Sendable {
     private func run(image: String, profileName: String?, requirement: GuestRequirement?, output policy: OutputPolicy,
                      progress: @Sendable (RunProgress) -> Void,
                      operations: (GuestFacts) -> [any Operations.Operation]) throws -> RunReport {
+        do {
+            return try unguardedRun(image: image, profileName: profileName, requirement: requirement, output: policy,
+                                    progress: progress, operations: operations)
+        } catch let error where !(error is RunCancelled) {
+            // Cancelling kills the appliance, so the call that was waiting on it fails with its own error: the
+            // cancellation is what happened.
+            if let reason = options.cancellation?.reason { throw RunCancelled(image: image, reason: reason) }
+            throw error
+        }
+    }
+
+    private func unguardedRun(image: String, profileName: String?, requirement: GuestRequirement?,
+                              output policy: OutputPolicy, progress: @Sendable (RunProgress) -> Void,
+                              operations: (GuestFacts) -> [any Operations.Operation]) throws -> RunReport {
+        let cancellation = options.cancellation
+        func checkCancelled() throws { try cancellation?.check(image: image) }
         var clock = StageClock()
         let sizeBefore = allocatedBytes(image)
 
@@ -100,12 +121,14 @@ public struct Pipeline: Sendable {
         let overlay = transaction?.scratchPath("overlay.qcow2") ?? (dryRunScratch ?? "") + "/overlay.qcow2"
 
         // open: the appliance writes into an overlay over the image; the image itself is only read.
+        try checkCancelled()
         progress(.stage("open"))
         let session = try clock.measure("open") { () throws -> ApplianceSession in
             try createOverlay(overlay, backing: image, format: inspection.format)
             let drive = ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true)
             return try ApplianceSession(drives: [drive], options: ApplianceOptions(
-                acceleration: options.acceleration, logger: logger, guestName: image))
+                acceleration: options.acceleration, logger: logger, guestName: image, limits: options.launchLimits,
+                cancellation: cancellation))
         }
         defer { try? session.close() }
 
@@ -131,6 +154,7 @@ public struct Pipeline: Sendable {
         let ordered = steps.filter { !($0 is TrimFreeSpace) } + steps.filter { $0 is TrimFreeSpace }
         var relabelled = false
         for (index, operation) in ordered.enumerated() {
+            try checkCancelled()
             let trim = operation is TrimFreeSpace
             if trim, !relabelled {
                 report.steps += try relabel(runner, clock: &clock)
@@ -155,14 +179,17 @@ public struct Pipeline: Sendable {
         }
 
         // rewrite: merge overlay and image into a new file, then commit it over the destination.
+        try checkCancelled()
         progress(.stage("rewrite"))
         let newImage = transaction.scratchPath("new")
         try clock.measure("rewrite") {
             let source = try openImage(path: overlay, format: .qcow2, allowBacking: true)
             _ = try ImageWriter(target).write(source, to: newImage) { written in
+                try checkCancelled()
                 progress(.rewrite(done: Int64(written.bytesDone), total: Int64(written.bytesTotal)))
             }
         }
+        try checkCancelled()
         try clock.measure("commit") { try transaction.commit(newImage) }
         report.size.after = allocatedBytes(destination)
         report.timings = clock.timings
@@ -248,6 +275,7 @@ extension Pipeline {
         var report = RunReport(profile: nil, image: root, output: options.dryRun ? nil : root, dryRun: options.dryRun,
                                guest: nil, steps: [], timings: [:], size: .init(before: 0, after: nil))
         for (index, operation) in operations.enumerated() {
+            try options.cancellation?.check(image: root)
             let step = try clock.measure("apply") { try runner.run(operation) }
             report.steps.append(step)
             progress(.step(index: index, count: operations.count, step))

@@ -133,37 +133,25 @@ func fsyncPath(_ path: String) throws {
     guard fsync(fd) == 0 else { throw CustomizeError(image: path, "fsync failed: \(String(cString: strerror(errno)))") }
 }
 
-/// Scratch directories of live transactions, removed when the process is interrupted (SIGINT, SIGTERM, SIGHUP).
-/// kill -9 cannot be caught: the next run removes what it leaves.
-/// (Unchecked: `sources` is written once, in init, and only kept alive; `paths` is behind its mutex.)
-final class ScratchRegistry: @unchecked Sendable {
+/// Scratch directories of live transactions, for a process that must exit at once (see
+/// `Transaction.removeAllScratch`). kill -9 cannot be caught: the next run removes what it leaves.
+final class ScratchRegistry: Sendable {
     static let shared = ScratchRegistry()
-    // Read from a signal-handling dispatch source, never from a raw signal handler.
     private let paths = Mutex<Set<String>>([])
-    /// Kept alive for the process's lifetime; a released source stops delivering.
-    private let sources: [any DispatchSourceSignal]
-
-    private init() {
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                ScratchRegistry.shared.removeAll()
-                signal(sig, SIG_DFL)
-                kill(getpid(), sig)
-            }
-            source.resume()
-            sources.append(source)
-        }
-        self.sources = sources
-    }
 
     func add(_ path: String) { paths.withLock { _ = $0.insert(path) } }
     func remove(_ path: String) { paths.withLock { _ = $0.remove(path) } }
 
-    private func removeAll() {
+    func removeAll() {
         let all = paths.withLock { $0 }
         for path in all { try? FileManager.default.removeItem(atPath: path) }
+    }
+}
+
+extension Transaction {
+    /// Removes the scratch directory of every transaction still open in this process, leaving each destination as
+    /// it was. For a caller about to exit without unwinding (a second Ctrl-C): a cancelled run removes its own.
+    public static func removeAllScratch() {
+        ScratchRegistry.shared.removeAll()
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Operations
 
 @main
 struct IMGCustomize: ParsableCommand {
@@ -11,4 +12,16 @@ struct IMGCustomize: ParsableCommand {
     )
 
     static let version = "0.1.0"
+
+    /// ArgumentParser's main, except that a run cancelled by a signal ends by that signal once it has cleaned up.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let cancelled as RunCancelled {
+            Interruption.finish(cancelled)
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

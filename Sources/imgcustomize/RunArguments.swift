@@ -23,8 +23,7 @@ struct RunArguments: ParsableArguments {
     @Option(help: "Accepted input formats, comma-separated (like Glance's disk_formats), e.g. raw,qcow2.")
     var formats: String?
 
-    @Option(help: "Hardware acceleration of the appliance: auto, kvm or tcg (or IMGCUSTOMIZE_ACCEL).")
-    var accel: Acceleration?
+    @OptionGroup var appliance: ApplianceArguments
 
     func options() throws -> RunOptions {
         var allowed: Set<ImageFormat>?
@@ -37,8 +36,35 @@ struct RunArguments: ParsableArguments {
                 allowed?.insert(format)
             }
         }
-        return RunOptions(output: output, dryRun: dryRun, allowedFormats: allowed,
-                          acceleration: accel ?? .auto, diffs: diff)
+        var options = RunOptions(output: output, dryRun: dryRun, allowedFormats: allowed,
+                                 acceleration: appliance.accel ?? .auto, diffs: diff)
+        options.launchLimits = try appliance.limits()
+        return options
+    }
+}
+
+/// How the appliance is launched: the options of every command that launches it.
+struct ApplianceArguments: ParsableArguments {
+    @Option(help: ArgumentHelp("""
+        The appliance's acceleration: auto, kvm or tcg (or IMGCUSTOMIZE_ACCEL). auto tries KVM once and \
+        remembers whether it works: a KVM that fails, or whose guest prints no kernel message within \
+        \(Int(LaunchLimits().kvmKernelSeconds)) s or is not up within \(Int(LaunchLimits().kvmLaunchSeconds)) s \
+        (it takes a few), is given up for software emulation (tcg).
+        """, valueName: "mode"))
+    var accel: Acceleration?
+
+    @Option(help: ArgumentHelp("""
+        Give up a launch that is not up after this many seconds (or IMGCUSTOMIZE_LAUNCH_TIMEOUT; default \
+        \(Int(LaunchLimits.defaultLaunchSeconds))).
+        """, valueName: "seconds"))
+    var launchTimeout: Double?
+
+    func limits() throws -> LaunchLimits {
+        do {
+            return try LaunchLimits.resolve(launchSeconds: launchTimeout)
+        } catch let error as GuestError {
+            throw ValidationError("\(error.message): \(error.hint ?? "")")
+        }
     }
 }
 
@@ -47,6 +73,8 @@ struct RunArguments: ParsableArguments {
 func execute(options: RunOptions, global: GlobalOptions, json: Bool,
              _ body: (Pipeline, @escaping @Sendable (RunProgress) -> Void) throws -> RunReport) throws {
     let logger = global.makeLogger()
+    var options = options
+    options.cancellation = Interruption.install()
     let pipeline = Pipeline(options: options, logger: logger)
     let bar = ProgressBar("rewriting", enabled: !global.quiet)
     let report = try body(pipeline) { event in

@@ -74,9 +74,10 @@ public struct ImageWriter: Sendable {
     }
 
     /// Writes `source` to `path` (created or truncated), fsyncs it, and returns what it did. On failure the output
-    /// file is removed. `progress` is called on the calling thread each time a batch is written.
+    /// file is removed. `progress` is called on the calling thread each time a batch is written; what it throws
+    /// (a cancelled run) stops the write the same way.
     public func write(_ source: any ImageSource, to path: String,
-                      progress: (WriteProgress) -> Void = { _ in }) throws -> WriteStats {
+                      progress: (WriteProgress) throws -> Void = { _ in }) throws -> WriteStats {
         let clusterSize = options.clusterSize
         guard clusterSize >= 512, clusterSize <= 2 << 20, clusterSize & (clusterSize - 1) == 0 else {
             throw FormatError(file: path, "cluster size \(clusterSize) is not a power of two from 512 to 2 MiB")
@@ -137,7 +138,7 @@ public struct ImageWriter: Sendable {
                     stats.clustersWritten += UInt64((cluster.range.count + Self.rawBlock - 1) / Self.rawBlock)
                 }
             }
-            progress(WriteProgress(bytesDone: min(UInt64(index + 1) * Self.batchBytes, total), bytesTotal: total))
+            try progress(WriteProgress(bytesDone: min(UInt64(index + 1) * Self.batchBytes, total), bytesTotal: total))
         })
 
         if qcow2 != nil {
@@ -149,7 +150,7 @@ public struct ImageWriter: Sendable {
             stats.outputSize = total
         }
         guard fsync(fd) == 0 else { throw FormatError(file: path, "fsync failed: \(String(cString: strerror(errno)))") }
-        if count == 0 { progress(WriteProgress(bytesDone: 0, bytesTotal: 0)) }
+        if count == 0 { try progress(WriteProgress(bytesDone: 0, bytesTotal: 0)) }
         keep = true
         stats.seconds = Date().timeIntervalSince(began)
         Self.logger.debug("wrote \(path): \(stats.clustersWritten) clusters, \(stats.outputSize) bytes in \(stats.seconds) s")

@@ -68,12 +68,21 @@ public struct ApplianceOptions: Sendable {
     public var progress: (@Sendable (ApplianceProgress) -> Void)?
     /// How messages name the guest: the user's image, where the first drive is an overlay of it.
     public var guestName: String?
+    /// How long a launch may take; nil for the defaults with IMGCUSTOMIZE_LAUNCH_TIMEOUT (see `LaunchLimits`).
+    public var limits: LaunchLimits?
+    /// Where the usability of KVM is checked before trying it (tests point it elsewhere to try KVM anywhere).
+    var kvmDevice = "/dev/kvm"
+    /// Cancelling stops the launch, or kills the running appliance, so that the call waiting on it fails at once.
+    public var cancellation: Cancellation?
 
     public init(acceleration: Acceleration = .auto, accelerationCache: URL? = nil,
                 logger: Logger = Logger(label: "imgcustomize.appliance"),
                 progress: (@Sendable (ApplianceProgress) -> Void)? = nil, guestName: String? = nil,
-                inspection: InspectionMethod = .automatic) {
+                inspection: InspectionMethod = .automatic, limits: LaunchLimits? = nil,
+                cancellation: Cancellation? = nil) {
         self.guestName = guestName
+        self.limits = limits
+        self.cancellation = cancellation
         self.inspection = inspection
         self.acceleration = acceleration
         self.accelerationCache = accelerationCache
@@ -93,6 +102,8 @@ public final class ApplianceSession {
     private let logger: Logger
     private let inspectionMethod: InspectionMethod
     private var mountedFilesystem: ApplianceFilesystem?
+    /// Kills this appliance's qemu when the run is cancelled, so that the call waiting on it fails at once.
+    private var stopOnCancel: Cancellation.Registration?
 
     /// Adds the drives and launches the appliance, coping with an unusable KVM (see `Acceleration`).
     public init(drives: [ApplianceDrive], options: ApplianceOptions = ApplianceOptions()) throws {
@@ -104,6 +115,10 @@ public final class ApplianceSession {
         self.logger = options.logger
         self.inspectionMethod = try InspectionMethod.resolve(options.inspection)
         (guestfs, launchReport) = try Launcher(drives: drives, guest: options.guestName ?? first.path, options: options).launch()
+        if let cancellation = options.cancellation {
+            let pid = try guestfs.qemuPID
+            stopOnCancel = cancellation.onCancel { kill(pid, SIGKILL) }
+        }
     }
 
     /// Opens one image, inspects it and returns the guest's facts, then shuts the appliance down: `inspect --os`.
@@ -217,6 +232,8 @@ public final class ApplianceSession {
     public func close() throws {
         guard !guestfs.isClosed else { return }
         defer { guestfs.close() }
+        // From the shutdown on, qemu exits and its process id may be reused.
+        stopOnCancel?.end()
         // A failed unmount must not skip the shutdown: that is what flushes the writes to the image.
         let unmounted = Result {
             if mountedFilesystem != nil {
@@ -228,7 +245,8 @@ public final class ApplianceSession {
     }
 }
 
-/// Brings an appliance up with the acceleration decided by `Acceleration`, its environment variable and the cache.
+/// Brings an appliance up with the acceleration decided by `Acceleration`, its environment variable and the cache,
+/// within `LaunchLimits`: a KVM that hangs is given up within seconds, any launch within the overall limit.
 struct Launcher {
     let drives: [ApplianceDrive]
     let guest: String
@@ -239,6 +257,7 @@ struct Launcher {
 
     func launch() throws -> (Guestfs, LaunchReport) {
         let started = clock.now
+        let limits = try options.limits ?? LaunchLimits.resolve(launchSeconds: nil)
         func report(_ acceleration: Acceleration, _ decision: LaunchReport.Decision,
                     kvmFailure: String? = nil) -> LaunchReport {
             let elapsed = clock.now - started
@@ -250,52 +269,57 @@ struct Launcher {
 
         switch try Acceleration.resolve(options.acceleration) {
         case .kvm:
-            return (try attempt(.forceKVM).launched(), report(.kvm, .requested))
+            return (try attempt(.forceKVM, limits).launched(), report(.kvm, .requested))
         case .tcg:
-            return (try attempt(.forceTCG).launched(), report(.tcg, .requested))
+            return (try attempt(.forceTCG, limits).launched(), report(.tcg, .requested))
         case .auto:
             break
         }
         // Without access to /dev/kvm, qemu would quietly fall back to TCG and the verdict would be wrong.
-        guard access("/dev/kvm", R_OK | W_OK) == 0 else {
+        guard access(options.kvmDevice, R_OK | W_OK) == 0 else {
             logger.debug("no usable /dev/kvm: using software emulation (TCG)")
-            return (try attempt(.forceTCG).launched(), report(.tcg, .noKVM))
+            return (try attempt(.forceTCG, limits).launched(), report(.tcg, .noKVM))
         }
         let cache = AccelerationCache(file: options.accelerationCache ?? AccelerationCache.defaultFile())
         let handle = try makeHandle()
-        let hypervisor = try? handle.string("find the hypervisor") { guestfs_get_hv($0) }
-        let key = hypervisor.flatMap(AccelerationCache.key(hypervisor:))
+        let key = (try? handle.hypervisor).flatMap(AccelerationCache.key(hypervisor:))
         let cached = key.flatMap { cache.entry(for: $0, logger: logger) }
         if let cached, cached.verdict == .tcg {
             logger.debug("using software emulation (TCG): KVM failed here before (\(cached.reason ?? cache.file.path))")
-            return (try attempt(.forceTCG, on: handle).launched(), report(.tcg, .cached))
+            return (try attempt(.forceTCG, limits, on: handle).launched(), report(.tcg, .cached))
         }
 
         let kvmFailure: LaunchFailure
-        switch attempt(.automatic, on: handle) {
+        switch attempt(.automatic, limits, on: handle) {
         case .success(let guestfs):
             if let key, cached == nil { cache.record(.init(key: key, verdict: .kvm, reason: nil), logger: logger) }
             return (guestfs, report(.kvm, cached == nil ? .probed : .cached))
         case .failure(let failure):
+            if failure.cancelled { throw failure.error }
             kvmFailure = failure
         }
-        let reason = kvmFailure.qemuMessage ?? kvmFailure.error.message
-        switch attempt(.forceTCG) {
+        let reason = kvmFailure.reason
+        switch attempt(.forceTCG, limits) {
         case .success(let guestfs):
-            logger.warning("KVM is unusable here (qemu: \(reason)); using software emulation (TCG), slower")
-            if let key { cache.record(.init(key: key, verdict: .tcg, reason: "qemu: \(reason)"), logger: logger) }
+            logger.warning("""
+                KVM is unusable here (\(reason)); using software emulation (TCG), slower; remembered in \
+                \(cache.file.path)
+                """)
+            if let key { cache.record(.init(key: key, verdict: .tcg, reason: reason), logger: logger) }
             return (guestfs, report(.tcg, .probed, kvmFailure: reason))
         case .failure(let tcgFailure):
-            var error = tcgFailure.error
+            guard var error = tcgFailure.error as? GuestError else { throw tcgFailure.error }
             error.hint = "it failed with KVM too: \(reason)"
             throw error
         }
     }
 
     struct LaunchFailure: Error {
-        var error: GuestError
-        /// qemu's own error line from the console, when it printed one.
-        var qemuMessage: String?
+        /// What the user sees: a `GuestError`, or `RunCancelled` when the run was cancelled during the launch.
+        var error: any Error
+        /// Why KVM did not do, in a few words: qemu's own error line, or the hang the launch watch saw.
+        var reason: String
+        var cancelled: Bool { error is RunCancelled }
     }
 
     private func makeHandle() throws -> Guestfs {
@@ -328,30 +352,39 @@ struct Launcher {
         }
     }
 
-    /// One launch on a fresh handle (or `handle`), closed again when the launch fails.
-    private func attempt(_ mode: Mode, on handle: Guestfs? = nil) -> Result<Guestfs, LaunchFailure> {
+    /// One launch on a fresh handle (or `handle`, which must not have been launched), watched by a `LaunchWatch`;
+    /// the handle is closed again when the launch fails.
+    private func attempt(_ mode: Mode, _ limits: LaunchLimits, on handle: Guestfs? = nil) -> Result<Guestfs, LaunchFailure> {
         let guestfs: Guestfs
         do {
             guestfs = try handle ?? makeHandle()
         } catch {
-            return .failure(LaunchFailure(error: error as? GuestError
-                                          ?? GuestError(guest: guest, action: "prepare the appliance",
-                                                        message: "\(error)")))
+            let guestError = error as? GuestError
+                ?? GuestError(guest: guest, action: "prepare the appliance", message: "\(error)")
+            return .failure(LaunchFailure(error: guestError, reason: guestError.message))
         }
+        var watch: LaunchWatch?
         do {
-            // LIBGUESTFS_BACKEND_SETTINGS may carry either; both at once make libguestfs refuse to launch.
-            for setting in ["force_kvm", "force_tcg"] {
-                try guestfs.run("clear the backend setting \(setting)") { guestfs_clear_backend_setting($0, setting) }
-            }
-            switch mode {
-            case .forceKVM: try guestfs.run("require KVM") { guestfs_set_backend_setting($0, "force_kvm", "1") }
-            case .forceTCG: try guestfs.run("require TCG") { guestfs_set_backend_setting($0, "force_tcg", "1") }
-            case .automatic: break
-            }
+            try guestfs.requireKVM(mode == .forceKVM ? true : mode == .forceTCG ? false : nil)
+            // The guest kernel's boot messages are what tells a hung KVM from a slow one, and what a failed launch
+            // is explained with: libguestfs boots it "quiet" unless debugging.
+            try guestfs.appendKernelArguments("loglevel=7")
+            let started = try LaunchWatch(hypervisor: try guestfs.hypervisor, underKVM: mode != .forceTCG,
+                                          limits: limits)
+            watch = started
+            try guestfs.setHypervisor(started.wrapper)
             guestfs.events.forgetConsole()
-            try guestfs.run("launch the appliance") { guestfs_launch($0) }
+            guestfs.events.launchWatch = started
+            started.start(cancellation: options.cancellation)
+            defer { guestfs.events.launchWatch = nil }
+            let launched = Result { try guestfs.launch() }
+            if let verdict = started.finish() {
+                return .failure(failure(verdict, mode: mode, console: guestfs.events.recentConsole, closing: guestfs))
+            }
+            try launched.get()
             return .success(guestfs)
         } catch {
+            _ = watch?.finish()
             let qemuMessage = Self.qemuError(in: guestfs.events.recentConsole)
             guestfs.close()
             var guestError = error as? GuestError
@@ -365,7 +398,39 @@ struct Launcher {
                 guestError.hint = "run with LIBGUESTFS_DEBUG=1 to see the appliance's output; "
                     + "\(Acceleration.environmentVariable)=tcg or =kvm chooses the acceleration"
             }
-            return .failure(LaunchFailure(error: guestError, qemuMessage: qemuMessage))
+            return .failure(LaunchFailure(error: guestError, reason: qemuMessage.map { "qemu: \($0)" } ?? guestError.message))
+        }
+    }
+
+    /// The failure for a launch the watch stopped: qemu is dead by now, and closing the handle removes its files.
+    private func failure(_ verdict: LaunchWatch.Verdict, mode: Mode, console: [String], closing guestfs: Guestfs)
+        -> LaunchFailure {
+        guestfs.close()
+        let accel = mode == .forceTCG ? "software emulation (TCG)" : "KVM"
+        let lastLines = console.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.suffix(8)
+        let consoleText = lastLines.isEmpty ? "the console printed nothing"
+            : "the console's last lines:\n    " + lastLines.joined(separator: "\n    ")
+        func seconds(_ value: Double) -> String { String(format: "%g s", value) }
+        switch verdict {
+        case .cancelled(let reason):
+            return LaunchFailure(error: RunCancelled(image: guest, reason: reason), reason: reason)
+        case .kvmSilent(let limit):
+            let reason = "qemu ran under KVM but the guest printed no kernel message within \(seconds(limit)): it hangs"
+            return LaunchFailure(error: GuestError(guest: guest, action: "launch the appliance", message: reason,
+                                                   hint: "use --accel tcg (software emulation); \(consoleText)"),
+                                 reason: reason)
+        case .kvmSlow(let limit):
+            let reason = "the appliance was not up under KVM within \(seconds(limit)), where it takes a few seconds"
+            return LaunchFailure(error: GuestError(guest: guest, action: "launch the appliance", message: reason,
+                                                   hint: "use --accel tcg (software emulation); \(consoleText)"),
+                                 reason: reason)
+        case .timedOut(let limit):
+            let message = "the appliance was not up within \(seconds(limit)) under \(accel); \(consoleText)"
+            return LaunchFailure(error: GuestError(
+                guest: guest, action: "launch the appliance", message: message,
+                hint: "the image is unchanged; on a slow or busy machine give more time with --launch-timeout or "
+                    + "\(LaunchLimits.environmentVariable), and run with -vvv to see the whole boot"),
+                                 reason: message)
         }
     }
 

@@ -176,6 +176,8 @@ final class EventSink {
     let logger: Logger
     let progress: ((ApplianceProgress) -> Void)?
     private var partialLine: [UInt8] = []
+    /// The watch of the launch under way, which looks for the guest kernel's first line.
+    var launchWatch: LaunchWatch?
     /// The last console lines (qemu's stderr among them), to explain a failed launch.
     private(set) var recentConsole: [String] = []
 
@@ -216,6 +218,7 @@ final class EventSink {
                 let line = String(decoding: partialLine, as: UTF8.self).trimmingTrailingNewlines()
                 partialLine.removeAll(keepingCapacity: true)
                 logger.trace("appliance: \(line)")
+                launchWatch?.saw(line)
                 recentConsole.append(line)
                 if recentConsole.count > 200 { recentConsole.removeFirst(recentConsole.count - 200) }
             } else {
@@ -230,6 +233,50 @@ fileprivate extension String {
         var text = Substring(self)
         while let last = text.last, last.isNewline { text = text.dropLast() }
         return String(text)
+    }
+}
+
+/// The settings a launch makes.
+extension Guestfs {
+    /// The qemu libguestfs runs (LIBGUESTFS_HV or its built-in default).
+    var hypervisor: String {
+        get throws { try string("find the hypervisor") { guestfs_get_hv($0) } }
+    }
+
+    func setHypervisor(_ path: String) throws {
+        try run("use the hypervisor", path) { guestfs_set_hv($0, path) }
+    }
+
+    /// Adds `arguments` to the appliance kernel's command line, after what LIBGUESTFS_APPEND already holds.
+    func appendKernelArguments(_ arguments: String) throws {
+        let existing = try call("read the kernel arguments") { handle -> String? in
+            guestfs_get_append(handle).map { String(cString: $0) } ?? ""
+        }
+        let combined = existing.isEmpty ? arguments : existing + " " + arguments
+        try run("set the kernel arguments", combined) { guestfs_set_append($0, combined) }
+    }
+
+    /// Runs qemu under KVM (`true`), under software emulation (`false`), or as qemu decides (`nil`: KVM where
+    /// it can, which is how libguestfs probes).
+    func requireKVM(_ kvm: Bool?) throws {
+        // LIBGUESTFS_BACKEND_SETTINGS may carry either; both at once make libguestfs refuse to launch.
+        for setting in ["force_kvm", "force_tcg"] {
+            try run("clear the backend setting \(setting)") { guestfs_clear_backend_setting($0, setting) }
+        }
+        switch kvm {
+        case true?: try run("require KVM") { guestfs_set_backend_setting($0, "force_kvm", "1") }
+        case false?: try run("require TCG") { guestfs_set_backend_setting($0, "force_tcg", "1") }
+        case nil: break
+        }
+    }
+
+    func launch() throws {
+        try run("launch the appliance") { guestfs_launch($0) }
+    }
+
+    /// The process id of the running qemu.
+    var qemuPID: pid_t {
+        get throws { try number("find the appliance's process") { guestfs_get_pid($0) } }
     }
 }
 

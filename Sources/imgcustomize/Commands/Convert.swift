@@ -1,6 +1,7 @@
 import ArgumentParser
 import Formats
 import Foundation
+import Operations
 
 extension ImageFormat: ExpressibleByArgument {}
 extension OutputFormat: ExpressibleByArgument {}
@@ -53,7 +54,12 @@ extension IMGCustomize {
             let writer = ImageWriter(WriteOptions(format: outputFormat, compression: compress,
                                                  clusterSize: clusterSize, level: level))
             let bar = ProgressBar("converting", enabled: !global.quiet)
-            let stats = try writer.write(source, to: output) { bar.update(done: Int64($0.bytesDone), total: Int64($0.bytesTotal)) }
+            // An interrupted conversion removes its partial output.
+            let cancellation = Interruption.install()
+            let stats = try writer.write(source, to: output) {
+                try cancellation.check(image: input)
+                bar.update(done: Int64($0.bytesDone), total: Int64($0.bytesTotal))
+            }
             let megabytes = Double(source.virtualSize) / 1_000_000
             let rate = stats.seconds > 0 ? Double(stats.bytesRead) / 1_000_000 / stats.seconds : 0
             print(String(format: "%@: %.1f MB virtual, %.1f MB read, %.1f MB written in %.2f s (%.0f MB/s read)",

@@ -36,8 +36,7 @@ extension IMGCustomize {
         @Flag(help: "Also launch the appliance (read-only) and report the guest operating system.")
         var os = false
 
-        @Option(help: "With --os, the appliance's acceleration: auto, kvm or tcg (or IMGCUSTOMIZE_ACCEL).")
-        var accel: Acceleration?
+        @OptionGroup(title: "With --os") var appliance: ApplianceArguments
 
         @OptionGroup var global: GlobalOptions
 
@@ -57,7 +56,7 @@ extension IMGCustomize {
             let inspection = try ImageInspector.inspect(path: image, policy: policy)
             // An image that fails a safety check is never handed to qemu.
             let facts = os && inspection.safety.safe
-                ? try Self.guestFacts(inspection, path: image, acceleration: accel ?? .auto, logger: global.makeLogger())
+                ? try Self.guestFacts(inspection, path: image, appliance: appliance, logger: global.makeLogger())
                 : nil
             var properties = glance ? GlanceProperties(inspection, amazon: amazon) : nil
             if let facts {

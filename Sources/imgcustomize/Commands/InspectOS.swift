@@ -6,15 +6,23 @@ import Operations
 extension IMGCustomize.Inspect {
     /// `inspect --os`: launches the appliance read-only on an image that passed the safety checks, with the format
     /// they detected (qemu never probes), and returns what libguestfs inspection finds.
-    static func guestFacts(_ inspection: ImageInspection, path: String, acceleration: Acceleration,
+    static func guestFacts(_ inspection: ImageInspection, path: String, appliance: ApplianceArguments,
                            logger: Logger) throws -> GuestFacts {
         guard let format = ApplianceDrive.Format(rawValue: inspection.format.qemuFormat) else {
             throw GuestError(guest: path, action: "inspect the guest",
                              message: "the appliance does not open \(inspection.format.rawValue) images",
                              hint: "convert it to qcow2 or raw first")
         }
-        return try ApplianceSession.inspect(image: path, format: format,
-                                            options: ApplianceOptions(acceleration: acceleration, logger: logger))
+        let cancellation = Interruption.install()
+        let options = ApplianceOptions(acceleration: appliance.accel ?? .auto, logger: logger,
+                                       limits: try appliance.limits(), cancellation: cancellation)
+        do {
+            return try ApplianceSession.inspect(image: path, format: format, options: options)
+        } catch let error where !(error is RunCancelled) {
+            // Cancelling kills the appliance, so the call that was waiting on it fails with its own error.
+            if let reason = cancellation.reason { throw RunCancelled(image: path, reason: reason) }
+            throw error
+        }
     }
 
     /// The guest's facts under an "os:" heading, in the indented style of the rest of the report.

@@ -1,0 +1,207 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How long an appliance launch may take before it is given up.
+public struct LaunchLimits: Sendable, Equatable {
+    /// A KVM guest prints its first kernel line well within a second of qemu starting. A guest that printed none
+    /// by then is hung (nested virtualization that accepts KVM and never runs the guest), however long one waits.
+    public var kvmKernelSeconds: Double
+    /// A whole KVM launch takes a few seconds; one still not up after this is given up too.
+    public var kvmLaunchSeconds: Double
+    /// Every launch, KVM or software emulation: past this the run fails with the console's last lines.
+    public var launchSeconds: Double
+
+    /// Generous: software emulation on a loaded two-core machine launches in 20-100 s.
+    public static let defaultLaunchSeconds: Double = 600
+    /// IMGCUSTOMIZE_LAUNCH_TIMEOUT=SECONDS overrides `launchSeconds` where no option does.
+    public static let environmentVariable = "IMGCUSTOMIZE_LAUNCH_TIMEOUT"
+
+    public init(kvmKernelSeconds: Double = 10, kvmLaunchSeconds: Double = 60,
+                launchSeconds: Double = LaunchLimits.defaultLaunchSeconds) {
+        self.kvmKernelSeconds = kvmKernelSeconds
+        self.kvmLaunchSeconds = kvmLaunchSeconds
+        self.launchSeconds = launchSeconds
+    }
+
+    /// `seconds` when given, else IMGCUSTOMIZE_LAUNCH_TIMEOUT, else the default; refuses what is not a positive
+    /// number of seconds.
+    public static func resolve(launchSeconds seconds: Double?,
+                               environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> LaunchLimits {
+        var limits = LaunchLimits()
+        if let seconds {
+            limits.launchSeconds = seconds
+        } else if let value = environment[environmentVariable], !value.isEmpty {
+            guard let parsed = Double(value) else {
+                throw GuestError(guest: "imgcustomize", action: "read \(environmentVariable)",
+                                 message: "\"\(value)\" is not a number of seconds",
+                                 hint: "set it to a number of seconds, or unset \(environmentVariable)")
+            }
+            limits.launchSeconds = parsed
+        }
+        guard limits.launchSeconds > 0, limits.launchSeconds.isFinite else {
+            throw GuestError(guest: "imgcustomize", action: "set the launch timeout",
+                             message: "\(limits.launchSeconds) is not a positive number of seconds",
+                             hint: "give a timeout of at least a few seconds (software emulation needs 20-100)")
+        }
+        return limits
+    }
+}
+
+/// Watches one launch from a thread of its own, because `guestfs_launch` blocks until the appliance answers and
+/// has no timeout of its own a caller can set (libguestfs waits 20 minutes).
+///
+/// The hypervisor libguestfs runs is a small wrapper script in a private directory: it writes its process id
+/// (qemu's, since it execs qemu) to a file, so the watch can kill exactly that qemu. Killing it makes the launch
+/// fail at once; closing the handle then removes libguestfs's own temporary directories.
+final class LaunchWatch: Sendable {
+    enum Verdict: Sendable, Equatable {
+        /// Under KVM: qemu ran but the guest printed no kernel line within the limit.
+        case kvmSilent(seconds: Double)
+        /// Under KVM: the kernel ran but the appliance was not up within the limit.
+        case kvmSlow(seconds: Double)
+        /// Any acceleration: not up within the overall limit.
+        case timedOut(seconds: Double)
+        /// The run was cancelled while launching.
+        case cancelled(reason: String)
+    }
+
+    private struct State {
+        var kernelSeen = false
+        var finished = false
+        var verdict: Verdict?
+        var qemuPID: pid_t?
+        var killed = false
+    }
+
+    let directory: String
+    let wrapper: String
+    private let pidFile: String
+    private let underKVM: Bool
+    private let limits: LaunchLimits
+    private let state = Mutex(State())
+
+    /// Writes the wrapper for `hypervisor` (the qemu libguestfs would run). `underKVM` turns on the early hang
+    /// checks.
+    init(hypervisor: String, underKVM: Bool, limits: LaunchLimits) throws {
+        self.underKVM = underKVM
+        self.limits = limits
+        directory = try makeTemporaryDirectory("the appliance launch")
+        pidFile = directory + "/qemu.pid"
+        wrapper = directory + "/qemu"
+        // Only the launch itself (the run with -kernel) records its pid; libguestfs also runs the hypervisor
+        // to query its version and devices.
+        let script = """
+            #!/bin/sh
+            case " $* " in *" -kernel "*) echo $$ > \(Self.quoted(pidFile)).new && mv \(Self.quoted(pidFile)).new \(Self.quoted(pidFile)) ;; esac
+            exec \(Self.quoted(hypervisor)) "$@"
+
+            """
+        do {
+            try Data(script.utf8).write(to: URL(fileURLWithPath: wrapper))
+            guard chmod(wrapper, 0o700) == 0 else {
+                throw GuestError(guest: "imgcustomize", action: "make the hypervisor wrapper executable", path: wrapper,
+                                 message: String(cString: strerror(errno)))
+            }
+            // libguestfs caches what it learns about a hypervisor under the binary's size and modification time:
+            // the real qemu's time keeps that cache valid across runs instead of querying qemu every launch.
+            var real = stat()
+            if stat(hypervisor, &real) == 0 {
+                var times = [timespec(tv_sec: real.st_mtim.tv_sec, tv_nsec: 0),
+                             timespec(tv_sec: real.st_mtim.tv_sec, tv_nsec: 0)]
+                utimensat(AT_FDCWD, wrapper, &times, 0)
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error as? GuestError ?? GuestError(guest: "imgcustomize", action: "write the hypervisor wrapper",
+                                                     path: wrapper, message: "\(error)")
+        }
+    }
+
+    private static func quoted(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    /// Called with every console line while the launch runs.
+    func saw(_ line: String) {
+        guard Self.isKernelLine(line) else { return }
+        state.withLock { $0.kernelSeen = true }
+    }
+
+    /// A line the guest kernel printed: libguestfs boots it with printk timestamps ("[    0.000000] Linux ...").
+    static func isKernelLine(_ line: String) -> Bool {
+        if line.contains("Linux version") { return true }
+        let trimmed = line.drop(while: { $0 == " " })
+        guard trimmed.first == "[", let close = trimmed.firstIndex(of: "]") else { return false }
+        let stamp = trimmed[trimmed.index(after: trimmed.startIndex)..<close].trimmingCharacters(in: .whitespaces)
+        let parts = stamp.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
+    }
+
+    /// Runs the watch on its own thread until `finish`; `cancellation`, when cancelled, stops the launch too.
+    func start(cancellation: Cancellation?) {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let thread = Thread { [self] in
+            var qemuStarted: ContinuousClock.Instant?
+            while true {
+                let now = clock.now
+                if qemuStarted == nil, let pid = readPID() {
+                    qemuStarted = now
+                    state.withLock { $0.qemuPID = pid }
+                }
+                let (finished, doomed) = state.withLock { state -> (Bool, pid_t?) in
+                    if !state.finished, state.verdict == nil {
+                        state.verdict = judge(state, total: seconds(now - started),
+                                              running: qemuStarted.map { seconds(now - $0) },
+                                              cancelled: cancellation?.reason)
+                    }
+                    // Before qemu starts (libguestfs may still be building the appliance) there is nothing to kill:
+                    // the verdict stands, and qemu is killed the moment it appears. Once: libguestfs reaps it.
+                    guard !state.finished, state.verdict != nil, !state.killed, let pid = state.qemuPID else {
+                        return (state.finished, nil)
+                    }
+                    state.killed = true
+                    return (false, pid)
+                }
+                if finished { return }
+                if let doomed { kill(doomed, SIGKILL) }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }
+        thread.name = "imgcustomize launch watch"
+        thread.start()
+    }
+
+    private func judge(_ state: State, total: Double, running: Double?, cancelled: String?) -> Verdict? {
+        if let cancelled { return .cancelled(reason: cancelled) }
+        if total > limits.launchSeconds { return .timedOut(seconds: limits.launchSeconds) }
+        guard underKVM, let running else { return nil }
+        if !state.kernelSeen, running > limits.kvmKernelSeconds { return .kvmSilent(seconds: limits.kvmKernelSeconds) }
+        if running > limits.kvmLaunchSeconds { return .kvmSlow(seconds: limits.kvmLaunchSeconds) }
+        return nil
+    }
+
+    private func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    private func readPID() -> pid_t? {
+        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8) else { return nil }
+        return pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Ends the watch (the launch returned) and says why it was stopped, if it was; removes the wrapper.
+    func finish() -> Verdict? {
+        let verdict = state.withLock { state -> Verdict? in
+            state.finished = true
+            return state.verdict
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+        return verdict
+    }
+}
