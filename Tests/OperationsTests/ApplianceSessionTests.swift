@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Operations
 
@@ -43,7 +44,8 @@ extension ApplianceTests {
                 // Where KVM is broken, the user reads one line saying so, once per machine.
                 #expect(first.launchReport.acceleration == .tcg)
                 #expect(warnings(firstLogs) == [
-                    "KVM is unusable here (qemu: \(failure)); using software emulation (TCG), slower",
+                    "KVM is unusable here (\(failure)); using software emulation (TCG), slower; remembered in "
+                        + cache.path,
                 ])
                 #expect(warnings(secondLogs).isEmpty)
             }
@@ -152,5 +154,178 @@ extension ApplianceTests {
         #expect(formatBytes(0) == "0 B")
         #expect(formatBytes(1536) == "1.5 KiB")
         #expect(formatBytes(3 << 30) == "3.0 GiB")
+    }
+}
+
+/// A qemu that hangs the way KVM does in broken nested virtualization: started, CPU never running, nothing on the
+/// console. `when` is a shell `case` pattern matched against qemu's arguments; other launches run normally. The
+/// script records the pid of each qemu it starts for the appliance, so that a test can check it is gone.
+func hangingHypervisor(in directory: TemporaryDirectory, when pattern: String) throws -> (script: String, pids: String) {
+    let script = directory.path("hanging-qemu")
+    let pids = directory.path("qemu-pids")
+    let qemu = "/usr/bin/qemu-system-x86_64"
+    let text = """
+        #!/bin/sh
+        case " $* " in *" -kernel "*) echo $$ >> '\(pids)' ;; esac
+        case " $* " in \(pattern)) exec \(qemu) -S "$@" ;; esac
+        exec \(qemu) "$@"
+
+        """
+    try Data(text.utf8).write(to: URL(fileURLWithPath: script))
+    chmod(script, 0o755)
+    return (script, pids)
+}
+
+/// Every qemu the script started has exited.
+func allExited(_ pidFile: String) throws -> Bool {
+    let pids = try String(contentsOfFile: pidFile, encoding: .utf8).split(separator: "\n").compactMap { Int32($0) }
+    return !pids.isEmpty && pids.allSatisfy { kill($0, 0) != 0 && errno == ESRCH }
+}
+
+extension ApplianceTests {
+    @Suite struct LaunchLimitTests {
+        /// KVM that hangs (qemu runs, the guest never prints) is given up within seconds for software emulation,
+        /// with one line saying so, and the verdict is remembered: the next launch does not try KVM again.
+        @Test func aHangingKVMFallsBackToSoftwareEmulationAndIsRemembered() throws {
+            let directory = try TemporaryDirectory()
+            let blank = directory.path("blank.qcow2")
+            try runTool("qemu-img", ["create", "-q", "-f", "qcow2", blank, "16M"])
+            let (hypervisor, pids) = try hangingHypervisor(in: directory, when: "*accel=kvm*")
+            let cache = directory.url.appendingPathComponent("cache/acceleration.json")
+            func options(_ logs: LogRecorder) -> ApplianceOptions {
+                // Any writable device will do for "KVM is there": the test hypervisor decides how KVM behaves.
+                var options = ApplianceOptions(acceleration: .auto, accelerationCache: cache, logger: logs.logger(),
+                                               limits: LaunchLimits())
+                options.hypervisor = hypervisor
+                options.kvmDevice = "/dev/null"
+                return options
+            }
+            let drive = ApplianceDrive(path: blank, format: .qcow2, readonly: true)
+
+            let firstLogs = LogRecorder()
+            let first = try ApplianceSession(drives: [drive], options: options(firstLogs))
+            try first.close()
+            #expect(first.launchReport.acceleration == .tcg)
+            #expect(first.launchReport.decision == .probed)
+            let reason = "qemu ran under KVM but the guest printed no kernel message within 10 s: it hangs"
+            #expect(first.launchReport.kvmFailure == reason)
+            #expect(firstLogs.messages.filter { $0.0 >= .warning }.map(\.1) == [
+                "KVM is unusable here (\(reason)); using software emulation (TCG), slower; remembered in \(cache.path)",
+            ])
+            let verdict = try JSONSerialization.jsonObject(with: Data(contentsOf: cache)) as? [String: Any]
+            #expect(verdict?["verdict"] as? String == "tcg")
+            #expect(verdict?["reason"] as? String == reason)
+            // The hung qemu was killed, not left behind.
+            #expect(try allExited(pids))
+
+            let secondLogs = LogRecorder()
+            let second = try ApplianceSession(drives: [drive], options: options(secondLogs))
+            try second.close()
+            #expect(second.launchReport.decision == .cached)
+            #expect(second.launchReport.acceleration == .tcg)
+            #expect(secondLogs.messages.filter { $0.0 >= .warning }.isEmpty)
+            // One qemu for the hung KVM attempt and one for each software-emulated launch.
+            #expect(try String(contentsOfFile: pids, encoding: .utf8).split(separator: "\n").count == 3)
+        }
+
+        /// A launch that never comes up, whatever the acceleration, fails at the overall limit with what the console
+        /// said and what to try; its qemu is killed.
+        @Test func aLaunchThatNeverComesUpFailsAtTheLimit() throws {
+            let directory = try TemporaryDirectory()
+            let blank = directory.path("blank.qcow2")
+            try runTool("qemu-img", ["create", "-q", "-f", "qcow2", blank, "16M"])
+            let (hypervisor, pids) = try hangingHypervisor(in: directory, when: "*")
+            var options = ApplianceOptions(acceleration: .tcg, limits: LaunchLimits(launchSeconds: 8))
+            options.hypervisor = hypervisor
+            let started = Date()
+            let error = #expect(throws: GuestError.self) {
+                _ = try ApplianceSession(drives: [ApplianceDrive(path: blank, format: .qcow2, readonly: true)],
+                                         options: options)
+            }
+            #expect(Date().timeIntervalSince(started) < 120)
+            #expect(error?.guest == blank)
+            #expect(error?.action == "launch the appliance")
+            #expect(error?.message.hasPrefix("the appliance was not up within 8 s under software emulation (TCG); ")
+                    == true)
+            #expect(error?.hint?.contains("--launch-timeout or IMGCUSTOMIZE_LAUNCH_TIMEOUT") == true)
+            #expect(error?.hint?.contains("the image is unchanged") == true)
+            #expect(try allExited(pids))
+        }
+
+        /// Cancelling while the appliance launches stops it at once: qemu killed, `RunCancelled` thrown.
+        @Test func cancellingDuringTheLaunchKillsQemu() throws {
+            let directory = try TemporaryDirectory()
+            let blank = directory.path("blank.qcow2")
+            try runTool("qemu-img", ["create", "-q", "-f", "qcow2", blank, "16M"])
+            let (hypervisor, pids) = try hangingHypervisor(in: directory, when: "*")
+            let cancellation = Cancellation()
+            var options = ApplianceOptions(acceleration: .tcg, cancellation: cancellation)
+            options.hypervisor = hypervisor
+            DispatchQueue.global().asyncAfter(deadline: .now() + 3) {
+                cancellation.cancel(reason: "interrupted by the test")
+            }
+            let error = #expect(throws: RunCancelled.self) {
+                _ = try ApplianceSession(drives: [ApplianceDrive(path: blank, format: .qcow2, readonly: true)],
+                                         options: options)
+            }
+            #expect(error?.reason == "interrupted by the test")
+            #expect(try allExited(pids))
+        }
+    }
+}
+
+@Suite struct LaunchLimitResolutionTests {
+    @Test(arguments: [
+        (nil, [:], LaunchLimits.defaultLaunchSeconds),
+        (nil, ["IMGCUSTOMIZE_LAUNCH_TIMEOUT": "90"], 90),
+        (30, ["IMGCUSTOMIZE_LAUNCH_TIMEOUT": "90"], 30),
+    ] as [(Double?, [String: String], Double)])
+    func theOptionThenTheEnvironmentThenTheDefault(option: Double?, environment: [String: String], expected: Double)
+        throws {
+        #expect(try LaunchLimits.resolve(launchSeconds: option, environment: environment).launchSeconds == expected)
+    }
+
+    @Test(arguments: ["soon", "0", "-5"])
+    func aTimeoutThatIsNotAPositiveNumberIsRefused(value: String) {
+        #expect(throws: GuestError.self) {
+            _ = try LaunchLimits.resolve(launchSeconds: nil, environment: ["IMGCUSTOMIZE_LAUNCH_TIMEOUT": value])
+        }
+    }
+
+    @Test(arguments: [
+        ("[    0.000000] Linux version 6.1.0-28-amd64", true),
+        ("[   12.345678] sd 0:0:0:0: [sda] 2048 512-byte logical blocks", true),
+        ("\u{1b}c\u{1b}[?7l\u{1b}[2J\u{1b}[0mSeaBIOS (version 1.16.2-debian-1.16.2-1)", false),
+        ("Booting from ROM...", false),
+        ("[sda] not a timestamp", false),
+    ])
+    func kernelLinesAreToldFromFirmwareLines(line: String, kernel: Bool) {
+        #expect(LaunchWatch.isKernelLine(line) == kernel)
+    }
+}
+
+@Suite struct CancellationTests {
+    @Test func stopActionsRunOnceAndLateOnesRunAtOnce() throws {
+        let cancellation = Cancellation()
+        let count = Mutex(0)
+        let registration = cancellation.onCancel { count.withLock { $0 += 1 } }
+        #expect(throws: Never.self) { try cancellation.check(image: "a.qcow2") }
+        cancellation.cancel(reason: "first")
+        cancellation.cancel(reason: "second")
+        #expect(count.withLock { $0 } == 1)
+        #expect(cancellation.reason == "first")
+        let error = #expect(throws: RunCancelled.self) { try cancellation.check(image: "a.qcow2") }
+        #expect(error?.description == "a.qcow2: first; the image is unchanged")
+        _ = cancellation.onCancel { count.withLock { $0 += 10 } }
+        #expect(count.withLock { $0 } == 11)
+        registration.end()
+    }
+
+    @Test func anEndedRegistrationDoesNotRun() {
+        let cancellation = Cancellation()
+        let ran = Mutex(false)
+        cancellation.onCancel { ran.withLock { $0 = true } }.end()
+        cancellation.cancel()
+        #expect(!ran.withLock { $0 })
     }
 }

@@ -42,7 +42,8 @@ public struct LaunchReport: Sendable, Equatable {
     /// What the appliance runs with: `kvm` (KVM where qemu could use it) or `tcg`.
     public var acceleration: Acceleration
     public var decision: Decision
-    /// qemu's own words when KVM was tried in this run and failed.
+    /// Why KVM would not do, when it was tried in this run and failed: qemu's own words ("qemu: failed to set
+    /// MSR 0x10a to 0x69"), or the hang the launch watch saw.
     public var kvmFailure: String?
     /// Wall-clock seconds until the appliance answered, failed attempts included.
     public var seconds: Double

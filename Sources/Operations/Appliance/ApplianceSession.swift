@@ -70,6 +70,8 @@ public struct ApplianceOptions: Sendable {
     public var guestName: String?
     /// How long a launch may take; nil for the defaults with IMGCUSTOMIZE_LAUNCH_TIMEOUT (see `LaunchLimits`).
     public var limits: LaunchLimits?
+    /// The qemu to run; nil for libguestfs's own choice (LIBGUESTFS_HV or its built-in default).
+    public var hypervisor: String?
     /// Where the usability of KVM is checked before trying it (tests point it elsewhere to try KVM anywhere).
     var kvmDevice = "/dev/kvm"
     /// Cancelling stops the launch, or kills the running appliance, so that the call waiting on it fails at once.
@@ -324,6 +326,7 @@ struct Launcher {
 
     private func makeHandle() throws -> Guestfs {
         let guestfs = try Guestfs(guest: guest, logger: options.logger, progress: options.progress)
+        if let hypervisor = options.hypervisor { try guestfs.setHypervisor(hypervisor) }
         // Two virtual CPUs where the host has two cores: under software emulation each is a host thread, and the
         // appliance's boot (udev, LVM scanning) keeps both busy. Measured here: launches about 3 s shorter.
         let cpus = Int32(min(2, ProcessInfo.processInfo.activeProcessorCount))
