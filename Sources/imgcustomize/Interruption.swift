@@ -49,18 +49,25 @@ enum Interruption {
     /// Ends the process by `sig` after removing what open transactions left; nothing waits for the run to unwind.
     private static func endNow(_ sig: Int32) -> Never {
         Transaction.removeAllScratch()
+        die(by: sig)
+    }
+
+    /// Ends the process by `sig` with its default action; the signal may be blocked on this thread (dispatch
+    /// blocks signals on its own), so it is unblocked first.
+    private static func die(by sig: Int32) -> Never {
         signal(sig, SIG_DFL)
-        kill(getpid(), sig)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, sig)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        raise(sig)
         _exit(128 + sig)
     }
 
     /// After a cancelled run has unwound: says so and ends the process by the signal that cancelled it.
     static func finish(_ cancelled: RunCancelled) -> Never {
         FileHandle.standardError.write(Data("imgcustomize: \(cancelled)\n".utf8))
-        let sig = state.withLock { $0.signal } ?? SIGINT
-        signal(sig, SIG_DFL)
-        kill(getpid(), sig)
-        _exit(128 + sig)
+        die(by: state.withLock { $0.signal } ?? SIGINT)
     }
 
     private static func name(_ sig: Int32) -> String {

@@ -163,4 +163,22 @@ import Testing
         }
         #expect(!FileManager.default.fileExists(atPath: out))
     }
+
+    /// What the progress callback throws (a cancelled run) stops the write in the middle, with the partial output
+    /// removed and the workers shut down cleanly.
+    @Test func stopsWhenProgressThrowsAndRemovesTheOutput() throws {
+        struct Stop: Error {}
+        let scratch = try Scratch()
+        let raw = try scratch.guestDisk("guest.raw", size: 64 << 20)
+        let out = scratch.path("out.qcow2")
+        var calls = 0
+        #expect(throws: Stop.self) {
+            _ = try ImageWriter().write(RawReader(path: raw), to: out) { _ in
+                calls += 1
+                if calls == 2 { throw Stop() }
+            }
+        }
+        #expect(calls == 2)
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
 }

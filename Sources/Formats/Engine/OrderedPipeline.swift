@@ -50,7 +50,10 @@ private final class PipelineShared<Output: Sendable>: Sendable {
     let ready = DispatchSemaphore(value: 0)
 
     init(window: Int) {
-        slots = DispatchSemaphore(value: window)
+        // libdispatch traps when a semaphore goes away below the value it was made with, which is where a failed
+        // or cancelled run leaves `slots`: made at zero and raised to the window, it may end anywhere.
+        slots = DispatchSemaphore(value: 0)
+        for _ in 0..<window { slots.signal() }
     }
 
     func serve<State>(count: Int, makeState: () throws -> State, work: (inout State, Int) throws -> Output) {

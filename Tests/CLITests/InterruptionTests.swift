@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+/// Ctrl-C, SIGTERM or SIGHUP at any moment: the run stops, qemu is killed, everything the run made is removed
+/// (libguestfs's own temporary directories included), the image is byte-identical, and the process ends by the
+/// signal, as a shell expects.
+@Suite(.serialized, .tags(.appliance)) struct InterruptionTests {
+    /// A run of the binary whose temporary and runtime directories are private, so that what it leaves is visible.
+    final class InterruptedRun {
+        let directory: TemporaryDirectory
+        let temporary: String
+        let runtime: String
+        let process = Process()
+        let stderrPath: String
+
+        init(_ arguments: [String], in directory: TemporaryDirectory) throws {
+            self.directory = directory
+            temporary = directory.path("tmp")
+            runtime = directory.path("run")
+            stderrPath = directory.path("stderr")
+            for made in [temporary, runtime] {
+                try FileManager.default.createDirectory(atPath: made, withIntermediateDirectories: true)
+            }
+            _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+            process.executableURL = URL(fileURLWithPath: try imgcustomizeBinary())
+            process.arguments = arguments
+            // libguestfs keeps its appliance cache in /var/tmp, not under TMPDIR: only per-run files go there.
+            process.environment = ProcessInfo.processInfo.environment.merging(
+                ["TMPDIR": temporary, "XDG_RUNTIME_DIR": runtime, "LIBGUESTFS_CACHEDIR": "/var/tmp"]) { $1 }
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+            try process.run()
+        }
+
+        var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+        /// Waits until stderr shows `marker` (the run reached that point), at most `seconds`.
+        func wait(for marker: String, seconds: Double = 300) throws {
+            let deadline = Date().addingTimeInterval(seconds)
+            while !stderr.contains(marker) {
+                guard process.isRunning, Date() < deadline else {
+                    throw TestFailure("the run never printed '\(marker)': \(stderr)")
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+
+        func interrupt(_ sig: Int32) {
+            kill(process.processIdentifier, sig)
+            process.waitUntilExit()
+        }
+
+        /// Files under TMPDIR and XDG_RUNTIME_DIR, which the run must have removed.
+        func leftovers() throws -> [String] {
+            try [temporary, runtime].flatMap { dir in
+                try FileManager.default.contentsOfDirectory(atPath: dir).map { "\(dir)/\($0)" }
+            }
+        }
+    }
+
+    /// No qemu still runs on anything in `directory`.
+    func noQemu(on directory: TemporaryDirectory) throws -> Bool {
+        let result = try runProcess("/usr/bin/pgrep", ["-f", "qemu-system.*\(directory.url.path)"])
+        return result.status == 1
+    }
+
+    @Test(arguments: [
+        (SIGINT, "imgcustomize: open", 3.0),       // while the appliance boots
+        (SIGTERM, "[1/", 0.0),                     // while the profile's steps run
+        (SIGHUP, "imgcustomize: rewrite", 0.0),    // while the new image is written
+    ])
+    func anApplyInterruptedLeavesNothing(sig: Int32, marker: String, delay: Double) throws {
+        let directory = try TemporaryDirectory()
+        let image = directory.path("guest.qcow2")
+        try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
+        let before = try sha256(image)
+
+        let run = try InterruptedRun(["apply", "rhel7-cloud", image, "-v"], in: directory)
+        try run.wait(for: marker)
+        Thread.sleep(forTimeInterval: delay)
+        run.interrupt(sig)
+
+        #expect(run.process.terminationReason == .uncaughtSignal, "\(run.stderr)")
+        #expect(run.process.terminationStatus == sig)
+        #expect(run.stderr.contains("\(image): interrupted by "), "\(run.stderr)")
+        #expect(try sha256(image) == before)
+        let beside = try FileManager.default.contentsOfDirectory(atPath: directory.url.path)
+            .filter { !["tmp", "run", "stderr"].contains($0) }
+        #expect(beside == ["guest.qcow2"])
+        #expect(try run.leftovers() == [])
+        #expect(try noQemu(on: directory))
+    }
+
+    @Test func anInterruptedInspectionLeavesNoLibguestfsDirectories() throws {
+        let directory = try TemporaryDirectory()
+        let image = try fixture("rhel6.qcow2")
+        let before = try sha256(image)
+        let run = try InterruptedRun(["inspect", "--os", image], in: directory)
+        Thread.sleep(forTimeInterval: 6)
+        run.interrupt(SIGINT)
+        #expect(run.process.terminationReason == .uncaughtSignal, "\(run.stderr)")
+        #expect(run.process.terminationStatus == SIGINT)
+        #expect(try run.leftovers() == [])
+        #expect(try sha256(image) == before)
+    }
+}
