@@ -47,6 +47,8 @@ struct RunArguments: ParsableArguments {
 func execute(options: RunOptions, global: GlobalOptions, json: Bool,
              _ body: (Pipeline, @escaping @Sendable (RunProgress) -> Void) throws -> RunReport) throws {
     let logger = global.makeLogger()
+    var options = options
+    options.access = global.access
     let pipeline = Pipeline(options: options, logger: logger)
     let bar = ProgressBar("rewriting", enabled: !global.quiet)
     let report = try body(pipeline) { event in
