@@ -4,7 +4,7 @@ enum QCOW2Detector: FormatDetector {
     /// The magic with any version but 1, which is qcow (`QCOWDetector`); qemu takes versions 0 and 4+ for raw and
     /// qcow2 respectively, and both are refused as malformed here.
     static func matches(_ reader: HeaderReader) -> Bool {
-        reader.head.matches(QCOW2Header.magic, at: 0) && (try? reader.head.bigEndian(UInt32.self, at: 4)) != 1
+        reader.head.matches(QCOW2Header.magic, at: 0) && !QCOWDetector.matches(reader)
     }
 
     static func inspect(_ reader: HeaderReader) throws -> Finding {

@@ -5,8 +5,14 @@
 /// qemu probes the first 512 bytes (BLOCK_PROBE_BUF_SIZE), so the magic tests look no further.
 let qemuProbeLength = 512
 
-/// The prefix qemu's probes see.
-func probeBytes(_ reader: HeaderReader) -> ArraySlice<UInt8> { reader.head.bytes.prefix(qemuProbeLength) }
+/// What qemu's probes see: the first 512 bytes, with zeros past the end of a shorter file (qemu reads a whole
+/// buffer and a read past the end gives zeros); nil for an empty file, which qemu takes for raw unprobed.
+func probeCursor(_ reader: HeaderReader) -> ByteCursor? {
+    guard reader.size > 0 else { return nil }
+    var bytes = Array(reader.head.bytes.prefix(qemuProbeLength))
+    bytes += [UInt8](repeating: 0, count: qemuProbeLength - bytes.count)
+    return ByteCursor(bytes, file: reader.name)
+}
 
 /// Bochs growing redolog images: magic, type and subtype as NUL-terminated strings (qemu compares them with
 /// strcmp), version 1 or 2, and the disk size in bytes.
@@ -19,8 +25,7 @@ enum BochsDetector: FormatDetector {
     }
 
     static func matches(_ reader: HeaderReader) -> Bool {
-        let c = reader.head
-        guard probeBytes(reader).count >= 512, field(c, 0, "Bochs Virtual HD Image"), field(c, 32, "Redolog"),
+        guard let c = probeCursor(reader), field(c, 0, "Bochs Virtual HD Image"), field(c, 32, "Redolog"),
               field(c, 48, "Growing"), let version = try? c.littleEndian(UInt32.self, at: 64) else { return false }
         return versions[version] != nil
     }
@@ -43,12 +48,7 @@ enum CloopDetector: FormatDetector {
     static let banner = Array("#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n".utf8)
     static let maxBlockSize: UInt32 = 64 << 20
 
-    /// As qemu: a file shorter than the banner matches when it is a prefix of it (an empty file is raw to qemu).
-    static func matches(_ reader: HeaderReader) -> Bool {
-        let bytes = probeBytes(reader)
-        guard !bytes.isEmpty else { return false }
-        return bytes.prefix(banner.count).elementsEqual(banner.prefix(min(banner.count, bytes.count)))
-    }
+    static func matches(_ reader: HeaderReader) -> Bool { probeCursor(reader)?.matches(banner, at: 0) ?? false }
 
     static func inspect(_ reader: HeaderReader) throws -> Finding {
         let c = try reader.cursor(at: 128, count: 8, what: "cloop header")
@@ -105,8 +105,7 @@ enum ParallelsDetector: FormatDetector {
     static let extendedMagic = Array("WithouFreSpacExt".utf8)
 
     static func matches(_ reader: HeaderReader) -> Bool {
-        let c = reader.head
-        guard probeBytes(reader).count >= 64, c.matches(magic, at: 0) || c.matches(extendedMagic, at: 0) else { return false }
+        guard let c = probeCursor(reader), c.matches(magic, at: 0) || c.matches(extendedMagic, at: 0) else { return false }
         return (try? c.littleEndian(UInt32.self, at: 16)) == 2
     }
 
@@ -132,8 +131,8 @@ enum QCOWDetector: FormatDetector {
     static let headerSize = 48
 
     static func matches(_ reader: HeaderReader) -> Bool {
-        probeBytes(reader).count >= headerSize && reader.head.matches(QCOW2Header.magic, at: 0)
-            && (try? reader.head.bigEndian(UInt32.self, at: 4)) == 1
+        guard let c = probeCursor(reader) else { return false }
+        return c.matches(QCOW2Header.magic, at: 0) && (try? c.bigEndian(UInt32.self, at: 4)) == 1
     }
 
     static func inspect(_ reader: HeaderReader) throws -> Finding {

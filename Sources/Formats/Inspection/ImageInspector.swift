@@ -62,6 +62,9 @@ public enum ImageInspector {
                 violations += finding.violations
             } catch let error as FormatError {
                 violations.append(.malformed(detector.name, error))
+                if !detector.format.isRead {
+                    violations.append(.unsupportedFormat(detector.format, "a damaged \(detector.format.rawValue) image"))
+                }
             }
         } else {
             let (table, tableViolations) = try PartitionTableReader.read(reader)
