@@ -172,3 +172,52 @@ struct QemuOnlyImage: Sendable, CustomTestStringConvertible {
         #expect(GlanceProperties(try ImageInspector.inspect(path: path)).diskFormat == "ploop")
     }
 }
+
+/// VHDX whose log holds an entry: what a crash while qemu or Hyper-V wrote it leaves. Made from qemu-img's
+/// file: the current header names a log GUID, and the log's first 4 KiB is an entry of that log.
+@Suite struct VHDXLogTests {
+    static func dirtyVHDX(_ scratch: Scratch) throws -> String {
+        let path = scratch.path("dirty.vhdx")
+        try scratch.must("qemu-img", ["create", "-q", "-f", "vhdx", path, "16M"])
+        let image = try bytes(of: path)
+        func u64(_ at: Int) -> UInt64 { image[at..<at + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) } }
+        func u32(_ at: Int) -> UInt32 { image[at..<at + 4].reversed().reduce(0) { $0 << 8 | UInt32($1) } }
+        let current = [64 << 10, 128 << 10].max { u64($0 + 8) < u64($1 + 8) }!
+        let guid: [UInt8] = (0..<16).map { UInt8($0 * 7 + 1) }
+        var header = Array(image[current..<current + 4096])
+        header.replaceSubrange(48..<64, with: guid)
+        header.replaceSubrange(4..<8, with: [0, 0, 0, 0])
+        header.replaceSubrange(4..<8, with: le(CRC32.castagnoli(header)))
+        try patch(path, at: UInt64(current), header)
+        let logOffset = u64(current + 72)
+        let fileSize = UInt64(image.count)
+        // An entry with no descriptors: signature, checksum, length, tail, sequence, count, GUID, file offsets.
+        var entry = sector([(0, Array("loge".utf8)), (8, le(UInt32(4096))), (12, le(UInt32(0))), (16, le(UInt64(1))),
+                            (24, le(UInt32(0))), (32, guid), (48, le(fileSize)), (56, le(fileSize))], count: 4096)
+        entry.replaceSubrange(4..<8, with: le(CRC32.castagnoli(entry)))
+        try patch(path, at: logOffset, entry)
+        #expect(u32(current + 68) >= 1 << 20)
+        return path
+    }
+
+    @Test func logThatNeedsReplayIsRefused() throws {
+        let scratch = try Scratch()
+        let path = try Self.dirtyVHDX(scratch)
+        // The oracle: qemu itself will not open it read-only.
+        let (status, output) = try scratch.run("qemu-img", ["info", "-f", "vhdx", path])
+        #expect(status != 0 && output.contains("log that needs to be replayed"), "\(output)")
+        let inspection = try ImageInspector.inspect(path: path)
+        #expect(inspection.format == .vhdx && inspection.safety.violations.map(\.code) == [.vhdxLog])
+        let error = try #require(throws: UnsafeImageError.self) { try ImageInspector.requireSafe(path: path) }
+        #expect(error.description.contains("qemu-img check -r all"))
+    }
+
+    /// After `qemu-img check -r all` replays it, the same file is accepted.
+    @Test func replayedLogIsAccepted() throws {
+        let scratch = try Scratch()
+        let path = try Self.dirtyVHDX(scratch)
+        try scratch.run("qemu-img", ["check", "-q", "-r", "all", "-f", "vhdx", path])
+        #expect(try ImageInspector.inspect(path: path).safety.safe)
+        #expect(try qemuInfo(path, format: "vhdx", in: scratch).virtualSize == 16 << 20)
+    }
+}
