@@ -22,6 +22,8 @@ public struct RunOptions: Sendable {
     /// Stops the run from another thread (the CLI cancels it on SIGINT, SIGTERM and SIGHUP): the run throws
     /// `RunCancelled` and the image stays as it was.
     public var cancellation: Cancellation?
+    /// Whether the image may be a symlink (followed) or a block device; refused by default.
+    public var access = FileAccess()
 
     public init(output: String? = nil, dryRun: Bool = false, force: Bool = false, compression: ClusterCompression? = nil,
                 allowedFormats: Set<ImageFormat>? = nil, acceleration: Acceleration = .auto, diffs: Bool = false) {
@@ -101,10 +103,12 @@ public struct Pipeline: Sendable {
         // check: refuse unsafe images before any qemu process sees them.
         progress(.stage("check"))
         let inspection = try clock.measure("check") {
-            try ImageInspector.requireSafe(path: image, policy: SafetyPolicy(allowedFormats: options.allowedFormats))
+            try ImageInspector.requireSafe(path: image, policy: SafetyPolicy(allowedFormats: options.allowedFormats,
+                                                                             access: options.access))
         }
         let target = try outputTarget(image: image, format: inspection.format, policy: policy)
         let destination = options.output ?? image
+        if !options.dryRun { try FileAccess.checkDestination(destination, image: image) }
 
         var report = RunReport(profile: profileName, image: image, output: options.dryRun ? nil : destination,
                                dryRun: options.dryRun, guest: nil, steps: [], timings: [:],
@@ -124,7 +128,7 @@ public struct Pipeline: Sendable {
         try checkCancelled()
         progress(.stage("open"))
         let session = try clock.measure("open") { () throws -> ApplianceSession in
-            try createOverlay(overlay, backing: image, format: inspection.format)
+            try createOverlay(overlay, backing: inspection.resolvedPath, format: inspection.format)
             let drive = ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true)
             return try ApplianceSession(drives: [drive], options: ApplianceOptions(
                 acceleration: options.acceleration, logger: logger, guestName: image, limits: options.launchLimits,

@@ -1,14 +1,23 @@
 import ArgumentParser
+import Formats
 import Foundation
 import Logging
 
-/// Options every subcommand takes: how much to say on stderr.
+/// Options every subcommand takes: how much to say on stderr, and which kinds of path it may open.
 struct GlobalOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Say more on stderr (-v: progress details, -vv: debug, -vvv: libguestfs trace).")
     var verbose: Int
 
     @Flag(name: .shortAndLong, help: "Say only warnings and errors on stderr.")
     var quiet = false
+
+    @Flag(help: "Read the image through a symbolic link (refused otherwise); results are never written through one.")
+    var followSymlinks = false
+
+    @Flag(help: "Read a block device as the image (refused otherwise); a result over it needs --output.")
+    var allowDevice = false
+
+    var access: FileAccess { FileAccess(followSymlinks: followSymlinks, allowBlockDevices: allowDevice) }
 
     var logLevel: Logger.Level {
         if quiet { return .warning }

@@ -75,6 +75,7 @@ func execute(options: RunOptions, global: GlobalOptions, json: Bool,
     let logger = global.makeLogger()
     var options = options
     options.cancellation = Interruption.install()
+    options.access = global.access
     let pipeline = Pipeline(options: options, logger: logger)
     let bar = ProgressBar("rewriting", enabled: !global.quiet)
     let report = try body(pipeline) { event in

@@ -18,7 +18,8 @@ import Testing
         let formats = Set(Self.seeds.compactMap { seed in
             try? ImageInspector.inspect(source: MemoryImageSource(name: seed.0, bytes: seed.1)).formatsDetected.first
         })
-        #expect(formats.isSuperset(of: ["qcow2", "qed", "vmdk", "vdi", "vpc", "luks", "iso", "aki", "ari", "gpt", "mbr"]))
+        #expect(formats.isSuperset(of: ["qcow2", "qed", "vmdk", "vdi", "vpc", "luks", "iso", "aki", "ari", "gpt", "mbr",
+                                         "bochs", "cloop", "dmg", "parallels", "qcow"]))
     }
 
     /// Every prefix length around the fields parsers read: an answer each time, and an unsafe one whenever the

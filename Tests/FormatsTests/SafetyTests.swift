@@ -239,3 +239,49 @@ struct HostileImage: Sendable, CustomTestStringConvertible {
         }
     }
 }
+
+/// Paths that are not image files: a symlink is refused unless followed on purpose, a FIFO or a device always,
+/// and nothing is ever written through a link.
+@Suite struct FileAccessTests {
+    @Test func symlinkIsRefusedUnlessFollowed() throws {
+        let scratch = try Scratch()
+        let link = scratch.path("disk.raw")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "/etc/shadow")
+        let error = try #require(throws: InspectionError.self) { try ImageInspector.inspect(path: link) }
+        #expect(error.description == "cannot inspect \(link): it is a symbolic link to '/etc/shadow'; give the image's own path, or --follow-symlinks to read what it points to")
+
+        let target = try HostileImage.qemu(scratch, "real.qcow2", ["-f", "qcow2", "-o", "size=16M"])
+        try FileManager.default.createSymbolicLink(atPath: scratch.path("link.qcow2"), withDestinationPath: "real.qcow2")
+        let followed = try ImageInspector.inspect(path: scratch.path("link.qcow2"),
+                                                  policy: SafetyPolicy(access: FileAccess(followSymlinks: true)))
+        #expect(followed.format == .qcow2 && followed.safety.safe)
+        #expect(followed.linkTarget == URL(fileURLWithPath: target).resolvingSymlinksInPath().path)
+        #expect(followed.resolvedPath == followed.linkTarget)
+    }
+
+    @Test func fifoAndDevicesAreRefusedWithoutBlocking() throws {
+        let scratch = try Scratch()
+        let fifo = scratch.path("pipe")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for path in [fifo, "/dev/zero"] {
+            let error = try #require(throws: InspectionError.self) {
+                try ImageInspector.inspect(path: path, policy: SafetyPolicy(access: FileAccess(followSymlinks: true)))
+            }
+            #expect(error.description.contains("give the path of an image file"), "\(error)")
+        }
+    }
+
+    @Test func nothingIsWrittenThroughALink() throws {
+        let scratch = try Scratch()
+        let victim = scratch.path("victim")
+        try write(Array("precious\n".utf8), to: victim)
+        let link = scratch.path("out.qcow2")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: victim)
+        let source = try HostileImage.qemu(scratch, "in.qcow2", ["-f", "qcow2", "-o", "size=1M"])
+        #expect(throws: FormatError.self) { try ImageWriter(WriteOptions()).write(try openImage(path: source), to: link) }
+        let refusal = try #require(throws: InspectionError.self) { try FileAccess.checkDestination(link, image: source) }
+        #expect(refusal.description.contains("the destination \(link) is a symbolic link to '\(victim)'"))
+        #expect(try bytes(of: victim) == Array("precious\n".utf8))
+        #expect(FileManager.default.fileExists(atPath: link))
+    }
+}

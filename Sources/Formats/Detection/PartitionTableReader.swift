@@ -21,11 +21,32 @@ enum PartitionTableReader {
                     "MBR partition \(index + 1) has boot flag 0x\(String(flag, radix: 16)) (only 0x00 and 0x80 are valid)"))
             }
             guard type != 0 else { continue }
-            if type == 0xEE { protective = true }
+            if type == 0xEE {
+                protective = true
+                // A protective MBR covers the disk from LBA 1, whose CHS address is cylinder 0, head 0, sector 2.
+                let chs = Array(try head.slice(entry + 1, 3))
+                if chs != [0x00, 0x02, 0x00] {
+                    violations.append(.partitionTable(.gptInvalid,
+                        "the protective MBR entry \(index + 1) starts at CHS \(chs.map { String($0) }.joined(separator: "/")) (byte \(entry + 1)), not 0/2/0"))
+                }
+                let lba = try head.littleEndian(UInt32.self, at: entry + 8)
+                if lba != 1 {
+                    violations.append(.partitionTable(.gptInvalid,
+                        "the protective MBR entry \(index + 1) starts at LBA \(lba) (byte \(entry + 8)), not 1"))
+                }
+            }
             let start = UInt64(try head.littleEndian(UInt32.self, at: entry + 8))
             let sectors = UInt64(try head.littleEndian(UInt32.self, at: entry + 12))
             partitions.append(.init(number: index + 1, start: start * 512, size: sectors * 512,
                                     type: "0x" + String(type, radix: 16), name: nil, bootable: flag == 0x80))
+        }
+        if partitions.isEmpty {
+            // Nothing a partition table would describe: the 55 AA is a stray boot sector, or the first sector of
+            // something else (a filesystem, another format) taken for an MBR. Either way the image is not what it
+            // looks like, and oslo's inspector refuses it too.
+            violations.append(Violation(.mbrInvalid,
+                "the first sector ends in the MBR signature 55 AA (byte 510) but defines no partition",
+                remedy: "if it is a disk, partition it on a trusted host; if it is a whole-disk filesystem or another format, rebuild or convert the image from its source"))
         }
         guard protective else { return (PartitionTable(kind: .mbr, diskGUID: nil, partitions: partitions), violations) }
         if partitions.count > 1 {

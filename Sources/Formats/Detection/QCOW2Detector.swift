@@ -1,7 +1,11 @@
 enum QCOW2Detector: FormatDetector {
     static let format = ImageFormat.qcow2
 
-    static func matches(_ reader: HeaderReader) -> Bool { reader.head.matches(QCOW2Header.magic, at: 0) }
+    /// The magic with any version but 1, which is qcow (`QCOWDetector`); qemu takes versions 0 and 4+ for raw and
+    /// qcow2 respectively, and both are refused as malformed here.
+    static func matches(_ reader: HeaderReader) -> Bool {
+        reader.head.matches(QCOW2Header.magic, at: 0) && !QCOWDetector.matches(reader)
+    }
 
     static func inspect(_ reader: HeaderReader) throws -> Finding {
         // Header extensions may run on through cluster 0: parse the head already read, and only when the chain

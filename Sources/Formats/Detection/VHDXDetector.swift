@@ -9,7 +9,51 @@ enum VHDXDetector: FormatDetector {
     static let logicalSectorSize = "8141BF1D-A96F-4709-BA47-F233A8FAAB5F"
     static let parentLocator = "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C"
 
+    static let headerOffsets: [Int64] = [64 << 10, 128 << 10]
+    static let logEntrySize = 4096
+    /// Log positions looked at for an entry: a 16 MiB log at most, 64 bytes a position.
+    static let logPositionLimit = 4096
+
     static func matches(_ reader: HeaderReader) -> Bool { reader.head.matches(magic, at: 0) }
+
+    /// The current header, as qemu chooses it: of the two 4 KiB headers with a "head" signature and a CRC-32C
+    /// that checks out, the one with the larger sequence number.
+    static func currentHeader(_ reader: HeaderReader) throws -> ByteCursor {
+        var best: (sequence: UInt64, cursor: ByteCursor)?
+        for offset in headerOffsets {
+            let h = try reader.cursor(at: offset, count: 4096, what: "vhdx header")
+            guard h.matches(Array("head".utf8), at: 0) else { continue }
+            var copy = h.bytes
+            copy.replaceSubrange(4..<8, with: [0, 0, 0, 0])
+            guard CRC32.castagnoli(copy) == (try h.littleEndian(UInt32.self, at: 4)) else { continue }
+            let sequence = try h.littleEndian(UInt64.self, at: 8)
+            if best == nil || sequence > best!.sequence { best = (sequence, h) }
+        }
+        guard let best else {
+            throw FormatError(file: reader.name, offset: headerOffsets[0],
+                              "neither vhdx header (at 64 KiB and 128 KiB) has a valid signature and CRC-32C")
+        }
+        return best.cursor
+    }
+
+    /// Whether the log named by the current header holds an entry of that log: what qemu replays before it reads
+    /// anything, and refuses to open read-only.
+    static func logNeedsReplay(_ reader: HeaderReader, header h: ByteCursor) throws -> Bool {
+        let guid = try h.slice(48, 16)
+        guard guid.contains(where: { $0 != 0 }) else { return false }
+        let length = try h.littleEndian(UInt32.self, at: 68)
+        let offset = try h.littleEndian(UInt64.self, at: 72)
+        guard length > 0, length % UInt32(1 << 20) == 0, offset % (1 << 20) == 0, offset <= UInt64(1) << 50 else {
+            throw h.error(at: 68, "log of \(length) bytes at \(offset) is not 1 MiB aligned")
+        }
+        let positions = min(Int(length) / logEntrySize, logPositionLimit)
+        for index in 0..<positions {
+            let at = Int64(offset) + Int64(index * logEntrySize)
+            let entry = try reader.cursor(at: at, count: 64, what: "vhdx log entry")
+            if entry.matches(Array("loge".utf8), at: 0), try entry.slice(32, 16).elementsEqual(guid) { return true }
+        }
+        return false
+    }
 
     static func inspect(_ reader: HeaderReader) throws -> Finding {
         let regions = try reader.cursor(at: regionTableOffset, count: 16 + 32 * 2047, what: "vhdx region table")
@@ -57,6 +101,12 @@ enum VHDXDetector: FormatDetector {
         let locator = try item(parentLocator, minimum: 0)
         var violations: [Violation] = []
         if hasParentFlag || locator != nil { violations.append(.backingFile("vhdx differencing disk", nil)) }
+        let header = try currentHeader(reader)
+        if try logNeedsReplay(reader, header: header) {
+            violations.append(Violation(.vhdxLog,
+                "vhdx log (named by the header at byte \(header.base)) holds entries that were never written to the image; qemu refuses to open it read-only until the log is replayed",
+                remedy: "replay the log on a trusted host with a copy of the file: `qemu-img check -r all COPY.vhdx`, then inspect the copy"))
+        }
         let info = VHDXInfo(blockSize: try parameters?.littleEndian(UInt32.self, at: 0),
                             logicalSectorSize: try item(logicalSectorSize, minimum: 4)?.littleEndian(UInt32.self, at: 0),
                             hasParent: hasParentFlag || locator != nil)

@@ -4,6 +4,8 @@
 enum VMDKDetector: FormatDetector {
     static let format = ImageFormat.vmdk
     static let magic: [UInt8] = [0x4B, 0x44, 0x4D, 0x56]  // "KDMV"
+    /// VMware Workstation 3's sparse format, which qemu still opens.
+    static let cowdMagic = Array("COWD".utf8)
     static let descriptorLimit = 1 << 20
     static let gdAtEnd = UInt64.max
     static let safeCreateTypes: Set<String> = ["monolithicSparse", "streamOptimized"]
@@ -11,12 +13,15 @@ enum VMDKDetector: FormatDetector {
                                            "SESPARSE"]
 
     static func matches(_ reader: HeaderReader) -> Bool {
-        reader.head.matches(magic, at: 0) || isDescriptorText(reader.head)
+        reader.head.matches(magic, at: 0) || reader.head.matches(cowdMagic, at: 0) || isDescriptorText(reader.head)
     }
 
-    /// A text descriptor starts with its banner, or has a createType line among its first lines.
+    /// A text descriptor starts with its banner, has a createType line among its first lines, or is what qemu's
+    /// vmdk probe takes for one.
     static func isDescriptorText(_ head: ByteCursor) -> Bool {
-        if head.matches(Array("# Disk DescriptorFile".utf8), at: 0) { return true }
+        if head.matches(Array("# Disk DescriptorFile".utf8), at: 0) || qemuProbesDescriptor(head.bytes.prefix(qemuProbeLength)) {
+            return true
+        }
         let start = head.bytes.prefix(1024)
         guard !start.isEmpty, start.allSatisfy({ $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || (0x20...0x7E).contains($0) })
         else { return false }
@@ -25,8 +30,46 @@ enum VMDKDetector: FormatDetector {
         }
     }
 
+    /// qemu's vmdk probe on text: comment lines and lines of spaces, then `version=1`, `2` or `3` on a line of its
+    /// own.
+    static func qemuProbesDescriptor(_ bytes: ArraySlice<UInt8>) -> Bool {
+        let hash = UInt8(ascii: "#"), space = UInt8(ascii: " "), newline = UInt8(ascii: "\n"), cr = UInt8(ascii: "\r")
+        var p = bytes.startIndex
+        let end = bytes.endIndex
+        while p < end {
+            if bytes[p] == hash {
+                while p < end, bytes[p] != newline { p += 1 }
+                p += 1
+                continue
+            }
+            if bytes[p] == space {
+                while p < end, bytes[p] == space { p += 1 }
+                if p < end, bytes[p] == cr { p += 1 }
+                guard p < end, bytes[p] == newline else { return false }
+                p += 1
+                continue
+            }
+            let rest = bytes[p...]
+            return ["1", "2", "3"].contains { digit in
+                rest.starts(with: Array("version=\(digit)\n".utf8)) || rest.starts(with: Array("version=\(digit)\r\n".utf8))
+            }
+        }
+        return false
+    }
+
     static func inspect(_ reader: HeaderReader) throws -> Finding {
         if reader.head.matches(magic, at: 0) { return try inspectSparse(reader) }
+        if reader.head.matches(cowdMagic, at: 0) {
+            let c = try reader.cursor(at: 0, count: 44, what: "vmdk COWD header")
+            let sectors = try c.littleEndian(UInt32.self, at: 12)
+            let info = VMDKInfo(container: "cowd", createType: nil, adapterType: nil, geometry: nil, virtualHWVersion: nil,
+                                cid: nil, parentCID: nil, extents: [], version: try c.littleEndian(UInt32.self, at: 4),
+                                grainSize: UInt64(try c.littleEndian(UInt32.self, at: 16)) * 512, compressed: false)
+            return Finding(format: .vmdk, virtualSize: UInt64(sectors) * 512, specific: .vmdk(info), violations: [
+                Violation(.unsupportedFormat, "the file is a VMware Workstation 3 sparse disk (COWD), an old vmdk variant imgcustomize does not read",
+                          remedy: "convert it on a trusted host first: `qemu-img convert -f vmdk -O qcow2 IMAGE IMAGE.qcow2`, then inspect the result"),
+            ])
+        }
         var violations: [Violation] = []
         let length: Int
         if reader.size > Int64(descriptorLimit) {
@@ -84,6 +127,12 @@ enum VMDKDetector: FormatDetector {
         var violations: [Violation] = []
 
         var descriptor = Descriptor([])
+        // Every writer puts the embedded descriptor right after the header; elsewhere it may be data made to look
+        // like one.
+        if header.descriptorOffset != 1 {
+            violations.append(.vmdk(.vmdkDescriptor,
+                "vmdk descriptor offset (header byte 28) is sector \(header.descriptorOffset); an embedded descriptor starts at sector 1"))
+        }
         if header.descriptorSize > 0 {
             guard header.descriptorSize <= UInt64(descriptorLimit / 512) else {
                 throw c.error(at: 36, "embedded descriptor of \(header.descriptorSize) sectors is over 1 MiB")
@@ -100,19 +149,9 @@ enum VMDKDetector: FormatDetector {
 
         if header.gdOffset == gdAtEnd {
             // streamOptimized writes the real header as a footer: marker, header sector, end-of-stream marker.
-            let end = reader.size / 512 * 512
             do {
-                let f = try reader.cursor(at: end - 1536, count: 1536, what: "streamOptimized footer")
-                guard try f.littleEndian(UInt32.self, at: 12) == 3, f.matches(magic, at: 512),
-                      try f.littleEndian(UInt64.self, at: 1024) == 0, try f.littleEndian(UInt32.self, at: 1036) == 0
-                else {
-                    throw f.error(at: 0, "no footer marker, footer and end-of-stream marker at the end of the file")
-                }
-                let footer = try SparseHeader(f, at: 512)
-                if footer.capacity != header.capacity || footer.grainSize != header.grainSize {
-                    violations.append(.vmdk(.vmdkFooter,
-                        "vmdk footer (capacity \(footer.capacity), grain \(footer.grainSize)) disagrees with the header (capacity \(header.capacity), grain \(header.grainSize))"))
-                }
+                let (footer, problems) = try checkFooter(reader, header: header)
+                violations += problems
                 header = footer
             } catch let error as FormatError {
                 violations.append(.vmdk(.vmdkFooter, "vmdk header defers to a footer but \(error)"))
@@ -122,6 +161,49 @@ enum VMDKDetector: FormatDetector {
         let info = descriptor.info(container: "sparse", version: header.version,
                                    grainSize: header.grainSize * 512, compressed: header.compression == 1)
         return Finding(format: .vmdk, virtualSize: header.capacity * 512, specific: .vmdk(info), violations: violations)
+    }
+
+    /// The footer of a streamOptimized extent: a footer marker, a copy of the header whose grain directory offset
+    /// is real, and an end-of-stream marker, each a sector at the end of the file. Every field that can disagree
+    /// with the header is compared, as oslo's format_inspector does: a footer is the header qemu uses.
+    static func checkFooter(_ reader: HeaderReader, header: SparseHeader) throws -> (SparseHeader, [Violation]) {
+        let end = reader.size / 512 * 512
+        let f = try reader.cursor(at: end - 1536, count: 1536, what: "streamOptimized footer")
+        guard f.matches(magic, at: 512) else {
+            throw f.error(at: 512, "no footer (KDMV) in the second-to-last sector")
+        }
+        let footer = try SparseHeader(f, at: 512)
+        var problems: [String] = []
+        func at(_ offset: Int) -> String { "byte \(f.base + Int64(offset))" }
+        func marker(_ base: Int, _ name: String, type expected: UInt32, checkValue: Bool) throws {
+            if checkValue, try f.littleEndian(UInt64.self, at: base) != 0 {
+                problems.append("\(name) value at \(at(base)) is not 0")
+            }
+            let size = try f.littleEndian(UInt32.self, at: base + 8)
+            if size != 0 { problems.append("\(name) size at \(at(base + 8)) is \(size), not 0") }
+            let type = try f.littleEndian(UInt32.self, at: base + 12)
+            if type != expected { problems.append("\(name) type at \(at(base + 12)) is \(type), not \(expected)") }
+            if let stray = try f.slice(base + 16, 496).firstIndex(where: { $0 != 0 }) {
+                problems.append("\(name) padding is not zero at \(at(stray))")
+            }
+        }
+        try marker(0, "footer marker", type: 3, checkValue: false)
+        try marker(1024, "end-of-stream marker", type: 0, checkValue: true)
+        let fields: [(String, Int, UInt64, UInt64)] = [
+            ("version", 4, UInt64(footer.version), UInt64(header.version)),
+            ("capacity", 12, footer.capacity, header.capacity),
+            ("grain size", 20, footer.grainSize, header.grainSize),
+            ("descriptor offset", 28, footer.descriptorOffset, header.descriptorOffset),
+            ("descriptor size", 36, footer.descriptorSize, header.descriptorSize),
+        ]
+        for (name, offset, inFooter, inHeader) in fields where inFooter != inHeader {
+            problems.append("footer \(name) at \(at(512 + offset)) is \(inFooter) but the header says \(inHeader)")
+        }
+        if footer.gdOffset == gdAtEnd {
+            problems.append("footer grain directory offset at \(at(512 + 56)) defers to yet another footer")
+        }
+        let violations = problems.map { Violation.vmdk(.vmdkFooter, "vmdk streamOptimized \($0)") }
+        return (footer, violations)
     }
 
     /// A parsed text descriptor and what is wrong with it.
@@ -137,6 +219,8 @@ enum VMDKDetector: FormatDetector {
             for (index, raw) in lines.enumerated() {
                 let line = raw.trimmingSpaces()
                 if line.isEmpty || line.hasPrefix("#") { continue }
+                // The disk database: qemu and oslo skip every ddb line, whether or not it is a key = value pair.
+                if line.hasPrefix("ddb"), Self.keyValue(line) == nil { continue }
                 if let extent = Self.extent(line) {
                     extents.append(extent)
                 } else if let (key, value) = Self.keyValue(line) {

@@ -89,7 +89,12 @@ public struct ImageWriter: Sendable {
         guard options.format == .raw || l1Entries <= 32 << 20 / 8 else {
             throw FormatError(file: path, "a virtual size of \(total) bytes needs an L1 table over qemu's 32 MiB with \(clusterSize)-byte clusters; use larger clusters")
         }
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        // Never through a symlink, never over a device node (the failure path below unlinks what it opened).
+        var entry = stat()
+        if lstat(path, &entry) == 0, let kind = FileAccess.kind(entry.st_mode) {
+            throw FormatError(file: path, "is \(kind); the output must be a new path or a regular file")
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw FormatError(file: path, "cannot create: \(String(cString: strerror(errno)))") }
         var keep = false
         defer {

@@ -56,6 +56,9 @@ public struct GlanceProperties: Sendable, Encodable, Equatable {
         case .vpc:
             diskFormat = "vhd"
             containerFormat = "bare"
+        case .parallels:
+            diskFormat = "ploop"
+            containerFormat = "bare"
         default:
             diskFormat = inspection.format.rawValue
             containerFormat = "bare"

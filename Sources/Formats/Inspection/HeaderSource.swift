@@ -29,19 +29,90 @@ public struct InspectionError: Error, CustomStringConvertible, Sendable, Equatab
     public var description: String { "cannot inspect \(path): \(message)" }
 }
 
+/// How an image path may be opened. A symlink is refused unless followed on purpose: `inspect link-to-shadow`
+/// must not report /etc/shadow as a safe raw image. A block device is refused unless allowed: it is not an image
+/// file, and writing a result over its path would replace the device node.
+public struct FileAccess: Sendable, Equatable {
+    public var followSymlinks: Bool
+    public var allowBlockDevices: Bool
+
+    public init(followSymlinks: Bool = false, allowBlockDevices: Bool = false) {
+        self.followSymlinks = followSymlinks
+        self.allowBlockDevices = allowBlockDevices
+    }
+
+    /// What `path` is when it is not a regular file or a directory entry the caller may read: nil for a regular
+    /// file. Never follows a final symlink.
+    static func kind(_ mode: mode_t) -> String? {
+        switch mode & S_IFMT {
+        case S_IFREG: nil
+        case S_IFDIR: "a directory"
+        case S_IFLNK: "a symbolic link"
+        case S_IFBLK: "a block device"
+        case S_IFCHR: "a character device"
+        case S_IFIFO: "a FIFO"
+        case S_IFSOCK: "a socket"
+        default: "not a regular file"
+        }
+    }
+
+    /// Throws unless `path` is free to be written: missing, or a regular file. The commands call this on every
+    /// path they write, so that no result is ever written through a symlink or over a device node.
+    public static func checkDestination(_ path: String, image: String) throws {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }
+        guard let kind = kind(status.st_mode) else { return }
+        var message = "the destination \(path) is \(kind)"
+        if status.st_mode & S_IFMT == S_IFLNK, let target = linkText(path) { message += " to '\(target)'" }
+        throw InspectionError(path: image, message + "; imgcustomize never writes through a link or over a "
+                              + "device: give --output a path that is not there yet or is a regular file")
+    }
+
+    static func linkText(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink(path, &buffer, buffer.count - 1)
+        guard length >= 0 else { return nil }
+        return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
 /// An image file opened read-only. Reads go through `pread`, so nothing but the requested ranges is touched.
 public final class HeaderFile: HeaderSource {
     public let name: String
     public let size: Int64
     /// Allocated bytes (st_blocks * 512), what qemu-img calls actual-size.
     public let allocatedSize: Int64
+    /// The absolute path a followed symlink leads to; nil when `name` is not a symlink.
+    public let linkTarget: String?
     private var descriptor: Int32
 
-    public init(path: String) throws {
+    public init(path: String, access: FileAccess = .init()) throws {
         name = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
+        var entry = stat()
+        guard lstat(path, &entry) == 0 else {
             let reason = String(cString: strerror(errno))
+            throw InspectionError(path: path, "\(reason); check the path and that it is readable")
+        }
+        if entry.st_mode & S_IFMT == S_IFLNK {
+            let text = FileAccess.linkText(path).map { " to '\($0)'" } ?? ""
+            guard access.followSymlinks else {
+                throw InspectionError(path: path, "it is a symbolic link\(text); give the image's own path, or "
+                                      + "--follow-symlinks to read what it points to")
+            }
+            guard let resolved = realpath(path, nil) else {
+                throw InspectionError(path: path, "it is a symbolic link\(text) that leads nowhere: "
+                                      + String(cString: strerror(errno)))
+            }
+            linkTarget = String(cString: resolved)
+            free(resolved)
+        } else {
+            linkTarget = nil
+        }
+        // O_NOFOLLOW: a link swapped in after the lstat fails the open instead of being followed. O_NONBLOCK: a
+        // FIFO swapped in does not hang the open; it has no effect on reads of a regular file.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (access.followSymlinks ? 0 : O_NOFOLLOW))
+        guard fd >= 0 else {
+            let reason = errno == ELOOP ? "it became a symbolic link while being opened" : String(cString: strerror(errno))
             throw InspectionError(path: path, "\(reason); check the path and that it is readable")
         }
         var status = stat()
@@ -51,10 +122,10 @@ public final class HeaderFile: HeaderSource {
             throw InspectionError(path: path, "stat failed: \(reason)")
         }
         let type = status.st_mode & S_IFMT
-        guard type == S_IFREG || type == S_IFBLK else {
+        if let kind = FileAccess.kind(status.st_mode), !(type == S_IFBLK && access.allowBlockDevices) {
             closeDescriptor(fd)
-            let kind = type == S_IFDIR ? "a directory" : "not a regular file or block device"
-            throw InspectionError(path: path, "it is \(kind); give the path of an image file")
+            let remedy = type == S_IFBLK ? "give --allow-device to read a block device" : "give the path of an image file"
+            throw InspectionError(path: path, "it is \(kind)\(linkTarget.map { " (\($0))" } ?? ""); \(remedy)")
         }
         if type == S_IFBLK {
             let end = lseek(fd, 0, SEEK_END)

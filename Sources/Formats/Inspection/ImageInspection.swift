@@ -15,6 +15,12 @@ public struct ImageInspection: Sendable, Encodable {
     public var formatsDetected: [String]
     /// Bytes read from the file to produce this inspection.
     public var bytesRead: Int
+    /// Where `filename` leads when it is a symlink followed on purpose (`--follow-symlinks`): the path every later
+    /// step opens, so that a link changed after the inspection is not followed again.
+    public var linkTarget: String?
+
+    /// The path to open after the inspection: the link's target when one was followed.
+    public var resolvedPath: String { linkTarget ?? filename }
 
     private enum CodingKeys: String, CodingKey {
         case filename, format
@@ -25,6 +31,7 @@ public struct ImageInspection: Sendable, Encodable {
         case safety
         case formatsDetected = "formats-detected"
         case bytesRead = "bytes-read"
+        case linkTarget = "link-target"
     }
 }
 
@@ -41,6 +48,8 @@ public enum FormatSpecific: Sendable, Encodable {
     case luks(LUKSInfo)
     case aki(KernelInfo)
     case ari(RamdiskInfo)
+    /// A format qemu opens and imgcustomize only recognises, under qemu's name.
+    case qemuOnly(ImageFormat, QemuOnlyInfo)
 
     private enum CodingKeys: String, CodingKey { case type, data }
 
@@ -57,6 +66,7 @@ public enum FormatSpecific: Sendable, Encodable {
         case .luks(let data): ("luks", data)
         case .aki(let data): ("aki", data)
         case .ari(let data): ("ari", data)
+        case .qemuOnly(let format, let data): (format.rawValue, data)
         }
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(type, forKey: .type)
@@ -307,5 +317,28 @@ public struct RamdiskInfo: Sendable, Encodable, Equatable {
     private enum CodingKeys: String, CodingKey {
         case compression
         case amazonKind = "amazon-kind"
+    }
+}
+
+/// What the header of a format imgcustomize does not read says, as far as it matters before converting it.
+public struct QemuOnlyInfo: Sendable, Encodable, Equatable {
+    /// The header's version (bochs "1" or "2", qcow "1", parallels "2", dmg's koly version).
+    public var version: String?
+    /// Block or cluster size in bytes, where the header gives one.
+    public var blockSize: UInt64?
+    public var backingFile: String?
+    public var encrypted: Bool?
+
+    public init(version: String? = nil, blockSize: UInt64? = nil, backingFile: String? = nil, encrypted: Bool? = nil) {
+        self.version = version
+        self.blockSize = blockSize
+        self.backingFile = backingFile
+        self.encrypted = encrypted
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case version, encrypted
+        case blockSize = "block-size"
+        case backingFile = "backing-filename"
     }
 }

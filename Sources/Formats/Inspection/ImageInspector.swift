@@ -4,8 +4,9 @@
 public enum ImageInspector {
     /// Detectors of formats that are something other than raw bytes to qemu, in the order the format is chosen.
     static var containerDetectors: [any FormatDetector.Type] {
-        [QCOW2Detector.self, QEDDetector.self, VMDKDetector.self, VDIDetector.self, VHDXDetector.self,
-         VHDDetector.self, LUKSDetector.self, ISODetector.self]
+        [QCOW2Detector.self, QCOWDetector.self, QEDDetector.self, VMDKDetector.self, VDIDetector.self,
+         VHDXDetector.self, VHDDetector.self, LUKSDetector.self, ISODetector.self, BochsDetector.self,
+         CloopDetector.self, ParallelsDetector.self, DMGDetector.self]
     }
     /// Raw underneath, but a different thing to Glance; they still count towards "more than one format".
     static var amazonDetectors: [any FormatDetector.Type] { [KernelDetector.self, RamdiskDetector.self] }
@@ -13,9 +14,11 @@ public enum ImageInspector {
     /// Inspects the image file at `path`. Throws an `InspectionError` when the file cannot be read at all (missing,
     /// a directory, unreadable); a file that can be read always yields an inspection, unsafe ones included.
     public static func inspect(path: String, policy: SafetyPolicy = .init()) throws -> ImageInspection {
-        let file = try HeaderFile(path: path)
+        let file = try HeaderFile(path: path, access: policy.access)
         defer { file.close() }
-        return try inspect(source: file, actualSize: UInt64(max(file.allocatedSize, 0)), policy: policy)
+        var inspection = try inspect(source: file, actualSize: UInt64(max(file.allocatedSize, 0)), policy: policy)
+        inspection.linkTarget = file.linkTarget
+        return inspection
     }
 
     /// Inspects and refuses in one step: what apply, customize, sparsify and convert call before anything else.
@@ -36,7 +39,9 @@ public enum ImageInspector {
                                         remedy: "check that the download or copy finished"))
         }
 
-        let matched = (containerDetectors + amazonDetectors).filter { $0.matches(reader) }
+        var matched = (containerDetectors + amazonDetectors).filter { $0.matches(reader) }
+        // qemu's dmg probe goes by the name alone, and every other probe beats it.
+        if matched.isEmpty, DMGDetector.matchesByName(reader) { matched = [DMGDetector.self] }
         var detected = matched.map { $0.name }
         if matched.count > 1 {
             violations.append(Violation(.multipleFormats,
@@ -57,6 +62,9 @@ public enum ImageInspector {
                 violations += finding.violations
             } catch let error as FormatError {
                 violations.append(.malformed(detector.name, error))
+                if !detector.format.isRead {
+                    violations.append(.unsupportedFormat(detector.format, "a damaged \(detector.format.rawValue) image"))
+                }
             }
         } else {
             let (table, tableViolations) = try PartitionTableReader.read(reader)

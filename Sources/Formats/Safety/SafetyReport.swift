@@ -17,6 +17,8 @@ public struct Violation: Sendable, Encodable, Equatable {
         case luksVersion = "luks-version"
         case qedUnsupported = "qed-unsupported"
         case formatNotAllowed = "format-not-allowed"
+        case unsupportedFormat = "unsupported-format"
+        case vhdxLog = "vhdx-log"
     }
 
     public var code: Code
@@ -55,10 +57,13 @@ public struct SafetyPolicy: Sendable, Equatable {
     public var allowedFormats: Set<ImageFormat>?
     /// Accept a qcow2 backing file. Only the pipeline sets this, for overlays it created itself.
     public var allowBackingFile: Bool
+    /// Whether a symlink is followed and a block device read (both refused by default).
+    public var access: FileAccess
 
-    public init(allowedFormats: Set<ImageFormat>? = nil, allowBackingFile: Bool = false) {
+    public init(allowedFormats: Set<ImageFormat>? = nil, allowBackingFile: Bool = false, access: FileAccess = .init()) {
         self.allowedFormats = allowedFormats
         self.allowBackingFile = allowBackingFile
+        self.access = access
     }
 }
 

@@ -32,4 +32,10 @@ extension Violation {
         Violation(.malformedHeader, "malformed \(format) header: \(error)",
                   remedy: "the file is damaged, truncated or not what it claims to be; download or rebuild it")
     }
+
+    static func unsupportedFormat(_ format: ImageFormat, _ what: String) -> Violation {
+        Violation(.unsupportedFormat,
+                  "the file is \(what), which qemu opens as '\(format.rawValue)' but imgcustomize does not read",
+                  remedy: "convert it on a trusted host first: `qemu-img convert -f \(format.rawValue) -O qcow2 IMAGE IMAGE.qcow2`, then inspect the result")
+    }
 }

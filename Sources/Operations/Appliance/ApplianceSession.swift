@@ -164,8 +164,23 @@ public final class ApplianceSession {
         let roots = try guestfs.strings("inspect for operating systems") { guestfs_inspect_os($0) }
         guard roots.count == 1, let root = roots.first else {
             if roots.isEmpty {
-                let pairs = Guestfs.pairs(try guestfs.strings("list filesystems") { guestfs_list_filesystems($0) })
-                    .map { "\($0.0) (\($0.1))" }
+                let found = Guestfs.pairs(try guestfs.strings("list filesystems") { guestfs_list_filesystems($0) })
+                let pairs = found.map { "\($0.0) (\($0.1))" }
+                // list_filesystems leaves LUKS partitions out: ask each partition it did not list.
+                let listed = Set(found.map(\.0))
+                let encrypted = try guestfs.strings("list partitions") { guestfs_list_partitions($0) }
+                    .filter { device in
+                        !listed.contains(device) && (try? guestfs.string("read the filesystem type of", device) {
+                            guestfs_vfs_type($0, device)
+                        }) == "crypto_LUKS"
+                    }
+                    .map { "partition \(String($0.reversed().prefix { $0.isNumber }.reversed())) (\($0)) is LUKS-encrypted" }
+                guard encrypted.isEmpty else {
+                    throw GuestError(guest: guestfs.guest, action: "inspect", message:
+                                        "no operating system found: " + encrypted.joined(separator: ", ")
+                                        + "; filesystems: " + pairs.joined(separator: ", "),
+                                     hint: "imgcustomize cannot unlock LUKS yet (virt-customize's --key DEVICE:key:PASSPHRASE is not implemented here); unlock it with virt-customize --key, or decrypt it on a trusted host")
+                }
                 throw GuestError(guest: guestfs.guest, action: "inspect", message:
                                     "no operating system found; filesystems: "
                                     + (pairs.isEmpty ? "none" : pairs.joined(separator: ", ")),

@@ -48,9 +48,11 @@ extension IMGCustomize {
         var output: String
 
         func run() throws {
-            let policy = SafetyPolicy(allowedFormats: inputFormat.map { [$0] }, allowBackingFile: allowBacking)
+            let policy = SafetyPolicy(allowedFormats: inputFormat.map { [$0] }, allowBackingFile: allowBacking,
+                                      access: global.access)
             let inspection = try ImageInspector.requireSafe(path: input, policy: policy)
-            let source = try openImage(path: input, format: inspection.format, allowBacking: allowBacking)
+            try FileAccess.checkDestination(output, image: input)
+            let source = try openImage(path: inspection.resolvedPath, format: inspection.format, allowBacking: allowBacking)
             let writer = ImageWriter(WriteOptions(format: outputFormat, compression: compress,
                                                  clusterSize: clusterSize, level: level))
             let bar = ProgressBar("converting", enabled: !global.quiet)

@@ -41,7 +41,7 @@ extension IMGCustomize {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            var policy = SafetyPolicy()
+            var policy = SafetyPolicy(access: global.access)
             if let formats {
                 var allowed = Set<ImageFormat>()
                 for name in formats.split(separator: ",") {
@@ -56,7 +56,7 @@ extension IMGCustomize {
             let inspection = try ImageInspector.inspect(path: image, policy: policy)
             // An image that fails a safety check is never handed to qemu.
             let facts = os && inspection.safety.safe
-                ? try Self.guestFacts(inspection, path: image, appliance: appliance, logger: global.makeLogger())
+                ? try Self.guestFacts(inspection, path: inspection.resolvedPath, appliance: appliance, logger: global.makeLogger())
                 : nil
             var properties = glance ? GlanceProperties(inspection, amazon: amazon) : nil
             if let facts {
@@ -91,6 +91,7 @@ extension IMGCustomize {
         /// The layout of `qemu-img info`, then the safety verdict.
         static func text(_ inspection: ImageInspection, glance: GlanceProperties?) throws -> String {
             var out = "image: \(inspection.filename)\n"
+            if let target = inspection.linkTarget { out += "symbolic link to: \(target)\n" }
             out += "file format: \(inspection.format.rawValue)\n"
             if let size = inspection.virtualSize {
                 out += "virtual size: \(humanSize(size)) (\(size) bytes)\n"
