@@ -6,9 +6,11 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "imgcustomize", targets: ["imgcustomize"]),
-        // The library other Swift tools use: formats and the QCOW2 engine, operations, the pipeline and the DSL,
-        // and the built-in profiles.
-        .library(name: "IMGCustomize", targets: ["Formats", "Operations", "Customize", "Profiles"]),
+        // The library other Swift tools use: formats and the QCOW2 engine, the operations and the guest model they
+        // are written against, its two backends (the appliance, a directory tree), the pipeline and the DSL, and the
+        // built-in profiles.
+        .library(name: "IMGCustomize",
+                 targets: ["Formats", "Operations", "Appliance", "DirectoryTree", "Customize", "Profiles"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,24 +31,34 @@ let package = Package(
             "CCompress",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The guest model: the guest-filesystem protocol, guest facts, the operation protocol, the registry and the
+        // runner, Augeas editing, and the operations. It never sees libguestfs.
         .target(name: "Operations", dependencies: [
-            "CGuestFS", "CAugeas", "CLinux", "CCrypt",
+            "CAugeas", "CCrypt",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The libguestfs appliance: the typed handle (the only libguestfs caller), the launcher and session, quick
+        // inspection, the guest filesystem inside it, and its block-device work (trimming, swap, LVM).
+        .target(name: "Appliance", dependencies: [
+            "Operations", "CGuestFS",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // A directory tree on the host as a guest filesystem, every path contained in it.
+        .target(name: "DirectoryTree", dependencies: ["Operations", "CLinux"]),
         .target(name: "Customize", dependencies: [
-            "Formats", "Operations",
+            "Formats", "Operations", "Appliance", "DirectoryTree",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Profiles", dependencies: ["Customize", "Operations"], path: "profiles"),
         .executableTarget(name: "imgcustomize", dependencies: [
-            "Customize", "Profiles", "Formats", "Operations",
+            "Customize", "Profiles", "Formats", "Operations", "Appliance",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
-        .testTarget(name: "OperationsTests", dependencies: ["Operations"]),
+        .testTarget(name: "OperationsTests", dependencies: ["Operations", "Appliance", "DirectoryTree"]),
         .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations"]),
-        .testTarget(name: "CLITests", dependencies: ["imgcustomize", "Operations", "Formats"]),
+        .testTarget(name: "CLITests", dependencies: ["imgcustomize", "Operations", "Appliance", "Formats"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,6 +2,8 @@ import Foundation
 import Formats
 import Logging
 import Operations
+import Appliance
+import DirectoryTree
 
 /// What a run is asked to do.
 public struct RunOptions: Sendable {

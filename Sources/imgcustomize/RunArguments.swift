@@ -3,6 +3,7 @@ import Customize
 import Foundation
 import Formats
 import Operations
+import Appliance
 
 extension Acceleration: ExpressibleByArgument {}
 

@@ -1,4 +1,5 @@
 import Foundation
+import Appliance
 import Operations
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import Operations
 import Testing
+import Appliance
 
 extension Tag {
     @Tag static var appliance: Self

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import DirectoryTree
 
 @Suite struct AppendGrubArgsTests {
     static let console = AppendGrubArgs(["console=tty0", "console=ttyS0,115200n8"])

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import Appliance
 
 extension ApplianceTests {
     /// Every GuestFilesystem method through one appliance, on a writable overlay over a small RHEL 7-like guest.

@@ -1,8 +1,8 @@
-import CGuestFS
 import Foundation
 import Synchronization
 import Testing
 @testable import Operations
+@testable import Appliance
 
 /// The guest images Fixtures/build-images builds (and caches) from the committed trees.
 struct Fixture: Sendable, CustomTestStringConvertible {
@@ -72,7 +72,7 @@ extension ApplianceTests {
             #expect(try fs.readText("/etc/redhat-release").contains(version))
             let error = #expect(throws: GuestError.self) { try fs.writeText("/etc/motd", "hello\n") }
             #expect(error?.message.contains("Read-only file system") == true)
-            #expect(throws: GuestError.self) { try fs.trimFreeSpace() }
+            #expect(throws: GuestError.self) { try fs.blockDevices.trimFreeSpace() }
         }
 
         /// Trimming reaches every mounted filesystem, the swap volume (its header, hence label and UUID, kept) and the
@@ -87,13 +87,13 @@ extension ApplianceTests {
                 drives: [ApplianceDrive(path: overlay, format: .qcow2, discard: .besteffort, scratch: true)],
                 options: ApplianceOptions(progress: { event in progress.withLock { $0.append(event) } }))
             let fs = try session.mountOperatingSystem()
-            let swapBefore = try #require(try fs.swapIdentity(of: "/dev/rhel/swap"))
+            let swapBefore = try #require(try fs.blockDevices.swapIdentity(of: "/dev/rhel/swap"))
             // Data written and deleted during the run must not survive in the image either.
             try fs.write("/var/tmp/scratch.bin", [UInt8](ScratchGuest.randomBytes(32 << 20)), mode: 0o600)
             try fs.remove("/var/tmp/scratch.bin", recursive: false)
-            let summary = try fs.trimFreeSpace()
-            let swapAfter = try #require(try fs.swapIdentity(of: "/dev/rhel/swap"))
-            let blkidUUID = try fs.guestfs.string("read the swap UUID") { guestfs_vfs_uuid($0, "/dev/rhel/swap") }
+            let summary = try fs.blockDevices.trimFreeSpace()
+            let swapAfter = try #require(try fs.blockDevices.swapIdentity(of: "/dev/rhel/swap"))
+            let blkidUUID = try fs.guestfs.filesystemUUID("/dev/rhel/swap")
             try session.close()
 
             #expect(summary == "trimmed /, /boot, swap rhel/swap, 0 B free in VG rhel")

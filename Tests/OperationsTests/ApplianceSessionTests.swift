@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import Operations
+@testable import Appliance
 
 extension ApplianceTests {
     @Suite struct SessionTests {

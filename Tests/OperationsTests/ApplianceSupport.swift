@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 import Testing
 @testable import Operations
+@testable import Appliance
 
 extension Tag {
     @Tag static var appliance: Self

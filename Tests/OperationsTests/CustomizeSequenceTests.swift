@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import Appliance
+@testable import DirectoryTree
 
 /// The issue's `imgcustomize customize` example, parsed through the catalog as the CLI does, on a RHEL 7 guest:
 /// the same files, operations and expected results for a tree and (in `ApplianceTests`) for an image.

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 @testable import Operations
+@testable import DirectoryTree
 
 /// Lines of RHEL 7's targeted policy (contexts/files/file_contexts and friends), in their file order.
 private let targetedFileContexts = """

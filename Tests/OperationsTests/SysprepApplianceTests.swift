@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import Appliance
 
 extension ApplianceTests {
     /// The sysprep clean-ups, the user-facing customizations and SELinux relabelling through one appliance, on an

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import DirectoryTree
 
 /// A RHEL 7 guest as a cloud image build leaves it: logs, caches, leases, host keys, histories, subscription data.
 private func usedRHEL7Tree() throws -> TemporaryTree {

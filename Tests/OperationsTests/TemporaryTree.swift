@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import DirectoryTree
 
 /// A guest tree in a fresh host directory, removed when the test lets go of it.
 final class TemporaryTree {

@@ -16,7 +16,7 @@ public struct TrimFreeSpace: CatalogEntry {
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
-        guard let summary = try guest.trimFreeSpace() else {
+        guard let summary = try guest.devices?.trimFreeSpace() else {
             return .unchanged("nothing to trim in \(guest.guestDescription)")
         }
         return .changed(summary)

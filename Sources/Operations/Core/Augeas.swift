@@ -9,14 +9,14 @@ struct AugeasError: Error, CustomStringConvertible {
 /// A host libaugeas handle that never touches the host's files: it is opened with no load path search beyond the
 /// lens directory, loads no files, autoloads no modules, and is only used through `aug_text_store` /
 /// `aug_text_retrieve`, which parse and print text held in the tree, not files.
-final class Augeas {
+package final class Augeas {
     static let lensDirectory = "/usr/share/augeas/lenses/dist"
 
     private var handle: OpaquePointer?
     /// aug_init wants a root; an empty private directory makes sure that even a stray load or save finds nothing.
     private let emptyRoot: String
 
-    init(lensDirectory: String = Augeas.lensDirectory) throws {
+    package init(lensDirectory: String = Augeas.lensDirectory) throws {
         emptyRoot = try makeTemporaryDirectory("an empty Augeas root")
         let flags = AUG_NO_LOAD.rawValue | AUG_NO_MODL_AUTOLOAD.rawValue | AUG_NO_STDINC.rawValue
             | AUG_NO_ERR_CLOSE.rawValue
@@ -32,7 +32,7 @@ final class Augeas {
         }
     }
 
-    func close() {
+    package func close() {
         if let handle {
             aug_close(handle)
             rmdir(emptyRoot)
