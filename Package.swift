@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "imgcustomize",
-    platforms: [.macOS(.v13)],
+    // Linux only: the appliance is libguestfs, and the tree backend and the I/O use Glibc and Linux headers.
     products: [
         .executable(name: "imgcustomize", targets: ["imgcustomize"]),
         // The library other Swift tools use: formats and the QCOW2 engine, the operations and the guest model they
@@ -50,15 +50,21 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Profiles", dependencies: ["Customize", "Operations"], path: "profiles"),
-        .executableTarget(name: "imgcustomize", dependencies: [
+        // The commands, their options and the progress bar, as a library the tests parse in-process.
+        .target(name: "CLICommands", dependencies: [
             "Customize", "Profiles", "Formats", "Operations", "Appliance",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
-        .testTarget(name: "OperationsTests", dependencies: ["Operations", "Appliance", "DirectoryTree"]),
-        .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations"]),
-        .testTarget(name: "CLITests", dependencies: ["imgcustomize", "Operations", "Appliance", "Formats"]),
+        .executableTarget(name: "imgcustomize", dependencies: ["CLICommands"]),
+        // What every test target shares: temporary directories, running host tools and processes.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
+        .testTarget(name: "OperationsTests", dependencies: ["Operations", "Appliance", "DirectoryTree", "TestSupport"]),
+        .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations",
+                                                            "DirectoryTree", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["imgcustomize", "CLICommands", "Operations", "Appliance", "Formats",
+                                                      "Profiles", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,7 @@
 import Foundation
 import Operations
 import Testing
+import TestSupport
 
 /// `imgcustomize apply` end to end on the fixture guests, read back through the appliance.
 @Suite(.serialized, .tags(.appliance)) struct ApplyTests {
@@ -19,7 +20,7 @@ import Testing
         #expect((size?["after"] as? Int ?? .max) < (size?["before"] as? Int ?? 0))
         #expect(steps(report).contains { $0["operation"] as? String == "trim-free-space" && $0["changed"] as? Bool == true })
         #expect(try sha256(image) == before, "--output leaves the image untouched")
-        #expect(try tool("qemu-img", ["check", "-f", "qcow2", output]).contains("No errors"))
+        #expect(try runTool("qemu-img", ["check", "-f", "qcow2", output]).contains("No errors"))
         #expect(try runProcess("/usr/bin/env", ["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", image, output]).status == 1,
                 "the guest changed")
 

@@ -1,6 +1,7 @@
 import Foundation
 import Operations
 import Testing
+import TestSupport
 
 /// `imgcustomize customize` with the design card's seven operations, on an image, read back through the appliance.
 @Suite(.serialized, .tags(.appliance)) struct CustomizeImageTests {
@@ -26,7 +27,7 @@ import Testing
             "selinux-relabel", "trim-free-space",
         ])
         for step in firstSteps { #expect(step["changed"] as? Bool == true, "\(step)") }
-        #expect(try tool("qemu-img", ["check", "-f", "qcow2", image]).contains("No errors"))
+        #expect(try runTool("qemu-img", ["check", "-f", "qcow2", image]).contains("No errors"))
 
         try readBack(image) { guest in
             let checks = CloudGuestChecks(guest: guest)

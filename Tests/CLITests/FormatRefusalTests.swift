@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// What a user sees when the image is not something imgcustomize should read: every command refuses before any
 /// appliance or qemu process starts, says what the file is and what to do, and writes nothing.
@@ -22,7 +23,7 @@ import Testing
     func parallelsImageIsRefusedWithHowToConvertIt(_ command: [String]) throws {
         let directory = try TemporaryDirectory()
         let image = directory.path("disk.hdd")
-        try tool("qemu-img", ["create", "-q", "-f", "parallels", image, "64M"])
+        try runTool("qemu-img", ["create", "-q", "-f", "parallels", image, "64M"])
         let before = try sha256(image)
         let output = directory.path("out.qcow2")
         let result = try imgcustomize(Self.arguments(command, image, output: output))
@@ -49,7 +50,7 @@ import Testing
     @Test func followedSymlinkSaysWhereItLeads() throws {
         let directory = try TemporaryDirectory()
         let target = directory.path("real.qcow2")
-        try tool("qemu-img", ["create", "-q", "-f", "qcow2", target, "16M"])
+        try runTool("qemu-img", ["create", "-q", "-f", "qcow2", target, "16M"])
         let link = directory.path("link.qcow2")
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "real.qcow2")
         let result = try imgcustomize(["inspect", "--follow-symlinks", link])
@@ -62,7 +63,7 @@ import Testing
     @Test func convertNeverWritesThroughALink() throws {
         let directory = try TemporaryDirectory()
         let image = directory.path("in.qcow2")
-        try tool("qemu-img", ["create", "-q", "-f", "qcow2", image, "16M"])
+        try runTool("qemu-img", ["create", "-q", "-f", "qcow2", image, "16M"])
         let victim = directory.path("victim")
         try Data("precious\n".utf8).write(to: URL(fileURLWithPath: victim))
         let link = directory.path("out.qcow2")
@@ -77,7 +78,7 @@ import Testing
     @Test func applyInPlaceOnAFollowedLinkIsRefused() throws {
         let directory = try TemporaryDirectory()
         let target = directory.path("real.qcow2")
-        try tool("qemu-img", ["create", "-q", "-f", "qcow2", target, "16M"])
+        try runTool("qemu-img", ["create", "-q", "-f", "qcow2", target, "16M"])
         let link = directory.path("link.qcow2")
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
         let result = try imgcustomize(["sparsify", "--follow-symlinks", link])
@@ -95,12 +96,12 @@ import Testing
         let partition = directory.path("part.luks")
         let key = directory.path("key")
         try Data("hunter2".utf8).write(to: URL(fileURLWithPath: key))
-        try tool("truncate", ["-s", "64M", disk])
-        try tool("sgdisk", ["-n", "1:2048:+16M", "-n", "2:0:0", disk])
-        try tool("truncate", ["-s", "32M", partition])
-        try tool("cryptsetup", ["luksFormat", "-q", "--type", "luks1", "--pbkdf-force-iterations", "1000",
+        try runTool("truncate", ["-s", "64M", disk])
+        try runTool("sgdisk", ["-n", "1:2048:+16M", "-n", "2:0:0", disk])
+        try runTool("truncate", ["-s", "32M", partition])
+        try runTool("cryptsetup", ["luksFormat", "-q", "--type", "luks1", "--pbkdf-force-iterations", "1000",
                                 "--key-file", key, partition])
-        try tool("dd", ["if=\(partition)", "of=\(disk)", "bs=1M", "seek=17", "conv=notrunc", "status=none"])
+        try runTool("dd", ["if=\(partition)", "of=\(disk)", "bs=1M", "seek=17", "conv=notrunc", "status=none"])
         let result = try imgcustomize(["inspect", "--os", disk], environment: ["IMGCUSTOMIZE_ACCEL": "tcg"])
         #expect(result.status != 0)
         #expect(result.stderr.contains("partition 2 (/dev/sda2) is LUKS-encrypted"), "\(result.stderr)")

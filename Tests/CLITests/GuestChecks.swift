@@ -2,6 +2,7 @@ import Foundation
 import Appliance
 import Operations
 import Testing
+import TestSupport
 
 /// What a user checks in a guest that went through a cloud profile, read back through the appliance.
 struct CloudGuestChecks {
@@ -32,7 +33,7 @@ struct CloudGuestChecks {
         // The entry sits in the cloud_init_modules list, and the YAML stays valid: PyYAML reads the list back.
         let directory = try TemporaryDirectory()
         try cloudConfig.write(toFile: directory.path("cloud.cfg"), atomically: true, encoding: .utf8)
-        let modules = try tool("python3", ["-c", "import sys, yaml; print('\\n'.join(map(str, yaml.safe_load(open(sys.argv[1]))['cloud_init_modules'])))",
+        let modules = try runTool("python3", ["-c", "import sys, yaml; print('\\n'.join(map(str, yaml.safe_load(open(sys.argv[1]))['cloud_init_modules'])))",
                                            directory.path("cloud.cfg")])
         #expect(modules.split(separator: "\n").contains("resolv-conf"))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Ctrl-C, SIGTERM or SIGHUP at any moment: the run stops, qemu is killed, everything the run made is removed
 /// (libguestfs's own temporary directories included), the image is byte-identical, and the process ends by the

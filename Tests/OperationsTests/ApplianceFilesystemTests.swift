@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Operations
 @testable import Appliance
+import TestSupport
 
 extension ApplianceTests {
     /// Every GuestFilesystem method through one appliance, on a writable overlay over a small RHEL 7-like guest.

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 @testable import Operations
 @testable import Appliance
+import TestSupport
 
 /// The guest images Fixtures/build-images builds (and caches) from the committed trees.
 struct Fixture: Sendable, CustomTestStringConvertible {

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 @testable import Operations
 @testable import Appliance
+import TestSupport
 
 extension ApplianceTests {
     @Suite struct SessionTests {

@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 @testable import Operations
 @testable import Appliance
+import TestSupport
 
 extension Tag {
     @Tag static var appliance: Self
@@ -43,43 +44,6 @@ private struct RecordingHandler: LogHandler {
     func log(event: LogEvent) {
         recorder.record(event.level, event.message.description)
     }
-}
-
-/// A private temporary directory, removed when the value goes away.
-final class TemporaryDirectory: Sendable {
-    let url: URL
-
-    init() throws {
-        url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("imgcustomize-appliance-test-\(UUID().uuidString)", isDirectory: true)
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-
-    deinit { try? FileManager.default.removeItem(at: url) }
-}
-
-/// Runs a host tool (qemu-img, mkfs.ext4) and returns its standard output; a failure throws with its stderr.
-@discardableResult
-func runTool(_ executable: String, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [executable] + arguments
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    let outputData = output.fileHandleForReading.readDataToEndOfFile()
-    let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        struct ToolFailed: Error, CustomStringConvertible { var description: String }
-        throw ToolFailed(description: "\(executable) \(arguments.joined(separator: " ")): "
-                         + String(decoding: errorData, as: UTF8.self))
-    }
-    return String(decoding: outputData, as: UTF8.self)
 }
 
 /// A qcow2 overlay over `base`, so that a test writes into its own file and the base stays untouched.

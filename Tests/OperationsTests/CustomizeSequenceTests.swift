@@ -3,6 +3,7 @@ import Testing
 @testable import Operations
 @testable import Appliance
 @testable import DirectoryTree
+import TestSupport
 
 /// The issue's `imgcustomize customize` example, parsed through the catalog as the CLI does, on a RHEL 7 guest:
 /// the same files, operations and expected results for a tree and (in `ApplianceTests`) for an image.
@@ -47,7 +48,7 @@ enum CustomizeSequence {
             try guest.write(file.path, Array(file.before.utf8), mode: file.mode)
         }
         let operations = try arguments.map { option, argument in
-            try #require(OperationCatalog.named(option)).parse(argument)
+            try #require(OperationRegistry.named(option)).parse(argument)
         }
         let runner = OperationRunner(guest: guest, recordDiffs: true)
         let first = try operations.map { try runner.run($0) }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Operations
 @testable import Appliance
+import TestSupport
 
 extension ApplianceTests {
     /// The sysprep clean-ups, the user-facing customizations and SELinux relabelling through one appliance, on an
@@ -73,7 +74,7 @@ extension ApplianceTests {
                 let runner = OperationRunner(guest: fs, context: OperationContext(guest: fs.facts))
                 let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@laptop"
                 // Without ssh-userdir, which removes what ssh-inject adds: a profile with both flips them each run.
-                let operations: [any Operations.Operation] = sysprepOperations(for: fs.facts)
+                let operations: [any GuestOperation] = sysprepOperations(for: fs.facts)
                     .filter { $0.name != SSHUserDir.name } + [
                     Hostname("web1.example.com"), Timezone("Europe/Paris"),
                     Password(user: "root", selector: .plain("correct horse")),

@@ -30,8 +30,7 @@ extension IMGCustomize {
         @Flag(help: "With --glance, publish a partitioned raw disk as an AMI.")
         var amazon = false
 
-        @Option(help: "Comma-separated formats to accept, like Glance's disk_formats (e.g. raw,qcow2).")
-        var formats: String?
+        @OptionGroup var formats: FormatArguments
 
         @Flag(help: "Also launch the appliance (read-only) and report the guest operating system.")
         var os = false
@@ -42,17 +41,7 @@ extension IMGCustomize {
 
         func run() throws {
             var policy = SafetyPolicy(access: global.access)
-            if let formats {
-                var allowed = Set<ImageFormat>()
-                for name in formats.split(separator: ",") {
-                    guard let format = ImageFormat(name: name.trimmingCharacters(in: .whitespaces)) else {
-                        let known = ImageFormat.allCases.map(\.rawValue).joined(separator: ", ")
-                        throw ValidationError("unknown format '\(name)' in --formats (known: \(known), vhd)")
-                    }
-                    allowed.insert(format)
-                }
-                policy.allowedFormats = allowed
-            }
+            policy.allowedFormats = try formats.allowed()
             let inspection = try ImageInspector.inspect(path: image, policy: policy)
             // An image that fails a safety check is never handed to qemu.
             let facts = os && inspection.safety.safe

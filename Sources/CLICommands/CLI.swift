@@ -1,9 +1,10 @@
 import ArgumentParser
 import Operations
 
-@main
-struct IMGCustomize: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The `imgcustomize` command and its subcommands. The executable is a few lines calling `main()`; tests call
+/// `parseAsRoot([...])` in-process.
+public struct IMGCustomize: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "imgcustomize",
         abstract: "Customize, clean, sparsify and compress VM disk images offline, in one appliance launch.",
         version: IMGCustomize.version,
@@ -13,8 +14,10 @@ struct IMGCustomize: ParsableCommand {
 
     static let version = "0.1.0"
 
+    public init() {}
+
     /// ArgumentParser's main, except that a run cancelled by a signal ends by that signal once it has cleaned up.
-    static func main() {
+    public static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -21,26 +21,35 @@ struct RunArguments: ParsableArguments {
     @Flag(help: "Show a unified diff of every changed text file.")
     var diff = false
 
-    @Option(help: "Accepted input formats, comma-separated (like Glance's disk_formats), e.g. raw,qcow2.")
-    var formats: String?
+    @OptionGroup var formats: FormatArguments
 
     @OptionGroup var appliance: ApplianceArguments
 
     func options() throws -> RunOptions {
-        var allowed: Set<ImageFormat>?
-        if let formats {
-            allowed = []
-            for name in formats.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
-                guard let format = ImageFormat(name: name) else {
-                    throw ValidationError("unknown format '\(name)' in --formats")
-                }
-                allowed?.insert(format)
-            }
-        }
-        var options = RunOptions(output: output, dryRun: dryRun, allowedFormats: allowed,
+        var options = RunOptions(output: output, dryRun: dryRun, allowedFormats: try formats.allowed(),
                                  acceleration: appliance.accel ?? .auto, diffs: diff)
         options.launchLimits = try appliance.limits()
         return options
+    }
+}
+
+/// Which input formats a command accepts: the `--formats` of every command that opens an image.
+struct FormatArguments: ParsableArguments {
+    @Option(help: "Accepted input formats, comma-separated (like Glance's disk_formats), e.g. raw,qcow2.")
+    var formats: String?
+
+    /// The accepted formats; nil when every safe format is.
+    func allowed() throws -> Set<ImageFormat>? {
+        guard let formats else { return nil }
+        var allowed = Set<ImageFormat>()
+        for name in formats.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let format = ImageFormat(name: name) else {
+                let known = ImageFormat.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ValidationError("unknown format '\(name)' in --formats (known: \(known), vhd)")
+            }
+            allowed.insert(format)
+        }
+        return allowed
     }
 }
 
