@@ -8,7 +8,7 @@ let package = Package(
         .executable(name: "imgcustomize", targets: ["imgcustomize"]),
         // The library other Swift tools use: formats and the QCOW2 engine, operations, the pipeline and the DSL,
         // and the built-in profiles.
-        .library(name: "IMGCustomize", targets: ["Formats", "Operations", "Customize", "Profiles"]),
+        .library(name: "IMGCustomize", targets: ["Formats", "Operations", "Customize", "Profiles", "BootCheck"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,14 +38,19 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Profiles", dependencies: ["Customize", "Operations"], path: "profiles"),
+        .target(name: "BootCheck", dependencies: [
+            "Formats", "Operations",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "imgcustomize", dependencies: [
-            "Customize", "Profiles", "Formats", "Operations",
+            "Customize", "Profiles", "Formats", "Operations", "BootCheck",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "OperationsTests", dependencies: ["Operations"]),
         .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations"]),
+        .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "Formats"]),
         .testTarget(name: "CLITests", dependencies: ["imgcustomize", "Operations", "Formats"]),
     ],
     swiftLanguageModes: [.v6]
