@@ -49,7 +49,9 @@ struct ConsoleWatch {
         func mark(_ stage: String) { if seen[stage] == nil { seen[stage] = seconds } }
         mark("firmware")
         if line.contains("Linux version") { mark("kernel") }
-        if line.contains("Welcome to ") || line.contains("systemd[1]: ") || line.contains("Reached target") {
+        // "Welcome to GRUB!" is the boot loader; systemd greets with the distribution's name.
+        if (line.contains("Welcome to ") && !line.contains("GRUB")) || line.contains("systemd[1]: ")
+            || line.contains("Reached target") {
             mark("init")
         }
         if line.contains("Net device info") { mark("network") }

@@ -157,6 +157,10 @@ final class GuestRun {
             if Date() > deadline {
                 report.failure = "no SSH login within \(Int(options.timeout)) s"
                     + (before.cloudInit ? "" : " (the image has no cloud-init, so no key was injected)")
+                    + (console.reached == "firmware"
+                        ? "; the firmware ran but no kernel message followed: the boot loader did not start a kernel, "
+                            + "or the kernel does not print to ttyS0"
+                        : "")
                     + "; \(console.lastLines())"
                 break
             }
@@ -189,10 +193,12 @@ final class GuestRun {
         return report
     }
 
-    func ssh(_ command: [String], timeout: Double) throws -> Tool.Result {
+    /// Runs `command` in the guest as root; `input` goes to its standard input. ssh hands the remote shell one
+    /// line, so a script travels on standard input, never as an argument.
+    func ssh(_ command: [String], input: String? = nil, timeout: Double) throws -> Tool.Result {
         try Tool.capture("ssh", ["-i", key, "-p", String(port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
                                  "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                                 "-o", "LogLevel=ERROR", "root@127.0.0.1"] + command, timeout: timeout)
+                                 "-o", "LogLevel=ERROR", "root@127.0.0.1"] + command, input: input, timeout: timeout)
     }
 
     /// One round trip: what the checks need, as KEY=VALUE lines.
@@ -211,7 +217,7 @@ final class GuestRun {
             echo "startup=$(systemd-analyze 2>/dev/null | head -n1)"
             echo "status=$(tr -d '\\n' < /var/lib/cloud/data/status.json 2>/dev/null)"
             """
-        let result = try ssh(["sh", "-c", script], timeout: timeout)
+        let result = try ssh(["sh", "-s"], input: script, timeout: timeout)
         var facts: [String: [String]] = [:]
         for line in result.stdout.split(separator: "\n") {
             guard let equals = line.firstIndex(of: "=") else { continue }
@@ -257,7 +263,8 @@ final class GuestRun {
                             detail: failed.isEmpty ? "none" : failed.joined(separator: ", ")))
         let result = one("result")
         let errors = Self.cloudInitErrors(result)
-        let statusText = cloudInitStatus.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // `status --wait` prints a dot a second while it waits, then "status: done".
+        let statusText = cloudInitStatus.stdout.split(separator: "\n").last.map(String.init) ?? "no status"
         checks.append(.init(name: "cloud-init without errors", passed: cloudInitStatus.status == 0 && errors == [],
                             detail: errors == nil ? "no /run/cloud-init/result.json (\(statusText))"
                                 : errors!.isEmpty ? "result.json lists no errors (\(statusText))"

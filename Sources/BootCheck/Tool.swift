@@ -23,17 +23,23 @@ enum Tool {
         }
     }
 
-    /// Runs `tool` and returns what it printed; killed after `timeout` seconds (status -1).
-    static func capture(_ tool: String, _ arguments: [String], timeout: Double) throws -> Result {
+    /// Runs `tool` with `input` on its standard input and returns what it printed; killed after `timeout` seconds
+    /// (status -1).
+    static func capture(_ tool: String, _ arguments: [String], input: String? = nil, timeout: Double) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [tool] + arguments
-        process.standardInput = FileHandle.nullDevice
+        let inputPipe = input.map { _ in Pipe() }
+        process.standardInput = inputPipe ?? FileHandle.nullDevice
         let output = Pipe()
         let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
         try process.run()
+        if let inputPipe, let input {
+            inputPipe.fileHandleForWriting.write(Data(input.utf8))
+            try? inputPipe.fileHandleForWriting.close()
+        }
         // Read both pipes while the tool runs, so that a chatty one never blocks on a full pipe.
         let collected = DispatchGroup()
         let read = Mutex((out: Data(), err: Data()))
