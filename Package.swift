@@ -10,7 +10,8 @@ let package = Package(
         // are written against, its two backends (the appliance, a directory tree), the pipeline and the DSL, and the
         // built-in profiles.
         .library(name: "IMGCustomize",
-                 targets: ["Formats", "Operations", "Appliance", "DirectoryTree", "Customize", "Profiles"]),
+                 targets: ["Formats", "Operations", "Appliance", "DirectoryTree", "Customize", "Profiles",
+                           "BootCheck"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -50,9 +51,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Profiles", dependencies: ["Customize", "Operations"], path: "profiles"),
+        // Boots a prepared image under qemu and checks what a cloud would (the `boot-check` command).
+        .target(name: "BootCheck", dependencies: [
+            "Formats", "Operations", "Appliance",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The commands, their options and the progress bar, as a library the tests parse in-process.
         .target(name: "CLICommands", dependencies: [
-            "Customize", "Profiles", "Formats", "Operations", "Appliance",
+            "Customize", "Profiles", "Formats", "Operations", "Appliance", "BootCheck",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -63,6 +69,7 @@ let package = Package(
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "Appliance", "DirectoryTree", "TestSupport"]),
         .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations",
                                                             "DirectoryTree", "TestSupport"]),
+        .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "Formats", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["imgcustomize", "CLICommands", "Operations", "Appliance", "Formats",
                                                       "Profiles", "TestSupport"]),
     ],

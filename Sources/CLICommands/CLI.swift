@@ -8,7 +8,7 @@ public struct IMGCustomize: ParsableCommand {
         commandName: "imgcustomize",
         abstract: "Customize, clean, sparsify and compress VM disk images offline, in one appliance launch.",
         version: IMGCustomize.version,
-        subcommands: [Apply.self, CustomizeCommand.self, Sparsify.self, Inspect.self, Convert.self,
+        subcommands: [Apply.self, CustomizeCommand.self, Sparsify.self, Inspect.self, Convert.self, BootCheckCommand.self,
                       ProfilesCommand.self, OperationsCommand.self]
     )
 

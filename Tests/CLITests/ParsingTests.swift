@@ -10,7 +10,8 @@ import Profiles
     static let commands: [(name: String, command: any ParsableCommand.Type)] = [
         ("apply", IMGCustomize.Apply.self), ("customize", IMGCustomize.CustomizeCommand.self),
         ("sparsify", IMGCustomize.Sparsify.self), ("inspect", IMGCustomize.Inspect.self),
-        ("convert", IMGCustomize.Convert.self), ("profiles", IMGCustomize.ProfilesCommand.self),
+        ("convert", IMGCustomize.Convert.self), ("boot-check", IMGCustomize.BootCheckCommand.self),
+        ("profiles", IMGCustomize.ProfilesCommand.self),
         ("operations", IMGCustomize.OperationsCommand.self),
     ]
 

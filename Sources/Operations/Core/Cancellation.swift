@@ -42,7 +42,7 @@ public final class Cancellation: Sendable {
 
     /// Runs `action` when the run is cancelled (at once if it already is) until the returned registration is
     /// ended.
-    package func onCancel(_ action: @escaping @Sendable () -> Void) -> Registration {
+    public func onCancel(_ action: @escaping @Sendable () -> Void) -> Registration {
         let key = state.withLock { state -> Int? in
             guard state.reason == nil else { return nil }
             state.nextKey += 1
@@ -57,7 +57,7 @@ public final class Cancellation: Sendable {
     }
 
     /// A stop action's lifetime: `end()` (or the value going away) forgets it.
-    package final class Registration {
+    public final class Registration {
         private let cancellation: Cancellation
         private var key: Int?
 
@@ -66,7 +66,7 @@ public final class Cancellation: Sendable {
             self.key = key
         }
 
-        package func end() {
+        public func end() {
             guard let key else { return }
             _ = cancellation.state.withLock { $0.actions.removeValue(forKey: key) }
             self.key = nil

@@ -1,0 +1,161 @@
+import Appliance
+import Foundation
+import Formats
+import Logging
+import Operations
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct BootCheckOptions: Sendable {
+    /// The whole check, boot to power-off: past it the check fails with the stage reached and the console's last
+    /// lines.
+    public var timeout: Double
+    /// BIOS or UEFI; nil to choose from the image's partition table.
+    public var firmware: Firmware?
+    /// Where to keep the serial console's log; nil keeps it (in TMPDIR) only when the check fails.
+    public var keepConsole: String?
+    public var acceleration: Acceleration
+    public var launchLimits: LaunchLimits?
+    public var cancellation: Cancellation?
+    public var logger: Logger
+    public var access: FileAccess
+
+    public static let defaultTimeout: Double = 900
+
+    public init(timeout: Double = BootCheckOptions.defaultTimeout, firmware: Firmware? = nil,
+                keepConsole: String? = nil, acceleration: Acceleration = .auto, launchLimits: LaunchLimits? = nil,
+                cancellation: Cancellation? = nil, logger: Logger = Logger(label: "imgcustomize.boot-check"),
+                access: FileAccess = FileAccess()) {
+        self.timeout = timeout
+        self.firmware = firmware
+        self.keepConsole = keepConsole
+        self.acceleration = acceleration
+        self.launchLimits = launchLimits
+        self.cancellation = cancellation
+        self.logger = logger
+        self.access = access
+    }
+}
+
+/// Boots a throwaway overlay of an image under qemu with a NoCloud seed, logs in over SSH with a fresh key and
+/// checks what a cloud user relies on: the metadata's hostname and key arrived, user-data ran, the machine-id and
+/// SSH host keys are new, the serial console, a writable root, no failed units, cloud-init without errors. The
+/// image itself is only read.
+public struct BootCheck: Sendable {
+    public var options: BootCheckOptions
+
+    public init(options: BootCheckOptions = BootCheckOptions()) {
+        self.options = options
+    }
+
+    public func run(image: String) throws -> BootReport {
+        let started = Date()
+        let inspection = try ImageInspector.requireSafe(path: image, policy: SafetyPolicy(access: options.access))
+        let path = inspection.resolvedPath
+        let firmware = try options.firmware ?? Firmware.detect(openImage(path: path, format: inspection.format))
+        guard let qemuFormat = ApplianceDrive.Format(rawValue: inspection.format.qemuFormat) else {
+            throw BootCheckError(image: image, "qemu does not boot \(inspection.format.rawValue) images here",
+                                 hint: "convert it to qcow2 or raw first (imgcustomize convert)")
+        }
+        if firmware == .uefi {
+            for file in [OVMF.code, OVMF.vars] where !FileManager.default.isReadableFile(atPath: file) {
+                throw BootCheckError(image: image, "booting with UEFI needs \(file), which is missing",
+                                     hint: "install Debian's ovmf package (scripts/install-deps), or use --bios")
+            }
+        }
+
+        // What the image holds before any boot, to tell fresh identities from copied ones; its launch also decides
+        // KVM or TCG exactly as every appliance launch does.
+        options.logger.info("reading the image's machine-id, SSH host keys and boot configuration")
+        let before = try ImageState.read(image: path, format: qemuFormat, options: options)
+        try options.cancellation?.check(image: image)
+
+        let scratch = try makeTemporaryDirectory("the boot check")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let run = try GuestRun(image: path, format: inspection.format, firmware: firmware,
+                               acceleration: before.acceleration, scratch: scratch, options: options)
+        var report = try run.boot(imageName: image, before: before)
+        report.seconds = Date().timeIntervalSince(started)
+        report.consoleLog = try keepConsole(run.consolePath, failed: !report.passed)
+        return report
+    }
+
+    /// The console log where the user asked for it, or on failure in TMPDIR; nil once the scratch goes.
+    private func keepConsole(_ console: String, failed: Bool) throws -> String? {
+        if let keep = options.keepConsole {
+            try? FileManager.default.removeItem(atPath: keep)
+            try FileManager.default.copyItem(atPath: console, toPath: keep)
+            return keep
+        }
+        guard failed else { return nil }
+        let directory = try makeTemporaryDirectory("the failed boot's console log")
+        let kept = directory + "/console.log"
+        try FileManager.default.copyItem(atPath: console, toPath: kept)
+        return kept
+    }
+}
+
+public struct BootCheckError: Error, CustomStringConvertible, Sendable {
+    public var image: String
+    public var message: String
+    public var hint: String?
+
+    public init(image: String, _ message: String, hint: String? = nil) {
+        self.image = image
+        self.message = message
+        self.hint = hint
+    }
+
+    public var description: String {
+        "\(image): boot-check: \(message)" + (hint.map { "\n  hint: \($0)" } ?? "")
+    }
+}
+
+enum OVMF {
+    static let code = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+    static let vars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+}
+
+/// The identities and boot settings an image holds before it is booted.
+struct ImageState: Sendable {
+    var acceleration: Acceleration
+    var machineID: String?
+    /// "TYPE BASE64" of each /etc/ssh/ssh_host_*_key.pub.
+    var hostKeys: Set<String>
+    /// The boot loader's configuration asks for console=ttyS0.
+    var serialConsole: Bool
+    var cloudInit: Bool
+    /// Why the image's guest could not be read (then only the boot itself is checked).
+    var unreadable: String?
+
+    static func read(image: String, format: ApplianceDrive.Format, options: BootCheckOptions) throws -> ImageState {
+        let session = try ApplianceSession(
+            drives: [ApplianceDrive(path: image, format: format, readonly: true)],
+            options: ApplianceOptions(acceleration: options.acceleration, logger: options.logger,
+                                      limits: options.launchLimits, cancellation: options.cancellation))
+        defer { try? session.close() }
+        var state = ImageState(acceleration: session.launchReport.acceleration, machineID: nil, hostKeys: [],
+                               serialConsole: false, cloudInit: false, unreadable: nil)
+        do {
+            let guest = try session.mountOperatingSystem()
+            if try guest.isFile("/etc/machine-id") {
+                let id = try guest.readText("/etc/machine-id").trimmingCharacters(in: .whitespacesAndNewlines)
+                state.machineID = id.isEmpty || id == "uninitialized" ? nil : id
+            }
+            for name in try guest.list("/etc/ssh") where name.hasPrefix("ssh_host_") && name.hasSuffix(".pub") {
+                let fields = try guest.readText("/etc/ssh/" + name).split(separator: " ")
+                if fields.count >= 2 { state.hostKeys.insert("\(fields[0]) \(fields[1])") }
+            }
+            for config in ["/etc/default/grub", "/boot/grub/grub.cfg", "/boot/grub2/grub.cfg", "/etc/kernel/cmdline"]
+            where try guest.isFile(config) {
+                if try guest.readText(config).contains("console=ttyS0") { state.serialConsole = true }
+            }
+            state.cloudInit = try guest.exists("/usr/bin/cloud-init")
+        } catch let error as GuestError {
+            state.unreadable = error.message
+        }
+        return state
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+
+/// What `BootCheck` saw: the stages the boot reached with their times, and each check made inside the guest.
+public struct BootReport: Encodable, Sendable {
+    public struct Stage: Encodable, Sendable, Equatable {
+        public var name: String
+        /// Seconds from qemu's start until the stage was seen; nil when it was not seen.
+        public var seconds: Double?
+        /// Where the time comes from: the serial console, the guest's own account (systemd-analyze, cloud-init),
+        /// or the SSH login.
+        public var source: String?
+    }
+
+    public struct Check: Encodable, Sendable, Equatable {
+        public var name: String
+        public var passed: Bool
+        public var detail: String
+    }
+
+    public var image: String
+    public var firmware: Firmware
+    public var acceleration: String
+    public var stages: [Stage]
+    public var checks: [Check]
+    /// Why the boot did not get far enough to check, in words a user can act on; nil when it did.
+    public var failure: String?
+    /// The stage the boot reached last.
+    public var reached: String?
+    public var consoleLog: String?
+    public var seconds: Double
+
+    public var passed: Bool { failure == nil && !checks.isEmpty && checks.allSatisfy(\.passed) }
+
+    enum CodingKeys: String, CodingKey {
+        case image, firmware, acceleration, stages, checks, failure, reached, passed, seconds
+        case consoleLog = "console-log"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(image, forKey: .image)
+        try container.encode(firmware, forKey: .firmware)
+        try container.encode(acceleration, forKey: .acceleration)
+        try container.encode(stages, forKey: .stages)
+        try container.encode(checks, forKey: .checks)
+        try container.encode(failure, forKey: .failure)
+        try container.encode(reached, forKey: .reached)
+        try container.encode(passed, forKey: .passed)
+        try container.encode(consoleLog, forKey: .consoleLog)
+        try container.encode((seconds * 10).rounded() / 10, forKey: .seconds)
+    }
+
+    public func json() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    /// Stage by stage with seconds, then the checks, then the verdict.
+    public func text() -> String {
+        var lines = ["\(image): booted with \(firmware == .uefi ? "UEFI (OVMF)" : "BIOS (SeaBIOS)") under \(acceleration)"]
+        for stage in stages {
+            let when = stage.seconds.map { String(format: "%6.1f s", $0) } ?? "     -  "
+            lines.append("  \(when)  \(stage.name)\(stage.seconds == nil ? " (not seen)" : stage.source.map { " (\($0))" } ?? "")")
+        }
+        for check in checks {
+            lines.append("  [\(check.passed ? "ok" : "FAILED")] \(check.name): \(check.detail)")
+        }
+        if let failure {
+            lines.append("boot-check failed\(reached.map { " after \($0)" } ?? ""): \(failure)")
+        } else {
+            let failed = checks.filter { !$0.passed }.count
+            lines.append(failed == 0 ? "boot-check passed: \(checks.count) checks in \(String(format: "%.0f", seconds)) s"
+                         : "boot-check failed: \(failed) of \(checks.count) checks failed")
+        }
+        if let consoleLog { lines.append("console: \(consoleLog)") }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,290 @@
+import Appliance
+import Foundation
+import Formats
+import Operations
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One boot of a throwaway overlay: the seed, the qemu process, the console watch, the SSH login and the checks.
+final class GuestRun {
+    let image: String
+    let scratch: String
+    let options: BootCheckOptions
+    let firmware: Firmware
+    let acceleration: Acceleration
+    let consolePath: String
+    private let overlay: String
+    private let key: String
+    private let seed: String
+    private let hostname: String
+    private let token: String
+    private let port: UInt16
+    private var process: Process?
+    private var console = ConsoleWatch()
+
+    init(image: String, format: ImageFormat, firmware: Firmware, acceleration: Acceleration, scratch: String,
+         options: BootCheckOptions) throws {
+        self.image = image
+        self.scratch = scratch
+        self.options = options
+        self.firmware = firmware
+        self.acceleration = acceleration
+        consolePath = scratch + "/console.log"
+        overlay = scratch + "/overlay.qcow2"
+        key = scratch + "/id_ed25519"
+        seed = scratch + "/seed.iso"
+        let random = (0..<4).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        hostname = "boot-check-\(random)"
+        token = UUID().uuidString
+        port = try Self.freePort(image: image)
+
+        let absolute = image.hasPrefix("/") ? image : FileManager.default.currentDirectoryPath + "/" + image
+        try Tool.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", format.qemuFormat, "-b", absolute, overlay],
+                     image: image)
+        try Tool.run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "boot-check", "-f", key], image: image)
+        try writeSeed()
+    }
+
+    /// A NoCloud seed: an ISO 9660 volume labelled `cidata` with meta-data (instance id, hostname) and user-data
+    /// (the key for root and the default user, a command writing the marker).
+    private func writeSeed() throws {
+        let directory = scratch + "/seed"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let metaData = "instance-id: \(hostname)\nlocal-hostname: \(hostname)\n"
+        let userData = """
+            #cloud-config
+            disable_root: false
+            ssh_pwauth: false
+            ssh_authorized_keys:
+              - \(publicKey)
+            runcmd:
+              - [sh, -c, "echo \(token) > /var/tmp/boot-check-marker"]
+
+            """
+        try Data(metaData.utf8).write(to: URL(fileURLWithPath: directory + "/meta-data"))
+        try Data(userData.utf8).write(to: URL(fileURLWithPath: directory + "/user-data"))
+        try Tool.run("xorriso", ["-as", "mkisofs", "-quiet", "-output", seed, "-volid", "cidata", "-joliet", "-rock",
+                                 directory + "/user-data", directory + "/meta-data"], image: image)
+    }
+
+    /// A port on 127.0.0.1 nobody listens on now, for qemu's user-mode network to forward to the guest's SSH.
+    private static func freePort(image: String) throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw BootCheckError(image: image, "cannot open a socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
+                bind(fd, sockaddrPointer, length) == 0 && getsockname(fd, sockaddrPointer, &length) == 0
+            }
+        }
+        guard bound else {
+            throw BootCheckError(image: image, "cannot find a free port on 127.0.0.1: \(String(cString: strerror(errno)))")
+        }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    private var qemuArguments: [String] {
+        let kvm = acceleration == .kvm
+        var arguments = [
+            "-machine", "q35,accel=\(kvm ? "kvm" : "tcg")", "-cpu", kvm ? "host" : "max,la57=off",
+            "-smp", String(min(2, ProcessInfo.processInfo.activeProcessorCount)), "-m", "1024",
+            "-nodefaults", "-display", "none", "-no-reboot",
+            "-chardev", "file,id=console,path=\(consolePath)", "-serial", "chardev:console",
+            "-drive", "file=\(overlay),format=qcow2,if=virtio,cache=unsafe",
+            "-drive", "file=\(seed),format=raw,if=virtio,readonly=on",
+            "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:\(port)-:22", "-device", "virtio-net-pci,netdev=net0",
+            "-object", "rng-random,filename=/dev/urandom,id=rng0", "-device", "virtio-rng-pci,rng=rng0",
+        ]
+        if firmware == .uefi {
+            arguments += ["-drive", "if=pflash,format=raw,unit=0,readonly=on,file=\(OVMF.code)",
+                          "-drive", "if=pflash,format=raw,unit=1,file=\(scratch)/OVMF_VARS.fd"]
+        }
+        return arguments
+    }
+
+    func boot(imageName: String, before: ImageState) throws -> BootReport {
+        if firmware == .uefi { try FileManager.default.copyItem(atPath: OVMF.vars, toPath: scratch + "/OVMF_VARS.fd") }
+        FileManager.default.createFile(atPath: consolePath, contents: nil)
+        let qemuLog = scratch + "/qemu.log"
+        FileManager.default.createFile(atPath: qemuLog, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
+        process.arguments = qemuArguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: qemuLog))
+        process.standardError = process.standardOutput
+        do { try process.run() } catch {
+            throw BootCheckError(image: imageName, "cannot start qemu-system-x86_64: \(error.localizedDescription)",
+                                 hint: "install qemu-system-x86 (scripts/install-deps)")
+        }
+        self.process = process
+        let registration = options.cancellation?.onCancel { [pid = process.processIdentifier] in kill(pid, SIGKILL) }
+        defer {
+            registration?.end()
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        let clock = Clock(start: Date())
+        var report = BootReport(image: imageName, firmware: firmware, acceleration: acceleration.rawValue,
+                                stages: [], checks: [], failure: nil, reached: nil, consoleLog: nil, seconds: 0)
+        let deadline = Date().addingTimeInterval(options.timeout)
+        var lastSSHTry = Date.distantPast
+        var login: Double?
+
+        while login == nil {
+            try options.cancellation?.check(image: imageName)
+            console.update(from: consolePath, clock: clock)
+            if let failure = console.failure {
+                report.failure = failure
+                break
+            }
+            if !process.isRunning {
+                let said = (try? String(contentsOfFile: qemuLog, encoding: .utf8))?
+                    .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+                report.failure = said.isEmpty
+                    ? "the guest stopped (powered off or rebooted) before SSH answered; \(console.lastLines())"
+                    : "qemu exited: \(said)"
+                break
+            }
+            if Date() > deadline {
+                report.failure = "no SSH login within \(Int(options.timeout)) s"
+                    + (before.cloudInit ? "" : " (the image has no cloud-init, so no key was injected)")
+                    + (console.reached == "firmware"
+                        ? "; the firmware ran but no kernel message followed: the boot loader did not start a kernel, "
+                            + "or the kernel does not print to ttyS0"
+                        : "")
+                    + "; \(console.lastLines())"
+                break
+            }
+            if Date().timeIntervalSince(lastSSHTry) > 3 {
+                lastSSHTry = Date()
+                if try ssh(["true"], timeout: 15).status == 0 { login = clock.now }
+            }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        console.update(from: consolePath, clock: clock)
+        report.reached = console.reached
+        guard let login, report.failure == nil else {
+            report.stages = console.stages(guest: nil, login: nil)
+            return report
+        }
+        let remaining = max(30, deadline.timeIntervalSinceNow)
+        let waited = try ssh(["cloud-init", "status", "--wait"], timeout: remaining)
+        let facts = try guestFacts(timeout: 60)
+        console.update(from: consolePath, clock: clock)
+        report.stages = console.stages(guest: GuestTimes(facts: facts, clock: clock), login: login)
+        report.reached = "SSH login"
+        report.checks = checks(facts: facts, cloudInitStatus: waited, before: before)
+
+        _ = try? ssh(["systemctl", "poweroff"], timeout: 20)
+        let off = Date().addingTimeInterval(120)
+        while process.isRunning, Date() < off { Thread.sleep(forTimeInterval: 0.5) }
+        report.checks.append(.init(name: "powered off", passed: !process.isRunning,
+                                   detail: process.isRunning ? "still running 120 s after systemctl poweroff"
+                                        : "cleanly, \(String(format: "%.0f", clock.now - login)) s after login"))
+        return report
+    }
+
+    /// Runs `command` in the guest as root; `input` goes to its standard input. ssh hands the remote shell one
+    /// line, so a script travels on standard input, never as an argument.
+    func ssh(_ command: [String], input: String? = nil, timeout: Double) throws -> Tool.Result {
+        try Tool.capture("ssh", ["-i", key, "-p", String(port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                 "-o", "LogLevel=ERROR", "root@127.0.0.1"] + command, input: input, timeout: timeout)
+    }
+
+    /// One round trip: what the checks need, as KEY=VALUE lines.
+    private func guestFacts(timeout: Double) throws -> [String: [String]] {
+        let script = """
+            echo "hostname=$(hostname)"
+            echo "marker=$(cat /var/tmp/boot-check-marker 2>/dev/null)"
+            echo "machine-id=$(cat /etc/machine-id 2>/dev/null)"
+            for f in /etc/ssh/ssh_host_*_key.pub; do [ -f "$f" ] && echo "host-key=$(cut -d' ' -f1,2 "$f")"; done
+            echo "cmdline=$(cat /proc/cmdline)"
+            echo "root-options=$(findmnt -no OPTIONS /)"
+            systemctl --failed --no-legend --plain 2>/dev/null | while read -r unit rest; do echo "failed-unit=$unit"; done
+            echo "result=$(tr -d '\\n' < /run/cloud-init/result.json 2>/dev/null)"
+            echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
+            echo "now=$(date +%s.%N)"
+            echo "startup=$(systemd-analyze 2>/dev/null | head -n1)"
+            echo "status=$(tr -d '\\n' < /var/lib/cloud/data/status.json 2>/dev/null)"
+            """
+        let result = try ssh(["sh", "-s"], input: script, timeout: timeout)
+        var facts: [String: [String]] = [:]
+        for line in result.stdout.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            facts[String(line[..<equals]), default: []].append(String(line[line.index(after: equals)...]))
+        }
+        return facts
+    }
+
+    private func checks(facts: [String: [String]], cloudInitStatus: Tool.Result, before: ImageState)
+        -> [BootReport.Check] {
+        func one(_ key: String) -> String { facts[key]?.first ?? "" }
+        var checks: [BootReport.Check] = []
+        let seenHostname = one("hostname")
+        checks.append(.init(name: "hostname from the metadata", passed: seenHostname == hostname,
+                            detail: seenHostname == hostname ? hostname : "expected \(hostname), found '\(seenHostname)'"))
+        checks.append(.init(name: "user-data command ran", passed: one("marker") == token,
+                            detail: one("marker") == token ? "/var/tmp/boot-check-marker written"
+                                : "/var/tmp/boot-check-marker holds '\(one("marker"))'"))
+        let id = one("machine-id")
+        let freshID = !id.isEmpty && id != "uninitialized" && id != before.machineID
+        checks.append(.init(name: "fresh machine-id", passed: freshID,
+                            detail: id.isEmpty ? "/etc/machine-id is empty"
+                                : id == before.machineID ? "\(id) is the one the image holds: clones would share it"
+                                : before.machineID == nil ? "\(id) (the image holds none)"
+                                : "\(id) (the image holds \(before.machineID ?? ""))"))
+        let keys = Set(facts["host-key"] ?? [])
+        let copied = keys.intersection(before.hostKeys)
+        checks.append(.init(name: "fresh SSH host keys", passed: !keys.isEmpty && copied.isEmpty,
+                            detail: keys.isEmpty ? "no /etc/ssh/ssh_host_*_key.pub"
+                                : copied.isEmpty ? "\(keys.count) keys, none from the image"
+                                : "\(copied.count) of \(keys.count) keys are the image's: clones would share them"))
+        if before.serialConsole {
+            let cmdline = one("cmdline")
+            checks.append(.init(name: "serial console", passed: cmdline.contains("console=ttyS0"),
+                                detail: cmdline.contains("console=ttyS0") ? "console=ttyS0 on /proc/cmdline"
+                                    : "the image asks for console=ttyS0 but /proc/cmdline is '\(cmdline)'"))
+        }
+        let rootOptions = one("root-options")
+        checks.append(.init(name: "root filesystem read-write", passed: rootOptions.split(separator: ",").first == "rw",
+                            detail: "mounted \(rootOptions.isEmpty ? "(unknown)" : rootOptions)"))
+        let failed = facts["failed-unit"] ?? []
+        checks.append(.init(name: "no failed systemd units", passed: failed.isEmpty,
+                            detail: failed.isEmpty ? "none" : failed.joined(separator: ", ")))
+        let result = one("result")
+        let errors = Self.cloudInitErrors(result)
+        // `status --wait` prints a dot a second while it waits, then "status: done".
+        let statusText = cloudInitStatus.stdout.split(separator: "\n").last.map(String.init) ?? "no status"
+        checks.append(.init(name: "cloud-init without errors", passed: cloudInitStatus.status == 0 && errors == [],
+                            detail: errors == nil ? "no /run/cloud-init/result.json (\(statusText))"
+                                : errors!.isEmpty ? "result.json lists no errors (\(statusText))"
+                                : errors!.joined(separator: "; ")))
+        return checks
+    }
+
+    /// The `errors` of cloud-init's result.json; nil when it is missing or unreadable.
+    static func cloudInitErrors(_ json: String) -> [String]? {
+        guard let data = json.data(using: .utf8),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let v1 = object["v1"] as? [String: Any], let errors = v1["errors"] as? [Any] else { return nil }
+        return errors.map { "\($0)" }
+    }
+}
+
+/// Seconds since qemu started.
+struct Clock {
+    let start: Date
+    var now: Double { Date().timeIntervalSince(start) }
+    func since(epoch: Double) -> Double { epoch - start.timeIntervalSince1970 }
+}
