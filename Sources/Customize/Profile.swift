@@ -4,10 +4,10 @@ import Operations
 ///
 /// ```swift
 /// Profile("rhel7-cloud", summary: "...", requires: .distro("rhel", major: 7)) { guest in
-///     SetLine(path: "/etc/sysconfig/network", key: "NOZEROCONF", value: "yes")
+///     SetLine("/etc/sysconfig/network", key: "NOZEROCONF", value: "yes")
 ///     if guest.majorVersion >= 7 { AppendGrubArgs(["console=tty0"]) }
 ///     Group("subscription clean-up") { DisableRepos() }
-///     Profile.sysprep
+///     BuiltinProfiles.sysprep
 /// }
 /// ```
 ///

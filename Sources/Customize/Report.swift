@@ -9,7 +9,7 @@ public struct RunReport: Encodable, Sendable {
     public var dryRun: Bool
     public var guest: GuestFacts?
     public var steps: [StepReport]
-    /// Seconds per stage: check, open, inspect, apply, relabel, trim, rewrite, commit.
+    /// Seconds per stage: check, open, inspect, apply, relabel, trim, shutdown, rewrite, commit (those the run had).
     public var timings: [String: Double]
     public var size: Size
 

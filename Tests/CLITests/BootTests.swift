@@ -7,24 +7,10 @@ extension Tag {
     @Tag static var boot: Self
 }
 
-/// The Debian 12 guests built from Debian's packages by Fixtures/build-debian: scripts/test exports
-/// IMGCUSTOMIZE_DEBIAN_FIXTURES; otherwise build (or find in the cache) with the script.
-let debianFixturesDirectory: String = {
-    if let directory = ProcessInfo.processInfo.environment["IMGCUSTOMIZE_DEBIAN_FIXTURES"], !directory.isEmpty {
-        return directory
-    }
-    let script = packageRoot.appendingPathComponent("Fixtures/build-debian").path
-    let result = try? runProcess(script, [])
-    return result?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-}()
+/// The Debian 12 guests built from Debian's packages by Fixtures/build-debian.
+let debianFixtures = FixtureImages(variable: "IMGCUSTOMIZE_DEBIAN_FIXTURES", script: "Fixtures/build-debian")
 
-func debianFixture(_ name: String) throws -> String {
-    let path = debianFixturesDirectory + "/" + name
-    guard FileManager.default.fileExists(atPath: path) else {
-        throw TestFailure("Debian fixture \(name) is missing in '\(debianFixturesDirectory)'; run Fixtures/build-debian")
-    }
-    return path
-}
+func debianFixture(_ name: String) throws -> String { try debianFixtures.path(name) }
 
 /// Every result boots: the real Debian guests, as built and after imgcustomize prepared them, checked by
 /// `boot-check` from inside the guest.

@@ -28,24 +28,8 @@ func imgcustomizeBinary() throws -> String {
     return executable
 }
 
-/// The guest images built from Fixtures/trees: scripts/test exports IMGCUSTOMIZE_FIXTURES; otherwise build (or
-/// find in the cache) with Fixtures/build-images.
-let fixturesDirectory: String = {
-    if let directory = ProcessInfo.processInfo.environment["IMGCUSTOMIZE_FIXTURES"], !directory.isEmpty {
-        return directory
-    }
-    let script = packageRoot.appendingPathComponent("Fixtures/build-images").path
-    let result = try? runProcess(script, [])
-    return result?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-}()
-
-func fixture(_ name: String) throws -> String {
-    let path = fixturesDirectory + "/" + name
-    guard FileManager.default.fileExists(atPath: path) else {
-        throw TestFailure("fixture \(name) is missing in '\(fixturesDirectory)'; run Fixtures/build-images")
-    }
-    return path
-}
+/// A guest image built from Fixtures/trees.
+func fixture(_ name: String) throws -> String { try guestFixtures.path(name) }
 
 func sha256(_ path: String) throws -> String {
     String(try runTool("sha256sum", [path]).prefix(64))

@@ -41,13 +41,7 @@ struct Fixture: Sendable, CustomTestStringConvertible {
     static let all = [rhel7, rhel6, rhel7Single]
 
     /// Builds the images on first use (minutes), then finds them in the cache (a moment).
-    func path() throws -> String {
-        let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let directory = try runTool(package.appendingPathComponent("Fixtures/build-images").path, [])
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        return directory + "/" + file
-    }
+    func path() throws -> String { try guestFixtures.path(file) }
 }
 
 extension ApplianceTests {

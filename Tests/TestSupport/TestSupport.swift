@@ -69,3 +69,32 @@ public func runTool(_ tool: String, _ arguments: [String]) throws -> String {
     }
     return result.stdout
 }
+
+/// Images the tests use, built from committed sources by a script under Fixtures/ and cached: the directory
+/// `variable` names (scripts/test exports it), or else the one the script prints once it has built the images or
+/// found them in its cache.
+public struct FixtureImages: Sendable {
+    public let directory: String
+    let script: String
+
+    public init(variable: String, script: String) {
+        self.script = script
+        if let directory = ProcessInfo.processInfo.environment[variable], !directory.isEmpty {
+            self.directory = directory
+        } else {
+            let result = try? runProcess(packageRoot.appendingPathComponent(script).path, [])
+            directory = result?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        }
+    }
+
+    public func path(_ name: String) throws -> String {
+        let path = directory + "/" + name
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TestFailure("fixture \(name) is missing in '\(directory)'; run \(script)")
+        }
+        return path
+    }
+}
+
+/// The RHEL-like guest images Fixtures/build-images builds from Fixtures/trees.
+public let guestFixtures = FixtureImages(variable: "IMGCUSTOMIZE_FIXTURES", script: "Fixtures/build-images")

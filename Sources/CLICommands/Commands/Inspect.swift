@@ -83,11 +83,11 @@ extension IMGCustomize {
             if let target = inspection.linkTarget { out += "symbolic link to: \(target)\n" }
             out += "file format: \(inspection.format.rawValue)\n"
             if let size = inspection.virtualSize {
-                out += "virtual size: \(humanSize(size)) (\(size) bytes)\n"
+                out += "virtual size: \(formatBytes(size)) (\(size) bytes)\n"
             } else {
                 out += "virtual size: unknown\n"
             }
-            out += "disk size: \(humanSize(inspection.actualSize))\n"
+            out += "disk size: \(formatBytes(inspection.actualSize))\n"
             let detected = inspection.formatsDetected.isEmpty ? "none (raw)" : inspection.formatsDetected.joined(separator: ", ")
             out += "formats detected: \(detected)\n"
             if let specific = inspection.formatSpecific {
@@ -133,18 +133,6 @@ extension IMGCustomize {
                 }
             }
             return out
-        }
-
-        static func humanSize(_ bytes: UInt64) -> String {
-            let units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
-            guard bytes >= 1024 else { return "\(bytes) B" }
-            var value = Double(bytes) / 1024
-            var unit = 0
-            while value >= 1024, unit < units.count - 1 {
-                value /= 1024
-                unit += 1
-            }
-            return String(format: "%.3g", value) + " " + units[unit]
         }
     }
 }
