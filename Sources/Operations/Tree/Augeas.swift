@@ -17,11 +17,11 @@ final class Augeas {
     private let emptyRoot: String
 
     init(lensDirectory: String = Augeas.lensDirectory) throws {
-        var template = Array("/tmp/imgcustomize-augeas-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else {
-            throw AugeasError(description: "cannot create an empty Augeas root: \(String(cString: strerror(errno)))")
+        do {
+            emptyRoot = try TemporaryDirectory.make(prefix: "imgcustomize-augeas")
+        } catch {
+            throw AugeasError(description: "cannot create an empty Augeas root: \(error); set TMPDIR to a writable directory")
         }
-        emptyRoot = String(cString: made)
         let flags = AUG_NO_LOAD.rawValue | AUG_NO_MODL_AUTOLOAD.rawValue | AUG_NO_STDINC.rawValue
             | AUG_NO_ERR_CLOSE.rawValue
         handle = aug_init(emptyRoot, lensDirectory, flags)
