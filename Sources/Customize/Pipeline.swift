@@ -193,10 +193,14 @@ public struct Pipeline: Sendable {
                 }
             }
         } catch let error as FormatError {
-            // A file another program changed explains any error reading it: say that first.
-            try transaction.requireUnchangedImage()
-            throw rewriteError(error, image: image, destination: destination, newImage: newImage, overlay: overlay,
-                               expected: sizeBefore)
+            var failure = rewriteError(error, image: image, destination: destination, newImage: newImage,
+                                       overlay: overlay, expected: sizeBefore)
+            // Another program changing the image explains an error reading it, and is what to fix.
+            if let change = transaction.imageChange() {
+                failure.message += "; the image \(change.message)"
+                failure.hint = change.hint
+            }
+            throw failure
         }
         try clock.measure("commit") { try transaction.commit(newImage) }
         report.size.after = allocatedBytes(destination)

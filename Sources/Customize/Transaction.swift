@@ -50,7 +50,10 @@ public final class Transaction {
         var made: [String] = []
         func fail(_ error: CustomizeError) -> CustomizeError {
             locks.forEach { close($0) }
-            made.forEach { try? FileManager.default.removeItem(atPath: $0) }
+            for directory in made {
+                try? FileManager.default.removeItem(atPath: directory)
+                ScratchRegistry.shared.remove(directory)
+            }
             return error
         }
         do {
@@ -65,22 +68,9 @@ public final class Transaction {
         let directory = (destination as NSString).deletingLastPathComponent.isEmpty
             ? "." : (destination as NSString).deletingLastPathComponent
         let prefix = ".imgcustomize-\((destination as NSString).lastPathComponent)"
+        // Scratch first, free space after: a read-only or unwritable directory is the first thing to say.
         TemporaryDirectory.removeStale(in: directory, prefix: prefix, logger: logger)
         if let scratchParent { TemporaryDirectory.removeStale(in: scratchParent, prefix: Self.overlayPrefix, logger: logger) }
-
-        let overlayApart = scratchParent.map { !Self.sameFilesystem($0, directory) } ?? false
-        let besideDestination = needs.newImage + (overlayApart ? 0 : needs.overlay)
-        if let available = Self.freeBytes(directory), available < besideDestination {
-            throw fail(CustomizeError(image: image.path,
-                "needs about \(formatBytes(besideDestination)) free in \(directory) but only \(formatBytes(available)) is available",
-                hint: "free some space there, or write elsewhere with --output"
-                    + (overlayApart ? "" : ", or put the overlay on another filesystem with --scratch DIR")))
-        }
-        if overlayApart, let scratchParent, let available = Self.freeBytes(scratchParent), available < needs.overlay {
-            throw fail(CustomizeError(image: image.path,
-                "needs about \(formatBytes(needs.overlay)) free in the scratch directory \(scratchParent) for the overlay but only \(formatBytes(available)) is available",
-                hint: "free some space there, or choose another --scratch directory"))
-        }
 
         do {
             scratch = try TemporaryDirectory.make(in: directory, prefix: prefix)
@@ -95,13 +85,26 @@ public final class Transaction {
             do {
                 overlayDirectory = try TemporaryDirectory.make(in: scratchParent, prefix: Self.overlayPrefix)
             } catch {
-                ScratchRegistry.shared.remove(scratch)
                 throw fail(CustomizeError(image: image.path, "cannot use the scratch directory: \(error)",
                                           hint: "choose a writable --scratch directory"))
             }
+            made.append(overlayDirectory)
             ScratchRegistry.shared.add(overlayDirectory)
         } else {
             overlayDirectory = scratch
+        }
+        let overlayApart = scratchParent.map { !Self.sameFilesystem($0, directory) } ?? false
+        let besideDestination = needs.newImage + (overlayApart ? 0 : needs.overlay)
+        if let available = Self.freeBytes(directory), available < besideDestination {
+            throw fail(CustomizeError(image: image.path,
+                "needs about \(formatBytes(besideDestination)) free in \(directory) but only \(formatBytes(available)) is available",
+                hint: "free some space there, or write elsewhere with --output"
+                    + (overlayApart ? "" : ", or put the overlay on another filesystem with --scratch DIR")))
+        }
+        if overlayApart, let scratchParent, let available = Self.freeBytes(scratchParent), available < needs.overlay {
+            throw fail(CustomizeError(image: image.path,
+                "needs about \(formatBytes(needs.overlay)) free in the scratch directory \(scratchParent) for the overlay but only \(formatBytes(available)) is available",
+                hint: "free some space there, or choose another --scratch directory"))
         }
         lockDescriptors = locks
     }
@@ -138,13 +141,17 @@ public final class Transaction {
 
     /// Fails when the image is no longer the file the safety check read, as it was then.
     public func requireUnchangedImage() throws {
+        if let error = imageChange() { throw error }
+    }
+
+    /// How the image changed since the safety check, as the error to report; nil when it did not.
+    func imageChange() -> CustomizeError? {
         let changes = image.changesSince()
-        guard changes.isEmpty else {
-            throw CustomizeError(image: image.path,
-                "changed while this run was working on it: \(changes.joined(separator: "; ")); nothing was committed",
-                hint: "another program wrote to the image or replaced it, so the result would mix two images; "
-                    + "make sure nothing else uses it, then run again (imgcustomize wrote nothing to it)")
-        }
+        guard !changes.isEmpty else { return nil }
+        return CustomizeError(image: image.path,
+            "changed while this run was working on it: \(changes.joined(separator: "; ")); nothing was committed",
+            hint: "another program wrote to the image or replaced it, so the result would mix two images; "
+                + "make sure nothing else uses it, then run again (imgcustomize wrote nothing to it)")
     }
 
     /// Removes the scratch directories and what they hold; the destination stays as it was.
