@@ -103,7 +103,12 @@ final class BackgroundRun {
 func failureDocument(_ run: CLIResult, stage: String,
                      sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
     #expect(run.status != 0, "the run did not fail", sourceLocation: sourceLocation)
-    let document = try jsonObject(run.stdout)
+    let document: [String: Any]
+    do {
+        document = try jsonObject(run.stdout)
+    } catch {
+        throw TestFailure("no JSON document on stdout (exit \(run.status)): '\(run.stdout)'; stderr:\n\(run.stderr)")
+    }
     #expect(document["stage"] as? String == stage, "\(document)", sourceLocation: sourceLocation)
     #expect(document["image-unchanged"] as? Bool == true, "\(document)", sourceLocation: sourceLocation)
     #expect(document["error"] is [String: Any], "\(document)", sourceLocation: sourceLocation)

@@ -41,6 +41,22 @@ import Testing
         #expect(try mount.entries() == ["disk.qcow2"])
     }
 
+    @Test func convertingOntoAFullFilesystemFailsCleanly() throws {
+        let directory = try TemporaryDirectory()
+        let image = directory.path("disk.raw")
+        let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
+        #expect(FileManager.default.createFile(atPath: image, contents: try random.read(upToCount: 24 << 20)))
+        let mount = try TmpfsMount(megabytes: 8)
+        let output = mount.file("disk.qcow2")
+
+        let run = try imgcustomize(["convert", "--compress", "none", image, output])
+        #expect(run.status == 1, "an error, not a crash: \(run.stderr)")
+        #expect(run.stderr.contains("ran out of space writing \(output)"), "\(run.stderr)")
+        #expect(run.stderr.contains("No space left on device"), "\(run.stderr)")
+        #expect(run.stderr.contains("partial output was removed"), "\(run.stderr)")
+        #expect(try mount.entries().isEmpty)
+    }
+
     /// As process 1 of a new pid namespace, the old dry run of a tree copied it to TMPDIR/imgcustomize-dry-run-1:
     /// a directory planted there got the copy inside it, and was then removed with whatever it held.
     @Test func aTreeDryRunNeverWritesToAPredictablePath() throws {

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Customize
 import Formats
 import Foundation
+import Operations
 
 extension ImageFormat: ExpressibleByArgument {}
 extension OutputFormat: ExpressibleByArgument {}
@@ -53,7 +55,14 @@ extension IMGCustomize {
             let writer = ImageWriter(WriteOptions(format: outputFormat, compression: compress,
                                                  clusterSize: clusterSize, level: level))
             let bar = ProgressBar("converting", enabled: !global.quiet)
-            let stats = try writer.write(source, to: output) { bar.update(done: Int64($0.bytesDone), total: Int64($0.bytesTotal)) }
+            let stats: WriteStats
+            do {
+                stats = try writer.write(source, to: output) { bar.update(done: Int64($0.bytesDone), total: Int64($0.bytesTotal)) }
+            } catch let error as FormatError where error.file == output && [ENOSPC, EDQUOT].contains(error.systemError) {
+                let directory = (output as NSString).deletingLastPathComponent
+                throw CustomizeError(image: input, "ran out of space writing \(output) after \(formatBytes(error.offset ?? 0)): \(error.message)",
+                                     hint: "free space in \(directory.isEmpty ? "." : directory) or write the output elsewhere; the partial output was removed")
+            }
             let megabytes = Double(source.virtualSize) / 1_000_000
             let rate = stats.seconds > 0 ? Double(stats.bytesRead) / 1_000_000 / stats.seconds : 0
             print(String(format: "%@: %.1f MB virtual, %.1f MB read, %.1f MB written in %.2f s (%.0f MB/s read)",
