@@ -114,7 +114,7 @@ public struct Pipeline: Sendable {
         // prepare: lock, scratch beside the destination, free space for the overlay and the result. A dry run
         // writes nothing beside the image: its overlay lives in a private temporary directory, thrown away.
         progress(.stage("prepare"))
-        let dryRunScratch = try clock.measure("prepare") { () throws -> String? in
+        let dryRunScratch = try clock.measure("prepare") { () throws -> TemporaryDirectory? in
             if options.dryRun { return try dryRunDirectory(for: image) }
             transaction = try Transaction(
                 image: checked.identity, destination: destination, scratchParent: options.scratchDirectory,
@@ -124,11 +124,11 @@ public struct Pipeline: Sendable {
         defer {
             transaction?.abandon()
             if let dryRunScratch {
-                try? FileManager.default.removeItem(atPath: dryRunScratch)
-                ScratchRegistry.shared.remove(dryRunScratch)
+                dryRunScratch.remove()
+                ScratchRegistry.shared.remove(dryRunScratch.path)
             }
         }
-        let overlay = transaction?.overlay ?? ((dryRunScratch ?? "") as NSString).appendingPathComponent("overlay.qcow2")
+        let overlay = transaction?.overlay ?? dryRunScratch?.appending("overlay.qcow2") ?? ""
 
         // open: the appliance writes into an overlay over the image; the image itself is only read.
         progress(.stage("open"))
@@ -260,12 +260,12 @@ public struct Pipeline: Sendable {
 
 extension Pipeline {
     /// A private directory for a dry run's overlay, in the scratch directory or TMPDIR (never beside the image).
-    func dryRunDirectory(for image: String) throws -> String {
+    func dryRunDirectory(for image: String) throws -> TemporaryDirectory {
         let parent = options.scratchDirectory ?? TemporaryDirectory.defaultParent
         TemporaryDirectory.removeStale(in: parent, prefix: Transaction.overlayPrefix, logger: logger)
         do {
-            let directory = try TemporaryDirectory.make(in: parent, prefix: Transaction.overlayPrefix)
-            ScratchRegistry.shared.add(directory)
+            let directory = try TemporaryDirectory(in: parent, prefix: Transaction.overlayPrefix)
+            ScratchRegistry.shared.add(directory.path)
             return directory
         } catch {
             throw CustomizeError(image: image, "cannot make a place for the dry run's overlay: \(error)",
@@ -303,29 +303,29 @@ extension Pipeline {
         var clock = StageClock()
         var report = RunReport(profile: nil, image: root, output: options.dryRun ? nil : root, dryRun: options.dryRun,
                                guest: nil, steps: [], timings: [:], size: .init(before: 0, after: nil))
-        var copy: String?
+        var copy: TemporaryDirectory?
         defer {
             if let copy {
-                try? FileManager.default.removeItem(atPath: copy)
-                ScratchRegistry.shared.remove(copy)
+                copy.remove()
+                ScratchRegistry.shared.remove(copy.path)
             }
         }
         do {
             var workRoot = root
             if options.dryRun {
-                let scratch = try clock.measure("prepare") { () throws -> String in
+                let scratch = try clock.measure("prepare") { () throws -> TemporaryDirectory in
                     let parent = options.scratchDirectory ?? TemporaryDirectory.defaultParent
                     TemporaryDirectory.removeStale(in: parent, prefix: "imgcustomize-dry-run", logger: logger)
                     do {
-                        return try TemporaryDirectory.make(in: parent, prefix: "imgcustomize-dry-run")
+                        return try TemporaryDirectory(in: parent, prefix: "imgcustomize-dry-run")
                     } catch {
                         throw CustomizeError(image: root, "cannot make a place for the dry run's copy: \(error)",
                                              hint: "set TMPDIR, or --scratch, to a writable directory")
                     }
                 }
                 copy = scratch
-                ScratchRegistry.shared.add(scratch)
-                workRoot = (scratch as NSString).appendingPathComponent("tree")
+                ScratchRegistry.shared.add(scratch.path)
+                workRoot = scratch.appending("tree")
                 try clock.measure("prepare") {
                     try runTool("cp", ["-a", "--reflink=auto", "--", root, workRoot], image: root)
                 }

@@ -17,11 +17,13 @@ public final class Transaction {
     public let image: ImageIdentity
     public let destination: String
     /// The scratch directory beside the destination, `.imgcustomize-NAME.PID.XXXXXX`, where the new image is written.
-    public let scratch: String
+    public var scratch: String { scratchDirectory.path }
     /// Where the overlay goes: `scratch`, or `imgcustomize-overlay.PID.XXXXXX` in the chosen scratch directory.
-    public let overlayDirectory: String
+    public var overlayDirectory: String { (overlayTemporary ?? scratchDirectory).path }
     /// The destination has been replaced by the new image.
     public private(set) var committed = false
+    private let scratchDirectory: TemporaryDirectory
+    private let overlayTemporary: TemporaryDirectory?
     private let lockDescriptors: [Int32]
     private var finished = false
     private let logger: Logger
@@ -47,12 +49,12 @@ public final class Transaction {
         self.destination = destination
         self.logger = logger
         var locks: [Int32] = []
-        var made: [String] = []
+        var made: [TemporaryDirectory] = []
         func fail(_ error: CustomizeError) -> CustomizeError {
             locks.forEach { close($0) }
             for directory in made {
-                try? FileManager.default.removeItem(atPath: directory)
-                ScratchRegistry.shared.remove(directory)
+                directory.remove()
+                ScratchRegistry.shared.remove(directory.path)
             }
             return error
         }
@@ -73,25 +75,27 @@ public final class Transaction {
         if let scratchParent { TemporaryDirectory.removeStale(in: scratchParent, prefix: Self.overlayPrefix, logger: logger) }
 
         do {
-            scratch = try TemporaryDirectory.make(in: directory, prefix: prefix)
+            scratchDirectory = try TemporaryDirectory(in: directory, prefix: prefix)
         } catch {
             throw fail(CustomizeError(image: image.path, "cannot write beside the destination \(destination): \(error)",
                 hint: "the new image is written in \(directory) so that it replaces \(destination) in one atomic rename; "
                     + "make that directory writable, or write the result to a writable place with --output PATH"))
         }
-        made.append(scratch)
-        ScratchRegistry.shared.add(scratch)
+        made.append(scratchDirectory)
+        ScratchRegistry.shared.add(scratchDirectory.path)
         if let scratchParent {
+            let overlayTemporary: TemporaryDirectory
             do {
-                overlayDirectory = try TemporaryDirectory.make(in: scratchParent, prefix: Self.overlayPrefix)
+                overlayTemporary = try TemporaryDirectory(in: scratchParent, prefix: Self.overlayPrefix)
             } catch {
                 throw fail(CustomizeError(image: image.path, "cannot use the scratch directory: \(error)",
                                           hint: "choose a writable --scratch directory"))
             }
-            made.append(overlayDirectory)
-            ScratchRegistry.shared.add(overlayDirectory)
+            made.append(overlayTemporary)
+            ScratchRegistry.shared.add(overlayTemporary.path)
+            self.overlayTemporary = overlayTemporary
         } else {
-            overlayDirectory = scratch
+            overlayTemporary = nil
         }
         let overlayApart = scratchParent.map { !Self.sameFilesystem($0, directory) } ?? false
         let besideDestination = needs.newImage + (overlayApart ? 0 : needs.overlay)
@@ -157,9 +161,9 @@ public final class Transaction {
     /// Removes the scratch directories and what they hold; the destination stays as it was.
     public func abandon() {
         finished = true
-        for directory in Set([scratch, overlayDirectory]) {
-            try? FileManager.default.removeItem(atPath: directory)
-            ScratchRegistry.shared.remove(directory)
+        for directory in [scratchDirectory] + (overlayTemporary.map { [$0] } ?? []) {
+            directory.remove()
+            ScratchRegistry.shared.remove(directory.path)
         }
     }
 

@@ -80,6 +80,56 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: temporary) == ["imgcustomize-dry-run-1"])
     }
 
+    /// The live run is process 999991 of its own pid namespace (a container, say): no process has that id here,
+    /// so only the lock it holds on its directory tells another run that it is not the leftover of a dead one.
+    @Test func anotherRunNeverRemovesTheDirectoryOfALiveOne() throws {
+        let directory = try TemporaryDirectory()
+        let temporary = directory.path("tmp")
+        let root = directory.path("guest")
+        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
+        let fifo = directory.path("motd")
+        #expect(mkfifo(fifo, 0o600) == 0)
+
+        // Its upload blocks opening the FIFO, after the dry run's copy is made, until the test opens it too.
+        let live = Process()
+        live.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        live.arguments = ["--pid", "--fork", "--mount-proc", "sh", "-c",
+                          "echo 999990 > /proc/sys/kernel/ns_last_pid; \"$0\" \"$@\"; exit $?",
+                          try imgcustomizeBinary(), "customize", "--root", root, "--dry-run", "--upload", fifo + ":/etc/motd"]
+        live.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temporary]) { $1 }
+        live.standardOutput = FileHandle.nullDevice
+        live.standardError = FileHandle.nullDevice
+        try live.run()
+        defer {
+            if live.isRunning { kill(live.processIdentifier, SIGKILL) }
+            live.waitUntilExit()
+        }
+        var waited = 0.0
+        func liveDirectories() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: temporary).filter { $0.hasPrefix("imgcustomize-dry-run.999991.") }
+        }
+        while try liveDirectories().isEmpty, waited < 30 {
+            Thread.sleep(forTimeInterval: 0.1)
+            waited += 0.1
+        }
+        let before = try liveDirectories()
+        #expect(before.count == 1, "no directory of the live run in \(temporary)")
+
+        let other = try imgcustomize(["customize", "--root", root, "--dry-run", "--write", "/etc/motd:x"],
+                                     environment: ["TMPDIR": temporary])
+        #expect(other.status == 0, "\(other.stderr)")
+        #expect(!other.stderr.contains("removing"), "\(other.stderr)")
+        #expect(try liveDirectories() == before, "the live run's directory is still there")
+
+        // Let the live run go on: its upload refuses the FIFO, and it removes its own directory on the way out.
+        let writer = open(fifo, O_WRONLY)
+        #expect(writer >= 0)
+        close(writer)
+        live.waitUntilExit()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty)
+    }
+
     @Test(.tags(.appliance)) func theDestinationFillingUpDuringTheRewriteLeavesTheImageIntact() throws {
         let source = try fixture("rhel6.qcow2")
         let megabytes = Int(try fileSize(source) >> 20)

@@ -93,15 +93,15 @@ public final class ApplianceFilesystem: GuestFilesystem {
 
     /// Runs `body` with the path of a file in a private host temporary directory, removed afterwards.
     private func viaHostFile<T>(_ action: String, _ path: String, _ body: (String) throws -> T) throws -> T {
-        let directory: String
+        let directory: TemporaryDirectory
         do {
-            directory = try TemporaryDirectory.make(prefix: "imgcustomize-transfer")
+            directory = try TemporaryDirectory(prefix: "imgcustomize-transfer")
         } catch {
             throw GuestError(guest: guestDescription, action: action, path: path, message: "\(error)",
                              hint: "set TMPDIR to a writable directory")
         }
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        return try body((directory as NSString).appendingPathComponent("file"))
+        defer { directory.remove() }
+        return try body(directory.appending("file"))
     }
 
     public func getxattr(_ path: String, name: String) throws -> [UInt8]? {

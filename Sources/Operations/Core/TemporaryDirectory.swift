@@ -5,18 +5,38 @@ import Logging
 /// is new and private (0700). A root tool writing to a predictable path in /tmp can be made to write through a
 /// symlink or into a directory someone else prepared.
 ///
-/// Names are `PREFIX.PID.XXXXXX`: the process id lets a later run find what a run killed with SIGKILL left.
-package enum TemporaryDirectory {
-    /// Makes a new directory in `parent` (TMPDIR when nil) and returns its path.
-    package static func make(in parent: String? = nil, prefix: String) throws -> String {
-        let parent = parent ?? defaultParent
+/// Names are `PREFIX.PID.XXXXXX`, and the directory stays locked (flock) while the value lives: a later run removes
+/// what a run killed with SIGKILL left, and never the directory of a live run, even one in another pid namespace
+/// (a container) or on another host sharing the directory, where its process id means nothing.
+package final class TemporaryDirectory: Sendable {
+    package let path: String
+    private let descriptor: Int32
+
+    /// Makes a new directory in `parent` (TMPDIR when nil).
+    package init(in parent: String? = nil, prefix: String) throws {
+        let parent = parent ?? Self.defaultParent
         var template = Array(((parent as NSString).appendingPathComponent("\(prefix).\(getpid()).XXXXXX")).utf8CString)
         let made = template.withUnsafeMutableBufferPointer { buffer in
             buffer.baseAddress.flatMap { mkdtemp($0) }.map { String(cString: $0) }
         }
         guard let made else { throw TemporaryDirectoryError(parent: parent, code: errno) }
-        return made
+        path = made
+        // Where flock does not work (some network filesystems), the process id alone tells stale from live.
+        let descriptor = open(made, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if descriptor >= 0, flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            close(descriptor)
+            self.descriptor = -1
+        } else {
+            self.descriptor = descriptor
+        }
     }
+
+    deinit { if descriptor >= 0 { close(descriptor) } }
+
+    package func appending(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+
+    /// Removes the directory and what it holds.
+    package func remove() { try? FileManager.default.removeItem(atPath: path) }
 
     /// TMPDIR, or /tmp.
     package static var defaultParent: String {
@@ -24,8 +44,8 @@ package enum TemporaryDirectory {
         return directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
     }
 
-    /// Removes the directories `make(in: parent, prefix: prefix)` made for processes that are gone. Only this user's
-    /// own directories are looked at: in a shared /tmp another user's, or another container's, are not ours to judge.
+    /// Removes the directories that runs which are gone made in `parent` with `prefix`: this user's own, whose
+    /// process is not alive here and whose lock nobody holds. (Another user's are not ours to judge.)
     package static func removeStale(in parent: String? = nil, prefix: String, logger: Logger) {
         let parent = parent ?? defaultParent
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
@@ -34,8 +54,12 @@ package enum TemporaryDirectory {
             guard let dot = rest.firstIndex(of: "."), let pid = Int32(rest[..<dot]), pid != getpid() else { continue }
             if kill(pid, 0) == 0 || errno == EPERM { continue }
             let path = (parent as NSString).appendingPathComponent(entry)
+            let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard descriptor >= 0 else { continue }
+            defer { close(descriptor) }
             var info = stat()
-            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == getuid() else { continue }
+            guard fstat(descriptor, &info) == 0, info.st_uid == getuid() else { continue }
+            if flock(descriptor, LOCK_EX | LOCK_NB) != 0, errno == EWOULDBLOCK { continue }
             logger.notice("removing what an interrupted run left: \(path)")
             try? FileManager.default.removeItem(atPath: path)
         }
