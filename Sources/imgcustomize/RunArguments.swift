@@ -25,6 +25,9 @@ struct RunArguments: ParsableArguments {
 
     @OptionGroup var appliance: ApplianceArguments
 
+    @Option(help: ArgumentHelp("Put the overlay the appliance writes to (or a dry run's copy) in DIR, which may be another filesystem; the new image is still written beside the destination, so it replaces it atomically (or IMGCUSTOMIZE_SCRATCH).", valueName: "DIR"))
+    var scratch: String?
+
     func options() throws -> RunOptions {
         var allowed: Set<ImageFormat>?
         if let formats {
@@ -36,8 +39,9 @@ struct RunArguments: ParsableArguments {
                 allowed?.insert(format)
             }
         }
+        let scratch = scratch ?? ProcessInfo.processInfo.environment["IMGCUSTOMIZE_SCRATCH"].flatMap { $0.isEmpty ? nil : $0 }
         var options = RunOptions(output: output, dryRun: dryRun, allowedFormats: allowed,
-                                 acceleration: appliance.accel ?? .auto, diffs: diff)
+                                 acceleration: appliance.accel ?? .auto, diffs: diff, scratchDirectory: scratch)
         options.launchLimits = try appliance.limits()
         return options
     }
@@ -69,7 +73,8 @@ struct ApplianceArguments: ParsableArguments {
 }
 
 /// Runs the pipeline with the CLI's logging and progress, then prints the report: JSON alone on stdout with
-/// --json, a line per step otherwise.
+/// --json, a line per step otherwise. A run that fails prints its failure as the JSON document with --json (the
+/// error, the stage, the steps done, whether the image is unchanged), and the error on stderr either way.
 func execute(options: RunOptions, global: GlobalOptions, json: Bool,
              _ body: (Pipeline, @escaping @Sendable (RunProgress) -> Void) throws -> RunReport) throws {
     let logger = global.makeLogger()
@@ -78,14 +83,20 @@ func execute(options: RunOptions, global: GlobalOptions, json: Bool,
     options.access = global.access
     let pipeline = Pipeline(options: options, logger: logger)
     let bar = ProgressBar("rewriting", enabled: !global.quiet)
-    let report = try body(pipeline) { event in
-        switch event {
-        case .stage(let stage): logger.info("\(stage)")
-        case .step(let index, let count, let step):
-            let target = step.target.isEmpty ? "" : " \(step.target)"
-            logger.info("[\(index + 1)/\(count)] \(step.operation)\(target): \(step.summary)")
-        case .rewrite(let done, let total): bar.update(done: done, total: total)
+    let report: RunReport
+    do {
+        report = try body(pipeline) { event in
+            switch event {
+            case .stage(let stage): logger.info("\(stage)")
+            case .step(let index, let count, let step):
+                let target = step.target.isEmpty ? "" : " \(step.target)"
+                logger.info("[\(index + 1)/\(count)] \(step.operation)\(target): \(step.summary)")
+            case .rewrite(let done, let total): bar.update(done: done, total: total)
+            }
         }
+    } catch let failure as RunFailure {
+        if json { print(failure.json()) }
+        throw failure
     }
     if json {
         print(report.json())

@@ -99,7 +99,7 @@ final class ImageFile: Sendable {
             let n = pread(descriptor, base + done, buffer.count - done, off_t(offset) + off_t(done))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw FormatError(file: path, offset: Int64(offset) + Int64(done), "read failed: \(String(cString: strerror(errno)))")
+                throw FormatError.system(file: path, offset: Int64(offset) + Int64(done), "read")
             }
             if n == 0 { break }
             done += n
@@ -111,6 +111,10 @@ final class ImageFile: Sendable {
     func readExactly(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer, what: String) throws {
         let got = try read(at: offset, into: buffer)
         guard got == buffer.count else {
+            var now = stat()
+            if fstat(descriptor, &now) == 0, (now.st_mode & S_IFMT) == S_IFREG, UInt64(max(now.st_size, 0)) < size {
+                throw FormatError(file: path, offset: Int64(offset), "\(what) of \(buffer.count) bytes runs past the end of the file: it was cut short while being read (\(now.st_size) bytes now, \(size) when opened)")
+            }
             throw FormatError(file: path, offset: Int64(offset), "\(what) of \(buffer.count) bytes runs past the end of the file (\(size) bytes)")
         }
     }

@@ -10,7 +10,9 @@ extension IMGCustomize {
             abstract: "Run a profile on an image: customize, clean up, trim and rewrite it, in one appliance launch.",
             discussion: """
             The image is never modified in place: the work goes to an overlay, the result is written beside the \
-            destination, fsynced and renamed over it. If the run fails or is killed, the image is as it was.
+            destination, fsynced and renamed over it. If the run fails or is killed, the image is as it was; if \
+            another program changes the image meanwhile, nothing is committed. With --json a failed run still prints \
+            one document: the error and what to do, the stage, the steps done and whether the image is unchanged.
 
             EXAMPLES:
               imgcustomize apply rhel7-cloud rhel7.qcow2
