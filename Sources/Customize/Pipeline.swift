@@ -24,6 +24,8 @@ public struct RunOptions: Sendable {
     public var cancellation: Cancellation?
     /// Whether the image may be a symlink (followed) or a block device; refused by default.
     public var access = FileAccess()
+    /// The keys of the guest's LUKS devices (never logged, never in the report).
+    public var keys = LUKSKeys()
 
     public init(output: String? = nil, dryRun: Bool = false, force: Bool = false, compression: ClusterCompression? = nil,
                 allowedFormats: Set<ImageFormat>? = nil, acceleration: Acceleration = .auto, diffs: Bool = false) {
@@ -132,7 +134,7 @@ public struct Pipeline: Sendable {
             let drive = ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true)
             return try ApplianceSession(drives: [drive], options: ApplianceOptions(
                 acceleration: options.acceleration, logger: logger, guestName: image, limits: options.launchLimits,
-                cancellation: cancellation))
+                cancellation: cancellation, keys: options.keys))
         }
         defer { try? session.close() }
 
