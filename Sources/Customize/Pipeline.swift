@@ -27,6 +27,8 @@ public struct RunOptions: Sendable {
     /// Where the overlay (or a dry run's copy) goes: nil = beside the destination (TMPDIR for a dry run). The new
     /// image is always written beside the destination, so that it replaces it in one atomic rename.
     public var scratchDirectory: String?
+    /// The keys of the guest's LUKS devices (never logged, never in the report).
+    public var keys = LUKSKeys()
 
     public init(output: String? = nil, dryRun: Bool = false, force: Bool = false, compression: ClusterCompression? = nil,
                 allowedFormats: Set<ImageFormat>? = nil, acceleration: Acceleration = .auto, diffs: Bool = false,
@@ -154,7 +156,7 @@ public struct Pipeline: Sendable {
             let drive = ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true)
             return try ApplianceSession(drives: [drive], options: ApplianceOptions(
                 acceleration: options.acceleration, logger: logger, guestName: image, limits: options.launchLimits,
-                cancellation: options.cancellation))
+                cancellation: options.cancellation, keys: options.keys))
         }
         defer { try? session.close() }
 

@@ -43,6 +43,7 @@ struct RunArguments: ParsableArguments {
         var options = RunOptions(output: output, dryRun: dryRun, allowedFormats: allowed,
                                  acceleration: appliance.accel ?? .auto, diffs: diff, scratchDirectory: scratch)
         options.launchLimits = try appliance.limits()
+        options.keys = try appliance.luksKeys()
         return options
     }
 }
@@ -63,6 +64,29 @@ struct ApplianceArguments: ParsableArguments {
         """, valueName: "seconds"))
     var launchTimeout: Double?
 
+    @Option(name: .customLong("key"), help: ArgumentHelp("""
+        Open a LUKS device with this key, as virt-customize does: DEVICE:key:PASSPHRASE, or DEVICE:file:PATH \
+        (the first line of a host file). DEVICE is the device inside the appliance (/dev/sda2) or the LUKS UUID. \
+        Repeatable; every key for a device is tried.
+        """, valueName: "selector"))
+    var keys: [String] = []
+
+    @Flag(help: "Read the key of each LUKS device no --key is for from stdin, one line each, in device order.")
+    var keysFromStdin = false
+
+    func luksKeys() throws -> LUKSKeys {
+        let keys = try self.keys.map { selector in
+            do {
+                return try LUKSKeys.Key(selector: selector)
+            } catch let error as LUKSKeyError {
+                throw ValidationError(error.description)
+            }
+        }
+        var luksKeys = LUKSKeys(keys)
+        if keysFromStdin { luksKeys.prompt = { readKey(for: $0) } }
+        return luksKeys
+    }
+
     func limits() throws -> LaunchLimits {
         do {
             return try LaunchLimits.resolve(launchSeconds: launchTimeout)
@@ -70,6 +94,24 @@ struct ApplianceArguments: ParsableArguments {
             throw ValidationError("\(error.message): \(error.hint ?? "")")
         }
     }
+}
+
+/// One line of stdin, for `--keys-from-stdin`: on a terminal after a prompt on stderr, not echoed.
+private func readKey(for device: String) -> String? {
+    guard isatty(STDIN_FILENO) == 1 else { return readLine(strippingNewline: true) }
+    FileHandle.standardError.write(Data("Enter key or passphrase (\"\(device)\"): ".utf8))
+    var saved = termios()
+    let echoOff = tcgetattr(STDIN_FILENO, &saved) == 0
+    if echoOff {
+        var quiet = saved
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet)
+    }
+    defer {
+        if echoOff { tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved) }
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+    return readLine(strippingNewline: true)
 }
 
 /// Runs the pipeline with the CLI's logging and progress, then prints the report: JSON alone on stdout with

@@ -17,10 +17,10 @@ struct CLIResult {
     var stderr: String
 }
 
-/// Runs the built `imgcustomize` as a user would, with the same environment.
+/// Runs the built `imgcustomize` as a user would, with the same environment; `input` is its stdin.
 @discardableResult
-func imgcustomize(_ arguments: [String], environment: [String: String] = [:]) throws -> CLIResult {
-    try runProcess(try imgcustomizeBinary(), arguments, environment: environment)
+func imgcustomize(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws -> CLIResult {
+    try runProcess(try imgcustomizeBinary(), arguments, environment: environment, input: input)
 }
 
 /// The `imgcustomize` built beside the test bundle.
@@ -34,7 +34,8 @@ func imgcustomizeBinary() throws -> String {
     return executable
 }
 
-func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> CLIResult {
+func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                input: String? = nil) throws -> CLIResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -46,6 +47,11 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
     process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+    if let input {
+        let inPath = directory.path("in")
+        _ = FileManager.default.createFile(atPath: inPath, contents: Data(input.utf8))
+        process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: inPath))
+    }
     try process.run()
     process.waitUntilExit()
     return CLIResult(status: process.terminationStatus,
@@ -108,9 +114,10 @@ final class TemporaryDirectory: Sendable {
 
 /// Opens an image read-only through the appliance and hands its mounted guest to `body`: how tests read back
 /// what a run did, as a user would with guestfish.
-func readBack<T>(_ image: String, format: ApplianceDrive.Format = .qcow2,
+func readBack<T>(_ image: String, format: ApplianceDrive.Format = .qcow2, options: ApplianceOptions = ApplianceOptions(),
                  _ body: (ApplianceFilesystem) throws -> T) throws -> T {
-    let session = try ApplianceSession(drives: [ApplianceDrive(path: image, format: format, readonly: true)])
+    let session = try ApplianceSession(drives: [ApplianceDrive(path: image, format: format, readonly: true)],
+                                       options: options)
     defer { try? session.close() }
     return try body(try session.mountOperatingSystem())
 }

@@ -316,3 +316,43 @@ extension Guestfs {
         }
     }
 }
+
+/// LUKS: finding encrypted devices, opening and closing their mappings.
+extension Guestfs {
+    /// The filesystem type blkid reports ("crypto_LUKS" for a LUKS device); nil when it reports none.
+    func filesystemType(_ device: String) -> String? {
+        guard case .success(let type) = perform("read the filesystem type of", device, {
+            Self.takeString(guestfs_vfs_type($0, device))
+        }) else { return nil }
+        return type.isEmpty ? nil : type
+    }
+
+    func luksUUID(_ device: String) throws -> String {
+        try string("read the LUKS UUID of", device) { guestfs_luks_uuid($0, device) }
+    }
+
+    /// Opens the LUKS `device` as /dev/mapper/`name`. libguestfs's trace shows the key as "***", and the daemon
+    /// hands it to cryptsetup in a file: it appears in no log.
+    func cryptsetupOpen(_ device: String, key: String, name: String, readonly: Bool) -> Result<Void, Failure> {
+        var optargs = guestfs_cryptsetup_open_argv()
+        optargs.bitmask = imgc_cryptsetup_open_readonly
+        optargs.readonly = readonly ? 1 : 0
+        return perform("open the LUKS device", device) { handle -> Void? in
+            guestfs_cryptsetup_open_argv(handle, device, key, name, &optargs) == -1 ? nil : ()
+        }
+    }
+
+    func cryptsetupClose(_ mapping: String) throws {
+        try run("close the LUKS mapping", mapping) { guestfs_cryptsetup_close($0, mapping) }
+    }
+
+    /// Scans for LVM volume groups again (those inside newly opened LUKS devices) and activates them all, or
+    /// deactivates them all.
+    func activateVolumeGroups(_ activate: Bool) throws {
+        if activate {
+            try run("scan for LVM volume groups") { guestfs_lvm_scan($0, 1) }
+        } else {
+            try run("deactivate the LVM volume groups") { guestfs_vg_activate_all($0, 0) }
+        }
+    }
+}
