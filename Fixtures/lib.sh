@@ -51,10 +51,11 @@ fixture_expected() {
 }
 
 # guestfish commands that print the inspection facts, each value preceded by an "@key" marker line
-# (guestfish prints bare values). They run on a launched handle with nothing mounted.
+# (guestfish prints bare values). They run on a launched handle with nothing mounted. $2, when given,
+# is the root device (for images not in fixture_names: Fixtures/debian.sh).
 fixture_inspection_commands() {
   local root k
-  root=$(fixture_root "$1")
+  root=${2:-$(fixture_root "$1")}
   echo "echo @roots"
   echo "inspect-os"
   for k in type distro major-version minor-version osinfo product-name hostname arch \

@@ -89,21 +89,17 @@ public final class ApplianceFilesystem: GuestFilesystem {
         }
     }
 
-    /// Runs `body` with the path of a private host temporary file, removed afterwards.
+    /// Runs `body` with the path of a file in a private host temporary directory, removed afterwards.
     private func viaHostFile<T>(_ action: String, _ path: String, _ body: (String) throws -> T) throws -> T {
-        var template = Array((NSTemporaryDirectory() + "/imgcustomize-transfer-XXXXXX").utf8CString)
-        let descriptor = template.withUnsafeMutableBufferPointer { buffer in
-            buffer.baseAddress.map { mkstemp($0) } ?? -1
+        let directory: TemporaryDirectory
+        do {
+            directory = try TemporaryDirectory(prefix: "imgcustomize-transfer")
+        } catch {
+            throw GuestError(guest: guestDescription, action: action, path: path, message: "\(error)",
+                             hint: "set TMPDIR to a writable directory")
         }
-        guard descriptor >= 0 else {
-            throw GuestError(guest: guestDescription, action: action, path: path,
-                             message: "cannot create a host temporary file: \(String(cString: strerror(errno)))",
-                             hint: "check TMPDIR")
-        }
-        Glibc.close(descriptor)
-        let hostFile = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        defer { unlink(hostFile) }
-        return try body(hostFile)
+        defer { directory.remove() }
+        return try body(directory.appending("file"))
     }
 
     public func getxattr(_ path: String, name: String) throws -> [UInt8]? {

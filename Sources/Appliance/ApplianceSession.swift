@@ -76,12 +76,15 @@ public struct ApplianceOptions: Sendable {
     var kvmDevice = "/dev/kvm"
     /// Cancelling stops the launch, or kills the running appliance, so that the call waiting on it fails at once.
     public var cancellation: Cancellation?
+    /// The keys of the guest's LUKS devices, opened before inspection (see `LUKSUnlock`). Never logged.
+    public var keys: LUKSKeys
 
     public init(acceleration: Acceleration = .auto, accelerationCache: URL? = nil,
                 logger: Logger = Logger(label: "imgcustomize.appliance"),
                 progress: (@Sendable (ApplianceProgress) -> Void)? = nil, guestName: String? = nil,
                 inspection: InspectionMethod = .automatic, limits: LaunchLimits? = nil,
-                cancellation: Cancellation? = nil) {
+                cancellation: Cancellation? = nil, keys: LUKSKeys = LUKSKeys()) {
+        self.keys = keys
         self.guestName = guestName
         self.limits = limits
         self.cancellation = cancellation
@@ -106,8 +109,11 @@ public final class ApplianceSession {
     private var mountedFilesystem: ApplianceFilesystem?
     /// Kills this appliance's qemu when the run is cancelled, so that the call waiting on it fails at once.
     private var stopOnCancel: Cancellation.Registration?
+    /// The LUKS devices opened at launch, closed again before the shutdown.
+    private(set) var openedLUKS: [OpenedLUKS] = []
 
-    /// Adds the drives and launches the appliance, coping with an unusable KVM (see `Acceleration`).
+    /// Adds the drives and launches the appliance, coping with an unusable KVM (see `Acceleration`), then opens the
+    /// LUKS devices the options have keys for.
     public init(drives: [ApplianceDrive], options: ApplianceOptions = ApplianceOptions()) throws {
         guard let first = drives.first else {
             throw GuestError(guest: "imgcustomize", action: "launch the appliance", message: "no image given")
@@ -120,6 +126,14 @@ public final class ApplianceSession {
         if let cancellation = options.cancellation {
             let pid = try guestfs.qemuPID
             stopOnCancel = cancellation.onCancel { kill(pid, SIGKILL) }
+        }
+        do {
+            openedLUKS = try LUKSUnlock(guestfs: guestfs, keys: options.keys, readonly: readonly,
+                                        logger: logger).run()
+        } catch {
+            stopOnCancel?.end()
+            guestfs.close()
+            throw error
         }
     }
 
@@ -150,7 +164,8 @@ public final class ApplianceSession {
     public func inspect(method: InspectionMethod) throws -> GuestFacts {
         if method == .automatic {
             do {
-                if let facts = try QuickInspection(guestfs: guestfs).inspect() {
+                let decrypted = Dictionary(openedLUKS.map { ($0.device, $0.mapping) }, uniquingKeysWith: { a, _ in a })
+                if let facts = try QuickInspection(guestfs: guestfs, decrypted: decrypted).inspect() {
                     logger.debug("inspected \(facts.root ?? "") by its release files and fstab")
                     return facts
                 }
@@ -166,18 +181,20 @@ public final class ApplianceSession {
             if roots.isEmpty {
                 let found = try guestfs.filesystems()
                 let pairs = found.map { "\($0.device) (\($0.type))" }
-                // list_filesystems leaves LUKS partitions out: ask each partition it did not list.
-                let listed = Set(found.map(\.device))
+                // list_filesystems leaves LUKS partitions out: ask each partition it did not list and the session
+                // did not open.
+                let listed = Set(found.map(\.device)).union(openedLUKS.map(\.device))
                 let encrypted = try guestfs.partitions()
-                    .filter { device in
-                        !listed.contains(device) && (try? guestfs.filesystemType(device)) == "crypto_LUKS"
+                    .filter { !listed.contains($0) && guestfs.filesystemType($0) == "crypto_LUKS" }
+                if let first = encrypted.first {
+                    let named = encrypted.map {
+                        "partition \(String($0.reversed().prefix { $0.isNumber }.reversed())) (\($0)) is LUKS-encrypted"
                     }
-                    .map { "partition \(String($0.reversed().prefix { $0.isNumber }.reversed())) (\($0)) is LUKS-encrypted" }
-                guard encrypted.isEmpty else {
                     throw GuestError(guest: guestfs.guest, action: "inspect", message:
-                                        "no operating system found: " + encrypted.joined(separator: ", ")
+                                        "no operating system found: " + named.joined(separator: ", ")
                                         + "; filesystems: " + pairs.joined(separator: ", "),
-                                     hint: "imgcustomize cannot unlock LUKS yet (virt-customize's --key DEVICE:key:PASSPHRASE is not implemented here); unlock it with virt-customize --key, or decrypt it on a trusted host")
+                                     hint: "give --key \(first):key:PASSPHRASE (or \(first):file:PATH, or the LUKS "
+                                        + "UUID instead of the device) or --keys-from-stdin")
                 }
                 throw GuestError(guest: guestfs.guest, action: "inspect", message:
                                     "no operating system found; filesystems: "
@@ -240,6 +257,9 @@ public final class ApplianceSession {
             if mountedFilesystem != nil {
                 try guestfs.unmountAll()
             }
+            // Volume groups inside a LUKS device hold it open.
+            if !openedLUKS.isEmpty { try guestfs.activateVolumeGroups(false) }
+            for luks in openedLUKS.reversed() { try guestfs.cryptsetupClose(luks.mapping) }
         }
         try guestfs.shutdown()
         try unmounted.get()

@@ -359,9 +359,12 @@ extension Guestfs {
         try pairs("list filesystems") { guestfs_list_filesystems($0) }.map { ($0.0, $0.1) }
     }
 
-    /// What blkid says a device holds: "ext4", "swap", "crypto_LUKS"...
-    func filesystemType(_ device: String) throws -> String {
-        try string("read the filesystem type of", device) { guestfs_vfs_type($0, device) }
+    /// What blkid says a device holds ("ext4", "swap", "crypto_LUKS"...); nil when it reports nothing.
+    func filesystemType(_ device: String) -> String? {
+        guard case .success(let type) = perform("read the filesystem type of", device, {
+            Self.takeString(guestfs_vfs_type($0, device))
+        }) else { return nil }
+        return type.isEmpty ? nil : type
     }
 
     func filesystemUUID(_ device: String) throws -> String {
@@ -459,6 +462,37 @@ extension Guestfs {
     /// Discards the unused blocks of the filesystem mounted at `mountpoint`.
     func fstrim(_ mountpoint: String) throws {
         try run("trim the free space of", mountpoint) { guestfs_fstrim_argv($0, mountpoint, nil) }
+    }
+}
+
+// MARK: LUKS
+
+extension Guestfs {
+    func luksUUID(_ device: String) throws -> String {
+        try string("read the LUKS UUID of", device) { guestfs_luks_uuid($0, device) }
+    }
+
+    /// Opens the LUKS `device` as /dev/mapper/`name`. libguestfs's trace shows the key as "***", and the daemon
+    /// hands it to cryptsetup in a file: it appears in no log.
+    func cryptsetupOpen(_ device: String, key: String, name: String, readonly: Bool) throws {
+        var optargs = guestfs_cryptsetup_open_argv()
+        optargs.bitmask = imgc_cryptsetup_open_readonly
+        optargs.readonly = readonly ? 1 : 0
+        try run("open the LUKS device", device) { guestfs_cryptsetup_open_argv($0, device, key, name, &optargs) }
+    }
+
+    func cryptsetupClose(_ mapping: String) throws {
+        try run("close the LUKS mapping", mapping) { guestfs_cryptsetup_close($0, mapping) }
+    }
+
+    /// Scans for LVM volume groups again (those inside newly opened LUKS devices) and activates them all, or
+    /// deactivates them all.
+    func activateVolumeGroups(_ activate: Bool) throws {
+        if activate {
+            try run("scan for LVM volume groups") { guestfs_lvm_scan($0, 1) }
+        } else {
+            try run("deactivate the LVM volume groups") { guestfs_vg_activate_all($0, 0) }
+        }
     }
 }
 

@@ -79,7 +79,7 @@ final class LaunchWatch: Sendable {
         var killed = false
     }
 
-    let directory: String
+    private let directory: TemporaryDirectory
     let wrapper: String
     private let pidFile: String
     private let underKVM: Bool
@@ -91,9 +91,14 @@ final class LaunchWatch: Sendable {
     init(hypervisor: String, underKVM: Bool, limits: LaunchLimits) throws {
         self.underKVM = underKVM
         self.limits = limits
-        directory = try makeTemporaryDirectory("the appliance launch")
-        pidFile = directory + "/qemu.pid"
-        wrapper = directory + "/qemu"
+        do {
+            directory = try TemporaryDirectory(prefix: "imgcustomize-launch")
+        } catch {
+            throw GuestError(guest: "imgcustomize", action: "prepare the appliance launch", message: "\(error)",
+                             hint: "set TMPDIR to a writable directory")
+        }
+        pidFile = directory.appending("qemu.pid")
+        wrapper = directory.appending("qemu")
         // Only the launch itself (the run with -kernel) records its pid; libguestfs also runs the hypervisor
         // to query its version and devices.
         let script = """
@@ -117,7 +122,7 @@ final class LaunchWatch: Sendable {
                 utimensat(AT_FDCWD, wrapper, &times, 0)
             }
         } catch {
-            try? FileManager.default.removeItem(atPath: directory)
+            directory.remove()
             throw error as? GuestError ?? GuestError(guest: "imgcustomize", action: "write the hypervisor wrapper",
                                                      path: wrapper, message: "\(error)")
         }
@@ -202,7 +207,7 @@ final class LaunchWatch: Sendable {
             state.finished = true
             return state.verdict
         }
-        try? FileManager.default.removeItem(atPath: directory)
+        directory.remove()
         return verdict
     }
 }

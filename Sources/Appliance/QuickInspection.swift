@@ -11,11 +11,19 @@ import Operations
 /// files give the distribution and version; the first of /bin/bash... gives the architecture; /etc/fstab gives
 /// the mountpoints, its UUID= and LABEL= resolved against the superblocks.
 ///
-/// Whenever the guest is anything else (another distribution, btrfs, LUKS, RAID, an fstab entry it cannot resolve,
+/// LUKS devices the session opened are read through their mappings (/dev/mapper/luks-UUID), and an fstab entry naming
+/// such a mapping resolves to it: what libguestfs 1.48 does too, taking /dev/mapper names that are not volumes as they
+/// stand. (Later libguestfs resolves them through the guest's /etc/crypttab; a guest whose crypttab names a mapping
+/// otherwise than luks-UUID leaves an fstab entry this inspection cannot resolve, and libguestfs decides.)
+///
+/// Whenever the guest is anything else (another distribution, btrfs, a closed LUKS device, RAID, an fstab entry it
+/// cannot resolve,
 /// a second operating system, a filesystem that will not mount), it returns nil and the caller asks libguestfs,
 /// so that a guest it does not know is never misread. A test compares both on every fixture.
 struct QuickInspection {
     let guestfs: Guestfs
+    /// The LUKS devices the session opened, and their mappings.
+    var decrypted: [String: String] = [:]
 
     /// What a device holds, from its first 68 KiB.
     enum Content: Equatable {
@@ -38,11 +46,17 @@ struct QuickInspection {
         // Whole disks without a partition table may hold a filesystem themselves.
         let bare = disks.filter { disk in !partitions.contains { Self.partition($0, isOn: disk) } }
         var contents: [(device: String, content: Content)] = []
-        for device in bare + partitions { contents.append((device, try content(of: device))) }
+        for device in bare + partitions {
+            let readable = decrypted[device] ?? device
+            contents.append((readable, try content(of: readable)))
+        }
         var volumes: [String] = []
         if contents.contains(where: { $0.content == .lvmPhysicalVolume }) {
             volumes = try guestfs.logicalVolumes()
-            for volume in volumes { contents.append((volume, try content(of: volume))) }
+            for volume in volumes {
+                let readable = decrypted[volume] ?? volume
+                contents.append((readable, try content(of: readable)))
+            }
         }
         if contents.contains(where: { if case .unsupported = $0.content { true } else { false } }) { return nil }
 
@@ -50,7 +64,7 @@ struct QuickInspection {
             guard case .filesystem(let type, let uuid, let label) = entry.content else { return nil }
             return (entry.device, type, uuid, label)
         }
-        let devices = Devices(disks: disks, partitions: partitions, volumes: volumes,
+        let devices = Devices(disks: disks, partitions: partitions, volumes: volumes, mappings: Array(decrypted.values),
                               uuids: filesystems.map { ($0.uuid, $0.device) },
                               labels: filesystems.filter { !$0.label.isEmpty }.map { ($0.label, $0.device) })
 
@@ -187,6 +201,8 @@ struct QuickInspection {
         var disks: [String]
         var partitions: [String]
         var volumes: [String]
+        /// The mappings of opened LUKS devices (/dev/mapper/luks-UUID).
+        var mappings: [String] = []
         var uuids: [(String, String)]
         var labels: [(String, String)]
 
@@ -347,6 +363,7 @@ struct QuickInspection {
     /// /dev/mapper/VG-LV and /dev/VG/LV to the volume; /dev/vda1, /dev/xvda1, /dev/hda1 to the same partition of
     /// the appliance's disk of that rank; nil for anything else.
     static func resolve(_ spec: String, devices: Devices) -> String? {
+        if devices.mappings.contains(spec) { return spec }
         if spec.hasPrefix("/dev/mapper/") {
             // Device-mapper doubles the dashes of VG and LV names and joins them with a single one.
             let name = Array(spec.dropFirst("/dev/mapper/".count))

@@ -72,26 +72,35 @@ public struct BootCheck: Sendable {
         let before = try ImageState.read(image: path, format: qemuFormat, options: options)
         try options.cancellation?.check(image: image)
 
-        let scratch = try makeTemporaryDirectory("the boot check")
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let scratch = try temporaryDirectory(image: image, prefix: "imgcustomize-boot-check")
+        defer { scratch.remove() }
         let run = try GuestRun(image: path, format: inspection.format, firmware: firmware,
-                               acceleration: before.acceleration, scratch: scratch, options: options)
+                               acceleration: before.acceleration, scratch: scratch.path, options: options)
         var report = try run.boot(imageName: image, before: before)
         report.seconds = Date().timeIntervalSince(started)
-        report.consoleLog = try keepConsole(run.consolePath, failed: !report.passed)
+        report.consoleLog = try keepConsole(run.consolePath, image: image, failed: !report.passed)
         return report
     }
 
     /// The console log where the user asked for it, or on failure in TMPDIR; nil once the scratch goes.
-    private func keepConsole(_ console: String, failed: Bool) throws -> String? {
+    private func temporaryDirectory(image: String, prefix: String) throws -> TemporaryDirectory {
+        do {
+            return try TemporaryDirectory(prefix: prefix)
+        } catch {
+            throw BootCheckError(image: image, "\(error)", hint: "set TMPDIR to a writable directory")
+        }
+    }
+
+    private func keepConsole(_ console: String, image: String, failed: Bool) throws -> String? {
         if let keep = options.keepConsole {
             try? FileManager.default.removeItem(atPath: keep)
             try FileManager.default.copyItem(atPath: console, toPath: keep)
             return keep
         }
         guard failed else { return nil }
-        let directory = try makeTemporaryDirectory("the failed boot's console log")
-        let kept = directory + "/console.log"
+        // Kept after the run on purpose: the user reads it.
+        let directory = try temporaryDirectory(image: image, prefix: "imgcustomize-boot-console")
+        let kept = directory.appending("console.log")
         try FileManager.default.copyItem(atPath: console, toPath: kept)
         return kept
     }

@@ -10,5 +10,6 @@ static const uint64_t imgc_add_drive_name = GUESTFS_ADD_DRIVE_OPTS_NAME_BITMASK;
 static const uint64_t imgc_add_drive_cachemode = GUESTFS_ADD_DRIVE_OPTS_CACHEMODE_BITMASK;
 static const uint64_t imgc_add_drive_discard = GUESTFS_ADD_DRIVE_OPTS_DISCARD_BITMASK;
 static const uint64_t imgc_glob_expand_directoryslash = GUESTFS_GLOB_EXPAND_OPTS_DIRECTORYSLASH_BITMASK;
+static const uint64_t imgc_cryptsetup_open_readonly = GUESTFS_CRYPTSETUP_OPEN_READONLY_BITMASK;
 
 #endif

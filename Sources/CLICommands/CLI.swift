@@ -1,4 +1,5 @@
 import ArgumentParser
+import Customize
 import Operations
 
 /// The `imgcustomize` command and its subcommands. The executable is a few lines calling `main()`; tests call
@@ -23,6 +24,9 @@ public struct IMGCustomize: ParsableCommand {
             try command.run()
         } catch let cancelled as RunCancelled {
             Interruption.finish(cancelled)
+        } catch let failure as RunFailure where failure.error is RunCancelled {
+            // --json has printed the failure's document by now.
+            Interruption.finish(failure.error as! RunCancelled)
         } catch {
             exit(withError: error)
         }

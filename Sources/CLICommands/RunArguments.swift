@@ -25,10 +25,15 @@ struct RunArguments: ParsableArguments {
 
     @OptionGroup var appliance: ApplianceArguments
 
+    @Option(help: ArgumentHelp("Put the overlay the appliance writes to (or a dry run's copy) in DIR, which may be another filesystem; the new image is still written beside the destination, so it replaces it atomically (or IMGCUSTOMIZE_SCRATCH).", valueName: "DIR"))
+    var scratch: String?
+
     func options() throws -> RunOptions {
+        let scratch = scratch ?? ProcessInfo.processInfo.environment["IMGCUSTOMIZE_SCRATCH"].flatMap { $0.isEmpty ? nil : $0 }
         var options = RunOptions(output: output, dryRun: dryRun, allowedFormats: try formats.allowed(),
-                                 acceleration: appliance.accel ?? .auto, diffs: diff)
+                                 acceleration: appliance.accel ?? .auto, diffs: diff, scratchDirectory: scratch)
         options.launchLimits = try appliance.limits()
+        options.keys = try appliance.luksKeys()
         return options
     }
 }
@@ -69,6 +74,29 @@ struct ApplianceArguments: ParsableArguments {
         """, valueName: "seconds"))
     var launchTimeout: Double?
 
+    @Option(name: .customLong("key"), help: ArgumentHelp("""
+        Open a LUKS device with this key, as virt-customize does: DEVICE:key:PASSPHRASE, or DEVICE:file:PATH \
+        (the first line of a host file). DEVICE is the device inside the appliance (/dev/sda2) or the LUKS UUID. \
+        Repeatable; every key for a device is tried.
+        """, valueName: "selector"))
+    var keys: [String] = []
+
+    @Flag(help: "Read the key of each LUKS device no --key is for from stdin, one line each, in device order.")
+    var keysFromStdin = false
+
+    func luksKeys() throws -> LUKSKeys {
+        let keys = try self.keys.map { selector in
+            do {
+                return try LUKSKeys.Key(selector: selector)
+            } catch let error as LUKSKeyError {
+                throw ValidationError(error.description)
+            }
+        }
+        var luksKeys = LUKSKeys(keys)
+        if keysFromStdin { luksKeys.prompt = { readKey(for: $0) } }
+        return luksKeys
+    }
+
     func limits() throws -> LaunchLimits {
         do {
             return try LaunchLimits.resolve(launchSeconds: launchTimeout)
@@ -78,8 +106,27 @@ struct ApplianceArguments: ParsableArguments {
     }
 }
 
+/// One line of stdin, for `--keys-from-stdin`: on a terminal after a prompt on stderr, not echoed.
+private func readKey(for device: String) -> String? {
+    guard isatty(STDIN_FILENO) == 1 else { return readLine(strippingNewline: true) }
+    FileHandle.standardError.write(Data("Enter key or passphrase (\"\(device)\"): ".utf8))
+    var saved = termios()
+    let echoOff = tcgetattr(STDIN_FILENO, &saved) == 0
+    if echoOff {
+        var quiet = saved
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet)
+    }
+    defer {
+        if echoOff { tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved) }
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+    return readLine(strippingNewline: true)
+}
+
 /// Runs the pipeline with the CLI's logging and progress, then prints the report: JSON alone on stdout with
-/// --json, a line per step otherwise.
+/// --json, a line per step otherwise. A run that fails prints its failure as the JSON document with --json (the
+/// error, the stage, the steps done, whether the image is unchanged), and the error on stderr either way.
 func execute(options: RunOptions, global: GlobalOptions, json: Bool,
              _ body: (Pipeline, @escaping @Sendable (RunProgress) -> Void) throws -> RunReport) throws {
     let logger = global.makeLogger()
@@ -88,14 +135,20 @@ func execute(options: RunOptions, global: GlobalOptions, json: Bool,
     options.access = global.access
     let pipeline = Pipeline(options: options, logger: logger)
     let bar = ProgressBar("rewriting", enabled: !global.quiet)
-    let report = try body(pipeline) { event in
-        switch event {
-        case .stage(let stage): logger.info("\(stage)")
-        case .step(let index, let count, let step):
-            let target = step.target.isEmpty ? "" : " \(step.target)"
-            logger.info("[\(index + 1)/\(count)] \(step.operation)\(target): \(step.summary)")
-        case .rewrite(let done, let total): bar.update(done: done, total: total)
+    let report: RunReport
+    do {
+        report = try body(pipeline) { event in
+            switch event {
+            case .stage(let stage): logger.info("\(stage)")
+            case .step(let index, let count, let step):
+                let target = step.target.isEmpty ? "" : " \(step.target)"
+                logger.info("[\(index + 1)/\(count)] \(step.operation)\(target): \(step.summary)")
+            case .rewrite(let done, let total): bar.update(done: done, total: total)
+            }
         }
+    } catch let failure as RunFailure {
+        if json { print(failure.json()) }
+        throw failure
     }
     if json {
         print(report.json())

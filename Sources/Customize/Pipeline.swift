@@ -1,9 +1,9 @@
+import Appliance
+import DirectoryTree
 import Foundation
 import Formats
 import Logging
 import Operations
-import Appliance
-import DirectoryTree
 
 /// What a run is asked to do.
 public struct RunOptions: Sendable {
@@ -21,14 +21,20 @@ public struct RunOptions: Sendable {
     public var diffs = false
     /// How long the appliance may take to come up; nil for the defaults and IMGCUSTOMIZE_LAUNCH_TIMEOUT.
     public var launchLimits: LaunchLimits?
-    /// Stops the run from another thread (the CLI cancels it on SIGINT, SIGTERM and SIGHUP): the run throws
+    /// Stops the run from another thread (the CLI cancels it on SIGINT, SIGTERM and SIGHUP): the run fails with
     /// `RunCancelled` and the image stays as it was.
     public var cancellation: Cancellation?
     /// Whether the image may be a symlink (followed) or a block device; refused by default.
     public var access = FileAccess()
+    /// Where the overlay (or a dry run's copy) goes: nil = beside the destination (TMPDIR for a dry run). The new
+    /// image is always written beside the destination, so that it replaces it in one atomic rename.
+    public var scratchDirectory: String?
+    /// The keys of the guest's LUKS devices (never logged, never in the report).
+    public var keys = LUKSKeys()
 
     public init(output: String? = nil, dryRun: Bool = false, force: Bool = false, compression: ClusterCompression? = nil,
-                allowedFormats: Set<ImageFormat>? = nil, acceleration: Acceleration = .auto, diffs: Bool = false) {
+                allowedFormats: Set<ImageFormat>? = nil, acceleration: Acceleration = .auto, diffs: Bool = false,
+                scratchDirectory: String? = nil) {
         self.output = output
         self.dryRun = dryRun
         self.force = force
@@ -36,6 +42,7 @@ public struct RunOptions: Sendable {
         self.allowedFormats = allowedFormats
         self.acceleration = acceleration
         self.diffs = diffs
+        self.scratchDirectory = scratchDirectory
     }
 }
 
@@ -83,58 +90,75 @@ public struct Pipeline: Sendable {
     private func run(image: String, profileName: String?, requirement: GuestRequirement?, output policy: OutputPolicy,
                      progress: @Sendable (RunProgress) -> Void,
                      operations: (GuestFacts) -> [any GuestOperation]) throws -> RunReport {
-        do {
-            return try unguardedRun(image: image, profileName: profileName, requirement: requirement, output: policy,
-                                    progress: progress, operations: operations)
-        } catch let error where !(error is RunCancelled) {
-            // Cancelling kills the appliance, so the call that was waiting on it fails with its own error: the
-            // cancellation is what happened.
-            if let reason = options.cancellation?.reason { throw RunCancelled(image: image, reason: reason) }
-            throw error
-        }
-    }
-
-    private func unguardedRun(image: String, profileName: String?, requirement: GuestRequirement?,
-                              output policy: OutputPolicy, progress: @Sendable (RunProgress) -> Void,
-                              operations: (GuestFacts) -> [any GuestOperation]) throws -> RunReport {
-        let cancellation = options.cancellation
-        func checkCancelled() throws { try cancellation?.check(image: image) }
         var clock = StageClock()
-        let sizeBefore = allocatedBytes(image)
-
-        // check: refuse unsafe images before any qemu process sees them.
-        progress(.stage("check"))
-        let inspection = try clock.measure("check") {
-            try ImageInspector.requireSafe(path: image, policy: SafetyPolicy(allowedFormats: options.allowedFormats,
-                                                                             access: options.access))
-        }
-        let target = try outputTarget(image: image, format: inspection.format, policy: policy)
         let destination = options.output ?? image
-        if !options.dryRun { try FileAccess.checkDestination(destination, image: image) }
-
         var report = RunReport(profile: profileName, image: image, output: options.dryRun ? nil : destination,
                                dryRun: options.dryRun, guest: nil, steps: [], timings: [:],
-                               size: .init(before: sizeBefore, after: nil))
+                               size: .init(before: allocatedBytes(image), after: nil))
+        var transaction: Transaction?
+        do {
+            try run(image: image, destination: destination, profileName: profileName, requirement: requirement,
+                    output: policy, progress: progress, operations: operations, report: &report, clock: &clock,
+                    transaction: &transaction)
+        } catch {
+            report.timings = clock.timings
+            let replaced = transaction?.committed == true && destination == image
+            // Cancelling kills the appliance, so the call that was waiting on it fails with its own error: the
+            // cancellation is what happened.
+            var cause = error
+            if !(error is RunCancelled), let reason = options.cancellation?.reason {
+                cause = RunCancelled(image: image, reason: reason)
+            }
+            throw RunFailure(cause, stage: clock.stage ?? "check", report: report, imageUnchanged: !replaced)
+        }
+        report.timings = clock.timings
+        return report
+    }
 
-        // The transaction: lock, scratch beside the destination, free space for the overlay and the result. A dry
-        // run writes nothing beside the image: its overlay lives in a temporary directory and is thrown away.
-        let transaction = options.dryRun ? nil : try Transaction(
-            image: image, destination: destination,
-            neededBytes: Int64(Double(sizeBefore) * 1.1) + (64 << 20), logger: logger)
-        defer { transaction?.abandon() }
-        let dryRunScratch = options.dryRun ? try temporaryDirectory(for: image) : nil
-        defer { if let dryRunScratch { try? FileManager.default.removeItem(atPath: dryRunScratch) } }
-        let overlay = transaction?.scratchPath("overlay.qcow2") ?? (dryRunScratch ?? "") + "/overlay.qcow2"
+    private func run(image: String, destination: String, profileName: String?, requirement: GuestRequirement?,
+                     output policy: OutputPolicy, progress: @Sendable (RunProgress) -> Void,
+                     operations: (GuestFacts) -> [any GuestOperation], report: inout RunReport,
+                     clock: inout StageClock, transaction: inout Transaction?) throws {
+        let sizeBefore = report.size.before
+        func checkCancelled() throws { try options.cancellation?.check(image: image) }
+
+        // check: refuse unsafe images before any qemu process sees them, and remember which file was checked.
+        progress(.stage("check"))
+        let checked = try clock.measure("check") {
+            try ImageInspector.check(path: image, policy: SafetyPolicy(allowedFormats: options.allowedFormats,
+                                                                       access: options.access))
+        }
+        let target = try outputTarget(image: image, format: checked.inspection.format, policy: policy)
+        if !options.dryRun { try FileAccess.checkDestination(destination, image: image) }
+
+        // prepare: lock, scratch beside the destination, free space for the overlay and the result. A dry run
+        // writes nothing beside the image: its overlay lives in a private temporary directory, thrown away.
+        progress(.stage("prepare"))
+        let dryRunScratch = try clock.measure("prepare") { () throws -> TemporaryDirectory? in
+            if options.dryRun { return try dryRunDirectory(for: image) }
+            transaction = try Transaction(
+                image: checked.identity, destination: destination, scratchParent: options.scratchDirectory,
+                needs: .init(newImage: sizeBefore, overlay: sizeBefore / 10 + (64 << 20)), logger: logger)
+            return nil
+        }
+        defer {
+            transaction?.abandon()
+            if let dryRunScratch {
+                dryRunScratch.remove()
+                ScratchRegistry.shared.remove(dryRunScratch.path)
+            }
+        }
+        let overlay = transaction?.overlay ?? dryRunScratch?.appending("overlay.qcow2") ?? ""
 
         // open: the appliance writes into an overlay over the image; the image itself is only read.
         try checkCancelled()
         progress(.stage("open"))
         let session = try clock.measure("open") { () throws -> ApplianceSession in
-            try createOverlay(overlay, backing: inspection.resolvedPath, format: inspection.format)
+            try createOverlay(overlay, backing: checked.inspection.resolvedPath, format: checked.inspection.format)
             let drive = ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true)
             return try ApplianceSession(drives: [drive], options: ApplianceOptions(
                 acceleration: options.acceleration, logger: logger, guestName: image, limits: options.launchLimits,
-                cancellation: cancellation))
+                cancellation: options.cancellation, keys: options.keys))
         }
         defer { try? session.close() }
 
@@ -179,27 +203,59 @@ public struct Pipeline: Sendable {
         if !relabelled { report.steps += try relabel(runner, clock: &clock) }
         try clock.measure("shutdown") { try session.close() }
 
-        guard let transaction else {
-            report.timings = clock.timings
-            return report
-        }
+        guard let transaction else { return }
 
         // rewrite: merge overlay and image into a new file, then commit it over the destination.
         try checkCancelled()
         progress(.stage("rewrite"))
         let newImage = transaction.scratchPath("new")
-        try clock.measure("rewrite") {
-            let source = try openImage(path: overlay, format: .qcow2, allowBacking: true)
-            _ = try ImageWriter(target).write(source, to: newImage) { written in
-                try checkCancelled()
-                progress(.rewrite(done: Int64(written.bytesDone), total: Int64(written.bytesTotal)))
+        do {
+            try clock.measure("rewrite") {
+                let source = try openImage(path: overlay, format: .qcow2, allowBacking: true)
+                _ = try ImageWriter(target).write(source, to: newImage) { written in
+                    try checkCancelled()
+                    progress(.rewrite(done: Int64(written.bytesDone), total: Int64(written.bytesTotal)))
+                }
             }
+        } catch let error as FormatError {
+            var failure = rewriteError(error, image: image, destination: destination, newImage: newImage,
+                                       overlay: overlay, expected: sizeBefore)
+            // Another program changing the image explains an error reading it, and is what to fix.
+            if let change = transaction.imageChange() {
+                failure.message += "; the image \(change.message)"
+                failure.hint = change.hint
+            }
+            throw failure
         }
         try checkCancelled()
         try clock.measure("commit") { try transaction.commit(newImage) }
         report.size.after = allocatedBytes(destination)
-        report.timings = clock.timings
-        return report
+    }
+
+    /// What went wrong in the rewrite, for the user: the destination filling up, a write error, a read error.
+    private func rewriteError(_ error: FormatError, image: String, destination: String, newImage: String,
+                              overlay: String, expected: Int64) -> CustomizeError {
+        let directory = (destination as NSString).deletingLastPathComponent.isEmpty
+            ? "." : (destination as NSString).deletingLastPathComponent
+        if error.file == newImage {
+            if error.systemError == ENOSPC || error.systemError == EDQUOT {
+                let written = formatBytes(error.offset ?? 0)
+                let free = Transaction.freeBytes(directory).map { ", \(formatBytes($0)) is free now" } ?? ""
+                return CustomizeError(image: image,
+                    "ran out of space in \(directory) after writing \(written) of the new image "
+                        + "(about \(formatBytes(expected)) was expected\(free)): \(error.message)",
+                    hint: "free space in \(directory) (the new image may need as much as the image itself), or write "
+                        + "elsewhere with --output; \(image) is unchanged and the partial new image was removed")
+            }
+            return CustomizeError(image: image, "cannot write the new image in \(directory): \(error)",
+                                  hint: "check that filesystem (dmesg says more); \(image) is unchanged")
+        }
+        let what = error.file == overlay ? "the overlay \(overlay)" : error.file
+        let at = error.offset.map { " at byte \($0)" } ?? ""
+        return CustomizeError(image: image, "cannot read \(what)\(at) while rewriting the image: \(error.message)",
+            hint: "the file or the disk under it gave a read error, or the file was cut short while the run read it; "
+                + "check the disk (dmesg says more) or copy the image again from its source. imgcustomize wrote "
+                + "nothing to \(image)")
     }
 
     /// The labels phase's own steps (SELinux labels from the guest's own policy) for what the run touched; nothing
@@ -231,14 +287,20 @@ public struct Pipeline: Sendable {
     }
 }
 
-/// A private directory for a dry run's overlay, in TMPDIR (never beside the image).
-func temporaryDirectory(for image: String) throws -> String {
-    var template = Array((NSTemporaryDirectory() + "imgcustomize-XXXXXX").utf8CString)
-    guard let made = mkdtemp(&template) else {
-        throw CustomizeError(image: image, "cannot create a temporary directory: \(String(cString: strerror(errno)))",
-                             hint: "set TMPDIR to a writable directory")
+extension Pipeline {
+    /// A private directory for a dry run's overlay, in the scratch directory or TMPDIR (never beside the image).
+    func dryRunDirectory(for image: String) throws -> TemporaryDirectory {
+        let parent = options.scratchDirectory ?? TemporaryDirectory.defaultParent
+        TemporaryDirectory.removeStale(in: parent, prefix: Transaction.overlayPrefix, logger: logger)
+        do {
+            let directory = try TemporaryDirectory(in: parent, prefix: Transaction.overlayPrefix)
+            ScratchRegistry.shared.add(directory.path)
+            return directory
+        } catch {
+            throw CustomizeError(image: image, "cannot make a place for the dry run's overlay: \(error)",
+                                 hint: "set TMPDIR, or --scratch, to a writable directory")
+        }
     }
-    return String(cString: made)
 }
 
 /// Runs a host tool, failing with its stderr.
@@ -268,26 +330,51 @@ extension Pipeline {
     public func customize(_ operations: [any GuestOperation], onTree root: String,
                           progress: @Sendable (RunProgress) -> Void = { _ in }) throws -> RunReport {
         var clock = StageClock()
-        var workRoot = root
-        var copy: String?
-        if options.dryRun {
-            let scratch = NSTemporaryDirectory() + "imgcustomize-dry-run-\(getpid())"
-            try runTool("cp", ["-a", "--reflink=auto", root, scratch], image: root)
-            copy = scratch
-            workRoot = scratch
-        }
-        defer { if let copy { try? FileManager.default.removeItem(atPath: copy) } }
-
-        let tree = try TreeFilesystem(root: workRoot)
-        let runner = OperationRunner(guest: tree, context: OperationContext(logger: logger),
-                                     recordDiffs: options.diffs || options.dryRun)
         var report = RunReport(profile: nil, image: root, output: options.dryRun ? nil : root, dryRun: options.dryRun,
                                guest: nil, steps: [], timings: [:], size: .init(before: 0, after: nil))
-        for (index, operation) in operations.enumerated() {
-            try options.cancellation?.check(image: root)
-            let step = try clock.measure("apply") { try runner.run(operation) }
-            report.steps.append(step)
-            progress(.step(index: index, count: operations.count, step))
+        var copy: TemporaryDirectory?
+        defer {
+            if let copy {
+                copy.remove()
+                ScratchRegistry.shared.remove(copy.path)
+            }
+        }
+        do {
+            var workRoot = root
+            if options.dryRun {
+                let scratch = try clock.measure("prepare") { () throws -> TemporaryDirectory in
+                    let parent = options.scratchDirectory ?? TemporaryDirectory.defaultParent
+                    TemporaryDirectory.removeStale(in: parent, prefix: "imgcustomize-dry-run", logger: logger)
+                    do {
+                        return try TemporaryDirectory(in: parent, prefix: "imgcustomize-dry-run")
+                    } catch {
+                        throw CustomizeError(image: root, "cannot make a place for the dry run's copy: \(error)",
+                                             hint: "set TMPDIR, or --scratch, to a writable directory")
+                    }
+                }
+                copy = scratch
+                ScratchRegistry.shared.add(scratch.path)
+                workRoot = scratch.appending("tree")
+                try clock.measure("prepare") {
+                    try runTool("cp", ["-a", "--reflink=auto", "--", root, workRoot], image: root)
+                }
+            }
+
+            let tree = try clock.measure("open") { try TreeFilesystem(root: workRoot) }
+            let runner = OperationRunner(guest: tree, context: OperationContext(logger: logger),
+                                         recordDiffs: options.diffs || options.dryRun)
+            for (index, operation) in operations.enumerated() {
+                try options.cancellation?.check(image: root)
+                let step = try clock.measure("apply") { try runner.run(operation) }
+                report.steps.append(step)
+                progress(.step(index: index, count: operations.count, step))
+            }
+        } catch {
+            report.timings = clock.timings
+            // A tree is changed in place, step by step: only a dry run, or a failure before the first step, leaves
+            // it as it was.
+            let untouched = options.dryRun || clock.stage != "apply"
+            throw RunFailure(error, stage: clock.stage ?? "prepare", report: report, imageUnchanged: untouched)
         }
         report.timings = clock.timings
         return report

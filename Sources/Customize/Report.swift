@@ -9,7 +9,7 @@ public struct RunReport: Encodable, Sendable {
     public var dryRun: Bool
     public var guest: GuestFacts?
     public var steps: [StepReport]
-    /// Seconds per stage: check, open, inspect, apply, relabel, trim, shutdown, rewrite, commit (those the run had).
+    /// Seconds per stage: check, prepare, open, inspect, apply, relabel, trim, shutdown, rewrite, commit.
     public var timings: [String: Double]
     public var size: Size
 
@@ -35,20 +35,26 @@ public struct RunReport: Encodable, Sendable {
         try container.encode(size, forKey: .size)
     }
 
-    public func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        // Encoding plain strings, numbers and booleans cannot fail.
-        let data = (try? encoder.encode(self)) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
+    public func json() -> String { jsonDocument(self) }
+}
+
+/// One pretty-printed JSON document with sorted keys, what --json prints.
+func jsonDocument(_ value: some Encodable) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    // Encoding plain strings, numbers and booleans cannot fail.
+    let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+    return String(decoding: data, as: UTF8.self)
 }
 
 /// Wall-clock time of the stages of a run, in order.
 struct StageClock {
     private(set) var timings: [String: Double] = [:]
+    /// The stage running, or the last one that ran: where a failure happened.
+    private(set) var stage: String?
 
     mutating func measure<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
+        self.stage = stage
         let start = DispatchTime.now().uptimeNanoseconds
         defer { timings[stage, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         return try body()

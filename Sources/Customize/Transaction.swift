@@ -1,63 +1,116 @@
 import Foundation
 import Synchronization
 import Logging
+import Formats
 import Operations
 
 /// The commit discipline of every command that writes an image: the user's image is never modified in place.
 ///
-/// Work happens in a scratch directory beside the destination (same filesystem, so the final rename is atomic):
-/// the overlay the appliance writes to and the new image. The new image is fsynced and renamed over the
-/// destination, then the directory is fsynced. Whatever happens before the rename (an error, a signal, kill -9,
-/// a power cut), the destination is untouched; scratch left by a killed run is removed by the next run.
+/// The new image is written in a scratch directory beside the destination (same filesystem, so the final rename
+/// is atomic), fsynced and renamed over the destination, then the directory is fsynced. The overlay the appliance
+/// writes to goes there too, or in a private directory in a scratch directory the user chose (another filesystem
+/// is fine: the overlay is never renamed). Whatever happens before the rename (an error, a signal, kill -9, a power
+/// cut), the destination is untouched; scratch left by a killed run is removed by the next run. Right before the
+/// rename, under the lock, the image must still be the file the safety check read: a run whose image another
+/// program changed or replaced in the meantime commits nothing.
 public final class Transaction {
-    public let image: String
+    public let image: ImageIdentity
     public let destination: String
-    /// The scratch directory, `.imgcustomize-NAME.PID.tmp` beside the destination.
-    public let scratch: String
+    /// The scratch directory beside the destination, `.imgcustomize-NAME.PID.XXXXXX`, where the new image is written.
+    public var scratch: String { scratchDirectory.path }
+    /// Where the overlay goes: `scratch`, or `imgcustomize-overlay.PID.XXXXXX` in the chosen scratch directory.
+    public var overlayDirectory: String { (overlayTemporary ?? scratchDirectory).path }
+    /// The destination has been replaced by the new image.
+    public private(set) var committed = false
+    private let scratchDirectory: TemporaryDirectory
+    private let overlayTemporary: TemporaryDirectory?
     private let lockDescriptors: [Int32]
     private var finished = false
     private let logger: Logger
 
-    /// Takes an exclusive lock on `image` (and on `destination` when it exists and differs), removes the scratch
-    /// of earlier runs that died, checks free space, and makes a scratch directory.
+    /// Free space a run needs: the new image beside the destination, the overlay wherever it goes.
+    public struct SpaceNeeds: Sendable {
+        public var newImage: Int64
+        public var overlay: Int64
+
+        public init(newImage: Int64, overlay: Int64) {
+            self.newImage = newImage
+            self.overlay = overlay
+        }
+    }
+
+    /// Takes an exclusive lock on the image (and on `destination` when it exists and differs), removes the scratch
+    /// of earlier runs that died, checks free space, and makes the scratch directories.
     ///
-    /// - Parameter neededBytes: free space the run needs beside the destination (overlay plus the new image).
-    public init(image: String, destination: String, neededBytes: Int64, logger: Logger) throws {
+    /// - Parameter scratchParent: a directory for the overlay; nil puts it beside the destination.
+    public init(image: ImageIdentity, destination: String, scratchParent: String? = nil, needs: SpaceNeeds,
+                logger: Logger) throws {
         self.image = image
         self.destination = destination
         self.logger = logger
         var locks: [Int32] = []
+        var made: [TemporaryDirectory] = []
+        func fail(_ error: CustomizeError) -> CustomizeError {
+            locks.forEach { close($0) }
+            for directory in made {
+                directory.remove()
+                ScratchRegistry.shared.remove(directory.path)
+            }
+            return error
+        }
         do {
-            locks.append(try Self.lock(image))
-            if destination != image, FileManager.default.fileExists(atPath: destination) {
+            locks.append(try Self.lock(image.path))
+            if destination != image.path, FileManager.default.fileExists(atPath: destination) {
                 locks.append(try Self.lock(destination))
             }
-        } catch {
-            locks.forEach { close($0) }
-            throw error
+        } catch let error as CustomizeError {
+            throw fail(error)
         }
-        lockDescriptors = locks
 
         let directory = (destination as NSString).deletingLastPathComponent.isEmpty
             ? "." : (destination as NSString).deletingLastPathComponent
-        let name = (destination as NSString).lastPathComponent
-        Self.removeStaleScratch(in: directory, name: name, logger: logger)
+        let prefix = ".imgcustomize-\((destination as NSString).lastPathComponent)"
+        // Scratch first, free space after: a read-only or unwritable directory is the first thing to say.
+        TemporaryDirectory.removeStale(in: directory, prefix: prefix, logger: logger)
+        if let scratchParent { TemporaryDirectory.removeStale(in: scratchParent, prefix: Self.overlayPrefix, logger: logger) }
 
-        let available = Self.freeBytes(directory)
-        if let available, available < neededBytes {
-            locks.forEach { close($0) }
-            throw CustomizeError(image: image,
-                                 "needs about \(formatBytes(neededBytes)) free in \(directory) but only \(formatBytes(available)) is available",
-                                 hint: "free some space there, or write elsewhere with --output")
-        }
-        scratch = (directory as NSString).appendingPathComponent(".imgcustomize-\(name).\(getpid()).tmp")
         do {
-            try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false)
+            scratchDirectory = try TemporaryDirectory(in: directory, prefix: prefix)
         } catch {
-            locks.forEach { close($0) }
-            throw CustomizeError(image: image, "cannot create scratch directory \(scratch): \(error.localizedDescription)")
+            throw fail(CustomizeError(image: image.path, "cannot write beside the destination \(destination): \(error)",
+                hint: "the new image is written in \(directory) so that it replaces \(destination) in one atomic rename; "
+                    + "make that directory writable, or write the result to a writable place with --output PATH"))
         }
-        ScratchRegistry.shared.add(scratch)
+        made.append(scratchDirectory)
+        ScratchRegistry.shared.add(scratchDirectory.path)
+        if let scratchParent {
+            let overlayTemporary: TemporaryDirectory
+            do {
+                overlayTemporary = try TemporaryDirectory(in: scratchParent, prefix: Self.overlayPrefix)
+            } catch {
+                throw fail(CustomizeError(image: image.path, "cannot use the scratch directory: \(error)",
+                                          hint: "choose a writable --scratch directory"))
+            }
+            made.append(overlayTemporary)
+            ScratchRegistry.shared.add(overlayTemporary.path)
+            self.overlayTemporary = overlayTemporary
+        } else {
+            overlayTemporary = nil
+        }
+        let overlayApart = scratchParent.map { !Self.sameFilesystem($0, directory) } ?? false
+        let besideDestination = needs.newImage + (overlayApart ? 0 : needs.overlay)
+        if let available = Self.freeBytes(directory), available < besideDestination {
+            throw fail(CustomizeError(image: image.path,
+                "needs about \(formatBytes(besideDestination)) free in \(directory) but only \(formatBytes(available)) is available",
+                hint: "free some space there, or write elsewhere with --output"
+                    + (overlayApart ? "" : ", or put the overlay on another filesystem with --scratch DIR")))
+        }
+        if overlayApart, let scratchParent, let available = Self.freeBytes(scratchParent), available < needs.overlay {
+            throw fail(CustomizeError(image: image.path,
+                "needs about \(formatBytes(needs.overlay)) free in the scratch directory \(scratchParent) for the overlay but only \(formatBytes(available)) is available",
+                hint: "free some space there, or choose another --scratch directory"))
+        }
+        lockDescriptors = locks
     }
 
     deinit {
@@ -67,29 +120,54 @@ public final class Transaction {
 
     public func scratchPath(_ name: String) -> String { (scratch as NSString).appendingPathComponent(name) }
 
-    /// Makes `newImage` (a file in the scratch directory) the destination: fsync, rename, fsync the directory.
+    /// The overlay's path.
+    public var overlay: String { (overlayDirectory as NSString).appendingPathComponent("overlay.qcow2") }
+
+    /// Makes `newImage` (a file in the scratch directory) the destination: fsync, check that the image is still
+    /// the one checked, rename, fsync the directory.
     public func commit(_ newImage: String) throws {
         try fsyncPath(newImage)
-        if let attributes = try? FileManager.default.attributesOfItem(atPath: image),
-           let permissions = attributes[.posixPermissions] as? NSNumber, destination == image {
+        try requireUnchangedImage()
+        if let attributes = try? FileManager.default.attributesOfItem(atPath: image.path),
+           let permissions = attributes[.posixPermissions] as? NSNumber, destination == image.path {
             chmod(newImage, mode_t(permissions.uint16Value))
         }
         guard rename(newImage, destination) == 0 else {
             let reason = String(cString: strerror(errno))
-            throw CustomizeError(image: image, "cannot rename the new image over \(destination): \(reason)",
+            throw CustomizeError(image: image.path, "cannot rename the new image over \(destination): \(reason)",
                                  hint: "the original is unchanged")
         }
+        committed = true
         try fsyncPath((destination as NSString).deletingLastPathComponent.isEmpty
                       ? "." : (destination as NSString).deletingLastPathComponent)
         abandon()
     }
 
-    /// Removes the scratch directory and what it holds; the destination stays as it was.
+    /// Fails when the image is no longer the file the safety check read, as it was then.
+    public func requireUnchangedImage() throws {
+        if let error = imageChange() { throw error }
+    }
+
+    /// How the image changed since the safety check, as the error to report; nil when it did not.
+    func imageChange() -> CustomizeError? {
+        let changes = image.changesSince()
+        guard !changes.isEmpty else { return nil }
+        return CustomizeError(image: image.path,
+            "changed while this run was working on it: \(changes.joined(separator: "; ")); nothing was committed",
+            hint: "another program wrote to the image or replaced it, so the result would mix two images; "
+                + "make sure nothing else uses it, then run again (imgcustomize wrote nothing to it)")
+    }
+
+    /// Removes the scratch directories and what they hold; the destination stays as it was.
     public func abandon() {
         finished = true
-        try? FileManager.default.removeItem(atPath: scratch)
-        ScratchRegistry.shared.remove(scratch)
+        for directory in [scratchDirectory] + (overlayTemporary.map { [$0] } ?? []) {
+            directory.remove()
+            ScratchRegistry.shared.remove(directory.path)
+        }
     }
+
+    static let overlayPrefix = "imgcustomize-overlay"
 
     private static func lock(_ path: String) throws -> Int32 {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -105,24 +183,15 @@ public final class Transaction {
         return fd
     }
 
-    /// Scratch directories of this destination whose process is gone.
-    private static func removeStaleScratch(in directory: String, name: String, logger: Logger) {
-        let prefix = ".imgcustomize-\(name)."
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        for entry in entries where entry.hasPrefix(prefix) && entry.hasSuffix(".tmp") {
-            let pidText = entry.dropFirst(prefix.count).dropLast(4)
-            guard let pid = Int32(pidText), pid != getpid() else { continue }
-            if kill(pid, 0) == 0 || errno == EPERM { continue }
-            let path = (directory as NSString).appendingPathComponent(entry)
-            logger.notice("removing scratch left by an interrupted run: \(path)")
-            try? FileManager.default.removeItem(atPath: path)
-        }
-    }
-
-    private static func freeBytes(_ directory: String) -> Int64? {
+    static func freeBytes(_ directory: String) -> Int64? {
         var info = statvfs()
         guard statvfs(directory, &info) == 0 else { return nil }
         return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+
+    private static func sameFilesystem(_ first: String, _ second: String) -> Bool {
+        var a = stat(), b = stat()
+        return stat(first, &a) == 0 && stat(second, &b) == 0 && a.st_dev == b.st_dev
     }
 }
 

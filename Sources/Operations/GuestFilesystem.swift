@@ -106,11 +106,12 @@ public struct GuestError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String {
-        var text = "\(guest): \(action)"
-        if let path { text += " \(path)" }
-        text += ": \(message)"
-        if let hint { text += " (\(hint))" }
-        return text
+        hint.map { "\(summary) (\($0))" } ?? summary
+    }
+
+    /// What failed, without the hint.
+    public var summary: String {
+        "\(guest): \(action)\(path.map { " \($0)" } ?? ""): \(message)"
     }
 }
 

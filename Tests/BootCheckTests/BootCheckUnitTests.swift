@@ -13,7 +13,7 @@ import TestSupport
         ([], Firmware.bios),
     ])
     func theFirmwareFollowsThePartitionTable(partitioning: [String], expected: Firmware) throws {
-        let scratch = try TemporaryDirectory("boot-check-test")
+        let scratch = try TestDirectory("boot-check-test")
         let directory = scratch.path
         let raw = directory + "/disk.raw"
         try runTool("truncate", ["-s", "256M", raw])

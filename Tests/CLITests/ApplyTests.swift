@@ -6,7 +6,7 @@ import TestSupport
 /// `imgcustomize apply` end to end on the fixture guests, read back through the appliance.
 @Suite(.serialized, .tags(.appliance)) struct ApplyTests {
     @Test func rhel7CloudDoesEveryStepAndASecondRunChangesNothing() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = try fixture("rhel7.qcow2")
         let before = try sha256(image)
         let output = directory.path("rhel7-cloud.qcow2")
@@ -48,7 +48,7 @@ import TestSupport
     }
 
     @Test func rhel6CloudDoesEveryStep() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let output = directory.path("rhel6-cloud.qcow2")
         let run = try imgcustomize(["apply", "rhel6-cloud", try fixture("rhel6.qcow2"), "--output", output])
         #expect(run.status == 0, "\(run.stderr)")
@@ -61,7 +61,7 @@ import TestSupport
     }
 
     @Test func aProfileForAnotherReleaseIsRefusedBeforeAnyChange() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("rhel6.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel6.qcow2"), toPath: image)
         let before = try sha256(image)
@@ -74,7 +74,7 @@ import TestSupport
     }
 
     @Test func dryRunShowsTheDiffsAndLeavesTheImageByteIdentical() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("rhel7.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
         let before = try sha256(image)

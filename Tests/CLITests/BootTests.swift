@@ -42,7 +42,7 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
 
     /// What `apply` and `customize` do to a Debian guest until a Debian cloud profile exists: sysprep, the serial
     /// console, root locked, trimmed, rewritten compressed.
-    func prepare(_ fixture: String, in directory: TemporaryDirectory) throws -> String {
+    func prepare(_ fixture: String, in directory: TestDirectory) throws -> String {
         let image = directory.path("prepared.qcow2")
         try FileManager.default.copyItem(atPath: try debianFixture(fixture), toPath: image)
         let sysprep = try imgcustomize(["apply", "sysprep", image, "--quiet"])
@@ -71,7 +71,7 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
     /// conversions.
     @Test(arguments: ["debian12-bios.qcow2", "debian12-uefi.qcow2"])
     func aPreparedGuestPassesEveryCheck(fixture: String) throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let prepared = try prepare(fixture, in: directory)
         let first = try bootCheck(prepared)
         #expect(first.status == 0, "\(first.report)")
@@ -95,7 +95,7 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
 
     /// A guest without a kernel fails with the stage it reached, within the timeout, never hangs.
     @Test func aGuestWithoutAKernelFailsWithTheReason() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("broken.qcow2")
         try FileManager.default.copyItem(atPath: try debianFixture("debian12-bios.qcow2"), toPath: image)
         let deleted = try imgcustomize(["customize", image, "--delete", "/boot/vmlinuz-*", "--quiet"])

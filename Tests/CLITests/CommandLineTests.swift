@@ -50,7 +50,7 @@ import TestSupport
     }
 
     @Test func customizeOnATreeIsIdempotent() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let root = directory.path("guest")
         try FileManager.default.createDirectory(atPath: root + "/etc/sysconfig", withIntermediateDirectories: true)
         try "NETWORKING=yes\n".write(toFile: root + "/etc/sysconfig/network", atomically: true, encoding: .utf8)

@@ -14,7 +14,7 @@ import TestSupport
     ]
 
     @Test func theDesignCardOperationsOnAnImageAndAgainOnTheResult() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("rhel7.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
 
@@ -51,7 +51,7 @@ import TestSupport
     }
 
     @Test func dryRunLeavesTheImageByteIdentical() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("single.raw")
         try FileManager.default.copyItem(atPath: try fixture("rhel7-single.raw"), toPath: image)
         let before = try sha256(image)

@@ -6,7 +6,7 @@ import TestSupport
 /// `imgcustomize sparsify`: trim through the appliance, rewrite compressed, the guest intact.
 @Suite(.serialized, .tags(.appliance)) struct SparsifyTests {
     @Test func aRawGuestBecomesASmallerCompressedQCOW2WithTheSameFiles() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = try fixture("rhel7-single.raw")
         let before = try sha256(image)
         let output = directory.path("small.qcow2")

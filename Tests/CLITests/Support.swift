@@ -11,10 +11,10 @@ extension Tag {
 /// What a run of the `imgcustomize` binary printed and how it ended.
 typealias CLIResult = ProcessResult
 
-/// Runs the built `imgcustomize` as a user would, with the same environment.
+/// Runs the built `imgcustomize` as a user would, with the same environment; `input` is its stdin.
 @discardableResult
-func imgcustomize(_ arguments: [String], environment: [String: String] = [:]) throws -> CLIResult {
-    try runProcess(try imgcustomizeBinary(), arguments, environment: environment)
+func imgcustomize(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws -> CLIResult {
+    try runProcess(try imgcustomizeBinary(), arguments, environment: environment, input: input)
 }
 
 /// The `imgcustomize` built beside the test bundle.
@@ -37,9 +37,10 @@ func sha256(_ path: String) throws -> String {
 
 /// Opens an image read-only through the appliance and hands its mounted guest to `body`: how tests read back
 /// what a run did, as a user would with guestfish.
-func readBack<T>(_ image: String, format: ApplianceDrive.Format = .qcow2,
+func readBack<T>(_ image: String, format: ApplianceDrive.Format = .qcow2, options: ApplianceOptions = ApplianceOptions(),
                  _ body: (ApplianceFilesystem) throws -> T) throws -> T {
-    let session = try ApplianceSession(drives: [ApplianceDrive(path: image, format: format, readonly: true)])
+    let session = try ApplianceSession(drives: [ApplianceDrive(path: image, format: format, readonly: true)],
+                                       options: options)
     defer { try? session.close() }
     return try body(try session.mountOperatingSystem())
 }

@@ -6,7 +6,7 @@ import TestSupport
 /// leaves the image byte-identical, its scratch removed by the next run.
 @Suite(.serialized) struct TransactionTests {
     @Test(.tags(.appliance)) func killedAtRandomMomentsTheImageStaysIntact() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("guest.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
         let before = try sha256(image)
@@ -45,7 +45,7 @@ import TestSupport
     }
 
     @Test func aRawImageIsNeverTurnedIntoQCOW2InPlace() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("disk.raw")
         try runTool("qemu-img", ["create", "-q", "-f", "raw", image, "64M"])
         let run = try imgcustomize(["apply", "rhel7-cloud", image])
@@ -55,7 +55,7 @@ import TestSupport
     }
 
     @Test func aSecondRunOnTheSameImageIsRefused() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("disk.qcow2")
         try runTool("qemu-img", ["create", "-q", "-f", "qcow2", image, "64M"])
         let holder = open(image, O_RDONLY)
@@ -68,7 +68,7 @@ import TestSupport
 
     @Test(arguments: ["apply", "customize", "sparsify", "convert"])
     func anImageNamingAHostFileIsRefusedBeforeAnythingRuns(command: String) throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("hostile.qcow2")
         try runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/etc/passwd", image, "64M"])
         let arguments: [String] = switch command {

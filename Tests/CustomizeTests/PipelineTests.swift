@@ -5,11 +5,12 @@ import TestSupport
 @testable import Customize
 import Operations
 import Profiles
+import Formats
 
 /// The pipeline on a directory tree, in-process: what `customize --root` does, without a binary or an appliance.
 @Suite struct TreePipelineTests {
-    private func tree() throws -> TemporaryDirectory {
-        let directory = try TemporaryDirectory("customize-tree")
+    private func tree() throws -> TestDirectory {
+        let directory = try TestDirectory("customize-tree")
         try FileManager.default.createDirectory(atPath: directory.path("etc/sysconfig"), withIntermediateDirectories: true)
         try "NETWORKING=yes\n".write(toFile: directory.path("etc/sysconfig/network"), atomically: true, encoding: .utf8)
         try "root:$6$x:19000:0:99999:7:::\n".write(toFile: directory.path("etc/shadow"), atomically: true, encoding: .utf8)
@@ -60,10 +61,11 @@ import Profiles
 
     @Test func aFailingStepIsNamedAsTheUserWroteIt() throws {
         let directory = try tree()
-        let error = #expect(throws: OperationFailure.self) {
+        let error = #expect(throws: RunFailure.self) {
             try Pipeline().customize([Delete("/etc/shadow"), LockRoot()], onTree: directory.path)
         }
-        #expect(error?.operation == "lock-root")
+        #expect((error?.error as? OperationFailure)?.operation == "lock-root")
+        #expect(error?.report.steps.map(\.operation) == ["delete"])
     }
 
     @Test func aCancelledRunStopsBeforeItsFirstStep() throws {
@@ -72,9 +74,10 @@ import Profiles
         let cancellation = Cancellation()
         cancellation.cancel(reason: "interrupted")
         options.cancellation = cancellation
-        #expect(throws: RunCancelled.self) {
+        let error = #expect(throws: RunFailure.self) {
             try Pipeline(options: options).customize([LockRoot()], onTree: directory.path)
         }
+        #expect(error?.error is RunCancelled)
         #expect(try String(contentsOfFile: directory.path("etc/shadow"), encoding: .utf8) == "root:$6$x:19000:0:99999:7:::\n")
     }
 }
@@ -119,16 +122,16 @@ import Profiles
 @Suite struct TransactionUnitTests {
     private let logger = Logger(label: "transaction-test")
 
-    private func image(in directory: TemporaryDirectory) throws -> String {
+    private func image(in directory: TestDirectory) throws -> String {
         let image = directory.path("disk.img")
         try "old".write(toFile: image, atomically: true, encoding: .utf8)
         return image
     }
 
     @Test func commitReplacesTheDestinationAndRemovesTheScratch() throws {
-        let directory = try TemporaryDirectory("customize-transaction")
+        let directory = try TestDirectory("customize-transaction")
         let image = try image(in: directory)
-        let transaction = try Transaction(image: image, destination: image, neededBytes: 0, logger: logger)
+        let transaction = try Transaction(image: ImageIdentity(path: image), destination: image, needs: .init(newImage: 0, overlay: 0), logger: logger)
         #expect((transaction.scratch as NSString).deletingLastPathComponent == directory.path)
         let new = transaction.scratchPath("new")
         try "new".write(toFile: new, atomically: false, encoding: .utf8)
@@ -138,9 +141,9 @@ import Profiles
     }
 
     @Test func anAbandonedTransactionLeavesTheImageAsItWas() throws {
-        let directory = try TemporaryDirectory("customize-transaction")
+        let directory = try TestDirectory("customize-transaction")
         let image = try image(in: directory)
-        let transaction = try Transaction(image: image, destination: image, neededBytes: 0, logger: logger)
+        let transaction = try Transaction(image: ImageIdentity(path: image), destination: image, needs: .init(newImage: 0, overlay: 0), logger: logger)
         try "half".write(toFile: transaction.scratchPath("new"), atomically: false, encoding: .utf8)
         transaction.abandon()
         #expect(try String(contentsOfFile: image, encoding: .utf8) == "old")
@@ -148,21 +151,21 @@ import Profiles
     }
 
     @Test func aSecondRunOnTheSameImageIsRefused() throws {
-        let directory = try TemporaryDirectory("customize-transaction")
+        let directory = try TestDirectory("customize-transaction")
         let image = try image(in: directory)
-        let first = try Transaction(image: image, destination: image, neededBytes: 0, logger: logger)
+        let first = try Transaction(image: ImageIdentity(path: image), destination: image, needs: .init(newImage: 0, overlay: 0), logger: logger)
         defer { first.abandon() }
         let error = #expect(throws: CustomizeError.self) {
-            try Transaction(image: image, destination: image, neededBytes: 0, logger: logger)
+            try Transaction(image: ImageIdentity(path: image), destination: image, needs: .init(newImage: 0, overlay: 0), logger: logger)
         }
         #expect("\(error.map { "\($0)" } ?? "")".contains("another imgcustomize run is working on this image"))
     }
 
     @Test func tooLittleFreeSpaceIsRefusedBeforeAnythingIsWritten() throws {
-        let directory = try TemporaryDirectory("customize-transaction")
+        let directory = try TestDirectory("customize-transaction")
         let image = try image(in: directory)
         let error = #expect(throws: CustomizeError.self) {
-            try Transaction(image: image, destination: image, neededBytes: Int64.max / 2, logger: logger)
+            try Transaction(image: ImageIdentity(path: image), destination: image, needs: .init(newImage: Int64.max / 4, overlay: 0), logger: logger)
         }
         #expect("\(error.map { "\($0)" } ?? "")".contains("free in \(directory.path)"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["disk.img"])

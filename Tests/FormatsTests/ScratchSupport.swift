@@ -6,7 +6,7 @@ import TestSupport
 /// when the test is done with it.
 final class Scratch: Sendable {
     let directory: String
-    private let temporary: TemporaryDirectory
+    private let temporary: TestDirectory
 
     struct ToolFailure: Error, CustomStringConvertible {
         var message: String
@@ -14,7 +14,7 @@ final class Scratch: Sendable {
     }
 
     init() throws {
-        temporary = try TemporaryDirectory("formats")
+        temporary = try TestDirectory("formats")
         directory = temporary.path
     }
 

@@ -8,7 +8,7 @@ extension ApplianceTests {
     /// Every GuestFilesystem method through one appliance, on a writable overlay over a small RHEL 7-like guest.
     @Suite struct FilesystemTests {
         static let shared = SharedGuest {
-            let directory = try TemporaryDirectory()
+            let directory = try TestDirectory()
             let base = try ScratchGuest.build(in: directory)
             let overlay = try makeOverlay(over: base, format: .raw, in: directory)
             let logs = LogRecorder()

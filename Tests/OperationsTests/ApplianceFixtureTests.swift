@@ -73,7 +73,7 @@ extension ApplianceTests {
         /// Trimming reaches every mounted filesystem, the swap volume (its header, hence label and UUID, kept) and the
         /// volume group's free space, and the overlay's data shrinks accordingly.
         @Test func trimmingAnLVMGuest() throws {
-            let directory = try TemporaryDirectory()
+            let directory = try TestDirectory()
             let overlay = try makeOverlay(over: Fixture.rhel7.path(), format: .qcow2, in: directory)
             let before = try allocatedBytes(overlay)
 

@@ -47,7 +47,7 @@ private struct RecordingHandler: LogHandler {
 }
 
 /// A qcow2 overlay over `base`, so that a test writes into its own file and the base stays untouched.
-func makeOverlay(over base: String, format: ApplianceDrive.Format, in directory: TemporaryDirectory,
+func makeOverlay(over base: String, format: ApplianceDrive.Format, in directory: TestDirectory,
                  name: String = "overlay.qcow2") throws -> String {
     let overlay = directory.path(name)
     try runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-b", base, "-F", format.rawValue, overlay])
@@ -85,7 +85,7 @@ enum ScratchGuest {
     /// Data the trim test deletes and expects to disappear from the image.
     static let junkSize = 48 << 20
 
-    static func build(in directory: TemporaryDirectory) throws -> String {
+    static func build(in directory: TestDirectory) throws -> String {
         let tree = directory.url.appendingPathComponent("tree", isDirectory: true)
         func file(_ path: String, _ text: String, mode: Int = 0o644) throws {
             let url = tree.appendingPathComponent(String(path.dropFirst()))
@@ -138,13 +138,13 @@ enum ScratchGuest {
 /// One appliance for a whole suite, launched on first use and shared by its tests (which run one at a time).
 final class SharedGuest: Sendable {
     final class Guest {
-        let directory: TemporaryDirectory
+        let directory: TestDirectory
         let image: String
         let session: ApplianceSession
         let filesystem: ApplianceFilesystem
         let logs: LogRecorder
 
-        init(directory: TemporaryDirectory, image: String, session: ApplianceSession,
+        init(directory: TestDirectory, image: String, session: ApplianceSession,
              filesystem: ApplianceFilesystem, logs: LogRecorder) {
             self.directory = directory
             self.image = image

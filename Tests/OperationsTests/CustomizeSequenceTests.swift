@@ -75,7 +75,7 @@ extension ApplianceTests {
     /// The same sequence through the appliance, on an overlay over the scratch RHEL 7 guest: one launch.
     @Suite struct CustomizeSequenceOnImageTests {
         @Test func onAnImage() throws {
-            let directory = try TemporaryDirectory()
+            let directory = try TestDirectory()
             let base = try ScratchGuest.build(in: directory)
             let overlay = try makeOverlay(over: base, format: .raw, in: directory)
             let session = try ApplianceSession(

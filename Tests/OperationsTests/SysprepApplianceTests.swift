@@ -9,7 +9,7 @@ extension ApplianceTests {
     /// image (not a tree): glob expansion, Augeas and extended attributes as libguestfs does them.
     @Suite struct SysprepApplianceTests {
         static let shared = SharedGuest {
-            let directory = try TemporaryDirectory()
+            let directory = try TestDirectory()
             let base = try usedGuest(in: directory)
             let overlay = try makeOverlay(over: base, format: .raw, in: directory)
             let logs = LogRecorder()
@@ -21,7 +21,7 @@ extension ApplianceTests {
         }
 
         /// A RHEL 7-like guest with what a build leaves behind and an enforcing targeted policy.
-        static func usedGuest(in directory: TemporaryDirectory) throws -> String {
+        static func usedGuest(in directory: TestDirectory) throws -> String {
             let tree = directory.url.appendingPathComponent("tree", isDirectory: true)
             func file(_ path: String, _ text: String) throws {
                 let url = tree.appendingPathComponent(String(path.dropFirst()))

@@ -8,10 +8,10 @@ import TestSupport
 final class TemporaryTree {
     let path: String
     let guest: TreeFilesystem
-    private let directory: TemporaryDirectory
+    private let directory: TestDirectory
 
     init() throws {
-        directory = try TemporaryDirectory("imgcustomize-tree")
+        directory = try TestDirectory("imgcustomize-tree")
         path = directory.path
         guest = try TreeFilesystem(root: path)
     }

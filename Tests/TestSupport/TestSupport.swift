@@ -11,7 +11,7 @@ public struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// A private temporary directory, removed when the value goes away.
-public final class TemporaryDirectory: Sendable {
+public final class TestDirectory: Sendable {
     public let url: URL
 
     public init(_ prefix: String = "imgcustomize-test") throws {
@@ -33,18 +33,24 @@ public struct ProcessResult: Sendable {
     public var stdout: String
     /// Empty when the process ran with `mergingErrors` (its stderr is then in `stdout`, interleaved as written).
     public var stderr: String
+
+    public init(status: Int32, stdout: String, stderr: String) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+    }
 }
 
-/// Runs `executable` with the test's environment plus `environment`, stdin closed; its output goes through files,
-/// which never fill up the way pipes do.
+/// Runs `executable` with the test's environment plus `environment`, `input` as its stdin (closed without one); its
+/// output goes through files, which never fill up the way pipes do.
 public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                       mergingErrors: Bool = false) throws -> ProcessResult {
+                       input: String? = nil, mergingErrors: Bool = false) throws -> ProcessResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardInput = FileHandle.nullDevice
-    let directory = try TemporaryDirectory("imgcustomize-process")
+    let directory = try TestDirectory("imgcustomize-process")
     let outPath = directory.path("out")
     let errPath = directory.path("err")
     _ = FileManager.default.createFile(atPath: outPath, contents: nil)
@@ -52,6 +58,11 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
     let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
     process.standardOutput = out
     process.standardError = mergingErrors ? out : try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+    if let input {
+        let inPath = directory.path("in")
+        _ = FileManager.default.createFile(atPath: inPath, contents: Data(input.utf8))
+        process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: inPath))
+    }
     try process.run()
     process.waitUntilExit()
     return ProcessResult(status: process.terminationStatus,

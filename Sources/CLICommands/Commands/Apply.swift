@@ -13,7 +13,9 @@ extension IMGCustomize {
             \(BuiltinProfiles.all.map { "  \($0.name): \($0.effects)" }.joined(separator: "\n"))
 
             The image is never modified in place: the work goes to an overlay, the result is written beside the \
-            destination, fsynced and renamed over it. If the run fails or is killed, the image is as it was.
+            destination, fsynced and renamed over it. If the run fails or is killed, the image is as it was; if \
+            another program changes the image meanwhile, nothing is committed. With --json a failed run still prints \
+            one document: the error and what to do, the stage, the steps done and whether the image is unchanged.
 
             EXAMPLES:
               imgcustomize apply rhel7-cloud rhel7.qcow2

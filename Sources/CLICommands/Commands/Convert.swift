@@ -1,4 +1,5 @@
 import ArgumentParser
+import Customize
 import Formats
 import Foundation
 import Operations
@@ -58,9 +59,16 @@ extension IMGCustomize {
             let bar = ProgressBar("converting", enabled: !global.quiet)
             // An interrupted conversion removes its partial output.
             let cancellation = Interruption.install()
-            let stats = try writer.write(source, to: output) {
-                try cancellation.check(image: input)
-                bar.update(done: Int64($0.bytesDone), total: Int64($0.bytesTotal))
+            let stats: WriteStats
+            do {
+                stats = try writer.write(source, to: output) {
+                    try cancellation.check(image: input)
+                    bar.update(done: Int64($0.bytesDone), total: Int64($0.bytesTotal))
+                }
+            } catch let error as FormatError where error.file == output && [ENOSPC, EDQUOT].contains(error.systemError) {
+                let directory = (output as NSString).deletingLastPathComponent
+                throw CustomizeError(image: input, "ran out of space writing \(output) after \(formatBytes(error.offset ?? 0)): \(error.message)",
+                                     hint: "free space in \(directory.isEmpty ? "." : directory) or write the output elsewhere; the partial output was removed")
             }
             let megabytes = Double(source.virtualSize) / 1_000_000
             let rate = stats.seconds > 0 ? Double(stats.bytesRead) / 1_000_000 / stats.seconds : 0

@@ -16,7 +16,8 @@ extension IMGCustomize.Inspect {
         }
         let cancellation = Interruption.install()
         let options = ApplianceOptions(acceleration: appliance.accel ?? .auto, logger: logger,
-                                       limits: try appliance.limits(), cancellation: cancellation)
+                                       limits: try appliance.limits(), cancellation: cancellation,
+                                       keys: try appliance.luksKeys())
         do {
             return try ApplianceSession.inspect(image: path, format: format, options: options)
         } catch let error where !(error is RunCancelled) {

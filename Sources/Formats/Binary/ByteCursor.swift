@@ -1,13 +1,25 @@
+import Glibc
+
 /// A parse failure in an image file: what was wrong, at which byte offset, in which file.
 public struct FormatError: Error, CustomStringConvertible, Sendable, Equatable {
     public var file: String
     public var offset: Int64?
     public var message: String
+    /// The errno of the failed system call, when a system call failed (ENOSPC, EIO...).
+    public var systemError: Int32?
 
-    public init(file: String, offset: Int64? = nil, _ message: String) {
+    public init(file: String, offset: Int64? = nil, _ message: String, systemError: Int32? = nil) {
         self.file = file
         self.offset = offset
         self.message = message
+        self.systemError = systemError
+    }
+
+    /// "`action` failed: `strerror(errno)`", keeping errno; call it right after the failing call.
+    public static func system(file: String, offset: Int64? = nil, _ action: String) -> FormatError {
+        let code = errno
+        return FormatError(file: file, offset: offset, "\(action) failed: \(String(cString: strerror(code)))",
+                           systemError: code)
     }
 
     public var description: String {

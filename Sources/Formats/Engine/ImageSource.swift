@@ -95,7 +95,8 @@ final class ImageFile: Sendable {
     func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let (done, failure) = positionalRead(descriptor, into: buffer, at: Int64(offset))
         if let failure {
-            throw FormatError(file: path, offset: Int64(offset) + Int64(done), "read failed: \(String(cString: strerror(failure)))")
+            throw FormatError(file: path, offset: Int64(offset) + Int64(done),
+                              "read failed: \(String(cString: strerror(failure)))", systemError: failure)
         }
         return done
     }
@@ -104,6 +105,10 @@ final class ImageFile: Sendable {
     func readExactly(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer, what: String) throws {
         let got = try read(at: offset, into: buffer)
         guard got == buffer.count else {
+            var now = stat()
+            if fstat(descriptor, &now) == 0, (now.st_mode & S_IFMT) == S_IFREG, UInt64(max(now.st_size, 0)) < size {
+                throw FormatError(file: path, offset: Int64(offset), "\(what) of \(buffer.count) bytes runs past the end of the file: it was cut short while being read (\(now.st_size) bytes now, \(size) when opened)")
+            }
             throw FormatError(file: path, offset: Int64(offset), "\(what) of \(buffer.count) bytes runs past the end of the file (\(size) bytes)")
         }
     }

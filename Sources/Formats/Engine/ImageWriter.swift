@@ -95,7 +95,7 @@ public struct ImageWriter: Sendable {
             throw FormatError(file: path, "is \(kind); the output must be a new path or a regular file")
         }
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else { throw FormatError(file: path, "cannot create: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw FormatError.system(file: path, "create") }
         var keep = false
         defer {
             close(fd)
@@ -150,11 +150,11 @@ public struct ImageWriter: Sendable {
             stats.outputSize = try qcow2?.finish() ?? 0
         } else {
             guard ftruncate(fd, off_t(total)) == 0 else {
-                throw FormatError(file: path, "cannot set the length to \(total): \(String(cString: strerror(errno)))")
+                throw FormatError.system(file: path, "setting the length to \(total)")
             }
             stats.outputSize = total
         }
-        guard fsync(fd) == 0 else { throw FormatError(file: path, "fsync failed: \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else { throw FormatError.system(file: path, "fsync") }
         if count == 0 { try progress(WriteProgress(bytesDone: 0, bytesTotal: 0)) }
         keep = true
         stats.seconds = Date().timeIntervalSince(began)
@@ -175,7 +175,7 @@ struct OutputFile: Sendable {
             let n = pwrite(descriptor, base + done, bytes.count - done, off_t(offset) + off_t(done))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw FormatError(file: path, offset: Int64(offset) + Int64(done), "write failed: \(String(cString: strerror(errno)))")
+                throw FormatError.system(file: path, offset: Int64(offset) + Int64(done), "write")
             }
             done += n
         }

@@ -26,11 +26,13 @@ func runOrdered<State, Output: Sendable>(
     defer {
         shared.cancel(threads: threads)
         finished.wait()
+        shared.releaseUnconsumed()
     }
     for index in 0..<count {
-        let output = try shared.take(index).get()
-        try consume(index, output)
-        shared.slots.signal()
+        let result = shared.take(index)
+        // The result's token goes back whether it is consumed, failed, or its consumer throws (a full disk).
+        defer { shared.slots.signal() }
+        try consume(index, try result.get())
     }
 }
 
@@ -92,6 +94,16 @@ private final class PipelineShared<Output: Sendable>: Sendable {
             if let found { return found }
             ready.wait()
         }
+    }
+
+    /// Gives back the tokens of results that were computed and never consumed. libdispatch traps when a semaphore
+    /// is released holding less than it was created with, so every token must be back before `slots` goes away.
+    func releaseUnconsumed() {
+        let unconsumed = state.withLock { s -> Int in
+            defer { s.results.removeAll() }
+            return s.results.count
+        }
+        for _ in 0..<unconsumed { slots.signal() }
     }
 
     func cancel(threads: Int) {

@@ -12,13 +12,23 @@ enum CRC32 {
     private static let ieeeTable = table(0xEDB8_8320)
     private static let castagnoliTable = table(0x82F6_3B78)
 
-    private static func run<C: Collection>(_ table: [UInt32], _ bytes: C) -> UInt32 where C.Element == UInt8 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
-        return crc ^ 0xFFFF_FFFF
+    static func checksum<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
+        finish(update(start, bytes))
     }
 
-    static func checksum<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 { run(ieeeTable, bytes) }
+    static func castagnoli<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
+        finish(update(start, bytes, table: castagnoliTable))
+    }
 
-    static func castagnoli<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 { run(castagnoliTable, bytes) }
+    /// A checksum over several pieces: `finish(update(update(start, a), b))`.
+    static let start: UInt32 = 0xFFFF_FFFF
+
+    static func update<C: Collection>(_ crc: UInt32, _ bytes: C, table: [UInt32] = ieeeTable) -> UInt32
+        where C.Element == UInt8 {
+        var crc = crc
+        for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        return crc
+    }
+
+    static func finish(_ crc: UInt32) -> UInt32 { crc ^ 0xFFFF_FFFF }
 }

@@ -151,6 +151,12 @@ public final class HeaderFile: HeaderSource {
         }
     }
 
+    /// Runs `body` with the open descriptor (while the file is open).
+    func withDescriptor<T>(_ body: (Int32) throws -> T) throws -> T {
+        guard descriptor >= 0 else { throw InspectionError(path: name, "the file is already closed") }
+        return try body(descriptor)
+    }
+
     public func read(at offset: Int64, count: Int) throws -> [UInt8] {
         guard offset >= 0, count >= 0 else { return [] }
         guard descriptor >= 0 else { throw InspectionError(path: name, "the file is already closed") }

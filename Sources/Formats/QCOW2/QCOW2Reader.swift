@@ -252,9 +252,11 @@ public final class QCOW2Reader: ImageSource {
                 }
                 UnsafeMutableRawBufferPointer(rebasing: target[split...]).initializeMemory(as: UInt8.self, repeating: 0)
             case .data(let host):
-                // Like qemu, bytes past the end of the file read as zeros.
-                let got = try file.read(at: host, into: target)
-                UnsafeMutableRawBufferPointer(rebasing: target[got...]).initializeMemory(as: UInt8.self, repeating: 0)
+                // Like qemu, bytes past the end of the file read as zeros; bytes it had when opened must be there.
+                let present = Int(min(UInt64(target.count), file.size > host ? file.size - host : 0))
+                try file.readExactly(at: host, into: UnsafeMutableRawBufferPointer(rebasing: target[..<present]),
+                                     what: "data cluster read")
+                UnsafeMutableRawBufferPointer(rebasing: target[present...]).initializeMemory(as: UInt8.self, repeating: 0)
             case .compressed(let descriptor, let clusterStart):
                 if guest == clusterStart && length == UInt64(header.clusterSize) {
                     try decompressCluster(descriptor, clusterStart: clusterStart, into: target)
@@ -285,7 +287,8 @@ public final class QCOW2Reader: ImageSource {
         // The final sector may be cut short by the end of the file; qemu reads the missing bytes as zeros.
         let available = Int(min(UInt64(length), file.size - offset))
         let compressed = try [UInt8](unsafeUninitializedCapacity: available) { bytes, count in
-            count = try file.read(at: offset, into: UnsafeMutableRawBufferPointer(bytes))
+            try file.readExactly(at: offset, into: UnsafeMutableRawBufferPointer(bytes), what: "compressed cluster read")
+            count = available
         }
         try compressed.withUnsafeBytes {
             try decompressor.decompress(header.compressionType, $0, into: target, file: file.path, offset: offset)

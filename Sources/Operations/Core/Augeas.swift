@@ -14,15 +14,19 @@ package final class Augeas {
 
     private var handle: OpaquePointer?
     /// aug_init wants a root; an empty private directory makes sure that even a stray load or save finds nothing.
-    private let emptyRoot: String
+    private let emptyRoot: TemporaryDirectory
 
     package init(lensDirectory: String = Augeas.lensDirectory) throws {
-        emptyRoot = try makeTemporaryDirectory("an empty Augeas root")
+        do {
+            emptyRoot = try TemporaryDirectory(prefix: "imgcustomize-augeas")
+        } catch {
+            throw AugeasError(description: "cannot create an empty Augeas root: \(error); set TMPDIR to a writable directory")
+        }
         let flags = AUG_NO_LOAD.rawValue | AUG_NO_MODL_AUTOLOAD.rawValue | AUG_NO_STDINC.rawValue
             | AUG_NO_ERR_CLOSE.rawValue
-        handle = aug_init(emptyRoot, lensDirectory, flags)
+        handle = aug_init(emptyRoot.path, lensDirectory, flags)
         guard let handle else {
-            rmdir(emptyRoot)
+            emptyRoot.remove()
             throw AugeasError(description: "aug_init failed (out of memory)")
         }
         if aug_error(handle) != AUG_NOERROR.rawValue {
@@ -35,7 +39,7 @@ package final class Augeas {
     package func close() {
         if let handle {
             aug_close(handle)
-            rmdir(emptyRoot)
+            emptyRoot.remove()
         }
         handle = nil
     }

@@ -1,17 +1,76 @@
 import Foundation
+import Logging
 
-#if canImport(Glibc)
-import Glibc
-#endif
+/// The one way the project makes a temporary directory: `mkdtemp`, so the name cannot be guessed and the directory
+/// is new and private (0700). A root tool writing to a predictable path in /tmp can be made to write through a
+/// symlink or into a directory someone else prepared.
+///
+/// Names are `PREFIX.PID.XXXXXX`, and the directory stays locked (flock) while the value lives: a later run removes
+/// what a run killed with SIGKILL left, and never the directory of a live run, even one in another pid namespace
+/// (a container) or on another host sharing the directory, where its process id means nothing.
+package final class TemporaryDirectory: Sendable {
+    package let path: String
+    private let descriptor: Int32
 
-/// A new private directory (mode 0700) under TMPDIR, made by mkdtemp: its name cannot be guessed or taken over
-/// beforehand, which matters for a tool that runs as root.
-public func makeTemporaryDirectory(_ purpose: String) throws -> String {
-    var template = Array((NSTemporaryDirectory() + "imgcustomize-XXXXXX").utf8CString)
-    guard let made = mkdtemp(&template) else {
-        throw GuestError(guest: "imgcustomize", action: "create a temporary directory for \(purpose)",
-                         path: NSTemporaryDirectory(), message: String(cString: strerror(errno)),
-                         hint: "set TMPDIR to a writable directory")
+    /// Makes a new directory in `parent` (TMPDIR when nil).
+    package init(in parent: String? = nil, prefix: String) throws {
+        let parent = parent ?? Self.defaultParent
+        var template = Array(((parent as NSString).appendingPathComponent("\(prefix).\(getpid()).XXXXXX")).utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { buffer in
+            buffer.baseAddress.flatMap { mkdtemp($0) }.map { String(cString: $0) }
+        }
+        guard let made else { throw TemporaryDirectoryError(parent: parent, code: errno) }
+        path = made
+        // Where flock does not work (some network filesystems), the process id alone tells stale from live.
+        let descriptor = open(made, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if descriptor >= 0, flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            close(descriptor)
+            self.descriptor = -1
+        } else {
+            self.descriptor = descriptor
+        }
     }
-    return String(cString: made)
+
+    deinit { if descriptor >= 0 { close(descriptor) } }
+
+    package func appending(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+
+    /// Removes the directory and what it holds.
+    package func remove() { try? FileManager.default.removeItem(atPath: path) }
+
+    /// TMPDIR, or /tmp.
+    package static var defaultParent: String {
+        let directory = NSTemporaryDirectory()
+        return directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+    }
+
+    /// Removes the directories that runs which are gone made in `parent` with `prefix`: this user's own, whose
+    /// process is not alive here and whose lock nobody holds. (Another user's are not ours to judge.)
+    package static func removeStale(in parent: String? = nil, prefix: String, logger: Logger) {
+        let parent = parent ?? defaultParent
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
+        for entry in entries where entry.hasPrefix(prefix + ".") {
+            let rest = entry.dropFirst(prefix.count + 1)
+            guard let dot = rest.firstIndex(of: "."), let pid = Int32(rest[..<dot]), pid != getpid() else { continue }
+            if kill(pid, 0) == 0 || errno == EPERM { continue }
+            let path = (parent as NSString).appendingPathComponent(entry)
+            let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard descriptor >= 0 else { continue }
+            defer { close(descriptor) }
+            var info = stat()
+            guard fstat(descriptor, &info) == 0, info.st_uid == getuid() else { continue }
+            if flock(descriptor, LOCK_EX | LOCK_NB) != 0, errno == EWOULDBLOCK { continue }
+            logger.notice("removing what an interrupted run left: \(path)")
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+}
+
+package struct TemporaryDirectoryError: Error, CustomStringConvertible {
+    package var parent: String
+    package var code: Int32
+
+    package var description: String {
+        "cannot create a temporary directory in \(parent): \(String(cString: strerror(code)))"
+    }
 }

@@ -1,0 +1,69 @@
+import Operations
+
+/// A run that failed: the error, the stage it failed at, what the run had done until then, and whether the image is
+/// as it was. Its description is the error's, so a person reads the same message; `json()` is what --json prints.
+public struct RunFailure: Error, CustomStringConvertible, Encodable {
+    public var error: any Error
+    /// check, prepare, open, inspect, apply, relabel, trim, shutdown, rewrite or commit.
+    public var stage: String
+    /// The steps done before the failure, the guest when it was inspected, the timings so far.
+    public var report: RunReport
+    /// imgcustomize did not replace the image (false only when the failure came after the commit's rename, or
+    /// part-way through the steps on a directory tree, which is changed in place).
+    public var imageUnchanged: Bool
+
+    public init(_ error: any Error, stage: String, report: RunReport, imageUnchanged: Bool) {
+        self.error = error
+        self.stage = stage
+        self.report = report
+        self.imageUnchanged = imageUnchanged
+    }
+
+    public var description: String { String(describing: error) }
+
+    /// What failed, without the advice.
+    public var message: String {
+        switch error {
+        case let error as CustomizeError: "\(error.image): \(error.message)"
+        case let error as GuestError: error.summary
+        default: String(describing: error)
+        }
+    }
+
+    /// What to do about it, when the error says.
+    public var hint: String? {
+        switch error {
+        case let error as CustomizeError: error.hint
+        case let error as GuestError: error.hint
+        default: nil
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case error, stage, imageUnchanged = "image-unchanged"
+    }
+
+    struct ErrorDocument: Encodable {
+        var message: String
+        var hint: String?
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(message, forKey: .message)
+            try container.encode(hint, forKey: .hint)
+        }
+
+        enum CodingKeys: String, CodingKey { case message, hint }
+    }
+
+    /// The report's keys (steps so far, image, output...) and `error`, `stage` and `image-unchanged`.
+    public func encode(to encoder: any Encoder) throws {
+        try report.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(ErrorDocument(message: message, hint: hint), forKey: .error)
+        try container.encode(stage, forKey: .stage)
+        try container.encode(imageUnchanged, forKey: .imageUnchanged)
+    }
+
+    public func json() -> String { jsonDocument(self) }
+}

@@ -1,0 +1,50 @@
+import Foundation
+@testable import Operations
+@testable import Appliance
+import Testing
+
+@Suite struct LUKSKeysTests {
+    @Test func selectorsAsVirtCustomizeTakesThem() throws {
+        let key = try LUKSKeys.Key(selector: "/dev/sda2:key:pass:with:colons")
+        #expect(key.device == "/dev/sda2")
+        guard case .passphrase(let secret) = key.source else { Issue.record("not a passphrase"); return }
+        #expect(secret == "pass:with:colons")
+        let file = try LUKSKeys.Key(selector: "5f2b8a4e-1c3d-4e6f-8a9b-0c1d2e3f4a5b:file:/root/key")
+        guard case .file(let path) = file.source else { Issue.record("not a file"); return }
+        #expect(path == "/root/key")
+        #expect(file.applies(to: "/dev/sda2", uuid: "5F2B8A4E-1C3D-4E6F-8A9B-0C1D2E3F4A5B"))
+        #expect(!file.applies(to: "/dev/sda2", uuid: "00000000-1c3d-4e6f-8a9b-0c1d2e3f4a5b"))
+        #expect(key.applies(to: "/dev/sda2", uuid: nil))
+    }
+
+    @Test(arguments: ["/dev/sda2", "/dev/sda2:key", "/dev/sda2:key:", ":key:secret", "/dev/sda2:clevis:x"])
+    func invalidSelectorsAreRefused(selector: String) {
+        #expect(throws: LUKSKeyError.self) { try LUKSKeys.Key(selector: selector) }
+    }
+
+    /// However keys are printed, dumped or interpolated, the passphrase stays out.
+    @Test func descriptionsHideThePassphrase() throws {
+        let keys = LUKSKeys([try LUKSKeys.Key(selector: "/dev/sda2:key:s3cret-value")], prompt: { _ in nil })
+        var dumped = ""
+        dump(keys, to: &dumped)
+        var options = ApplianceOptions()
+        options.keys = keys
+        var dumpedOptions = ""
+        dump(options, to: &dumpedOptions)
+        for text in ["\(keys)", String(reflecting: keys), "\(keys.keys[0])", String(reflecting: keys.keys),
+                     dumped, dumpedOptions, "\(options)"] {
+            #expect(!text.contains("s3cret"), "\(text)")
+        }
+        #expect("\(keys)".contains("/dev/sda2"))
+    }
+
+    @Test func keyFileFirstLine() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("luks-key-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try Data("first\nsecond\n".utf8).write(to: url)
+        #expect(try LUKSUnlock.firstLine(ofKeyFile: url.path, for: "/dev/sda2", guest: "disk.raw") == "first")
+        #expect(throws: GuestError.self) {
+            try LUKSUnlock.firstLine(ofKeyFile: url.path + ".missing", for: "/dev/sda2", guest: "disk.raw")
+        }
+    }
+}
