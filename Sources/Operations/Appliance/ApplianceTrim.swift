@@ -10,11 +10,23 @@ extension ApplianceFilesystem {
             throw GuestError(guest: guestDescription, action: "trim free space", message: "the image is open read-only")
         }
         var trimmed: [String] = []
+        var untrimmed: [String] = []
 
         let mounted = Guestfs.pairs(try guestfs.strings("list the mounted filesystems") { guestfs_mountpoints($0) })
         for (_, mountpoint) in mounted.sorted(by: { $0.1 < $1.1 }) {
-            try guestfs.run("trim the free space of", mountpoint) { guestfs_fstrim_argv($0, mountpoint, nil) }
-            trimmed.append(mountpoint)
+            switch guestfs.perform("trim the free space of", mountpoint, {
+                guestfs_fstrim_argv($0, mountpoint, nil) == -1 ? nil : ()
+            }) {
+            case .success:
+                trimmed.append(mountpoint)
+            case .failure(let failure) where failure.error.message.contains("discard operation is not supported"):
+                // A LUKS mapping passes discards on only when opened with --allow-discards, which libguestfs's
+                // cryptsetup_open cannot ask for; and the free blocks of an encrypted filesystem are ciphertext in
+                // the image, which no trim inside it would free.
+                untrimmed.append(mountpoint)
+            case .failure(let failure):
+                throw failure.error
+            }
         }
 
         for device in try blockDevices() {
@@ -31,7 +43,10 @@ extension ApplianceFilesystem {
             if group.vg_free > 0 { try discardFreeExtents(of: name) }
             trimmed.append("\(formatBytes(group.vg_free)) free in VG \(name)")
         }
-        return trimmed.isEmpty ? nil : "trimmed " + trimmed.joined(separator: ", ")
+        let skipped = untrimmed.isEmpty ? nil
+            : "not trimmed: " + untrimmed.joined(separator: ", ") + " (the device takes no discards, as a LUKS mapping)"
+        guard !trimmed.isEmpty else { return skipped }
+        return "trimmed " + trimmed.joined(separator: ", ") + (skipped.map { "; " + $0 } ?? "")
     }
 
     /// Every block device that could hold a swap area: whole disks, partitions, logical volumes, RAID arrays.
