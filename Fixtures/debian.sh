@@ -46,12 +46,13 @@ debian_root() {
   esac
 }
 
-# What inspection must report (fixture_expected's form, lib.sh), given the point release ("12.15").
+# What inspection must report (fixture_expected's form, lib.sh), given the point release ("12.15"), which
+# libguestfs also reports as Debian's product name (from /etc/debian_version).
 debian_expected() {
   local name=$1 release=$2 root
   root=$(debian_root "$name")
   printf '%s\n' "roots: $root" "type: linux" "distro: debian" "major: ${release%%.*}" "minor: ${release#*.}" \
-    "osinfo: debian12" "product: Debian GNU/Linux 12 (bookworm)" "hostname: $(debian_hostname "$name")" \
+    "osinfo: debian12" "product: $release" "hostname: $(debian_hostname "$name")" \
     "arch: x86_64" "package-format: deb" "package-management: apt" "mountpoint: /: $root"
   case $name in
     debian12-bios) echo "mountpoint: /boot: /dev/sda1" ;;

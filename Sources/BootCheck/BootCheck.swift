@@ -21,13 +21,17 @@ public struct BootCheckOptions: Sendable {
     public var cancellation: Cancellation?
     public var logger: Logger
     public var access: FileAccess
+    /// Keys of the image's LUKS devices, to read its identities before the boot (the guest itself is booted
+    /// without them: it asks on its console, and the check then fails at the timeout).
+    public var keys: LUKSKeys
 
     public static let defaultTimeout: Double = 900
 
     public init(timeout: Double = BootCheckOptions.defaultTimeout, firmware: Firmware? = nil,
                 keepConsole: String? = nil, acceleration: Acceleration = .auto, launchLimits: LaunchLimits? = nil,
                 cancellation: Cancellation? = nil, logger: Logger = Logger(label: "imgcustomize.boot-check"),
-                access: FileAccess = FileAccess()) {
+                access: FileAccess = FileAccess(), keys: LUKSKeys = LUKSKeys()) {
+        self.keys = keys
         self.timeout = timeout
         self.firmware = firmware
         self.keepConsole = keepConsole
@@ -143,7 +147,8 @@ struct ImageState: Sendable {
         let session = try ApplianceSession(
             drives: [ApplianceDrive(path: image, format: format, readonly: true)],
             options: ApplianceOptions(acceleration: options.acceleration, logger: options.logger,
-                                      limits: options.launchLimits, cancellation: options.cancellation))
+                                      limits: options.launchLimits, cancellation: options.cancellation,
+                                      keys: options.keys))
         defer { try? session.close() }
         var state = ImageState(acceleration: session.launchReport.acceleration, machineID: nil, hostKeys: [],
                                serialConsole: false, cloudInit: false, unreadable: nil)

@@ -61,7 +61,8 @@ public struct BootReport: Encodable, Sendable {
         var lines = ["\(image): booted with \(firmware == .uefi ? "UEFI (OVMF)" : "BIOS (SeaBIOS)") under \(acceleration)"]
         for stage in stages {
             let when = stage.seconds.map { String(format: "%6.1f s", $0) } ?? "     -  "
-            lines.append("  \(when)  \(stage.name)\(stage.seconds == nil ? " (not seen)" : stage.source.map { " (\($0))" } ?? "")")
+            let how = stage.source.map { " (\($0))" } ?? " (not seen)"
+            lines.append("  \(when)  \(stage.name)\(how)")
         }
         for check in checks {
             lines.append("  [\(check.passed ? "ok" : "FAILED")] \(check.name): \(check.detail)")

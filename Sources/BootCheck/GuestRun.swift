@@ -185,12 +185,13 @@ final class GuestRun {
         report.reached = "SSH login"
         report.checks = checks(facts: facts, cloudInitStatus: waited, before: before)
 
+        // The overlay is thrown away, so a guest slow to stop (services under software emulation) is not waited for
+        // long; the time it took, or that it was stopped, is part of the report.
         _ = try? ssh(["systemctl", "poweroff"], timeout: 20)
-        let off = Date().addingTimeInterval(120)
+        let off = Date().addingTimeInterval(30)
         while process.isRunning, Date() < off { Thread.sleep(forTimeInterval: 0.5) }
-        report.checks.append(.init(name: "powered off", passed: !process.isRunning,
-                                   detail: process.isRunning ? "still running 120 s after systemctl poweroff"
-                                        : "cleanly, \(String(format: "%.0f", clock.now - login)) s after login"))
+        report.stages.append(.init(name: "power-off", seconds: process.isRunning ? nil : clock.now,
+                                   source: process.isRunning ? "stopped after 30 s" : "systemctl poweroff"))
         return report
     }
 

@@ -61,7 +61,7 @@ extension IMGCustomize {
                                            acceleration: appliance.accel ?? .auto,
                                            launchLimits: try appliance.limits(),
                                            cancellation: Interruption.install(), logger: global.makeLogger(),
-                                           access: global.access)
+                                           access: global.access, keys: try appliance.luksKeys())
             let report: BootReport
             do {
                 report = try BootCheck(options: options).run(image: image)

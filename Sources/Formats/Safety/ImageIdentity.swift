@@ -86,10 +86,11 @@ extension ImageInspector {
     /// Inspects and refuses like `requireSafe`, and records the identity of the file read, for a run to make sure
     /// at its end that it is still working on that file.
     public static func check(path: String, policy: SafetyPolicy = .init()) throws -> CheckedImage {
-        let file = try HeaderFile(path: path)
+        let file = try HeaderFile(path: path, access: policy.access)
         defer { file.close() }
         let identity = try file.withDescriptor { try ImageIdentity(descriptor: $0, path: path) }
-        let inspection = try inspect(source: file, actualSize: UInt64(max(file.allocatedSize, 0)), policy: policy)
+        var inspection = try inspect(source: file, actualSize: UInt64(max(file.allocatedSize, 0)), policy: policy)
+        inspection.linkTarget = file.linkTarget
         try inspection.requireSafe()
         return CheckedImage(inspection: inspection, identity: identity)
     }
