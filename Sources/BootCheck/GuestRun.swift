@@ -112,9 +112,9 @@ final class GuestRun {
 
     func boot(imageName: String, before: ImageState) throws -> BootReport {
         if firmware == .uefi { try FileManager.default.copyItem(atPath: OVMF.vars, toPath: scratch + "/OVMF_VARS.fd") }
-        FileManager.default.createFile(atPath: consolePath, contents: nil)
+        _ = FileManager.default.createFile(atPath: consolePath, contents: nil)
         let qemuLog = scratch + "/qemu.log"
-        FileManager.default.createFile(atPath: qemuLog, contents: nil)
+        _ = FileManager.default.createFile(atPath: qemuLog, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
         process.arguments = qemuArguments
