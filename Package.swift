@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "OperationsTests", dependencies: ["Operations"]),
         .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations"]),
-        .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "Formats"]),
+        .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "Formats", "Operations"]),
         .testTarget(name: "CLITests", dependencies: ["imgcustomize", "Operations", "Formats"]),
     ],
     swiftLanguageModes: [.v6]

@@ -59,12 +59,12 @@ public struct BootCheck: Sendable {
         let path = inspection.resolvedPath
         let firmware = try options.firmware ?? Firmware.detect(openImage(path: path, format: inspection.format))
         guard let qemuFormat = ApplianceDrive.Format(rawValue: inspection.format.qemuFormat) else {
-            throw BootCheckError(image: image, "qemu does not boot \(inspection.format.rawValue) images here",
+            throw GuestError(guest: image, action: "boot-check", message: "qemu does not boot \(inspection.format.rawValue) images here",
                                  hint: "convert it to qcow2 or raw first (imgcustomize convert)")
         }
         if firmware == .uefi {
             for file in [OVMF.code, OVMF.vars] where !FileManager.default.isReadableFile(atPath: file) {
-                throw BootCheckError(image: image, "booting with UEFI needs \(file), which is missing",
+                throw GuestError(guest: image, action: "boot-check", message: "booting with UEFI needs \(file), which is missing",
                                      hint: "install Debian's ovmf package (scripts/install-deps), or use --bios")
             }
         }
@@ -90,7 +90,7 @@ public struct BootCheck: Sendable {
         do {
             return try TemporaryDirectory(prefix: prefix)
         } catch {
-            throw BootCheckError(image: image, "\(error)", hint: "set TMPDIR to a writable directory")
+            throw GuestError(guest: image, action: "boot-check", message: "\(error)", hint: "set TMPDIR to a writable directory")
         }
     }
 
@@ -106,22 +106,6 @@ public struct BootCheck: Sendable {
         let kept = directory.appending("console.log")
         try FileManager.default.copyItem(atPath: console, toPath: kept)
         return kept
-    }
-}
-
-public struct BootCheckError: Error, CustomStringConvertible, Sendable {
-    public var image: String
-    public var message: String
-    public var hint: String?
-
-    public init(image: String, _ message: String, hint: String? = nil) {
-        self.image = image
-        self.message = message
-        self.hint = hint
-    }
-
-    public var description: String {
-        "\(image): boot-check: \(message)" + (hint.map { "\n  hint: \($0)" } ?? "")
     }
 }
 
@@ -157,7 +141,8 @@ struct ImageState: Sendable {
                 let id = try guest.readText("/etc/machine-id").trimmingCharacters(in: .whitespacesAndNewlines)
                 state.machineID = id.isEmpty || id == "uninitialized" ? nil : id
             }
-            for name in try guest.list("/etc/ssh") where name.hasPrefix("ssh_host_") && name.hasSuffix(".pub") {
+            let keys = try guest.isDirectory("/etc/ssh") ? try guest.list("/etc/ssh") : []
+            for name in keys where name.hasPrefix("ssh_host_") && name.hasSuffix(".pub") {
                 let fields = try guest.readText("/etc/ssh/" + name).split(separator: " ")
                 if fields.count >= 2 { state.hostKeys.insert("\(fields[0]) \(fields[1])") }
             }

@@ -73,7 +73,7 @@ final class GuestRun {
     /// A port on 127.0.0.1 nobody listens on now, for qemu's user-mode network to forward to the guest's SSH.
     private static func freePort(image: String) throws -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BootCheckError(image: image, "cannot open a socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw GuestError(guest: image, action: "boot-check", message: "cannot open a socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -86,7 +86,7 @@ final class GuestRun {
             }
         }
         guard bound else {
-            throw BootCheckError(image: image, "cannot find a free port on 127.0.0.1: \(String(cString: strerror(errno)))")
+            throw GuestError(guest: image, action: "boot-check", message: "cannot find a free port on 127.0.0.1: \(String(cString: strerror(errno)))")
         }
         return UInt16(bigEndian: address.sin_port)
     }
@@ -122,7 +122,7 @@ final class GuestRun {
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: qemuLog))
         process.standardError = process.standardOutput
         do { try process.run() } catch {
-            throw BootCheckError(image: imageName, "cannot start qemu-system-x86_64: \(error.localizedDescription)",
+            throw GuestError(guest: imageName, action: "boot-check", message: "cannot start qemu-system-x86_64: \(error.localizedDescription)",
                                  hint: "install qemu-system-x86 (scripts/install-deps)")
         }
         self.process = process

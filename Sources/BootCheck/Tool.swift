@@ -1,4 +1,5 @@
 import Foundation
+import Operations
 import Synchronization
 
 #if canImport(Glibc)
@@ -17,7 +18,7 @@ enum Tool {
     static func run(_ tool: String, _ arguments: [String], image: String) throws {
         let result = try capture(tool, arguments, timeout: 120)
         guard result.status == 0 else {
-            throw BootCheckError(image: image, "\(tool) \(arguments.joined(separator: " ")) failed: "
+            throw GuestError(guest: image, action: "boot-check", message: "\(tool) \(arguments.joined(separator: " ")) failed: "
                                  + result.stderr.trimmingCharacters(in: .whitespacesAndNewlines),
                                  hint: "run scripts/install-deps")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Formats
+import Operations
 import Testing
 @testable import BootCheck
 
@@ -8,7 +9,7 @@ import Testing
 func run(_ tool: String, _ arguments: [String]) throws -> String {
     let result = try Tool.capture(tool, arguments, timeout: 120)
     guard result.status == 0 else {
-        throw BootCheckError(image: tool, "\(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
+        throw GuestError(guest: tool, action: "boot-check", message: "\(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
     }
     return result.stdout
 }
