@@ -3,12 +3,15 @@ import PackageDescription
 
 let package = Package(
     name: "imgcustomize",
-    platforms: [.macOS(.v13)],
+    // Linux only: the appliance is libguestfs, and the tree backend and the I/O use Glibc and Linux headers.
     products: [
         .executable(name: "imgcustomize", targets: ["imgcustomize"]),
-        // The library other Swift tools use: formats and the QCOW2 engine, operations, the pipeline and the DSL,
-        // and the built-in profiles.
-        .library(name: "IMGCustomize", targets: ["Formats", "Operations", "Customize", "Profiles", "BootCheck"]),
+        // The library other Swift tools use: formats and the QCOW2 engine, the operations and the guest model they
+        // are written against, its two backends (the appliance, a directory tree), the pipeline and the DSL, and the
+        // built-in profiles.
+        .library(name: "IMGCustomize",
+                 targets: ["Formats", "Operations", "Appliance", "DirectoryTree", "Customize", "Profiles",
+                           "BootCheck"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,29 +32,46 @@ let package = Package(
             "CCompress",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The guest model: the guest-filesystem protocol, guest facts, the operation protocol, the registry and the
+        // runner, Augeas editing, and the operations. It never sees libguestfs.
         .target(name: "Operations", dependencies: [
-            "CGuestFS", "CAugeas", "CLinux", "CCrypt",
+            "CAugeas", "CCrypt",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The libguestfs appliance: the typed handle (the only libguestfs caller), the launcher and session, quick
+        // inspection, the guest filesystem inside it, and its block-device work (trimming, swap, LVM).
+        .target(name: "Appliance", dependencies: [
+            "Operations", "CGuestFS",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // A directory tree on the host as a guest filesystem, every path contained in it.
+        .target(name: "DirectoryTree", dependencies: ["Operations", "CLinux"]),
         .target(name: "Customize", dependencies: [
-            "Formats", "Operations",
+            "Formats", "Operations", "Appliance", "DirectoryTree",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Profiles", dependencies: ["Customize", "Operations"], path: "profiles"),
+        // Boots a prepared image under qemu and checks what a cloud would (the `boot-check` command).
         .target(name: "BootCheck", dependencies: [
-            "Formats", "Operations",
+            "Formats", "Operations", "Appliance",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "imgcustomize", dependencies: [
-            "Customize", "Profiles", "Formats", "Operations", "BootCheck",
+        // The commands, their options and the progress bar, as a library the tests parse in-process.
+        .target(name: "CLICommands", dependencies: [
+            "Customize", "Profiles", "Formats", "Operations", "Appliance", "BootCheck",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
-        .testTarget(name: "OperationsTests", dependencies: ["Operations"]),
-        .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations"]),
-        .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "Formats", "Operations"]),
-        .testTarget(name: "CLITests", dependencies: ["imgcustomize", "Operations", "Formats"]),
+        .executableTarget(name: "imgcustomize", dependencies: ["CLICommands"]),
+        // What every test target shares: temporary directories, running host tools and processes.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
+        .testTarget(name: "OperationsTests", dependencies: ["Operations", "Appliance", "DirectoryTree", "TestSupport"]),
+        .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations",
+                                                            "DirectoryTree", "TestSupport"]),
+        .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "Formats", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["imgcustomize", "CLICommands", "Operations", "Appliance", "Formats",
+                                                      "Profiles", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

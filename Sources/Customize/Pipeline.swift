@@ -1,3 +1,5 @@
+import Appliance
+import DirectoryTree
 import Foundation
 import Formats
 import Logging
@@ -72,22 +74,22 @@ public struct Pipeline: Sendable {
 
     /// Runs `operations` in order on `image` (the `customize` command).
     @discardableResult
-    public func customize(_ operations: [any Operations.Operation], on image: String,
+    public func customize(_ operations: [any GuestOperation], on image: String,
                           progress: @Sendable (RunProgress) -> Void = { _ in }) throws -> RunReport {
         try run(image: image, profileName: nil, requirement: nil, output: .sameFormat, progress: progress) { _ in operations }
     }
 
-    /// Trims free space and rewrites (the `sparsify` command): apply with only `trim-free-space`.
+    /// Trims free space and rewrites (the `sparsify` command): apply only the devices phase (`trim-free-space`).
     @discardableResult
     public func sparsify(_ image: String, progress: @Sendable (RunProgress) -> Void = { _ in }) throws -> RunReport {
         try run(image: image, profileName: nil, requirement: nil, output: .compressedQCOW2, progress: progress) { _ in
-            [TrimFreeSpace()]
+            OperationRegistry.flags(in: .devices)
         }
     }
 
     private func run(image: String, profileName: String?, requirement: GuestRequirement?, output policy: OutputPolicy,
                      progress: @Sendable (RunProgress) -> Void,
-                     operations: (GuestFacts) -> [any Operations.Operation]) throws -> RunReport {
+                     operations: (GuestFacts) -> [any GuestOperation]) throws -> RunReport {
         var clock = StageClock()
         let destination = options.output ?? image
         var report = RunReport(profile: profileName, image: image, output: options.dryRun ? nil : destination,
@@ -115,7 +117,7 @@ public struct Pipeline: Sendable {
 
     private func run(image: String, destination: String, profileName: String?, requirement: GuestRequirement?,
                      output policy: OutputPolicy, progress: @Sendable (RunProgress) -> Void,
-                     operations: (GuestFacts) -> [any Operations.Operation], report: inout RunReport,
+                     operations: (GuestFacts) -> [any GuestOperation], report: inout RunReport,
                      clock: inout StageClock, transaction: inout Transaction?) throws {
         let sizeBefore = report.size.before
         func checkCancelled() throws { try options.cancellation?.check(image: image) }
@@ -177,13 +179,13 @@ public struct Pipeline: Sendable {
         let context = OperationContext(guest: guest, logger: logger)
         let runner = OperationRunner(guest: filesystem, context: context, recordDiffs: options.diffs || options.dryRun)
         let steps = operations(guest)
-        // Trimming comes last wherever a profile puts it: what the other steps and the relabelling free must be
-        // discarded too.
-        let ordered = steps.filter { !($0 is TrimFreeSpace) } + steps.filter { $0 is TrimFreeSpace }
+        // By phase wherever a profile puts them: files, labels, then devices, so that trimming discards what the
+        // other steps and the relabelling free.
+        let ordered = OperationPhase.allCases.flatMap { phase in steps.filter { $0.phase == phase } }
         var relabelled = false
         for (index, operation) in ordered.enumerated() {
             try checkCancelled()
-            let trim = operation is TrimFreeSpace
+            let trim = operation.phase == .devices
             if trim, !relabelled {
                 report.steps += try relabel(runner, clock: &clock)
                 relabelled = true
@@ -256,10 +258,13 @@ public struct Pipeline: Sendable {
                 + "nothing to \(image)")
     }
 
-    /// SELinux labels for what the run touched, from the guest's own policy; nothing when nothing was touched.
+    /// The labels phase's own steps (SELinux labels from the guest's own policy) for what the run touched; nothing
+    /// when nothing was touched.
     private func relabel(_ runner: OperationRunner, clock: inout StageClock) throws -> [StepReport] {
         guard !runner.touchedPaths.isEmpty else { return [] }
-        return [try clock.measure("relabel") { try runner.run(SELinuxRelabel()) }]
+        return try OperationRegistry.flags(in: .labels).map { operation in
+            try clock.measure("relabel") { try runner.run(operation) }
+        }
     }
 
     /// The format of the result, refusing to turn a raw image into qcow2 in place.
@@ -322,7 +327,7 @@ extension Pipeline {
     /// Runs `operations` on a directory tree (`customize --root`): no appliance, and no path leaves the tree.
     /// A dry run works on a copy of the tree, so the tree itself stays as it was.
     @discardableResult
-    public func customize(_ operations: [any Operations.Operation], onTree root: String,
+    public func customize(_ operations: [any GuestOperation], onTree root: String,
                           progress: @Sendable (RunProgress) -> Void = { _ in }) throws -> RunReport {
         var clock = StageClock()
         var report = RunReport(profile: nil, image: root, output: options.dryRun ? nil : root, dryRun: options.dryRun,

@@ -4,10 +4,10 @@ import Operations
 ///
 /// ```swift
 /// Profile("rhel7-cloud", summary: "...", requires: .distro("rhel", major: 7)) { guest in
-///     SetLine(path: "/etc/sysconfig/network", key: "NOZEROCONF", value: "yes")
+///     SetLine("/etc/sysconfig/network", key: "NOZEROCONF", value: "yes")
 ///     if guest.majorVersion >= 7 { AppendGrubArgs(["console=tty0"]) }
 ///     Group("subscription clean-up") { DisableRepos() }
-///     Profile.sysprep
+///     BuiltinProfiles.sysprep
 /// }
 /// ```
 ///
@@ -29,6 +29,15 @@ public struct Profile: Sendable {
         self.body = body
     }
 
+    /// What a run of this profile does besides its file steps, in a few words ("trims free space, writes compressed
+    /// qcow2"), judged on a representative guest of its kind.
+    public var effects: String {
+        let guest = requirement?.exampleGuest ?? GuestFacts(type: "linux")
+        let trims = steps(for: guest).contains { $0.operation.phase == .devices }
+        return (trims ? "trims free space, " : "no trimming, ")
+            + (output == .compressedQCOW2 ? "writes compressed qcow2" : "keeps the image's format")
+    }
+
     /// The operations this profile runs on `guest`, in order, includes and groups flattened.
     public func steps(for guest: GuestFacts) -> [ProfileStep] {
         flatten(body(guest), guest: guest, path: [name])
@@ -47,13 +56,13 @@ public struct Profile: Sendable {
 
 /// One operation of a resolved profile, with the groups and included profiles it came from.
 public struct ProfileStep: Sendable {
-    public let operation: any Operation
+    public let operation: any GuestOperation
     /// ["rhel7-cloud", "sysprep"]: the profile, then nested groups and includes.
     public let path: [String]
 }
 
 public indirect enum ProfileItem: Sendable {
-    case operation(any Operations.Operation)
+    case operation(any GuestOperation)
     case group(String, [ProfileItem])
     case include(Profile)
 }
@@ -71,7 +80,7 @@ public struct Group: Sendable {
 
 @resultBuilder
 public enum ProfileBuilder {
-    public static func buildExpression(_ operation: any Operations.Operation) -> [ProfileItem] { [.operation(operation)] }
+    public static func buildExpression(_ operation: any GuestOperation) -> [ProfileItem] { [.operation(operation)] }
     public static func buildExpression(_ group: Group) -> [ProfileItem] { [.group(group.name, group.items)] }
     public static func buildExpression(_ profile: Profile) -> [ProfileItem] { [.include(profile)] }
     public static func buildBlock(_ parts: [ProfileItem]...) -> [ProfileItem] { parts.flatMap { $0 } }

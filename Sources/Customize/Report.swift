@@ -78,7 +78,8 @@ extension RunReport {
         for step in steps {
             let mark = step.changed ? (dryRun ? "would change" : "changed") : "ok"
             let target = step.target.isEmpty ? "" : " \(step.target)"
-            lines.append("[\(mark)] \(step.operation)\(target): \(step.summary)")
+            let summary = dryRun && step.changed ? conditional(step.summary) : step.summary
+            lines.append("[\(mark)] \(step.operation)\(target): \(summary)")
             if diffs {
                 for diff in step.diffs ?? [] { lines.append(diff.unified) }
             }
@@ -95,3 +96,23 @@ extension RunReport {
         return lines.joined(separator: "\n")
     }
 }
+
+/// A step's summary said of a dry run, which changed only a throwaway overlay: "removed /root/.bash_history, removed
+/// /var/log/x" becomes "would remove /root/.bash_history, would remove /var/log/x". Summaries start with a verb in
+/// the past tense, and lists of them are joined by ", ".
+func conditional(_ summary: String) -> String {
+    summary.components(separatedBy: ", ").map { part in
+        guard let space = part.firstIndex(of: " "), let verb = conditionalVerbs[String(part[..<space])] else {
+            return part
+        }
+        return "would \(verb)" + part[space...]
+    }.joined(separator: ", ")
+}
+
+/// The past tenses operations report in, and their infinitives.
+private let conditionalVerbs = [
+    "added": "add", "appended": "append", "applied": "apply", "copied": "copy", "created": "create",
+    "disabled": "disable", "emptied": "empty", "linked": "link", "locked": "lock", "moved": "move",
+    "relabelled": "relabel", "removed": "remove", "reset": "reset", "set": "set", "trimmed": "trim",
+    "wrote": "write", "truncated": "truncate", "touched": "touch", "deleted": "delete",
+]

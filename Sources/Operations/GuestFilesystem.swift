@@ -1,8 +1,8 @@
 /// What operations need of a guest's filesystem.
 ///
-/// Two implementations stand behind it: `ApplianceFilesystem` (the filesystems of an image, mounted inside the
-/// libguestfs appliance, never on the host) and `TreeFilesystem` (a directory tree on the host, for fast tests and
-/// chroots). Paths are always absolute guest paths ("/etc/shadow"); an implementation never lets one resolve
+/// Two implementations stand behind it: `ApplianceFilesystem` (target Appliance: the filesystems of an image,
+/// mounted inside the libguestfs appliance, never on the host) and `TreeFilesystem` (target DirectoryTree: a
+/// directory tree on the host, for fast tests and chroots). Paths are always absolute guest paths ("/etc/shadow"); an implementation never lets one resolve
 /// outside the guest.
 public protocol GuestFilesystem: AnyObject {
     /// Names the guest in messages: the image path, or the tree's root directory.
@@ -41,8 +41,15 @@ public protocol GuestFilesystem: AnyObject {
     func getxattr(_ path: String, name: String) throws -> [UInt8]?
     func setxattr(_ path: String, name: String, value: [UInt8]) throws
 
+    /// The block devices under the filesystem, for work that is not filesystem work (trimming); nil for a tree,
+    /// which has none.
+    var devices: (any GuestDevices)? { get }
+}
+
+/// The block devices of a guest, where it has some (an image in the appliance).
+public protocol GuestDevices: AnyObject {
     /// Discards the unused blocks of every mounted filesystem, unused swap and free LVM space, so that a rewrite
-    /// skips them. Returns a one-line summary of what was trimmed, or nil where there is nothing to trim (a tree).
+    /// skips them. Returns a one-line summary of what was trimmed, or nil when there was nothing to trim.
     func trimFreeSpace() throws -> String?
 }
 
@@ -60,6 +67,9 @@ public protocol AugeasEdit {
     /// The node's label (its last path component, without position).
     func label(_ path: String) throws -> String?
 }
+
+/// The most symlinks one lookup of a guest path follows, as the kernel's own limit (MAXSYMLINKS).
+package let guestSymlinkLimit = 40
 
 public struct FileStatus: Sendable, Equatable {
     public enum Kind: Sendable, Equatable { case regular, directory, symlink, other }
@@ -106,6 +116,8 @@ public struct GuestError: Error, CustomStringConvertible, Sendable {
 }
 
 extension GuestFilesystem {
+    public var devices: (any GuestDevices)? { nil }
+
     public func exists(_ path: String) throws -> Bool { try lstat(path) != nil }
     public func isFile(_ path: String) throws -> Bool { try stat(path)?.kind == .regular }
     public func isDirectory(_ path: String) throws -> Bool { try stat(path)?.kind == .directory }

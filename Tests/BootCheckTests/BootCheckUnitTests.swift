@@ -1,18 +1,8 @@
 import Foundation
 import Formats
-import Operations
 import Testing
+import TestSupport
 @testable import BootCheck
-
-/// Runs a host tool, failing the test on a non-zero exit.
-@discardableResult
-func run(_ tool: String, _ arguments: [String]) throws -> String {
-    let result = try Tool.capture(tool, arguments, timeout: 120)
-    guard result.status == 0 else {
-        throw GuestError(guest: tool, action: "boot-check", message: "\(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
-    }
-    return result.stdout
-}
 
 @Suite struct FirmwareDetectionTests {
     /// The firmware a disk needs, from the partition table sgdisk or sfdisk wrote, read through the qcow2 layer.
@@ -23,26 +13,20 @@ func run(_ tool: String, _ arguments: [String]) throws -> String {
         ([], Firmware.bios),
     ])
     func theFirmwareFollowsThePartitionTable(partitioning: [String], expected: Firmware) throws {
-        let directory = try makeDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = try TestDirectory("boot-check-test")
+        let directory = scratch.path
         let raw = directory + "/disk.raw"
-        try run("truncate", ["-s", "256M", raw])
+        try runTool("truncate", ["-s", "256M", raw])
         if partitioning == ["sfdisk-mbr"] {
             let script = directory + "/layout"
             try Data("label: dos\n,64M,83,*\n,,8e\n".utf8).write(to: URL(fileURLWithPath: script))
-            try run("sh", ["-c", "sfdisk -q '\(raw)' < '\(script)'"])
+            try runTool("sh", ["-c", "sfdisk -q '\(raw)' < '\(script)'"])
         } else if let tool = partitioning.first {
-            try run(tool, Array(partitioning.dropFirst()) + [raw])
+            try runTool(tool, Array(partitioning.dropFirst()) + [raw])
         }
         let qcow2 = directory + "/disk.qcow2"
-        try run("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, qcow2])
+        try runTool("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, qcow2])
         #expect(try Firmware.detect(openImage(path: qcow2, format: .qcow2)) == expected)
-    }
-
-    func makeDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "boot-check-test-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
     }
 }
 

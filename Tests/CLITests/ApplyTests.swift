@@ -1,11 +1,12 @@
 import Foundation
 import Operations
 import Testing
+import TestSupport
 
 /// `imgcustomize apply` end to end on the fixture guests, read back through the appliance.
 @Suite(.serialized, .tags(.appliance)) struct ApplyTests {
     @Test func rhel7CloudDoesEveryStepAndASecondRunChangesNothing() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = try fixture("rhel7.qcow2")
         let before = try sha256(image)
         let output = directory.path("rhel7-cloud.qcow2")
@@ -19,7 +20,7 @@ import Testing
         #expect((size?["after"] as? Int ?? .max) < (size?["before"] as? Int ?? 0))
         #expect(steps(report).contains { $0["operation"] as? String == "trim-free-space" && $0["changed"] as? Bool == true })
         #expect(try sha256(image) == before, "--output leaves the image untouched")
-        #expect(try tool("qemu-img", ["check", "-f", "qcow2", output]).contains("No errors"))
+        #expect(try runTool("qemu-img", ["check", "-f", "qcow2", output]).contains("No errors"))
         #expect(try runProcess("/usr/bin/env", ["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", image, output]).status == 1,
                 "the guest changed")
 
@@ -47,7 +48,7 @@ import Testing
     }
 
     @Test func rhel6CloudDoesEveryStep() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let output = directory.path("rhel6-cloud.qcow2")
         let run = try imgcustomize(["apply", "rhel6-cloud", try fixture("rhel6.qcow2"), "--output", output])
         #expect(run.status == 0, "\(run.stderr)")
@@ -60,7 +61,7 @@ import Testing
     }
 
     @Test func aProfileForAnotherReleaseIsRefusedBeforeAnyChange() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("rhel6.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel6.qcow2"), toPath: image)
         let before = try sha256(image)
@@ -73,7 +74,7 @@ import Testing
     }
 
     @Test func dryRunShowsTheDiffsAndLeavesTheImageByteIdentical() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("rhel7.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
         let before = try sha256(image)

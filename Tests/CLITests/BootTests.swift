@@ -1,29 +1,16 @@
 import Foundation
 import Testing
+import TestSupport
 
 extension Tag {
     /// Boots a real guest under qemu: minutes each under software emulation.
     @Tag static var boot: Self
 }
 
-/// The Debian 12 guests built from Debian's packages by Fixtures/build-debian: scripts/test exports
-/// IMGCUSTOMIZE_DEBIAN_FIXTURES; otherwise build (or find in the cache) with the script.
-let debianFixturesDirectory: String = {
-    if let directory = ProcessInfo.processInfo.environment["IMGCUSTOMIZE_DEBIAN_FIXTURES"], !directory.isEmpty {
-        return directory
-    }
-    let script = packageRoot.appendingPathComponent("Fixtures/build-debian").path
-    let result = try? runProcess(script, [])
-    return result?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-}()
+/// The Debian 12 guests built from Debian's packages by Fixtures/build-debian.
+let debianFixtures = FixtureImages(variable: "IMGCUSTOMIZE_DEBIAN_FIXTURES", script: "Fixtures/build-debian")
 
-func debianFixture(_ name: String) throws -> String {
-    let path = debianFixturesDirectory + "/" + name
-    guard FileManager.default.fileExists(atPath: path) else {
-        throw TestFailure("Debian fixture \(name) is missing in '\(debianFixturesDirectory)'; run Fixtures/build-debian")
-    }
-    return path
-}
+func debianFixture(_ name: String) throws -> String { try debianFixtures.path(name) }
 
 /// Every result boots: the real Debian guests, as built and after imgcustomize prepared them, checked by
 /// `boot-check` from inside the guest.
@@ -55,7 +42,7 @@ func debianFixture(_ name: String) throws -> String {
 
     /// What `apply` and `customize` do to a Debian guest until a Debian cloud profile exists: sysprep, the serial
     /// console, root locked, trimmed, rewritten compressed.
-    func prepare(_ fixture: String, in directory: TemporaryDirectory) throws -> String {
+    func prepare(_ fixture: String, in directory: TestDirectory) throws -> String {
         let image = directory.path("prepared.qcow2")
         try FileManager.default.copyItem(atPath: try debianFixture(fixture), toPath: image)
         let sysprep = try imgcustomize(["apply", "sysprep", image, "--quiet"])
@@ -64,7 +51,7 @@ func debianFixture(_ name: String) throws -> String {
                                           "--lock-root", "--trim-free-space", "--quiet"])
         #expect(customize.status == 0, "\(customize.stderr)")
         let compressed = directory.path("prepared-compressed.qcow2")
-        try tool("qemu-img", ["convert", "-c", "-O", "qcow2", image, compressed])
+        try runTool("qemu-img", ["convert", "-c", "-O", "qcow2", image, compressed])
         return compressed
     }
 
@@ -84,7 +71,7 @@ func debianFixture(_ name: String) throws -> String {
     /// conversions.
     @Test(arguments: ["debian12-bios.qcow2", "debian12-uefi.qcow2"])
     func aPreparedGuestPassesEveryCheck(fixture: String) throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let prepared = try prepare(fixture, in: directory)
         let first = try bootCheck(prepared)
         #expect(first.status == 0, "\(first.report)")
@@ -108,7 +95,7 @@ func debianFixture(_ name: String) throws -> String {
 
     /// A guest without a kernel fails with the stage it reached, within the timeout, never hangs.
     @Test func aGuestWithoutAKernelFailsWithTheReason() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("broken.qcow2")
         try FileManager.default.copyItem(atPath: try debianFixture("debian12-bios.qcow2"), toPath: image)
         let deleted = try imgcustomize(["customize", image, "--delete", "/boot/vmlinuz-*", "--quiet"])

@@ -1,13 +1,14 @@
 import Foundation
 import Testing
+import TestSupport
 
-/// What a new user meets first: help with examples, the version, the lists, completions, exit codes.
+/// What a new user meets first, end to end through the binary: the version, the lists, completions, exit codes.
+/// (Parsing and help are tested in-process, in ParsingTests.)
 @Suite struct CommandLineTests {
-    @Test(arguments: ["apply", "customize", "sparsify", "inspect", "convert", "profiles", "operations"])
-    func everyCommandsHelpHasAnExample(command: String) throws {
-        let help = try imgcustomize([command, "--help"])
+    @Test func helpGoesToStdoutAndSucceeds() throws {
+        let help = try imgcustomize(["apply", "--help"])
         #expect(help.status == 0)
-        #expect(help.stdout.contains("imgcustomize \(command)"), "\(help.stdout)")
+        #expect(help.stdout.contains("imgcustomize apply rhel7-cloud rhel7.qcow2"), "\(help.stdout)")
     }
 
     @Test func versionAndBadUsage() throws {
@@ -49,7 +50,7 @@ import Testing
     }
 
     @Test func customizeOnATreeIsIdempotent() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let root = directory.path("guest")
         try FileManager.default.createDirectory(atPath: root + "/etc/sysconfig", withIntermediateDirectories: true)
         try "NETWORKING=yes\n".write(toFile: root + "/etc/sysconfig/network", atomically: true, encoding: .utf8)

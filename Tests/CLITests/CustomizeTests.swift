@@ -1,6 +1,7 @@
 import Foundation
 import Operations
 import Testing
+import TestSupport
 
 /// `imgcustomize customize` with the design card's seven operations, on an image, read back through the appliance.
 @Suite(.serialized, .tags(.appliance)) struct CustomizeImageTests {
@@ -13,7 +14,7 @@ import Testing
     ]
 
     @Test func theDesignCardOperationsOnAnImageAndAgainOnTheResult() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("rhel7.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
 
@@ -26,7 +27,7 @@ import Testing
             "selinux-relabel", "trim-free-space",
         ])
         for step in firstSteps { #expect(step["changed"] as? Bool == true, "\(step)") }
-        #expect(try tool("qemu-img", ["check", "-f", "qcow2", image]).contains("No errors"))
+        #expect(try runTool("qemu-img", ["check", "-f", "qcow2", image]).contains("No errors"))
 
         try readBack(image) { guest in
             let checks = CloudGuestChecks(guest: guest)
@@ -50,7 +51,7 @@ import Testing
     }
 
     @Test func dryRunLeavesTheImageByteIdentical() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("single.raw")
         try FileManager.default.copyItem(atPath: try fixture("rhel7-single.raw"), toPath: image)
         let before = try sha256(image)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// A tmpfs of a fixed size, mounted on a private directory: a filesystem a test can fill, make read-only, or use
 /// as "another filesystem". Unmounted (lazily, so a process still holding a file cannot keep it) and removed when
@@ -12,7 +13,7 @@ final class TmpfsMount {
         guard let made = mkdtemp(&template) else { throw TestFailure("mkdtemp: \(String(cString: strerror(errno)))") }
         path = String(cString: made)
         do {
-            try tool("mount", ["-t", "tmpfs", "-o", "size=\(megabytes)M,mode=0755", "tmpfs", path])
+            try runTool("mount", ["-t", "tmpfs", "-o", "size=\(megabytes)M,mode=0755", "tmpfs", path])
         } catch {
             rmdir(path)
             throw error
@@ -21,7 +22,7 @@ final class TmpfsMount {
 
     func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
 
-    func remountReadOnly() throws { try tool("mount", ["-o", "remount,ro", path]) }
+    func remountReadOnly() throws { try runTool("mount", ["-o", "remount,ro", path]) }
 
     /// Bytes still free for an unprivileged writer.
     var freeBytes: Int64 {
@@ -44,11 +45,11 @@ final class TmpfsMount {
 final class BackgroundRun {
     private let process = Process()
     private let errors = Pipe()
-    private let output: TemporaryDirectory
+    private let output: TestDirectory
     private var stderrText = ""
 
     init(_ arguments: [String], environment: [String: String] = [:]) throws {
-        output = try TemporaryDirectory()
+        output = try TestDirectory()
         _ = FileManager.default.createFile(atPath: output.path("out"), contents: nil)
         process.executableURL = URL(fileURLWithPath: try imgcustomizeBinary())
         process.arguments = arguments

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Faults a pipeline meets: each is caused for real, and the test checks what a user would: the image is intact
 /// (same sha256, or exactly as the other program left it), nothing is left behind, the message says what happened
@@ -9,9 +10,9 @@ import Testing
 
     @Test(arguments: ["apply", "customize", "sparsify"])
     func aFailedRunStillPrintsOneJSONDocument(command: String) throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("hostile.qcow2")
-        try tool("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/etc/passwd", image, "64M"])
+        try runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/etc/passwd", image, "64M"])
         let arguments: [String] = switch command {
         case "apply": ["apply", "sysprep", image, "--json"]
         case "customize": ["customize", image, "--json"] + Self.write
@@ -28,7 +29,7 @@ import Testing
     @Test func aReadOnlyDestinationIsRefusedBeforeAnythingRuns() throws {
         let mount = try TmpfsMount(megabytes: 64)
         let image = mount.file("disk.qcow2")
-        try tool("qemu-img", ["create", "-q", "-f", "qcow2", image, "16M"])
+        try runTool("qemu-img", ["create", "-q", "-f", "qcow2", image, "16M"])
         let before = try sha256(image)
         try mount.remountReadOnly()
 
@@ -42,7 +43,7 @@ import Testing
     }
 
     @Test func convertingOntoAFullFilesystemFailsCleanly() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("disk.raw")
         let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
         #expect(FileManager.default.createFile(atPath: image, contents: try random.read(upToCount: 24 << 20)))
@@ -60,7 +61,7 @@ import Testing
     /// As process 1 of a new pid namespace, the old dry run of a tree copied it to TMPDIR/imgcustomize-dry-run-1:
     /// a directory planted there got the copy inside it, and was then removed with whatever it held.
     @Test func aTreeDryRunNeverWritesToAPredictablePath() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let temporary = directory.path("tmp")
         let root = directory.path("guest")
         try FileManager.default.createDirectory(atPath: root + "/etc/sysconfig", withIntermediateDirectories: true)
@@ -83,7 +84,7 @@ import Testing
     /// The live run is process 999991 of its own pid namespace (a container, say): no process has that id here,
     /// so only the lock it holds on its directory tells another run that it is not the leftover of a dead one.
     @Test func anotherRunNeverRemovesTheDirectoryOfALiveOne() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let temporary = directory.path("tmp")
         let root = directory.path("guest")
         try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
@@ -144,7 +145,7 @@ import Testing
         let run = try BackgroundRun(["customize", image, "--json", "-v"] + Self.write)
         try run.waitForLine(containing: "rewriting: 0%")
         try run.whilePaused {
-            try tool("fallocate", ["-l", "\(mount.freeBytes - (1 << 20))", mount.file("filler")])
+            try runTool("fallocate", ["-l", "\(mount.freeBytes - (1 << 20))", mount.file("filler")])
         }
         let result = run.finish()
 
@@ -162,7 +163,7 @@ import Testing
 
     /// (The sandbox's kernel has no device-mapper, so the read error comes from a file cut short while read.)
     @Test(.tags(.appliance)) func anImageCutShortWhileTheRewriteReadsItIsNotCommitted() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("guest.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel6.qcow2"), toPath: image)
         let cut = try fileSize(image) / 4
@@ -186,7 +187,7 @@ import Testing
 
     @Test(.tags(.appliance), arguments: ["modified", "replaced"])
     func anImageChangedByAnotherProgramDuringTheRunIsNotCommitted(change: String) throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("guest.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel6.qcow2"), toPath: image)
 
@@ -217,7 +218,7 @@ import Testing
     }
 
     @Test(.tags(.appliance)) func theOverlayCanLiveOnAnotherFilesystem() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("guest.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel6.qcow2"), toPath: image)
         let before = try sha256(image)
@@ -240,11 +241,11 @@ import Testing
         #expect(try scratch.entries().isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.url.path) == ["guest.qcow2"])
         #expect(try sha256(image) != before)
-        #expect(try tool("qemu-img", ["check", "-f", "qcow2", image]).contains("No errors"))
+        #expect(try runTool("qemu-img", ["check", "-f", "qcow2", image]).contains("No errors"))
     }
 
     @Test(.tags(.appliance)) func twoRunsOnOneImageAreRefusedAndTwoRunsOnTwoImagesBothSucceed() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let first = directory.path("first.qcow2"), second = directory.path("second.qcow2")
         for image in [first, second] {
             try FileManager.default.copyItem(atPath: try fixture("rhel6.qcow2"), toPath: image)
@@ -263,7 +264,7 @@ import Testing
             #expect(run.status == 0, "\(image): \(run.stderr)")
             #expect(steps(try jsonObject(run.stdout)).first?["changed"] as? Bool == true, "\(run.stdout)")
             #expect(try sha256(image) != before, "\(image)")
-            #expect(try tool("qemu-img", ["check", "-f", "qcow2", image]).contains("No errors"))
+            #expect(try runTool("qemu-img", ["check", "-f", "qcow2", image]).contains("No errors"))
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.url.path).sorted()
                 == ["first.qcow2", "second.qcow2"])

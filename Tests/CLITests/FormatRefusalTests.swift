@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// What a user sees when the image is not something imgcustomize should read: every command refuses before any
 /// appliance or qemu process starts, says what the file is and what to do, and writes nothing.
@@ -20,9 +21,9 @@ import Testing
 
     @Test(arguments: commands)
     func parallelsImageIsRefusedWithHowToConvertIt(_ command: [String]) throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("disk.hdd")
-        try tool("qemu-img", ["create", "-q", "-f", "parallels", image, "64M"])
+        try runTool("qemu-img", ["create", "-q", "-f", "parallels", image, "64M"])
         let before = try sha256(image)
         let output = directory.path("out.qcow2")
         let result = try imgcustomize(Self.arguments(command, image, output: output))
@@ -36,7 +37,7 @@ import Testing
 
     @Test(arguments: commands)
     func symlinkIsRefusedInEveryCommand(_ command: [String]) throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let link = directory.path("disk.raw")
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "/etc/shadow")
         let result = try imgcustomize(Self.arguments(command, link, output: directory.path("out.qcow2")))
@@ -47,9 +48,9 @@ import Testing
     }
 
     @Test func followedSymlinkSaysWhereItLeads() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let target = directory.path("real.qcow2")
-        try tool("qemu-img", ["create", "-q", "-f", "qcow2", target, "16M"])
+        try runTool("qemu-img", ["create", "-q", "-f", "qcow2", target, "16M"])
         let link = directory.path("link.qcow2")
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "real.qcow2")
         let result = try imgcustomize(["inspect", "--follow-symlinks", link])
@@ -60,9 +61,9 @@ import Testing
     }
 
     @Test func convertNeverWritesThroughALink() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("in.qcow2")
-        try tool("qemu-img", ["create", "-q", "-f", "qcow2", image, "16M"])
+        try runTool("qemu-img", ["create", "-q", "-f", "qcow2", image, "16M"])
         let victim = directory.path("victim")
         try Data("precious\n".utf8).write(to: URL(fileURLWithPath: victim))
         let link = directory.path("out.qcow2")
@@ -75,9 +76,9 @@ import Testing
 
     /// In place on a followed link would replace the link: refused, --output is the way.
     @Test func applyInPlaceOnAFollowedLinkIsRefused() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let target = directory.path("real.qcow2")
-        try tool("qemu-img", ["create", "-q", "-f", "qcow2", target, "16M"])
+        try runTool("qemu-img", ["create", "-q", "-f", "qcow2", target, "16M"])
         let link = directory.path("link.qcow2")
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
         let result = try imgcustomize(["sparsify", "--follow-symlinks", link])

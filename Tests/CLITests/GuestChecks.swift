@@ -1,6 +1,8 @@
 import Foundation
+import Appliance
 import Operations
 import Testing
+import TestSupport
 
 /// What a user checks in a guest that went through a cloud profile, read back through the appliance.
 struct CloudGuestChecks {
@@ -29,9 +31,9 @@ struct CloudGuestChecks {
         let lines = cloudConfig.split(separator: "\n", omittingEmptySubsequences: false)
         #expect(lines.filter { $0.trimmingCharacters(in: .whitespaces) == "- resolv-conf" }.count == 1)
         // The entry sits in the cloud_init_modules list, and the YAML stays valid: PyYAML reads the list back.
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         try cloudConfig.write(toFile: directory.path("cloud.cfg"), atomically: true, encoding: .utf8)
-        let modules = try tool("python3", ["-c", "import sys, yaml; print('\\n'.join(map(str, yaml.safe_load(open(sys.argv[1]))['cloud_init_modules'])))",
+        let modules = try runTool("python3", ["-c", "import sys, yaml; print('\\n'.join(map(str, yaml.safe_load(open(sys.argv[1]))['cloud_init_modules'])))",
                                            directory.path("cloud.cfg")])
         #expect(modules.split(separator: "\n").contains("resolv-conf"))
     }

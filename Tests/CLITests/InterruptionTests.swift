@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Ctrl-C, SIGTERM or SIGHUP at any moment: the run stops, qemu is killed, everything the run made is removed
 /// (libguestfs's own temporary directories included), the image is byte-identical, and the process ends by the
@@ -7,13 +8,13 @@ import Testing
 @Suite(.serialized, .tags(.appliance)) struct InterruptionTests {
     /// A run of the binary whose temporary and runtime directories are private, so that what it leaves is visible.
     final class InterruptedRun {
-        let directory: TemporaryDirectory
+        let directory: TestDirectory
         let temporary: String
         let runtime: String
         let process = Process()
         let stderrPath: String
 
-        init(_ arguments: [String], in directory: TemporaryDirectory) throws {
+        init(_ arguments: [String], in directory: TestDirectory) throws {
             self.directory = directory
             temporary = directory.path("tmp")
             runtime = directory.path("run")
@@ -59,7 +60,7 @@ import Testing
     }
 
     /// No qemu still runs on anything in `directory`.
-    func noQemu(on directory: TemporaryDirectory) throws -> Bool {
+    func noQemu(on directory: TestDirectory) throws -> Bool {
         let result = try runProcess("/usr/bin/pgrep", ["-f", "qemu-system.*\(directory.url.path)"])
         return result.status == 1
     }
@@ -70,7 +71,7 @@ import Testing
         (SIGHUP, "imgcustomize: rewrite", 0.0),    // while the new image is written
     ])
     func anApplyInterruptedLeavesNothing(sig: Int32, marker: String, delay: Double) throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("guest.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
         let before = try sha256(image)
@@ -92,7 +93,7 @@ import Testing
     }
 
     @Test func anInterruptedInspectionLeavesNoLibguestfsDirectories() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = try fixture("rhel6.qcow2")
         let before = try sha256(image)
         let run = try InterruptedRun(["inspect", "--os", image], in: directory)

@@ -1,6 +1,8 @@
 import Foundation
+import Appliance
 import Operations
 import Testing
+import TestSupport
 
 /// A disk whose second partition is LUKS1 around an ext4 filesystem holding a minimal RHEL 7.9 guest: release
 /// files, a hostname, /bin/bash from the host, and an fstab and crypttab naming the root /dev/mapper/luks-UUID, as
@@ -30,27 +32,27 @@ enum LUKSDisk {
 
         """
 
-    private static let built: Result<TemporaryDirectory, any Error> = Result { try build() }
+    private static let built: Result<TestDirectory, any Error> = Result { try build() }
 
     /// A fresh copy of the disk in `directory`.
-    static func copy(in directory: TemporaryDirectory) throws -> String {
+    static func copy(in directory: TestDirectory) throws -> String {
         let disk = directory.path("luks.raw")
-        try tool("cp", ["--sparse=always", try built.get().path("luks.raw"), disk])
+        try runTool("cp", ["--sparse=always", try built.get().path("luks.raw"), disk])
         return disk
     }
 
-    private static func build() throws -> TemporaryDirectory {
-        let directory = try TemporaryDirectory()
+    private static func build() throws -> TestDirectory {
+        let directory = try TestDirectory()
         let disk = directory.path("luks.raw")
         let container = directory.path("part.luks")
         let keyFile = directory.path("key")
         try Data(passphrase.utf8).write(to: URL(fileURLWithPath: keyFile))
-        try tool("truncate", ["-s", "64M", disk])
-        try tool("sgdisk", ["-n", "1:2048:+16M", "-n", "2:0:0", disk])
-        try tool("truncate", ["-s", "32M", container])
-        try tool("cryptsetup", ["luksFormat", "-q", "--type", "luks1", "--pbkdf-force-iterations", "1000",
+        try runTool("truncate", ["-s", "64M", disk])
+        try runTool("sgdisk", ["-n", "1:2048:+16M", "-n", "2:0:0", disk])
+        try runTool("truncate", ["-s", "32M", container])
+        try runTool("cryptsetup", ["luksFormat", "-q", "--type", "luks1", "--pbkdf-force-iterations", "1000",
                                 "--uuid", uuid, "--key-file", keyFile, container])
-        try tool("dd", ["if=\(container)", "of=\(disk)", "bs=1M", "seek=17", "conv=notrunc", "status=none"])
+        try runTool("dd", ["if=\(container)", "of=\(disk)", "bs=1M", "seek=17", "conv=notrunc", "status=none"])
         try FileManager.default.removeItem(atPath: container)
 
         let tree = directory.path("tree")
@@ -75,10 +77,10 @@ enum LUKSDisk {
             try Data(text.utf8).write(to: url)
         }
         try FileManager.default.createDirectory(atPath: tree + "/usr/bin", withIntermediateDirectories: true)
-        try tool("cp", ["-L", "/usr/bin/bash", tree + "/usr/bin/bash"])
+        try runTool("cp", ["-L", "/usr/bin/bash", tree + "/usr/bin/bash"])
         try FileManager.default.createSymbolicLink(atPath: tree + "/bin", withDestinationPath: "usr/bin")
         let archive = directory.path("tree.tar")
-        try tool("tar", ["-C", tree, "--owner=0", "--group=0", "-cf", archive, "."])
+        try runTool("tar", ["-C", tree, "--owner=0", "--group=0", "-cf", archive, "."])
 
         let script = """
             use strict; use Sys::Guestfs;
@@ -117,17 +119,17 @@ private let tcg = ["IMGCUSTOMIZE_ACCEL": "tcg"]
     /// A LUKS partition and no key: no operating system found, and the message says which partition is encrypted
     /// and how to give its key, instead of listing filesystems.
     @Test(.tags(.appliance)) func encryptedPartitionIsNamed() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let disk = directory.path("disk.raw")
         let partition = directory.path("part.luks")
         let key = directory.path("key")
         try Data("hunter2".utf8).write(to: URL(fileURLWithPath: key))
-        try tool("truncate", ["-s", "64M", disk])
-        try tool("sgdisk", ["-n", "1:2048:+16M", "-n", "2:0:0", disk])
-        try tool("truncate", ["-s", "32M", partition])
-        try tool("cryptsetup", ["luksFormat", "-q", "--type", "luks1", "--pbkdf-force-iterations", "1000",
+        try runTool("truncate", ["-s", "64M", disk])
+        try runTool("sgdisk", ["-n", "1:2048:+16M", "-n", "2:0:0", disk])
+        try runTool("truncate", ["-s", "32M", partition])
+        try runTool("cryptsetup", ["luksFormat", "-q", "--type", "luks1", "--pbkdf-force-iterations", "1000",
                                 "--key-file", key, partition])
-        try tool("dd", ["if=\(partition)", "of=\(disk)", "bs=1M", "seek=17", "conv=notrunc", "status=none"])
+        try runTool("dd", ["if=\(partition)", "of=\(disk)", "bs=1M", "seek=17", "conv=notrunc", "status=none"])
         let result = try imgcustomize(["inspect", "--os", disk], environment: tcg)
         #expect(result.status != 0)
         #expect(result.stderr.contains("partition 2 (/dev/sda2) is LUKS-encrypted"), "\(result.stderr)")
@@ -139,7 +141,7 @@ private let tcg = ["IMGCUSTOMIZE_ACCEL": "tcg"]
     /// With its key, the guest inside is found by the quick inspection, through the mapping its fstab names; at
     /// trace level (libguestfs prints every call's arguments) the passphrase appears nowhere.
     @Test(.tags(.appliance)) func keyOpensTheGuest() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let disk = try LUKSDisk.copy(in: directory)
         let result = try imgcustomize(["inspect", "--os", "-vvv", "--key", "/dev/sda2:key:\(LUKSDisk.passphrase)", disk],
                                       environment: tcg)
@@ -153,7 +155,7 @@ private let tcg = ["IMGCUSTOMIZE_ACCEL": "tcg"]
     /// A key file on the host (its first line), chosen by the LUKS UUID; libguestfs's own inspection finds the same
     /// guest on the mapping.
     @Test(.tags(.appliance)) func keyFileByUUIDWithLibguestfsInspection() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let disk = try LUKSDisk.copy(in: directory)
         let keyFile = directory.path("passphrase")
         try Data("\(LUKSDisk.passphrase)\nnot part of the key\n".utf8).write(to: URL(fileURLWithPath: keyFile))
@@ -166,7 +168,7 @@ private let tcg = ["IMGCUSTOMIZE_ACCEL": "tcg"]
 
     /// --keys-from-stdin: one line for the one LUKS device no --key is for; the JSON report carries no key.
     @Test(.tags(.appliance)) func keysFromStdin() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let disk = try LUKSDisk.copy(in: directory)
         let result = try imgcustomize(["inspect", "--os", "--json", "-vv", "--keys-from-stdin", disk], environment: tcg,
                                       input: LUKSDisk.passphrase + "\n")
@@ -180,7 +182,7 @@ private let tcg = ["IMGCUSTOMIZE_ACCEL": "tcg"]
 
     /// A wrong key: the error names the image and the device and says the key did not open it, without the key.
     @Test(.tags(.appliance)) func wrongKeyIsRefused() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let disk = try LUKSDisk.copy(in: directory)
         let wrong = "not-the-passphrase-91c2"
         let result = try imgcustomize(["inspect", "--os", "-vv", "--key", "/dev/sda2:key:\(wrong)", disk],
@@ -193,7 +195,7 @@ private let tcg = ["IMGCUSTOMIZE_ACCEL": "tcg"]
 
     /// stdin running out before every LUKS device has a key is an error naming the device.
     @Test(.tags(.appliance)) func stdinWithoutAKeyIsRefused() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let disk = try LUKSDisk.copy(in: directory)
         let result = try imgcustomize(["inspect", "--os", "--keys-from-stdin", disk], environment: tcg, input: "")
         #expect(result.status != 0)
@@ -203,7 +205,7 @@ private let tcg = ["IMGCUSTOMIZE_ACCEL": "tcg"]
     /// A customize run writes through the open mapping and commits: afterwards the partition is still LUKS, and
     /// the file reads back once it is opened with the key.
     @Test(.tags(.appliance)) func customizeWritesThroughTheMapping() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let disk = try LUKSDisk.copy(in: directory)
         let result = try imgcustomize(["customize", disk, "--write", "/etc/motd:hello", "--json", "-vv",
                                        "--key", "/dev/sda2:key:\(LUKSDisk.passphrase)"], environment: tcg)
@@ -214,14 +216,14 @@ private let tcg = ["IMGCUSTOMIZE_ACCEL": "tcg"]
         options.keys = LUKSKeys([LUKSKeys.Key(device: "/dev/sda2", source: .passphrase(LUKSDisk.passphrase))])
         let motd = try readBack(disk, format: .raw, options: options) { try $0.readText("/etc/motd") }
         #expect(motd == "hello")
-        #expect(try tool("blkid", ["-p", "-o", "value", "-s", "TYPE", "--offset", "\(17 << 20)", disk])
+        #expect(try runTool("blkid", ["-p", "-o", "value", "-s", "TYPE", "--offset", "\(17 << 20)", disk])
                     .trimmingCharacters(in: .whitespacesAndNewlines) == "crypto_LUKS")
     }
 
     /// sparsify opens the guest with the key too; a filesystem inside LUKS takes no discards (libguestfs cannot open
     /// a mapping with --allow-discards), which the report says instead of failing.
     @Test(.tags(.appliance)) func sparsifySaysTheLUKSFilesystemIsNotTrimmed() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let disk = try LUKSDisk.copy(in: directory)
         let result = try imgcustomize(["sparsify", disk, "--compress", "none",
                                        "--key", "/dev/sda2:key:\(LUKSDisk.passphrase)"], environment: tcg)

@@ -1,11 +1,12 @@
 import Foundation
 import Operations
 import Testing
+import TestSupport
 
 /// `imgcustomize sparsify`: trim through the appliance, rewrite compressed, the guest intact.
 @Suite(.serialized, .tags(.appliance)) struct SparsifyTests {
     @Test func aRawGuestBecomesASmallerCompressedQCOW2WithTheSameFiles() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = try fixture("rhel7-single.raw")
         let before = try sha256(image)
         let output = directory.path("small.qcow2")
@@ -15,8 +16,8 @@ import Testing
         let report = try jsonObject(run.stdout)
         #expect(steps(report).map { $0["operation"] as? String } == ["trim-free-space"])
         #expect(try sha256(image) == before)
-        #expect(try tool("qemu-img", ["check", "-f", "qcow2", output]).contains("No errors"))
-        let info = try jsonObject(try tool("qemu-img", ["info", "--output=json", "-f", "qcow2", output]))
+        #expect(try runTool("qemu-img", ["check", "-f", "qcow2", output]).contains("No errors"))
+        let info = try jsonObject(try runTool("qemu-img", ["info", "--output=json", "-f", "qcow2", output]))
         #expect((info["actual-size"] as? Int ?? .max) < (report["size"] as? [String: Any])?["before"] as? Int ?? 0)
 
         let files = ["/etc/redhat-release", "/etc/shadow", "/boot/grub2/grub.cfg"]

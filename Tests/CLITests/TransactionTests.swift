@@ -1,11 +1,12 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The image is never half-modified: refusals happen before anything is written, and a run killed at any moment
 /// leaves the image byte-identical, its scratch removed by the next run.
 @Suite(.serialized) struct TransactionTests {
     @Test(.tags(.appliance)) func killedAtRandomMomentsTheImageStaysIntact() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("guest.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
         let before = try sha256(image)
@@ -27,7 +28,7 @@ import Testing
             process.waitUntilExit()
             if finished {
                 // The run completed before the kill: the image was replaced as a whole; start again from a copy.
-                #expect(try tool("qemu-img", ["check", "-f", "qcow2", image]).contains("No errors"))
+                #expect(try runTool("qemu-img", ["check", "-f", "qcow2", image]).contains("No errors"))
                 try FileManager.default.removeItem(atPath: image)
                 try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
                 continue
@@ -44,9 +45,9 @@ import Testing
     }
 
     @Test func aRawImageIsNeverTurnedIntoQCOW2InPlace() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("disk.raw")
-        try tool("qemu-img", ["create", "-q", "-f", "raw", image, "64M"])
+        try runTool("qemu-img", ["create", "-q", "-f", "raw", image, "64M"])
         let run = try imgcustomize(["apply", "rhel7-cloud", image])
         #expect(run.status == 1)
         #expect(run.stderr.contains("never turned into qcow2 in place"), "\(run.stderr)")
@@ -54,9 +55,9 @@ import Testing
     }
 
     @Test func aSecondRunOnTheSameImageIsRefused() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("disk.qcow2")
-        try tool("qemu-img", ["create", "-q", "-f", "qcow2", image, "64M"])
+        try runTool("qemu-img", ["create", "-q", "-f", "qcow2", image, "64M"])
         let holder = open(image, O_RDONLY)
         defer { close(holder) }
         #expect(flock(holder, LOCK_EX | LOCK_NB) == 0)
@@ -67,9 +68,9 @@ import Testing
 
     @Test(arguments: ["apply", "customize", "sparsify", "convert"])
     func anImageNamingAHostFileIsRefusedBeforeAnythingRuns(command: String) throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let image = directory.path("hostile.qcow2")
-        try tool("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/etc/passwd", image, "64M"])
+        try runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/etc/passwd", image, "64M"])
         let arguments: [String] = switch command {
         case "apply": ["apply", "sysprep", image]
         case "customize": ["customize", image, "--lock-root"]

@@ -1,10 +1,12 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// A temporary directory holding one test's images, with the real tools (qemu-img, qemu-io, ...) at hand; removed
 /// when the test is done with it.
 final class Scratch: Sendable {
     let directory: String
+    private let temporary: TestDirectory
 
     struct ToolFailure: Error, CustomStringConvertible {
         var message: String
@@ -12,11 +14,9 @@ final class Scratch: Sendable {
     }
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("formats-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        temporary = try TestDirectory("formats")
+        directory = temporary.path
     }
-
-    deinit { try? FileManager.default.removeItem(atPath: directory) }
 
     func path(_ name: String) -> String { directory + "/" + name }
 
@@ -47,17 +47,8 @@ func run(_ tool: String, _ arguments: [String]) throws -> String {
 }
 
 private func launch(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [tool] + arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let result = try runProcess("/usr/bin/env", [tool] + arguments, mergingErrors: true)
+    return (result.status, result.stdout)
 }
 
 /// Overwrites bytes of a file in place: how hostile and corrupt images are made from honest ones.

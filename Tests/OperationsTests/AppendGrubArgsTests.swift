@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import DirectoryTree
 
 @Suite struct AppendGrubArgsTests {
     static let console = AppendGrubArgs(["console=tty0", "console=ttyS0,115200n8"])
@@ -89,6 +90,18 @@ import Testing
         #expect(tree.text("/boot/efi/EFI/redhat/grub.cfg")
             == "menuentry 'x' {\n  linuxefi /vmlinuz root=UUID=1 ro console=tty0 console=ttyS0,115200n8\n}\n")
         #expect(tree.text("/etc/kernel/cmdline") == "root=UUID=1 ro console=tty0 console=ttyS0,115200n8\n")
+    }
+
+    /// Only the arguments change: the tab after `linux`, double spaces and trailing blanks stay as the file had them.
+    @Test func theLinesOwnWhitespaceIsKept() throws {
+        let tree = try TemporaryTree()
+        try tree.file("/boot/grub2/grub.cfg",
+                      "menuentry 'x' {\n\tlinux16\t/vmlinuz-3.10 root=/dev/rhel/root  ro crashkernel=auto \n}\n")
+        try tree.applyTwice(AppendGrubArgs(["crashkernel=256M", "console=tty0"]))
+        #expect(tree.text("/boot/grub2/grub.cfg")
+            == "menuentry 'x' {\n\tlinux16\t/vmlinuz-3.10 root=/dev/rhel/root  ro crashkernel=256M console=tty0 \n}\n")
+        #expect(AppendGrubArgs.replacingArguments(of: "linux\t/vmlinuz  quiet\trhgb", after: 2, with: ["rhgb", "ro"])
+            == "linux\t/vmlinuz\trhgb ro")
     }
 
     @Test(arguments: [

@@ -1,12 +1,14 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import Appliance
+import TestSupport
 
 extension ApplianceTests {
     /// Every GuestFilesystem method through one appliance, on a writable overlay over a small RHEL 7-like guest.
     @Suite struct FilesystemTests {
         static let shared = SharedGuest {
-            let directory = try TemporaryDirectory()
+            let directory = try TestDirectory()
             let base = try ScratchGuest.build(in: directory)
             let overlay = try makeOverlay(over: base, format: .raw, in: directory)
             let logs = LogRecorder()

@@ -1,8 +1,9 @@
-import CGuestFS
 import Foundation
 import Synchronization
 import Testing
 @testable import Operations
+@testable import Appliance
+import TestSupport
 
 /// The guest images Fixtures/build-images builds (and caches) from the committed trees.
 struct Fixture: Sendable, CustomTestStringConvertible {
@@ -40,13 +41,7 @@ struct Fixture: Sendable, CustomTestStringConvertible {
     static let all = [rhel7, rhel6, rhel7Single]
 
     /// Builds the images on first use (minutes), then finds them in the cache (a moment).
-    func path() throws -> String {
-        let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let directory = try runTool(package.appendingPathComponent("Fixtures/build-images").path, [])
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        return directory + "/" + file
-    }
+    func path() throws -> String { try guestFixtures.path(file) }
 }
 
 extension ApplianceTests {
@@ -72,13 +67,13 @@ extension ApplianceTests {
             #expect(try fs.readText("/etc/redhat-release").contains(version))
             let error = #expect(throws: GuestError.self) { try fs.writeText("/etc/motd", "hello\n") }
             #expect(error?.message.contains("Read-only file system") == true)
-            #expect(throws: GuestError.self) { try fs.trimFreeSpace() }
+            #expect(throws: GuestError.self) { try fs.blockDevices.trimFreeSpace() }
         }
 
         /// Trimming reaches every mounted filesystem, the swap volume (its header, hence label and UUID, kept) and the
         /// volume group's free space, and the overlay's data shrinks accordingly.
         @Test func trimmingAnLVMGuest() throws {
-            let directory = try TemporaryDirectory()
+            let directory = try TestDirectory()
             let overlay = try makeOverlay(over: Fixture.rhel7.path(), format: .qcow2, in: directory)
             let before = try allocatedBytes(overlay)
 
@@ -87,13 +82,13 @@ extension ApplianceTests {
                 drives: [ApplianceDrive(path: overlay, format: .qcow2, discard: .besteffort, scratch: true)],
                 options: ApplianceOptions(progress: { event in progress.withLock { $0.append(event) } }))
             let fs = try session.mountOperatingSystem()
-            let swapBefore = try #require(try fs.swapIdentity(of: "/dev/rhel/swap"))
+            let swapBefore = try #require(try fs.blockDevices.swapIdentity(of: "/dev/rhel/swap"))
             // Data written and deleted during the run must not survive in the image either.
             try fs.write("/var/tmp/scratch.bin", [UInt8](ScratchGuest.randomBytes(32 << 20)), mode: 0o600)
             try fs.remove("/var/tmp/scratch.bin", recursive: false)
-            let summary = try fs.trimFreeSpace()
-            let swapAfter = try #require(try fs.swapIdentity(of: "/dev/rhel/swap"))
-            let blkidUUID = try fs.guestfs.string("read the swap UUID") { guestfs_vfs_uuid($0, "/dev/rhel/swap") }
+            let summary = try fs.blockDevices.trimFreeSpace()
+            let swapAfter = try #require(try fs.blockDevices.swapIdentity(of: "/dev/rhel/swap"))
+            let blkidUUID = try fs.guestfs.filesystemUUID("/dev/rhel/swap")
             try session.close()
 
             #expect(summary == "trimmed /, /boot, swap rhel/swap, 0 B free in VG rhel")

@@ -2,12 +2,14 @@ import Foundation
 import Synchronization
 import Testing
 @testable import Operations
+@testable import Appliance
+import TestSupport
 
 extension ApplianceTests {
     @Suite struct SessionTests {
         /// The first launch on a machine pays for the KVM probe; the next one goes straight to the remembered verdict.
         @Test func theAccelerationVerdictIsRememberedBetweenSessions() throws {
-            let directory = try TemporaryDirectory()
+            let directory = try TestDirectory()
             let blank = directory.path("blank.qcow2")
             try runTool("qemu-img", ["create", "-q", "-f", "qcow2", blank, "16M"])
             let cache = directory.url.appendingPathComponent("cache/acceleration.json")
@@ -52,7 +54,7 @@ extension ApplianceTests {
         }
 
         @Test func inspectingSomethingWithoutAnOperatingSystemSaysWhatWasFound() throws {
-            let directory = try TemporaryDirectory()
+            let directory = try TestDirectory()
             let image = directory.path("data.raw")
             try runTool("mkfs.ext4", ["-q", "-F", image, "32M"])
             let error = #expect(throws: GuestError.self) {
@@ -125,7 +127,7 @@ extension ApplianceTests {
     }
 
     @Test func theCacheAnswersOnlyForTheSameQemuAndKernel() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TestDirectory()
         let cache = AccelerationCache(file: directory.url.appendingPathComponent("sub/acceleration.json"))
         let logger = LogRecorder().logger()
         let key = try #require(AccelerationCache.key(hypervisor: "/bin/sh"))
@@ -160,7 +162,7 @@ extension ApplianceTests {
 /// A qemu that hangs the way KVM does in broken nested virtualization: started, CPU never running, nothing on the
 /// console. `when` is a shell `case` pattern matched against qemu's arguments; other launches run normally. The
 /// script records the pid of each qemu it starts for the appliance, so that a test can check it is gone.
-func hangingHypervisor(in directory: TemporaryDirectory, when pattern: String) throws -> (script: String, pids: String) {
+func hangingHypervisor(in directory: TestDirectory, when pattern: String) throws -> (script: String, pids: String) {
     let script = directory.path("hanging-qemu")
     let pids = directory.path("qemu-pids")
     let qemu = "/usr/bin/qemu-system-x86_64"
@@ -187,7 +189,7 @@ extension ApplianceTests {
         /// KVM that hangs (qemu runs, the guest never prints) is given up within seconds for software emulation,
         /// with one line saying so, and the verdict is remembered: the next launch does not try KVM again.
         @Test func aHangingKVMFallsBackToSoftwareEmulationAndIsRemembered() throws {
-            let directory = try TemporaryDirectory()
+            let directory = try TestDirectory()
             let blank = directory.path("blank.qcow2")
             try runTool("qemu-img", ["create", "-q", "-f", "qcow2", blank, "16M"])
             let (hypervisor, pids) = try hangingHypervisor(in: directory, when: "*accel=kvm*")
@@ -231,7 +233,7 @@ extension ApplianceTests {
         /// A launch that never comes up, whatever the acceleration, fails at the overall limit with what the console
         /// said and what to try; its qemu is killed.
         @Test func aLaunchThatNeverComesUpFailsAtTheLimit() throws {
-            let directory = try TemporaryDirectory()
+            let directory = try TestDirectory()
             let blank = directory.path("blank.qcow2")
             try runTool("qemu-img", ["create", "-q", "-f", "qcow2", blank, "16M"])
             let (hypervisor, pids) = try hangingHypervisor(in: directory, when: "*")
@@ -254,7 +256,7 @@ extension ApplianceTests {
 
         /// Cancelling while the appliance launches stops it at once: qemu killed, `RunCancelled` thrown.
         @Test func cancellingDuringTheLaunchKillsQemu() throws {
-            let directory = try TemporaryDirectory()
+            let directory = try TestDirectory()
             let blank = directory.path("blank.qcow2")
             try runTool("qemu-img", ["create", "-q", "-f", "qcow2", blank, "16M"])
             let (hypervisor, pids) = try hangingHypervisor(in: directory, when: "*")

@@ -3,6 +3,8 @@ import Logging
 import Synchronization
 import Testing
 @testable import Operations
+@testable import Appliance
+import TestSupport
 
 extension Tag {
     @Tag static var appliance: Self
@@ -44,45 +46,8 @@ private struct RecordingHandler: LogHandler {
     }
 }
 
-/// A private temporary directory, removed when the value goes away.
-final class TemporaryDirectory: Sendable {
-    let url: URL
-
-    init() throws {
-        url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("imgcustomize-appliance-test-\(UUID().uuidString)", isDirectory: true)
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-
-    deinit { try? FileManager.default.removeItem(at: url) }
-}
-
-/// Runs a host tool (qemu-img, mkfs.ext4) and returns its standard output; a failure throws with its stderr.
-@discardableResult
-func runTool(_ executable: String, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [executable] + arguments
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    let outputData = output.fileHandleForReading.readDataToEndOfFile()
-    let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        struct ToolFailed: Error, CustomStringConvertible { var description: String }
-        throw ToolFailed(description: "\(executable) \(arguments.joined(separator: " ")): "
-                         + String(decoding: errorData, as: UTF8.self))
-    }
-    return String(decoding: outputData, as: UTF8.self)
-}
-
 /// A qcow2 overlay over `base`, so that a test writes into its own file and the base stays untouched.
-func makeOverlay(over base: String, format: ApplianceDrive.Format, in directory: TemporaryDirectory,
+func makeOverlay(over base: String, format: ApplianceDrive.Format, in directory: TestDirectory,
                  name: String = "overlay.qcow2") throws -> String {
     let overlay = directory.path(name)
     try runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-b", base, "-F", format.rawValue, overlay])
@@ -120,7 +85,7 @@ enum ScratchGuest {
     /// Data the trim test deletes and expects to disappear from the image.
     static let junkSize = 48 << 20
 
-    static func build(in directory: TemporaryDirectory) throws -> String {
+    static func build(in directory: TestDirectory) throws -> String {
         let tree = directory.url.appendingPathComponent("tree", isDirectory: true)
         func file(_ path: String, _ text: String, mode: Int = 0o644) throws {
             let url = tree.appendingPathComponent(String(path.dropFirst()))
@@ -173,13 +138,13 @@ enum ScratchGuest {
 /// One appliance for a whole suite, launched on first use and shared by its tests (which run one at a time).
 final class SharedGuest: Sendable {
     final class Guest {
-        let directory: TemporaryDirectory
+        let directory: TestDirectory
         let image: String
         let session: ApplianceSession
         let filesystem: ApplianceFilesystem
         let logs: LogRecorder
 
-        init(directory: TemporaryDirectory, image: String, session: ApplianceSession,
+        init(directory: TestDirectory, image: String, session: ApplianceSession,
              filesystem: ApplianceFilesystem, logs: LogRecorder) {
             self.directory = directory
             self.image = image

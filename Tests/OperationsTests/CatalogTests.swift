@@ -1,32 +1,68 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import DirectoryTree
 
 @Suite struct CatalogTests {
     @Test func namesAreUniqueKebabCaseAndDocumented() {
-        let names = OperationCatalog.all.map(\.name)
+        let names = OperationRegistry.all.map(\.name)
         #expect(Set(names).count == names.count)
-        for descriptor in OperationCatalog.all {
+        for descriptor in OperationRegistry.all {
             #expect(descriptor.name.allSatisfy { $0.isLowercase || $0 == "-" }, "\(descriptor.name)")
             #expect(!descriptor.summary.isEmpty)
-            #expect(descriptor.syntax.isEmpty == descriptor.example.isEmpty || descriptor.name == "disable-repos")
+            #expect(descriptor.argument.syntax.isEmpty == descriptor.argument.example.isEmpty)
         }
         #expect(names.starts(with: ["edit-file", "set-line", "append-grub-args", "lock-root"]))
     }
 
     /// Every example in `imgcustomize operations` must parse, so the help never shows a command that fails. (The
     /// sysprep entries' examples name host key and password files, which parsing reads.)
-    @Test(arguments: OperationCatalog.customizeEntries.map { $0.name })
+    @Test(arguments: OperationRegistry.all.prefix { $0.name != "hostname" }.map(\.name))
     func examplesParse(name: String) throws {
-        let descriptor = try #require(OperationCatalog.named(name))
-        let operation = try descriptor.parse(descriptor.isFlag ? nil : descriptor.example)
+        let descriptor = try #require(OperationRegistry.named(name))
+        let operation = try descriptor.parse(descriptor.isFlag ? nil : descriptor.argument.example)
         #expect(operation.name == name)
     }
 
+    /// Every type conforming to the operation protocol in Sources/Operations is in the registry (and so has its
+    /// option), except `Note`, which only profiles use: it carries prose, not something to do.
+    @Test func everyOperationTypeIsRegistered() throws {
+        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Sources/Operations")
+        let conformance = try Regex(#"(?m)^(?:public )?(?:struct|final class|enum) (\w+)\s*:[^{]*\b(?:GuestOperation|RegisteredOperation|CleanupOperation)\b"#)
+        var declared: [String] = []
+        let files = FileManager.default.enumerator(atPath: sources.path)?.compactMap { $0 as? String } ?? []
+        for file in files where file.hasSuffix(".swift") {
+            let text = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
+            declared += text.matches(of: conformance).compactMap { $0.output[1].substring.map(String.init) }
+        }
+        #expect(declared.count > 60, "the scan found \(declared.count) operation types")
+        let registered = Set(OperationRegistry.all.map(\.typeName))
+        for name in declared where name != "Note" {
+            #expect(registered.contains(name), "\(name) conforms to the operation protocol but is not registered")
+        }
+        #expect(OperationRegistry.named("check-installed") != nil)
+    }
+
+    @Test func phasesOrderFilesLabelsDevices() {
+        #expect(OperationRegistry.named("selinux-relabel")?.phase == .labels)
+        #expect(OperationRegistry.named("trim-free-space")?.phase == .devices)
+        #expect(OperationRegistry.all.filter { $0.phase != .files }.map(\.name) == ["trim-free-space", "selinux-relabel"])
+        #expect(OperationRegistry.flags(in: .devices).map(\.name) == ["trim-free-space"])
+    }
+
+    @Test func optionalArgumentsAreTyped() {
+        #expect(OperationRegistry.named("disable-repos")?.argument == .optional(syntax: "GLOB", example: "rhel-*"))
+        #expect(OperationRegistry.all.filter { if case .optional = $0.argument { true } else { false } }.map(\.name)
+            == ["disable-repos"])
+        #expect(OperationArgument.optional(syntax: "GLOB", example: "rhel-*").usage("--disable-repos")
+            == "--disable-repos[=GLOB]")
+    }
+
     @Test func flagsRefuseArgumentsAndOptionsRequireThem() {
-        let lockRoot = #expect(throws: ArgumentError.self) { try OperationCatalog.named("lock-root")?.parse("yes") }
+        let lockRoot = #expect(throws: ArgumentError.self) { try OperationRegistry.named("lock-root")?.parse("yes") }
         #expect(lockRoot?.description == "--lock-root: takes no argument, got \"yes\"")
-        let write = #expect(throws: ArgumentError.self) { try OperationCatalog.named("write")?.parse(nil) }
+        let write = #expect(throws: ArgumentError.self) { try OperationRegistry.named("write")?.parse(nil) }
         #expect(write?.description == "--write: an argument is required; expected --write PATH:CONTENT (e.g. --write '/etc/motd:Welcome')")
     }
 }

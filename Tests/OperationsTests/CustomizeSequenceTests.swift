@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import Appliance
+@testable import DirectoryTree
+import TestSupport
 
 /// The issue's `imgcustomize customize` example, parsed through the catalog as the CLI does, on a RHEL 7 guest:
 /// the same files, operations and expected results for a tree and (in `ApplianceTests`) for an image.
@@ -45,7 +48,7 @@ enum CustomizeSequence {
             try guest.write(file.path, Array(file.before.utf8), mode: file.mode)
         }
         let operations = try arguments.map { option, argument in
-            try #require(OperationCatalog.named(option)).parse(argument)
+            try #require(OperationRegistry.named(option)).parse(argument)
         }
         let runner = OperationRunner(guest: guest, recordDiffs: true)
         let first = try operations.map { try runner.run($0) }
@@ -72,7 +75,7 @@ extension ApplianceTests {
     /// The same sequence through the appliance, on an overlay over the scratch RHEL 7 guest: one launch.
     @Suite struct CustomizeSequenceOnImageTests {
         @Test func onAnImage() throws {
-            let directory = try TemporaryDirectory()
+            let directory = try TestDirectory()
             let base = try ScratchGuest.build(in: directory)
             let overlay = try makeOverlay(over: base, format: .raw, in: directory)
             let session = try ApplianceSession(

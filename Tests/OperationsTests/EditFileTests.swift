@@ -1,5 +1,6 @@
 import Testing
 @testable import Operations
+@testable import DirectoryTree
 
 @Suite struct EditFileTests {
     static let sshd = "#PermitRootLogin yes\nPermitRootLogin yes\nPasswordAuthentication yes\n"

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import DirectoryTree
 
 @Suite struct FileOperationTests {
     static let ifcfg = ["TYPE=Ethernet", "DEVICE=eth0", "ONBOOT=yes", "BOOTPROTO=dhcp", "NM_CONTROLLED=no"]

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Operations
+@testable import Appliance
 import Testing
 
 @Suite struct LUKSKeysTests {

@@ -1,5 +1,6 @@
 import Testing
 @testable import Operations
+@testable import DirectoryTree
 
 @Suite struct MachineIDTests {
     @Test func emptiesBothFiles() throws {

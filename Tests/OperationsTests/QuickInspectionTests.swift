@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import Appliance
 
 /// The parts of the quick inspection that need no appliance: superblock recognition and fstab resolution. (The
 /// fixture tests compare the whole inspection with libguestfs's on every fixture.)

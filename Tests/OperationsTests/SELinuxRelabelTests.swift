@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 @testable import Operations
+@testable import DirectoryTree
 
 /// Lines of RHEL 7's targeted policy (contexts/files/file_contexts and friends), in their file order.
 private let targetedFileContexts = """
@@ -68,7 +69,7 @@ private func label(_ tree: TemporaryTree, _ path: String) throws -> String? {
         let context = OperationContext(guest: GuestFacts(type: "linux", distro: "rhel", majorVersion: 7))
         let runner = OperationRunner(guest: tree.guest, context: context)
         let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@laptop"
-        for operation: any Operations.Operation in [
+        for operation: any GuestOperation in [
             Password(user: "root", selector: .plain("correct horse")), Hostname("web1.example.com"),
             Timezone("Europe/Paris"), NetHWAddr(), SSHInject(user: "cloud-user", key: key),
             SSHInject(user: "root", key: key),

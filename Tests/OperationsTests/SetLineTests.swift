@@ -1,5 +1,6 @@
 import Testing
 @testable import Operations
+@testable import DirectoryTree
 
 @Suite struct SetLineTests {
     @Test func appendsAMissingKeyAndKeepsTheRest() throws {

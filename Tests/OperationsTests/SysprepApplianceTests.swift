@@ -1,13 +1,15 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import Appliance
+import TestSupport
 
 extension ApplianceTests {
     /// The sysprep clean-ups, the user-facing customizations and SELinux relabelling through one appliance, on an
     /// image (not a tree): glob expansion, Augeas and extended attributes as libguestfs does them.
     @Suite struct SysprepApplianceTests {
         static let shared = SharedGuest {
-            let directory = try TemporaryDirectory()
+            let directory = try TestDirectory()
             let base = try usedGuest(in: directory)
             let overlay = try makeOverlay(over: base, format: .raw, in: directory)
             let logs = LogRecorder()
@@ -19,7 +21,7 @@ extension ApplianceTests {
         }
 
         /// A RHEL 7-like guest with what a build leaves behind and an enforcing targeted policy.
-        static func usedGuest(in directory: TemporaryDirectory) throws -> String {
+        static func usedGuest(in directory: TestDirectory) throws -> String {
             let tree = directory.url.appendingPathComponent("tree", isDirectory: true)
             func file(_ path: String, _ text: String) throws {
                 let url = tree.appendingPathComponent(String(path.dropFirst()))
@@ -72,7 +74,7 @@ extension ApplianceTests {
                 let runner = OperationRunner(guest: fs, context: OperationContext(guest: fs.facts))
                 let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@laptop"
                 // Without ssh-userdir, which removes what ssh-inject adds: a profile with both flips them each run.
-                let operations: [any Operations.Operation] = sysprepOperations(for: fs.facts)
+                let operations: [any GuestOperation] = sysprepOperations(for: fs.facts)
                     .filter { $0.name != SSHUserDir.name } + [
                     Hostname("web1.example.com"), Timezone("Europe/Paris"),
                     Password(user: "root", selector: .plain("correct horse")),

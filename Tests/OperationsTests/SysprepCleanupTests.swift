@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import DirectoryTree
 
 /// A RHEL 7 guest as a cloud image build leaves it: logs, caches, leases, host keys, histories, subscription data.
 private func usedRHEL7Tree() throws -> TemporaryTree {
@@ -198,15 +199,28 @@ private func usedRHEL7Tree() throws -> TemporaryTree {
         }
     }
 
+    /// The sysprep profile's order comes from each operation's `sysprep` declaration: virt-sysprep's defaults sorted
+    /// by virt-sysprep's names (remove-machine-id is its machine-id), then the cloud-image extras.
+    @Test func sysprepRunsInVirtSysprepOrderThenTheCloudExtras() {
+        #expect(sysprepDefaults.map(\.name) == [
+            "abrt-data", "backup-files", "bash-history", "blkid-tab", "crash-data", "cron-spool", "dhcp-client-state",
+            "dhcp-server-state", "dovecot-data", "ipa-client", "kerberos-hostkeytab", "logfiles", "lvm-system-devices",
+            "remove-machine-id", "mail-spool", "net-hostname", "net-hwaddr", "net-nmconn", "pacct-log",
+            "package-manager-cache", "pam-data", "passwd-backups", "puppet-data-log", "rh-subscription-manager",
+            "rhn-systemid", "rpm-db", "samba-db-log", "smolt-uuid", "ssh-hostkeys", "ssh-userdir", "sssd-db-log",
+            "tmp-files", "udev-persistent-net", "utmp", "yum-uuid", "zsh-history", "cloud-init-state", "net-uuid",
+        ])
+    }
+
     @Test func everySysprepOperationIsACommandLineFlag() throws {
         for operation in sysprepDefaults {
-            let descriptor = try #require(OperationCatalog.named(operation.name), "\(operation.name) not listed")
+            let descriptor = try #require(OperationRegistry.named(operation.name), "\(operation.name) not listed")
             #expect(descriptor.isFlag)
             #expect(try descriptor.parse(nil).name == operation.name)
             #expect(throws: ArgumentError.self) { try descriptor.parse("/etc") }
         }
         for name in ["hostname", "timezone", "ssh-inject", "password", "root-password", "selinux-relabel"] {
-            #expect(OperationCatalog.named(name) != nil, "\(name) not in the catalog")
+            #expect(OperationRegistry.named(name) != nil, "\(name) not in the catalog")
         }
     }
 }

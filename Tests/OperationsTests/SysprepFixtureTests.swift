@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import DirectoryTree
+import TestSupport
 
 /// The fixtures helper's RHEL 7 tree (Fixtures/trees/common, then rhel7 over it), as the images are built from it.
 private func rhel7FixtureTree() throws -> TemporaryTree {

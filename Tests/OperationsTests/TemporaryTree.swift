@@ -1,20 +1,20 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import DirectoryTree
+import TestSupport
 
 /// A guest tree in a fresh host directory, removed when the test lets go of it.
 final class TemporaryTree {
     let path: String
     let guest: TreeFilesystem
+    private let directory: TestDirectory
 
     init() throws {
-        var template = Array((NSTemporaryDirectory() + "imgcustomize-tree-XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { throw POSIXError(.EIO) }
-        path = String(cString: made)
+        directory = try TestDirectory("imgcustomize-tree")
+        path = directory.path
         guest = try TreeFilesystem(root: path)
     }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
 
     /// Writes a file from the host side, creating its directories.
     func file(_ guestPath: String, _ text: String, mode: Int = 0o644) throws {
@@ -48,7 +48,7 @@ extension TemporaryTree {
     /// Runs `operation` twice through one recording runner and checks the second run changed nothing, said so, and
     /// left no diff. Returns both reports.
     @discardableResult
-    func applyTwice(_ operation: any Operations.Operation, sourceLocation: SourceLocation = #_sourceLocation) throws
+    func applyTwice(_ operation: any GuestOperation, sourceLocation: SourceLocation = #_sourceLocation) throws
         -> (first: StepReport, second: StepReport) {
         let runner = OperationRunner(guest: guest, recordDiffs: true)
         let first = try runner.run(operation)

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import DirectoryTree
+import TestSupport
 
 @Suite struct TreeContainmentTests {
     /// A host directory beside the tree, holding what a hostile guest would like to read or overwrite.

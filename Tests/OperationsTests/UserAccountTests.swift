@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Operations
+@testable import DirectoryTree
 
 private let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@laptop"
 

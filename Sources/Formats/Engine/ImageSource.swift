@@ -93,16 +93,10 @@ final class ImageFile: Sendable {
 
     /// Reads up to `buffer.count` bytes at `offset`; fewer only at the end of the file. Returns the count read.
     func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        guard let base = buffer.baseAddress else { return 0 }
-        var done = 0
-        while done < buffer.count {
-            let n = pread(descriptor, base + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw FormatError.system(file: path, offset: Int64(offset) + Int64(done), "read")
-            }
-            if n == 0 { break }
-            done += n
+        let (done, failure) = positionalRead(descriptor, into: buffer, at: Int64(offset))
+        if let failure {
+            throw FormatError(file: path, offset: Int64(offset) + Int64(done),
+                              "read failed: \(String(cString: strerror(failure)))", systemError: failure)
         }
         return done
     }

@@ -1,5 +1,5 @@
-/// The image properties `openstack image create` wants that follow from the file itself. The lead's OS
-/// inspection adds architecture, os_distro, os_version and os_name.
+/// The image properties `openstack image create` wants that follow from the file itself; with `inspect --os`, the
+/// guest's inspection adds architecture, os_distro, os_version, os_name and os_type.
 public struct GlanceProperties: Sendable, Encodable, Equatable {
     /// Glance's disk_format: qcow2, raw, vhd, vhdx, vmdk, vdi, iso, aki, ari, ami, ...
     public var diskFormat: String

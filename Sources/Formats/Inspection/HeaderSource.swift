@@ -161,20 +161,11 @@ public final class HeaderFile: HeaderSource {
         guard offset >= 0, count >= 0 else { return [] }
         guard descriptor >= 0 else { throw InspectionError(path: name, "the file is already closed") }
         var buffer = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let fd = descriptor
-            let got = buffer.withUnsafeMutableBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return pread(fd, base + done, count - done, off_t(offset) + off_t(done))
-            }
-            if got < 0 {
-                if errno == EINTR { continue }
-                let reason = String(cString: strerror(errno))
-                throw InspectionError(path: name, "read of \(count) bytes at offset \(offset) failed: \(reason)")
-            }
-            if got == 0 { break }
-            done += got
+        let fd = descriptor
+        let (done, failure) = buffer.withUnsafeMutableBytes { positionalRead(fd, into: $0, at: offset) }
+        if let failure {
+            let reason = String(cString: strerror(failure))
+            throw InspectionError(path: name, "read of \(count) bytes at offset \(offset) failed: \(reason)")
         }
         buffer.removeSubrange(done...)
         return buffer

@@ -7,7 +7,7 @@ extension GuestFilesystem {
     /// For an image this costs one read and at most one write: no Augeas load or save inside the appliance, where
     /// each took about half a second under software emulation. The lenses are the same ones: the appliance is
     /// built from the host's packages.
-    func editWithHostAugeas<T>(_ augeas: Augeas, lens: String, path: String,
+    package func editWithHostAugeas<T>(_ augeas: Augeas, lens: String, path: String,
                                _ body: (AugeasEdit) throws -> T) throws -> T {
         let original: String
         switch try stat(path)?.kind {

@@ -1,7 +1,18 @@
 import Glibc
 
+/// A failed system call on the host (a tree's files, an upload's source), before it becomes a `GuestError`.
+package struct SystemCallError: Error, CustomStringConvertible {
+    package var code: Int32
+    package var message: String { String(cString: strerror(code)) }
+    package var description: String { message }
+
+    package init(code: Int32) { self.code = code }
+
+    package static func last() -> SystemCallError { SystemCallError(code: errno) }
+}
+
 /// Reading files of the host itself (an upload's source), as opposed to the guest's.
-enum HostFiles {
+package enum HostFiles {
     static func read(_ path: String) throws -> (content: [UInt8], mode: UInt32) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemCallError.last() }
@@ -12,7 +23,7 @@ enum HostFiles {
         return (try readAll(fd), UInt32(status.st_mode & 0o7777))
     }
 
-    static func readAll(_ fd: Int32) throws -> [UInt8] {
+    package static func readAll(_ fd: Int32) throws -> [UInt8] {
         var content: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {

@@ -60,7 +60,7 @@ public final class OperationRunner {
     /// Every path the run has written, created, moved into place or re-owned so far, in first-touched order.
     public var touchedPaths: [String] { recorder.touched }
 
-    public func run(_ operation: any Operation) throws -> StepReport {
+    public func run(_ operation: any GuestOperation) throws -> StepReport {
         recorder.startStep()
         context.touchedPaths = recorder.touched
         let outcome: OperationOutcome

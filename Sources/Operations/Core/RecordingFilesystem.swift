@@ -47,7 +47,7 @@ final class RecordingFilesystem: GuestFilesystem {
     /// /etc/selinux/config, and that is the file to diff and to relabel.
     private func followingLinks(_ path: String) throws -> String {
         var current = path
-        for _ in 0..<TreeFilesystem.symlinkLimit {
+        for _ in 0..<guestSymlinkLimit {
             guard try inner.lstat(current)?.kind == .symlink else { return current }
             let target = try inner.readlink(current)
             let base = target.hasPrefix("/") ? [] : current.split(separator: "/").dropLast().map(String.init)
@@ -155,7 +155,7 @@ final class RecordingFilesystem: GuestFilesystem {
         try inner.setxattr(path, name: name, value: value)
     }
 
-    func trimFreeSpace() throws -> String? { try inner.trimFreeSpace() }
+    var devices: (any GuestDevices)? { inner.devices }
 
     /// The recorded changes as diffs, in the order the files were first changed.
     func diffs() -> [FileDiff] {

@@ -8,11 +8,10 @@
 /// An argument already present is not added again. `console=` may appear several times and the last one becomes
 /// /dev/console, so the requested console arguments are kept together at the end, in the requested order. Another
 /// `key=value` replaces the value of an existing `key=` (the kernel would use the last one anyway).
-public struct AppendGrubArgs: CatalogEntry {
+public struct AppendGrubArgs: RegisteredOperation {
     public static let name = "append-grub-args"
     public static let summary = "Add kernel arguments to /etc/default/grub and every boot entry (grub2, legacy GRUB, BLS)"
-    public static let syntax = "ARGS"
-    public static let example = "console=tty0 console=ttyS0,115200n8"
+    public static let argument = OperationArgument.required(syntax: "ARGS", example: "console=tty0 console=ttyS0,115200n8")
 
     public let arguments: [String]
     public var target: String { arguments.joined(separator: " ") }
@@ -102,7 +101,7 @@ public struct AppendGrubArgs: CatalogEntry {
             guard words.count >= fixed else { continue }
             let merged = Self.merge(Array(words[fixed...]), arguments)
             if merged != Array(words[fixed...]) {
-                file.lines[index] = line.indentation + (words[..<fixed] + merged).joined(separator: " ")
+                file.lines[index] = Self.replacingArguments(of: line, after: fixed, with: merged)
                 changed = true
             }
         }
@@ -120,6 +119,32 @@ public struct AppendGrubArgs: CatalogEntry {
         file.lines[0] = merged.joined(separator: " ")
         try guest.writeText("/etc/kernel/cmdline", file.text)
         return true
+    }
+
+    /// `line` with the words after its first `fixed` ones replaced by `arguments`, touching only those: every word
+    /// kept in place keeps the blanks before it (the tab after `linux`, double spaces) and the line its trailing
+    /// blanks; a removed word goes with the blanks before it, an added one comes after a space.
+    static func replacingArguments(of line: String, after fixed: Int, with arguments: [String]) -> String {
+        func isBlank(_ character: Character) -> Bool { character == " " || character == "\t" }
+        // (blanks before, word) for every word; what follows the last word.
+        var tokens: [(blanks: Substring, word: Substring)] = []
+        var rest = Substring(line)
+        while let start = rest.firstIndex(where: { !isBlank($0) }) {
+            let end = rest[start...].firstIndex(where: isBlank) ?? rest.endIndex
+            tokens.append((rest[..<start], rest[start..<end]))
+            rest = rest[end...]
+        }
+        var text = tokens.prefix(fixed).map { $0.blanks + $0.word }.joined()
+        var next = 0
+        for token in tokens.dropFirst(fixed) where next < arguments.count {
+            // Kept or replaced in place (the same key with a new value): at this word's place, with its blanks.
+            if token.word == arguments[next] || key(String(token.word)) == key(arguments[next]) {
+                text += token.blanks + arguments[next]
+                next += 1
+            }
+        }
+        for argument in arguments[next...] { text += " " + argument }
+        return text + rest
     }
 
     static func key(_ argument: String) -> String {

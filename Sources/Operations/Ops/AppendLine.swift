@@ -1,10 +1,9 @@
 /// `append-line PATH:LINE`: LINE is added at the end of the file unless the file already has it as a line. The file
 /// is created when missing; a last line without a line ending gets one first; a CRLF file stays CRLF.
-public struct AppendLine: CatalogEntry {
+public struct AppendLine: RegisteredOperation {
     public static let name = "append-line"
     public static let summary = "Append a line to a file unless it is already there"
-    public static let syntax = "PATH:LINE"
-    public static let example = "/etc/hosts.allow:sshd: ALL"
+    public static let argument = OperationArgument.required(syntax: "PATH:LINE", example: "/etc/hosts.allow:sshd: ALL")
 
     public let path: String
     public let line: String

@@ -1,10 +1,9 @@
 /// Verifies that the guest carries software a step of the recipe installs inside a running guest (which an
 /// offline tool cannot do): it changes nothing, and says clearly, in the report and as a warning, what is missing.
-public struct CheckInstalled: CatalogEntry {
+public struct CheckInstalled: RegisteredOperation {
     public static let name = "check-installed"
     public static let summary = "Check that the guest has a package's files; warn clearly when it does not"
-    public static let syntax = "PACKAGE:PATH[,PATH...]"
-    public static let example = "cloud-init:/usr/bin/cloud-init"
+    public static let argument = OperationArgument.required(syntax: "PACKAGE:PATH[,PATH...]", example: "cloud-init:/usr/bin/cloud-init")
 
     public let package: String
     public let paths: [String]
@@ -41,7 +40,7 @@ public struct CheckInstalled: CatalogEntry {
 
 /// A step of a recipe that needs a running guest or a network (registering, updating packages): an offline tool
 /// cannot do it, and does not drop it silently either. It changes nothing and puts its note in the report.
-public struct Note: Operation {
+public struct Note: GuestOperation {
     public static let name = "note"
     public static let summary = "A step imgcustomize cannot do offline, reported rather than silently dropped"
 

@@ -1,9 +1,8 @@
 /// `chmod MODE:PATH`: permission bits, in octal.
-public struct Chmod: CatalogEntry {
+public struct Chmod: RegisteredOperation {
     public static let name = "chmod"
     public static let summary = "Set a file's permission bits (octal)"
-    public static let syntax = "MODE:PATH"
-    public static let example = "0600:/etc/ssh/sshd_config"
+    public static let argument = OperationArgument.required(syntax: "MODE:PATH", example: "0600:/etc/ssh/sshd_config")
 
     public let mode: UInt32
     public let path: String

@@ -1,9 +1,8 @@
 /// `chown UID:GID:PATH`: numeric owner and group (names would need the guest's /etc/passwd, not the host's).
-public struct Chown: CatalogEntry {
+public struct Chown: RegisteredOperation {
     public static let name = "chown"
     public static let summary = "Set a file's owner and group (numeric)"
-    public static let syntax = "UID:GID:PATH"
-    public static let example = "1000:1000:/home/cloud-user/.bashrc"
+    public static let argument = OperationArgument.required(syntax: "UID:GID:PATH", example: "1000:1000:/home/cloud-user/.bashrc")
 
     public let uid: Int
     public let gid: Int

@@ -1,11 +1,10 @@
 /// `copy SRC:DEST` inside the guest (cp -a): a file, or a directory with everything under it, keeping modes,
 /// owners and symlinks. A file goes into DEST when DEST is a directory; a directory becomes DEST itself (cp -aT),
 /// since with cp's own rule a second run would nest a new copy inside the first. Only what differs is written again.
-public struct Copy: CatalogEntry {
+public struct Copy: RegisteredOperation {
     public static let name = "copy"
     public static let summary = "Copy a file or directory inside the guest"
-    public static let syntax = "SRC:DEST"
-    public static let example = "/etc/skel/.bashrc:/root/.bashrc"
+    public static let argument = OperationArgument.required(syntax: "SRC:DEST", example: "/etc/skel/.bashrc:/root/.bashrc")
 
     public let source: String
     public let destination: String

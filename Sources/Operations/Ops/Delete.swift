@@ -1,10 +1,9 @@
 /// `delete PATH`: every path the glob matches, removed with everything under it (rm -rf). A symlink is removed,
 /// never followed.
-public struct Delete: CatalogEntry {
+public struct Delete: RegisteredOperation {
     public static let name = "delete"
     public static let summary = "Delete files or directories (globs, recursive)"
-    public static let syntax = "PATH"
-    public static let example = "/var/log/*.log"
+    public static let argument = OperationArgument.required(syntax: "PATH", example: "/var/log/*.log")
 
     public let pattern: String
     public var target: String { pattern }

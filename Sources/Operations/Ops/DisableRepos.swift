@@ -3,11 +3,10 @@ import Glibc
 /// `disable-repos [GLOB]`: `enabled=0` in every repository (section) whose id matches GLOB (default: all) in
 /// /etc/yum.repos.d/*.repo, through the Augeas Yum lens. A section without `enabled` counts as enabled for yum, so
 /// it gets `enabled=0` too. Comments and layout stay as they are.
-public struct DisableRepos: CatalogEntry {
+public struct DisableRepos: RegisteredOperation {
     public static let name = "disable-repos"
     public static let summary = "Set enabled=0 in every matching repository of /etc/yum.repos.d"
-    public static let syntax = "[GLOB]"
-    public static let example = "rhel-*"
+    public static let argument = OperationArgument.optional(syntax: "GLOB", example: "rhel-*")
     static let directory = "/etc/yum.repos.d"
 
     public let glob: String

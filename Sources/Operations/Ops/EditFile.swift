@@ -6,11 +6,10 @@
 /// the whole match, `\\` a backslash and `\$` a dollar sign.
 ///
 /// The text handed to the edit has "\n" line endings even in a CRLF file; they are put back on writing.
-public struct EditFile: CatalogEntry {
+public struct EditFile: RegisteredOperation {
     public static let name = "edit-file"
     public static let summary = "Edit a text file with a substitution (or, in Swift, a closure over its text)"
-    public static let syntax = "PATH:s/REGEX/REPLACEMENT/FLAGS"
-    public static let example = "/etc/ssh/sshd_config:s/^PermitRootLogin yes/PermitRootLogin no/"
+    public static let argument = OperationArgument.required(syntax: "PATH:s/REGEX/REPLACEMENT/FLAGS", example: "/etc/ssh/sshd_config:s/^PermitRootLogin yes/PermitRootLogin no/")
 
     public let path: String
     /// What the edit does, for reports: the substitution, or the description given with a closure.

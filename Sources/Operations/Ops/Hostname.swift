@@ -1,11 +1,10 @@
 /// `hostname NAME`: sets the guest's hostname where its distribution keeps it: /etc/hostname (RHEL 7+, Fedora,
 /// Debian, Ubuntu, SUSE, ...), HOSTNAME= in /etc/sysconfig/network (RHEL 6 and older), and the 127.0.1.1 line of
 /// /etc/hosts where the guest has one (Debian's installer writes it so that the hostname resolves offline).
-public struct Hostname: CatalogEntry {
+public struct Hostname: RegisteredOperation {
     public static let name = "hostname"
     public static let summary = "Set the hostname (distribution-aware)"
-    public static let syntax = "NAME"
-    public static let example = "web1.example.com"
+    public static let argument = OperationArgument.required(syntax: "NAME", example: "web1.example.com")
 
     public var hostname: String
     public var target: String { hostname }

@@ -1,10 +1,9 @@
 /// `link TARGET:LINK`: LINK is a symlink to TARGET (ln -sf): a file or another symlink at LINK is replaced; a
 /// directory is refused.
-public struct Link: CatalogEntry {
+public struct Link: RegisteredOperation {
     public static let name = "link"
     public static let summary = "Make LINK a symlink to TARGET"
-    public static let syntax = "TARGET:LINK"
-    public static let example = "/usr/share/zoneinfo/UTC:/etc/localtime"
+    public static let argument = OperationArgument.required(syntax: "TARGET:LINK", example: "/usr/share/zoneinfo/UTC:/etc/localtime")
 
     public let linkTarget: String
     public let path: String

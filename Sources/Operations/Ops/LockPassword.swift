@@ -1,11 +1,10 @@
 /// `lock-password USER` and `lock-root`: lock a user's password in /etc/shadow through the Augeas Shadow lens, as
 /// `usermod -L` does: "!!" where there is no password, a "!" prefix otherwise. Other fields and users are untouched;
 /// a password that already starts with "!" is already locked.
-public struct LockPassword: CatalogEntry {
+public struct LockPassword: RegisteredOperation {
     public static let name = "lock-password"
     public static let summary = "Lock a user's password in /etc/shadow"
-    public static let syntax = "USER"
-    public static let example = "cloud-user"
+    public static let argument = OperationArgument.required(syntax: "USER", example: "cloud-user")
 
     public let user: String
     public var target: String { user }
@@ -23,11 +22,10 @@ public struct LockPassword: CatalogEntry {
     }
 }
 
-public struct LockRoot: CatalogEntry {
+public struct LockRoot: RegisteredOperation {
     public static let name = "lock-root"
     public static let summary = "Lock root's password in /etc/shadow"
-    public static let syntax = ""
-    public static let example = ""
+    public static let argument = OperationArgument.none
 
     public init() {}
 

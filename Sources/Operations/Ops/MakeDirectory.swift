@@ -1,9 +1,8 @@
 /// `mkdir PATH`: the directory and its missing parents (mode 0755).
-public struct MakeDirectory: CatalogEntry {
+public struct MakeDirectory: RegisteredOperation {
     public static let name = "mkdir"
     public static let summary = "Create a directory and its parents"
-    public static let syntax = "PATH"
-    public static let example = "/etc/cloud/cloud.cfg.d"
+    public static let argument = OperationArgument.required(syntax: "PATH", example: "/etc/cloud/cloud.cfg.d")
 
     public let path: String
     public var target: String { path }

@@ -1,10 +1,9 @@
 /// `move SRC:DEST` inside the guest (mv): into DEST when DEST is a directory. When SRC is gone and DEST is there,
 /// the move has already happened.
-public struct Move: CatalogEntry {
+public struct Move: RegisteredOperation {
     public static let name = "move"
     public static let summary = "Move or rename a file or directory inside the guest"
-    public static let syntax = "SRC:DEST"
-    public static let example = "/etc/yum.repos.d/local.repo:/root/local.repo"
+    public static let argument = OperationArgument.required(syntax: "SRC:DEST", example: "/etc/yum.repos.d/local.repo:/root/local.repo")
 
     public let source: String
     public let destination: String

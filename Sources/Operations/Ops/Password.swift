@@ -2,11 +2,10 @@ import CCrypt
 
 /// `password USER:SELECTOR` and `root-password SELECTOR`: sets the password field of USER's line in /etc/shadow
 /// (Augeas Shadow lens), other fields and other users untouched.
-public struct Password: CatalogEntry {
+public struct Password: RegisteredOperation {
     public static let name = "password"
     public static let summary = "Set, lock or disable a user's password (locked, disabled, password:, file:, random)"
-    public static let syntax = "USER:SELECTOR"
-    public static let example = "cloud-user:file:/root/cloud-user.password"
+    public static let argument = OperationArgument.required(syntax: "USER:SELECTOR", example: "cloud-user:file:/root/cloud-user.password")
 
     public enum Selector: Sendable, Equatable {
         /// Keeps the hash behind a "!" so that the password can be unlocked later.
@@ -107,11 +106,10 @@ public struct Password: CatalogEntry {
 }
 
 /// `root-password SELECTOR`: `password root:SELECTOR`.
-public struct RootPassword: CatalogEntry {
+public struct RootPassword: RegisteredOperation {
     public static let name = "root-password"
     public static let summary = "Set, lock or disable root's password (locked, disabled, password:, file:, random)"
-    public static let syntax = "SELECTOR"
-    public static let example = "password:correct-horse-battery"
+    public static let argument = OperationArgument.required(syntax: "SELECTOR", example: "password:correct-horse-battery")
 
     public var selector: Password.Selector
     public var target: String { "root" }

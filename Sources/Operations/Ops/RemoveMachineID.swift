@@ -1,11 +1,11 @@
 /// `remove-machine-id`: /etc/machine-id emptied to zero bytes, systemd's signal to generate a new id at first boot,
 /// so that clones of the image do not share one; /var/lib/dbus/machine-id too when it is a file of its own (a
 /// symlink to /etc/machine-id is left as it is).
-public struct RemoveMachineID: CatalogEntry {
+public struct RemoveMachineID: RegisteredOperation {
     public static let name = "remove-machine-id"
     public static let summary = "Empty /etc/machine-id so each clone generates its own at first boot"
-    public static let syntax = ""
-    public static let example = ""
+    public static let argument = OperationArgument.none
+    public static let sysprep = SysprepDefault.virtSysprep(as: "machine-id")
     static let paths = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
 
     public init() {}

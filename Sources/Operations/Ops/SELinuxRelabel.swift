@@ -2,11 +2,11 @@
 /// file_contexts, read offline: no setfiles run, no host policy involved), so that an enforcing guest can read them
 /// at first boot. Where the guest enables SELinux but carries no file_contexts, it creates /.autorelabel instead and
 /// the guest relabels everything at its first boot.
-public struct SELinuxRelabel: CatalogEntry {
+public struct SELinuxRelabel: RegisteredOperation {
     public static let name = "selinux-relabel"
     public static let summary = "Label the files this run touched with the guest's own SELinux file contexts"
-    public static let syntax = ""
-    public static let example = ""
+    public static let argument = OperationArgument.none
+    public static let phase = OperationPhase.labels
 
     static let attribute = "security.selinux"
 

@@ -2,11 +2,10 @@ import Glibc
 
 /// `ssh-inject USER:KEY`: lets the key log in as USER. ~/.ssh (0700) and ~/.ssh/authorized_keys (0600) are created
 /// where missing, owned by the user's uid and gid from the guest's /etc/passwd; the key is appended once.
-public struct SSHInject: CatalogEntry {
+public struct SSHInject: RegisteredOperation {
     public static let name = "ssh-inject"
     public static let summary = "Add a public key to a user's ~/.ssh/authorized_keys"
-    public static let syntax = "USER:KEYFILE|KEY"
-    public static let example = "cloud-user:/home/me/.ssh/id_ed25519.pub"
+    public static let argument = OperationArgument.required(syntax: "USER:KEYFILE|KEY", example: "cloud-user:/home/me/.ssh/id_ed25519.pub")
 
     public var user: String
     /// One authorized_keys line ("ssh-ed25519 AAAA... comment").

@@ -5,11 +5,10 @@
 /// double-quoted, 'x' single-quoted, bare stays bare unless the value needs quotes). A value given with its own
 /// quotes (`KEY="x"`) is written as given. A missing key is appended, a missing file created, and duplicates of the
 /// key removed, so that the file ends up with exactly one assignment.
-public struct SetLine: CatalogEntry {
+public struct SetLine: RegisteredOperation {
     public static let name = "set-line"
     public static let summary = "Set KEY=VALUE in a shell-variable file (Augeas Shellvars), once"
-    public static let syntax = "PATH:KEY=VALUE"
-    public static let example = "/etc/sysconfig/network:NOZEROCONF=yes"
+    public static let argument = OperationArgument.required(syntax: "PATH:KEY=VALUE", example: "/etc/sysconfig/network:NOZEROCONF=yes")
 
     public let path: String
     public let key: String

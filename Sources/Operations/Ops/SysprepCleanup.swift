@@ -26,7 +26,7 @@ public enum CleanupStep: Sendable, Equatable {
 }
 
 /// A sysprep operation whose whole behaviour is its list of steps; on the command line, a flag.
-public protocol CleanupOperation: CatalogEntry {
+public protocol CleanupOperation: RegisteredOperation {
     static var steps: [CleanupStep] { get }
     init()
     /// Whether the operation means anything on this guest (virt-sysprep skips some per distribution).
@@ -35,8 +35,8 @@ public protocol CleanupOperation: CatalogEntry {
 
 extension CleanupOperation {
     public var target: String { "" }
-    public static var syntax: String { "" }
-    public static var example: String { "" }
+    public static var argument: OperationArgument { .none }
+    public static var sysprep: SysprepDefault { .virtSysprep(as: name) }
 
     public static func parse(_ argument: String?) throws -> Self {
         try noArgument(argument)

@@ -161,6 +161,7 @@ public struct NetHWAddr: CleanupOperation {
 
 public struct NetUUID: CleanupOperation {
     public static let name = "net-uuid"
+    public static let sysprep = SysprepDefault.cloudImages
     public static let summary = "Remove UUID (the NetworkManager connection id) from ifcfg-* files"
     public static let steps: [CleanupStep] = [
         .removeShellVariables(["UUID"], from: "/etc/sysconfig/network-scripts/ifcfg-*"),
@@ -331,6 +332,7 @@ public struct ZshHistory: CleanupOperation {
 
 public struct CloudInitState: CleanupOperation {
     public static let name = "cloud-init-state"
+    public static let sysprep = SysprepDefault.cloudImages
     public static let summary = "Remove cloud-init's instance state so that it runs again at first boot"
     public static let steps: [CleanupStep] = [.removeTree("/var/lib/cloud/*")]
     public init() {}

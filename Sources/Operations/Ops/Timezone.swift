@@ -1,10 +1,9 @@
 /// `timezone ZONE`: /etc/localtime becomes a symlink to the guest's own zoneinfo file (what systemd's timedatectl
 /// does); RHEL 6 also keeps ZONE= in /etc/sysconfig/clock, and older Debian /etc/timezone, both updated where present.
-public struct Timezone: CatalogEntry {
+public struct Timezone: RegisteredOperation {
     public static let name = "timezone"
     public static let summary = "Set the time zone (e.g. Europe/Paris): /etc/localtime and the distribution's setting"
-    public static let syntax = "ZONE"
-    public static let example = "Europe/Paris"
+    public static let argument = OperationArgument.required(syntax: "ZONE", example: "Europe/Paris")
 
     public var zone: String
     public var target: String { zone }

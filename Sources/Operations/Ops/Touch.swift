@@ -1,10 +1,9 @@
 /// `touch PATH`: an empty file where there is none. An existing file is left alone, times included, so that a
 /// second run changes nothing.
-public struct Touch: CatalogEntry {
+public struct Touch: RegisteredOperation {
     public static let name = "touch"
     public static let summary = "Create an empty file if it does not exist"
-    public static let syntax = "PATH"
-    public static let example = "/.autorelabel"
+    public static let argument = OperationArgument.required(syntax: "PATH", example: "/.autorelabel")
 
     public let path: String
     public var target: String { path }

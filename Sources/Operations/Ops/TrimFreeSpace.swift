@@ -1,10 +1,10 @@
 /// `trim-free-space`: discard the unused blocks of every filesystem, unused swap and free LVM space, so that the
 /// rewrite that follows skips them. Reports what the guest filesystem trimmed; a directory tree has nothing to trim.
-public struct TrimFreeSpace: CatalogEntry {
+public struct TrimFreeSpace: RegisteredOperation {
     public static let name = "trim-free-space"
     public static let summary = "Discard unused filesystem, swap and LVM blocks so the rewritten image skips them"
-    public static let syntax = ""
-    public static let example = ""
+    public static let argument = OperationArgument.none
+    public static let phase = OperationPhase.devices
 
     public init() {}
 
@@ -16,7 +16,7 @@ public struct TrimFreeSpace: CatalogEntry {
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
-        guard let summary = try guest.trimFreeSpace() else {
+        guard let summary = try guest.devices?.trimFreeSpace() else {
             return .unchanged("nothing to trim in \(guest.guestDescription)")
         }
         return .changed(summary)

@@ -1,9 +1,8 @@
 /// `truncate PATH`: the file emptied to zero bytes, keeping its inode, mode, owner and label.
-public struct Truncate: CatalogEntry {
+public struct Truncate: RegisteredOperation {
     public static let name = "truncate"
     public static let summary = "Empty a file to zero bytes"
-    public static let syntax = "PATH"
-    public static let example = "/var/log/messages"
+    public static let argument = OperationArgument.required(syntax: "PATH", example: "/var/log/messages")
 
     public let path: String
     public var target: String { path }

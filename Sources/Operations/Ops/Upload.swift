@@ -1,10 +1,9 @@
 /// `upload LOCALFILE:PATH`: a host file copied into the guest (into PATH when PATH is a directory). A new file gets
 /// the local file's mode; an existing one keeps its own mode and owner.
-public struct Upload: CatalogEntry {
+public struct Upload: RegisteredOperation {
     public static let name = "upload"
     public static let summary = "Copy a host file into the guest"
-    public static let syntax = "LOCALFILE:PATH"
-    public static let example = "./motd:/etc/motd"
+    public static let argument = OperationArgument.required(syntax: "LOCALFILE:PATH", example: "./motd:/etc/motd")
 
     public let localFile: String
     public let path: String

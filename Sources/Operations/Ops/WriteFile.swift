@@ -1,10 +1,9 @@
 /// `write PATH:CONTENT`: the file holds exactly CONTENT (a new file gets mode 0644; an existing one keeps its mode
 /// and owner).
-public struct WriteFile: CatalogEntry {
+public struct WriteFile: RegisteredOperation {
     public static let name = "write"
     public static let summary = "Write CONTENT to a file, replacing what it held"
-    public static let syntax = "PATH:CONTENT"
-    public static let example = "/etc/motd:Welcome"
+    public static let argument = OperationArgument.required(syntax: "PATH:CONTENT", example: "/etc/motd:Welcome")
 
     public let path: String
     public let content: [UInt8]

@@ -1,11 +1,10 @@
 /// `write-lines PATH:LINE\nLINE...`: the file consists of exactly these lines, whatever it held before, e.g. an
 /// ifcfg-eth0 with nothing but TYPE, DEVICE, ONBOOT, BOOTPROTO and NM_CONTROLLED. A CRLF file stays CRLF. On the
 /// command line, lines are separated by newlines or by the two characters `\n`.
-public struct WriteLines: CatalogEntry {
+public struct WriteLines: RegisteredOperation {
     public static let name = "write-lines"
     public static let summary = "Make a file consist of exactly the given lines"
-    public static let syntax = "PATH:LINE\\nLINE..."
-    public static let example = "/etc/sysconfig/network-scripts/ifcfg-eth0:DEVICE=eth0\\nONBOOT=yes"
+    public static let argument = OperationArgument.required(syntax: "PATH:LINE\\nLINE...", example: "/etc/sysconfig/network-scripts/ifcfg-eth0:DEVICE=eth0\\nONBOOT=yes")
 
     public let path: String
     public let lines: [String]

@@ -4,11 +4,10 @@
 /// A line editor rather than a YAML round trip, so that comments, order and indentation stay exactly as they are:
 /// the item goes after the list's last item with the list's own indentation. A list written in flow style
 /// (`key: [a, b]`) is refused rather than rewritten.
-public struct YAMLListAdd: CatalogEntry {
+public struct YAMLListAdd: RegisteredOperation {
     public static let name = "yaml-list-add"
     public static let summary = "Add an item to a top-level list of a YAML file, once"
-    public static let syntax = "PATH:KEY:ITEM"
-    public static let example = "/etc/cloud/cloud.cfg:cloud_init_modules:resolv-conf"
+    public static let argument = OperationArgument.required(syntax: "PATH:KEY:ITEM", example: "/etc/cloud/cloud.cfg:cloud_init_modules:resolv-conf")
 
     public let path: String
     public let key: String

@@ -3,6 +3,7 @@ import Customize
 import Foundation
 import Formats
 import Operations
+import Appliance
 
 extension Acceleration: ExpressibleByArgument {}
 
@@ -20,8 +21,7 @@ struct RunArguments: ParsableArguments {
     @Flag(help: "Show a unified diff of every changed text file.")
     var diff = false
 
-    @Option(help: "Accepted input formats, comma-separated (like Glance's disk_formats), e.g. raw,qcow2.")
-    var formats: String?
+    @OptionGroup var formats: FormatArguments
 
     @OptionGroup var appliance: ApplianceArguments
 
@@ -29,22 +29,32 @@ struct RunArguments: ParsableArguments {
     var scratch: String?
 
     func options() throws -> RunOptions {
-        var allowed: Set<ImageFormat>?
-        if let formats {
-            allowed = []
-            for name in formats.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
-                guard let format = ImageFormat(name: name) else {
-                    throw ValidationError("unknown format '\(name)' in --formats")
-                }
-                allowed?.insert(format)
-            }
-        }
         let scratch = scratch ?? ProcessInfo.processInfo.environment["IMGCUSTOMIZE_SCRATCH"].flatMap { $0.isEmpty ? nil : $0 }
-        var options = RunOptions(output: output, dryRun: dryRun, allowedFormats: allowed,
+        var options = RunOptions(output: output, dryRun: dryRun, allowedFormats: try formats.allowed(),
                                  acceleration: appliance.accel ?? .auto, diffs: diff, scratchDirectory: scratch)
         options.launchLimits = try appliance.limits()
         options.keys = try appliance.luksKeys()
         return options
+    }
+}
+
+/// Which input formats a command accepts: the `--formats` of every command that opens an image.
+struct FormatArguments: ParsableArguments {
+    @Option(help: "Accepted input formats, comma-separated (like Glance's disk_formats), e.g. raw,qcow2.")
+    var formats: String?
+
+    /// The accepted formats; nil when every safe format is.
+    func allowed() throws -> Set<ImageFormat>? {
+        guard let formats else { return nil }
+        var allowed = Set<ImageFormat>()
+        for name in formats.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let format = ImageFormat(name: name) else {
+                let known = ImageFormat.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ValidationError("unknown format '\(name)' in --formats (known: \(known), vhd)")
+            }
+            allowed.insert(format)
+        }
+        return allowed
     }
 }
 

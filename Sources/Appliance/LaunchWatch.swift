@@ -1,4 +1,5 @@
 import Foundation
+import Operations
 import Synchronization
 
 #if canImport(Glibc)

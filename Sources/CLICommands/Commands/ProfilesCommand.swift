@@ -11,20 +11,32 @@ extension IMGCustomize {
             discussion: """
             EXAMPLES:
               imgcustomize profiles
+              imgcustomize profiles rhel7-cloud
               imgcustomize profiles show rhel7-cloud
             """,
             subcommands: [List.self, Show.self],
             defaultSubcommand: List.self)
 
         struct List: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "List the built-in profiles.")
+            static let configuration = CommandConfiguration(
+                abstract: "List the built-in profiles, with what each does besides its steps.")
             @OptionGroup var global: GlobalOptions
+            @Argument(help: "A profile's name: print its steps, as `profiles show NAME` does.") var name: String?
 
-            func run() {
-                let width = BuiltinProfiles.all.map(\.name.count).max() ?? 0
-                for profile in BuiltinProfiles.all {
-                    print(profile.name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + profile.summary)
+            func run() throws {
+                if let name {
+                    print(try Show.steps(of: name))
+                    return
                 }
+                print(Self.listing())
+            }
+
+            static func listing() -> String {
+                let width = BuiltinProfiles.all.map(\.name.count).max() ?? 0
+                return BuiltinProfiles.all.map { profile in
+                    profile.name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + profile.summary + "\n"
+                        + String(repeating: " ", count: width + 2) + profile.effects
+                }.joined(separator: "\n")
             }
         }
 
@@ -36,23 +48,29 @@ extension IMGCustomize {
             @Argument(help: "The profile's name.") var name: String
 
             func run() throws {
+                print(try Self.steps(of: name))
+            }
+
+            /// The profile's heading lines and its steps, indented under their groups and includes.
+            static func steps(of name: String) throws -> String {
                 guard let profile = BuiltinProfiles.named(name) else {
                     throw ValidationError("no profile named '\(name)'; the profiles are: "
                                           + BuiltinProfiles.all.map(\.name).joined(separator: ", "))
                 }
-                print("\(profile.name): \(profile.summary)")
-                if let requirement = profile.requirement { print("requires: \(requirement) guest") }
-                print("output: \(profile.output == .compressedQCOW2 ? "compressed qcow2" : "the input's format")")
+                var lines = ["\(profile.name): \(profile.summary)"]
+                if let requirement = profile.requirement { lines.append("requires: \(requirement) guest") }
+                lines.append("output: \(profile.output == .compressedQCOW2 ? "compressed qcow2" : "the input's format")")
                 let guest = profile.requirement?.exampleGuest ?? GuestFacts(type: "linux")
                 var previous: [String] = [profile.name]
                 for step in profile.steps(for: guest) {
                     for (depth, heading) in step.path.enumerated().dropFirst() where depth >= previous.count || previous[depth] != heading {
-                        print(String(repeating: "  ", count: depth) + heading + ":")
+                        lines.append(String(repeating: "  ", count: depth) + heading + ":")
                     }
                     previous = step.path
                     let target = step.operation.target.isEmpty ? "" : " \(step.operation.target)"
-                    print(String(repeating: "  ", count: step.path.count) + step.operation.name + target)
+                    lines.append(String(repeating: "  ", count: step.path.count) + step.operation.name + target)
                 }
+                return lines.joined(separator: "\n")
             }
         }
     }

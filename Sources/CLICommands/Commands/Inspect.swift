@@ -30,8 +30,7 @@ extension IMGCustomize {
         @Flag(help: "With --glance, publish a partitioned raw disk as an AMI.")
         var amazon = false
 
-        @Option(help: "Comma-separated formats to accept, like Glance's disk_formats (e.g. raw,qcow2).")
-        var formats: String?
+        @OptionGroup var formats: FormatArguments
 
         @Flag(help: "Also launch the appliance (read-only) and report the guest operating system.")
         var os = false
@@ -42,17 +41,7 @@ extension IMGCustomize {
 
         func run() throws {
             var policy = SafetyPolicy(access: global.access)
-            if let formats {
-                var allowed = Set<ImageFormat>()
-                for name in formats.split(separator: ",") {
-                    guard let format = ImageFormat(name: name.trimmingCharacters(in: .whitespaces)) else {
-                        let known = ImageFormat.allCases.map(\.rawValue).joined(separator: ", ")
-                        throw ValidationError("unknown format '\(name)' in --formats (known: \(known), vhd)")
-                    }
-                    allowed.insert(format)
-                }
-                policy.allowedFormats = allowed
-            }
+            policy.allowedFormats = try formats.allowed()
             let inspection = try ImageInspector.inspect(path: image, policy: policy)
             // An image that fails a safety check is never handed to qemu.
             let facts = os && inspection.safety.safe
@@ -94,11 +83,11 @@ extension IMGCustomize {
             if let target = inspection.linkTarget { out += "symbolic link to: \(target)\n" }
             out += "file format: \(inspection.format.rawValue)\n"
             if let size = inspection.virtualSize {
-                out += "virtual size: \(humanSize(size)) (\(size) bytes)\n"
+                out += "virtual size: \(formatBytes(size)) (\(size) bytes)\n"
             } else {
                 out += "virtual size: unknown\n"
             }
-            out += "disk size: \(humanSize(inspection.actualSize))\n"
+            out += "disk size: \(formatBytes(inspection.actualSize))\n"
             let detected = inspection.formatsDetected.isEmpty ? "none (raw)" : inspection.formatsDetected.joined(separator: ", ")
             out += "formats detected: \(detected)\n"
             if let specific = inspection.formatSpecific {
@@ -144,18 +133,6 @@ extension IMGCustomize {
                 }
             }
             return out
-        }
-
-        static func humanSize(_ bytes: UInt64) -> String {
-            let units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
-            guard bytes >= 1024 else { return "\(bytes) B" }
-            var value = Double(bytes) / 1024
-            var unit = 0
-            while value >= 1024, unit < units.count - 1 {
-                value /= 1024
-                unit += 1
-            }
-            return String(format: "%.3g", value) + " " + units[unit]
         }
     }
 }

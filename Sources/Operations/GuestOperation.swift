@@ -2,17 +2,30 @@ import Logging
 
 /// One thing that can be done to a guest: a small value with a kebab-case name, a one-line summary and its
 /// parameters. Applying it twice changes nothing the second time, and says so.
-public protocol Operation: Sendable {
+public protocol GuestOperation: Sendable {
     /// The kebab-case name users type: "set-line", "lock-root".
     static var name: String { get }
     static var summary: String { get }
+    /// When a run applies it; most operations change files (`.files`, the default).
+    static var phase: OperationPhase { get }
     /// What this instance works on, for reports: a path, a user, a glob; "" when the operation has no target.
     var target: String { get }
     func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome
 }
 
-extension Operation {
+extension GuestOperation {
     public var name: String { Self.name }
+    public static var phase: OperationPhase { .files }
+    public var phase: OperationPhase { Self.phase }
+}
+
+/// When in a run an operation is applied, whatever order a profile or the command line gives: every change to files
+/// first, then the SELinux labels of what they touched, then the block devices under them (trimming must discard
+/// what the other phases freed). Within a phase, operations keep their order.
+public enum OperationPhase: Int, Sendable, Comparable, CaseIterable {
+    case files, labels, devices
+
+    public static func < (lhs: OperationPhase, rhs: OperationPhase) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
 /// What an operation did.

@@ -1,3 +1,5 @@
+import Operations
+
 extension ApplianceFilesystem {
     /// Augeas edits of guest files run on the host (see `editWithHostAugeas`): the file is read from the appliance,
     /// and written back only when it changed. One host Augeas handle per session: compiling a lens takes longer

@@ -10,10 +10,11 @@ extension IMGCustomize {
         @OptionGroup var global: GlobalOptions
 
         func run() {
-            for descriptor in OperationCatalog.all {
-                print("--\(descriptor.name)" + (descriptor.isFlag ? "" : " \(descriptor.syntax)"))
+            for descriptor in OperationRegistry.all {
+                let option = "--\(descriptor.name)"
+                print(descriptor.argument.usage(option))
                 print("    \(descriptor.summary)")
-                if !descriptor.isFlag { print("    e.g. --\(descriptor.name) '\(descriptor.example)'") }
+                if !descriptor.isFlag { print("    e.g. \(descriptor.argument.exampleUsage(option))") }
             }
         }
     }

@@ -53,9 +53,9 @@ extension IMGCustomize {
 
         /// The image and the operations, in command-line order: `--name ARG`, `--name=ARG`, or `--name` for those
         /// that take no argument.
-        private func parseOperations(_ arguments: [String]) throws -> (String?, [any Operations.Operation]) {
+        func parseOperations(_ arguments: [String]) throws -> (String?, [any GuestOperation]) {
             var image: String?
-            var operations: [any Operations.Operation] = []
+            var operations: [any GuestOperation] = []
             var index = 0
             while index < arguments.count {
                 let token = arguments[index]
@@ -71,18 +71,17 @@ extension IMGCustomize {
                     value = String(name[name.index(after: equals)...])
                     name = String(name[..<equals])
                 }
-                guard let descriptor = OperationCatalog.named(name) else {
+                guard let descriptor = OperationRegistry.named(name) else {
                     throw ValidationError("unknown option or operation '--\(name)'; `imgcustomize operations` lists them")
                 }
-                // The next token is this operation's argument unless it is the next operation; an optional
-                // argument ("[GLOB]") may be left out.
-                if !descriptor.isFlag, value == nil {
-                    if index < arguments.count, !arguments[index].hasPrefix("--") {
-                        value = arguments[index]
-                        index += 1
-                    } else if !descriptor.syntax.hasPrefix("[") {
-                        throw ValidationError("--\(name) needs an argument: --\(name) \(descriptor.syntax)")
+                // A required argument is the next token unless that is the next operation; an optional one is only
+                // ever attached with "=", so the next token (the image, say) is never taken for it.
+                if case .required = descriptor.argument, value == nil {
+                    guard index < arguments.count, !arguments[index].hasPrefix("--") else {
+                        throw ValidationError("--\(name) needs an argument: \(descriptor.argument.usage("--\(name)"))")
                     }
+                    value = arguments[index]
+                    index += 1
                 }
                 do {
                     operations.append(try descriptor.parse(value))

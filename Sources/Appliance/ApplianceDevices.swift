@@ -1,31 +1,36 @@
-import CGuestFS
 import Foundation
+import Operations
 
-extension ApplianceFilesystem {
+/// The block-device work of an appliance session, which is not filesystem work: discarding what the guest does not
+/// use (free filesystem blocks, swap areas, free LVM extents) so that the rewrite skips it.
+public final class ApplianceDevices: GuestDevices {
+    let guestfs: Guestfs
+    public let readonly: Bool
+
+    init(guestfs: Guestfs, readonly: Bool) {
+        self.guestfs = guestfs
+        self.readonly = readonly
+    }
+
     /// Discards every mounted filesystem's unused blocks, every swap area (its header page put back byte for byte, so
     /// that fstab still finds it) and the free extents of every volume group. The drive must have been added with a
     /// discard mode for the space to be freed in the image file.
     public func trimFreeSpace() throws -> String? {
         guard !readonly else {
-            throw GuestError(guest: guestDescription, action: "trim free space", message: "the image is open read-only")
+            throw GuestError(guest: guestfs.guest, action: "trim free space", message: "the image is open read-only")
         }
         var trimmed: [String] = []
         var untrimmed: [String] = []
 
-        let mounted = Guestfs.pairs(try guestfs.strings("list the mounted filesystems") { guestfs_mountpoints($0) })
-        for (_, mountpoint) in mounted.sorted(by: { $0.1 < $1.1 }) {
-            switch guestfs.perform("trim the free space of", mountpoint, {
-                guestfs_fstrim_argv($0, mountpoint, nil) == -1 ? nil : ()
-            }) {
-            case .success:
+        for (_, mountpoint) in try guestfs.mountpoints().sorted(by: { $0.mountpoint < $1.mountpoint }) {
+            do {
+                try guestfs.fstrim(mountpoint)
                 trimmed.append(mountpoint)
-            case .failure(let failure) where failure.error.message.contains("discard operation is not supported"):
+            } catch let error as GuestError where error.message.contains("discard operation is not supported") {
                 // A LUKS mapping passes discards on only when opened with --allow-discards, which libguestfs's
                 // cryptsetup_open cannot ask for; and the free blocks of an encrypted filesystem are ciphertext in
                 // the image, which no trim inside it would free.
                 untrimmed.append(mountpoint)
-            case .failure(let failure):
-                throw failure.error
             }
         }
 
@@ -35,13 +40,9 @@ extension ApplianceFilesystem {
             trimmed.append("swap " + device.dropPrefix("/dev/"))
         }
 
-        let groups = try guestfs.call("list the volume groups") { guestfs_vgs_full($0) }
-        defer { guestfs_free_lvm_vg_list(groups) }
-        for index in 0..<Int(groups.pointee.len) {
-            let group = groups.pointee.val[index]
-            let name = String(cString: group.vg_name)
-            if group.vg_free > 0 { try discardFreeExtents(of: name) }
-            trimmed.append("\(formatBytes(group.vg_free)) free in VG \(name)")
+        for group in try guestfs.volumeGroups() {
+            if group.freeBytes > 0 { try discardFreeExtents(of: group.name) }
+            trimmed.append("\(formatBytes(group.freeBytes)) free in VG \(group.name)")
         }
         let skipped = untrimmed.isEmpty ? nil
             : "not trimmed: " + untrimmed.joined(separator: ", ") + " (the device takes no discards, as a LUKS mapping)"
@@ -53,10 +54,7 @@ extension ApplianceFilesystem {
     /// (libguestfs's list_filesystems would say which are swap, but it runs parted and blkid on each device: about
     /// 9 s under software emulation, against a few milliseconds to read each header.)
     private func blockDevices() throws -> [String] {
-        try guestfs.strings("list the disks") { guestfs_list_devices($0) }
-            + guestfs.strings("list the partitions") { guestfs_list_partitions($0) }
-            + guestfs.strings("list the RAID arrays") { guestfs_list_md_devices($0) }
-            + guestfs.strings("list the logical volumes") { guestfs_lvs($0) }
+        try guestfs.disks() + guestfs.partitions() + guestfs.raidArrays() + guestfs.logicalVolumes()
     }
 
     /// The swap header of `device`, if it holds a swap area.
@@ -71,19 +69,13 @@ extension ApplianceFilesystem {
         try discard(device)
         var written = 0
         while written < header.page.count {
-            let rest = Array(header.page[written...])
-            let count = try rest.withUnsafeBufferPointer { bytes in
-                try bytes.withMemoryRebound(to: CChar.self) { chars in
-                    try guestfs.number("restore the swap header (UUID \(header.uuid)) of", device) {
-                        guestfs_pwrite_device($0, device, chars.baseAddress, chars.count, Int64(written))
-                    }
-                }
-            }
+            let count = try guestfs.pwriteDevice(device, Array(header.page[written...]), offset: Int64(written),
+                                                 action: "restore the swap header (UUID \(header.uuid)) of")
             guard count > 0 else {
-                throw GuestError(guest: guestDescription, action: "restore the swap header of", path: device,
+                throw GuestError(guest: guestfs.guest, action: "restore the swap header of", path: device,
                                  message: "the device accepted no more bytes at offset \(written)")
             }
-            written += Int(count)
+            written += count
         }
     }
 
@@ -96,22 +88,19 @@ extension ApplianceFilesystem {
     private func discardFreeExtents(of group: String) throws {
         let volume = "imgcustomize-trim"
         let device = "/dev/\(group)/\(volume)"
-        try guestfs.run("claim the free space of the volume group as", device) {
-            guestfs_lvcreate_free($0, volume, group, 100)
-        }
+        try guestfs.createVolumeOverFreeSpace(volume, group: group, percent: 100)
         let discarded = Result { try discard(device) }
-        try guestfs.run("remove the temporary volume", device) { guestfs_lvremove($0, device) }
+        try guestfs.removeVolume(device)
         try discarded.get()
     }
 
     /// Discards a block device; where discarding is not supported, zeroes it so that the rewrite still skips it.
     private func discard(_ device: String) throws {
-        switch guestfs.perform("discard", device, { guestfs_blkdiscard($0, device) == -1 ? nil : 0 }) {
-        case .success:
-            return
-        case .failure(let failure):
-            guestfs.events.logger.debug("cannot discard \(device) (\(failure.error.message)); writing zeroes")
-            try guestfs.run("zero", device) { guestfs_zero_device($0, device) }
+        do {
+            try guestfs.discard(device)
+        } catch let error as GuestError {
+            guestfs.events.logger.debug("cannot discard \(device) (\(error.message)); writing zeroes")
+            try guestfs.zero(device)
         }
     }
 }

@@ -1,13 +1,5 @@
 import Glibc
-
-/// A failed system call inside the tree, before it becomes a `GuestError` at the `TreeFilesystem` boundary.
-struct SystemCallError: Error, CustomStringConvertible {
-    var code: Int32
-    var message: String { String(cString: strerror(code)) }
-    var description: String { message }
-
-    static func last() -> SystemCallError { SystemCallError(code: errno) }
-}
+import Operations
 
 /// Where a guest path ends up inside the tree: the directory that holds it (an open descriptor, valid only inside
 /// the `TreeFilesystem.resolve` body) and the name in that directory. `name` is "." when the path is a directory
@@ -21,9 +13,6 @@ struct TreeLocation {
 }
 
 extension TreeFilesystem {
-    /// The most symlinks one lookup follows, as the kernel's own limit (MAXSYMLINKS).
-    static let symlinkLimit = 40
-
     /// Resolves `path` component by component, the way the guest's kernel would with the tree as its root: every
     /// directory is opened with O_NOFOLLOW relative to its parent, an absolute symlink target restarts at the tree's
     /// root, and `..` stops at the root. Nothing outside the tree can be reached, and a directory swapped for a
@@ -71,7 +60,7 @@ extension TreeFilesystem {
             switch status.st_mode & S_IFMT {
             case S_IFLNK:
                 followed += 1
-                guard followed <= Self.symlinkLimit else { throw SystemCallError(code: ELOOP) }
+                guard followed <= guestSymlinkLimit else { throw SystemCallError(code: ELOOP) }
                 let target = try readLink(directory, component)
                 if target.hasPrefix("/") {
                     for entry in opened { Glibc.close(entry.fd) }

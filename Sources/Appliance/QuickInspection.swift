@@ -1,5 +1,5 @@
-import CGuestFS
 import Foundation
+import Operations
 
 /// Inspection of the guests this tool is mostly used on (Red Hat Enterprise Linux) in a few seconds instead of the
 /// 20-30 s libguestfs's `inspect_os` takes under software emulation, where it runs parted, sgdisk and blkid on
@@ -38,9 +38,9 @@ struct QuickInspection {
 
     /// The guest's facts, or nil when libguestfs's full inspection must decide. Leaves nothing mounted.
     func inspect() throws -> GuestFacts? {
-        let disks = try guestfs.strings("list the disks") { guestfs_list_devices($0) }
-        let partitions = try guestfs.strings("list the partitions") { guestfs_list_partitions($0) }
-        let arrays = try guestfs.strings("list the RAID arrays") { guestfs_list_md_devices($0) }
+        let disks = try guestfs.disks()
+        let partitions = try guestfs.partitions()
+        let arrays = try guestfs.raidArrays()
         guard arrays.isEmpty else { return nil }
 
         // Whole disks without a partition table may hold a filesystem themselves.
@@ -52,7 +52,7 @@ struct QuickInspection {
         }
         var volumes: [String] = []
         if contents.contains(where: { $0.content == .lvmPhysicalVolume }) {
-            volumes = try guestfs.strings("list the logical volumes") { guestfs_lvs($0) }
+            volumes = try guestfs.logicalVolumes()
             for volume in volumes {
                 let readable = decrypted[volume] ?? volume
                 contents.append((readable, try content(of: readable)))
@@ -100,11 +100,8 @@ struct QuickInspection {
 
     /// Mounts `device` read-only and reads what makes it a root, or not.
     private func examine(_ device: String, devices: Devices) throws -> Verdict {
-        let mounted = guestfs.perform("mount (read-only) on /", device) {
-            guestfs_mount_ro($0, device, "/") == -1 ? nil : 0
-        }
-        guard case .success = mounted else { return .unknown }
-        defer { _ = guestfs.perform("unmount", device) { guestfs_umount_all($0) == -1 ? nil : 0 } }
+        guard (try? guestfs.mount(device, on: "/", readonly: true)) != nil else { return .unknown }
+        defer { try? guestfs.unmountAll() }
         let guest = GuestReader(guestfs: guestfs)
 
         guard try guest.kind("/etc/fstab") == .regular else {

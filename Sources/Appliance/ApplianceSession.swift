@@ -1,6 +1,6 @@
-import CGuestFS
 import Foundation
 import Logging
+import Operations
 
 /// A disk image handed to the appliance. The format is always explicit: qemu never probes an untrusted file (a raw
 /// image whose first bytes look like a qcow2 header would otherwise be opened as one, backing file and all).
@@ -176,15 +176,15 @@ public final class ApplianceSession {
                 logger.debug("quick inspection failed (\(error)): asking libguestfs")
             }
         }
-        let roots = try guestfs.strings("inspect for operating systems") { guestfs_inspect_os($0) }
+        let roots = try guestfs.inspectOS()
         guard roots.count == 1, let root = roots.first else {
             if roots.isEmpty {
-                let found = Guestfs.pairs(try guestfs.strings("list filesystems") { guestfs_list_filesystems($0) })
-                let pairs = found.map { "\($0.0) (\($0.1))" }
+                let found = try guestfs.filesystems()
+                let pairs = found.map { "\($0.device) (\($0.type))" }
                 // list_filesystems leaves LUKS partitions out: ask each partition it did not list and the session
                 // did not open.
-                let listed = Set(found.map(\.0)).union(openedLUKS.map(\.device))
-                let encrypted = try guestfs.strings("list partitions") { guestfs_list_partitions($0) }
+                let listed = Set(found.map(\.device)).union(openedLUKS.map(\.device))
+                let encrypted = try guestfs.partitions()
                     .filter { !listed.contains($0) && guestfs.filesystemType($0) == "crypto_LUKS" }
                 if let first = encrypted.first {
                     let named = encrypted.map {
@@ -202,9 +202,7 @@ public final class ApplianceSession {
                                  hint: "is this the disk holding the guest's root filesystem?")
             }
             let named = roots.map { root in
-                let product = (try? guestfs.string("read the product name", root) {
-                    guestfs_inspect_get_product_name($0, root)
-                }) ?? "unknown"
+                let product = (try? guestfs.inspected(.productName, root: root)) ?? "unknown"
                 return "\(root) (\(product))"
             }
             throw GuestError(guest: guestfs.guest, action: "inspect",
@@ -215,29 +213,19 @@ public final class ApplianceSession {
     }
 
     private func facts(root: String) throws -> GuestFacts {
-        func text(_ what: String, _ get: (OpaquePointer, String) -> UnsafeMutablePointer<CChar>?) throws -> String? {
-            let value = try guestfs.string("read the \(what) of", root) { get($0, root) }
+        func text(_ fact: Guestfs.InspectedText) throws -> String? {
+            let value = try guestfs.inspected(fact, root: root)
             return value == "unknown" || value.isEmpty ? nil : value
         }
-        let pairs = Guestfs.pairs(try guestfs.strings("read the mountpoints of", root) {
-            guestfs_inspect_get_mountpoints($0, root)
-        })
-        let mountpoints = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
+        let mountpoints = Dictionary(try guestfs.inspectedMountpoints(root: root).map { ($0.mountpoint, $0.device) },
+                                     uniquingKeysWith: { first, _ in first })
+        let version = try guestfs.inspectedVersion(root: root)
         return GuestFacts(
-            type: try text("type") { guestfs_inspect_get_type($0, $1) },
-            distro: try text("distribution") { guestfs_inspect_get_distro($0, $1) },
-            majorVersion: Int(try guestfs.number("read the major version of", root) {
-                guestfs_inspect_get_major_version($0, root)
-            }),
-            minorVersion: Int(try guestfs.number("read the minor version of", root) {
-                guestfs_inspect_get_minor_version($0, root)
-            }),
-            osinfo: try text("osinfo id") { guestfs_inspect_get_osinfo($0, $1) },
-            arch: try text("architecture") { guestfs_inspect_get_arch($0, $1) },
-            hostname: try text("hostname") { guestfs_inspect_get_hostname($0, $1) },
-            productName: try text("product name") { guestfs_inspect_get_product_name($0, $1) },
-            packageFormat: try text("package format") { guestfs_inspect_get_package_format($0, $1) },
-            packageManagement: try text("package manager") { guestfs_inspect_get_package_management($0, $1) },
+            type: try text(.type), distro: try text(.distribution),
+            majorVersion: version.major, minorVersion: version.minor,
+            osinfo: try text(.osinfo), arch: try text(.architecture), hostname: try text(.hostname),
+            productName: try text(.productName), packageFormat: try text(.packageFormat),
+            packageManagement: try text(.packageManager),
             mountpoints: mountpoints,
             root: root)
     }
@@ -249,9 +237,7 @@ public final class ApplianceSession {
         let facts = try inspect()
         let ordered = facts.mountpoints.sorted { ($0.key.count, $0.key) < ($1.key.count, $1.key) }
         for (mountpoint, device) in ordered {
-            try guestfs.run("mount \(device) (\(readonly ? "read-only" : "read-write")) on", mountpoint) {
-                readonly ? guestfs_mount_ro($0, device, mountpoint) : guestfs_mount($0, device, mountpoint)
-            }
+            try guestfs.mount(device, on: mountpoint, readonly: readonly)
         }
         logger.debug("mounted \(ordered.map { "\($0.value) on \($0.key)" }.joined(separator: ", "))")
         let filesystem = ApplianceFilesystem(guestfs: guestfs, facts: facts, readonly: readonly)
@@ -269,13 +255,13 @@ public final class ApplianceSession {
         // A failed unmount must not skip the shutdown: that is what flushes the writes to the image.
         let unmounted = Result {
             if mountedFilesystem != nil {
-                try guestfs.run("unmount the guest filesystems") { guestfs_umount_all($0) }
+                try guestfs.unmountAll()
             }
             // Volume groups inside a LUKS device hold it open.
             if !openedLUKS.isEmpty { try guestfs.activateVolumeGroups(false) }
             for luks in openedLUKS.reversed() { try guestfs.cryptsetupClose(luks.mapping) }
         }
-        try guestfs.run("shut the appliance down (flushing writes to the image)") { guestfs_shutdown($0) }
+        try guestfs.shutdown()
         try unmounted.get()
     }
 }
@@ -363,29 +349,15 @@ struct Launcher {
         // Two virtual CPUs where the host has two cores: under software emulation each is a host thread, and the
         // appliance's boot (udev, LVM scanning) keeps both busy. Measured here: launches about 3 s shorter.
         let cpus = Int32(min(2, ProcessInfo.processInfo.activeProcessorCount))
-        try guestfs.run("give the appliance \(cpus) virtual CPUs") { guestfs_set_smp($0, cpus) }
+        try guestfs.setVirtualCPUs(cpus)
         for drive in drives { try add(drive, to: guestfs) }
         return guestfs
     }
 
     private func add(_ drive: ApplianceDrive, to guestfs: Guestfs) throws {
-        var optargs = guestfs_add_drive_opts_argv()
-        optargs.bitmask = imgc_add_drive_format | imgc_add_drive_readonly
-        optargs.readonly = drive.readonly ? 1 : 0
-        try drive.format.rawValue.withCString { format in
-            optargs.format = format
-            try (drive.scratch ? "unsafe" : "writeback").withCString { cachemode in
-                optargs.bitmask |= imgc_add_drive_cachemode
-                optargs.cachemode = cachemode
-                try (drive.discard?.rawValue ?? "disable").withCString { discard in
-                    optargs.bitmask |= imgc_add_drive_discard
-                    optargs.discard = discard
-                    try guestfs.run("add the drive (\(drive.format.rawValue))", drive.path) {
-                        guestfs_add_drive_opts_argv($0, drive.path, &optargs)
-                    }
-                }
-            }
-        }
+        try guestfs.addDrive(drive.path, format: drive.format.rawValue, readonly: drive.readonly,
+                             cacheMode: drive.scratch ? "unsafe" : "writeback",
+                             discard: drive.discard?.rawValue ?? "disable")
     }
 
     /// One launch on a fresh handle (or `handle`, which must not have been launched), watched by a `LaunchWatch`;

@@ -2,9 +2,10 @@ import ArgumentParser
 import Customize
 import Operations
 
-@main
-struct IMGCustomize: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The `imgcustomize` command and its subcommands. The executable is a few lines calling `main()`; tests call
+/// `parseAsRoot([...])` in-process.
+public struct IMGCustomize: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "imgcustomize",
         abstract: "Customize, clean, sparsify and compress VM disk images offline, in one appliance launch.",
         version: IMGCustomize.version,
@@ -14,8 +15,10 @@ struct IMGCustomize: ParsableCommand {
 
     static let version = "0.1.0"
 
+    public init() {}
+
     /// ArgumentParser's main, except that a run cancelled by a signal ends by that signal once it has cleaned up.
-    static func main() {
+    public static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()

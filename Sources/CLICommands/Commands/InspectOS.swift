@@ -2,6 +2,7 @@ import Foundation
 import Formats
 import Logging
 import Operations
+import Appliance
 
 extension IMGCustomize.Inspect {
     /// `inspect --os`: launches the appliance read-only on an image that passed the safety checks, with the format

@@ -1,6 +1,6 @@
-import CGuestFS
 import Foundation
 import Logging
+import Operations
 
 /// A LUKS device a session opened, and the mapping its plaintext appears as.
 struct OpenedLUKS: Equatable {
@@ -24,13 +24,13 @@ struct LUKSUnlock {
     func run() throws -> [OpenedLUKS] {
         var opened: [OpenedLUKS] = []
         var found: [(device: String, uuid: String)] = []
-        let disks = try guestfs.strings("list the disks") { guestfs_list_devices($0) }
-        let partitions = try guestfs.strings("list the partitions") { guestfs_list_partitions($0) }
+        let disks = try guestfs.disks()
+        let partitions = try guestfs.partitions()
         let bare = disks.filter { disk in !partitions.contains { QuickInspection.partition($0, isOn: disk) } }
         opened += try open(bare + partitions, found: &found)
         if !opened.isEmpty {
             try guestfs.activateVolumeGroups(true)
-            let volumes = try guestfs.strings("list the logical volumes") { guestfs_lvs($0) }
+            let volumes = try guestfs.logicalVolumes()
             let inVolumes = try open(volumes, found: &found)
             if !inVolumes.isEmpty { try guestfs.activateVolumeGroups(true) }
             opened += inVolumes
@@ -56,17 +56,20 @@ struct LUKSUnlock {
                 continue
             }
             let mapping = "luks-\(uuid)"
-            var failure: Guestfs.Failure?
+            var failure: GuestError?
             let openedWith = candidates.first { candidate in
-                switch guestfs.cryptsetupOpen(device, key: candidate.secret, name: mapping, readonly: readonly) {
-                case .success: return true
-                case .failure(let error): failure = error; return false
+                do {
+                    try guestfs.cryptsetupOpen(device, key: candidate.secret, name: mapping, readonly: readonly)
+                    return true
+                } catch {
+                    failure = error as? GuestError
+                    return false
                 }
             }
             guard openedWith != nil else {
                 let given = candidates.map(\.origin).joined(separator: ", ")
                 throw GuestError(guest: guestfs.guest, action: "open the LUKS device", path: device,
-                                 message: "\(given) did not open it (\(failure?.error.message ?? "no reason given"))",
+                                 message: "\(given) did not open it (\(failure?.message ?? "no reason given"))",
                                  hint: "check the passphrase; the key is chosen by the device name (\(device)) or "
                                     + "its LUKS UUID (\(uuid)): --key \(device):key:PASSPHRASE")
             }

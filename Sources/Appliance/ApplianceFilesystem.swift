@@ -1,5 +1,5 @@
-import CGuestFS
 import Foundation
+import Operations
 
 #if canImport(Glibc)
 import Glibc
@@ -14,6 +14,8 @@ public final class ApplianceFilesystem: GuestFilesystem {
     public let readonly: Bool
     /// Host Augeas, for edits of guest files (started on first use).
     var augeas: Augeas?
+    /// The block-device work of the same session (trimming).
+    public let blockDevices: ApplianceDevices
 
     /// libguestfs messages are limited to 4 MiB; bigger contents travel as file transfers.
     static let largeContent = 2 << 20
@@ -24,7 +26,10 @@ public final class ApplianceFilesystem: GuestFilesystem {
         self.guestfs = guestfs
         self.facts = facts
         self.readonly = readonly
+        self.blockDevices = ApplianceDevices(guestfs: guestfs, readonly: readonly)
     }
+
+    public var devices: (any GuestDevices)? { blockDevices }
 
     public var guestDescription: String { guestfs.guest }
 
@@ -52,29 +57,22 @@ public final class ApplianceFilesystem: GuestFilesystem {
     /// The inode number, to tell whether a write replaced a file or rewrote it in place.
     func inode(_ path: String) throws -> Int64 {
         try validate(path, "read the inode of")
-        let raw = try guestfs.call("read the inode of", path) { guestfs_lstatns($0, path) }
-        defer { guestfs_free_statns(raw) }
-        return raw.pointee.st_ino
+        return try guestfs.inode(path)
     }
 
     public func list(_ directory: String) throws -> [String] {
         try validate(directory, "list")
-        return try guestfs.strings("list", directory) { guestfs_ls($0, directory) }
+        return try guestfs.list(directory)
     }
 
     public func glob(_ pattern: String) throws -> [String] {
         try validate(pattern, "expand the glob")
-        var optargs = guestfs_glob_expand_opts_argv()
-        optargs.bitmask = imgc_glob_expand_directoryslash
-        optargs.directoryslash = 0
-        return try guestfs.strings("expand the glob", pattern) {
-            guestfs_glob_expand_opts_argv($0, pattern, &optargs)
-        }.sorted()
+        return try guestfs.glob(pattern).sorted()
     }
 
     public func readlink(_ path: String) throws -> String {
         try validate(path, "read the link")
-        return try guestfs.string("read the link", path) { guestfs_readlink($0, path) }
+        return try guestfs.readlink(path)
     }
 
     /// Reads in pread calls of up to 1 MiB, the content travelling in each reply: one call for most files.
@@ -106,12 +104,7 @@ public final class ApplianceFilesystem: GuestFilesystem {
 
     public func getxattr(_ path: String, name: String) throws -> [UInt8]? {
         try validate(path, "read the extended attribute \(name) of")
-        return try guestfs.callUnlessAbsent("read the extended attribute \(name) of", path,
-                                            absentWhen: [ENODATA, EOPNOTSUPP]) { handle -> [UInt8]? in
-            var size = 0
-            let value = guestfs_lgetxattr(handle, path, name, &size)
-            return Guestfs.takeBytes(value, count: size)
-        }
+        return try guestfs.extendedAttribute(path, name: name)
     }
 
     // MARK: Writing
@@ -129,20 +122,10 @@ public final class ApplianceFilesystem: GuestFilesystem {
                 }
                 // Like guestfs_write, upload opens with O_TRUNC: an existing file keeps its inode, hence its mode,
                 // owner and SELinux label.
-                try guestfs.run("upload", path) { guestfs_upload($0, hostFile, path) }
+                try guestfs.upload(hostFile, to: path)
             }
         } else {
-            try content.withUnsafeBufferPointer { bytes in
-                try bytes.withMemoryRebound(to: CChar.self) { chars in
-                    // An empty array has no storage; libguestfs still wants a pointer.
-                    let empty: CChar = 0
-                    try withUnsafePointer(to: empty) { fallback in
-                        try guestfs.run("write", path) {
-                            guestfs_write($0, path, chars.baseAddress ?? fallback, chars.count)
-                        }
-                    }
-                }
-            }
+            try guestfs.write(path, content)
         }
         if !existed {
             try chmod(path, mode: mode)
@@ -154,9 +137,9 @@ public final class ApplianceFilesystem: GuestFilesystem {
         try validate(path, "create the directory")
         if parents {
             if try isDirectory(path) { return }
-            try guestfs.run("create the directory (with parents)", path) { guestfs_mkdir_p($0, path) }
+            try guestfs.mkdirWithParents(path)
         } else {
-            try guestfs.run("create the directory", path) { guestfs_mkdir_mode($0, path, Int32(mode & 0o7777)) }
+            try guestfs.mkdir(path, mode: mode)
         }
         // Both calls are subject to the appliance's umask.
         try chmod(path, mode: mode)
@@ -170,17 +153,15 @@ public final class ApplianceFilesystem: GuestFilesystem {
                 throw GuestError(guest: guestDescription, action: "remove", path: path, message: "is a directory",
                                  hint: "remove it recursively")
             }
-            try guestfs.run("remove recursively", path) { guestfs_rm_rf($0, path) }
+            try guestfs.removeRecursively(path)
         } else {
-            try guestfs.run("remove", path) { guestfs_rm_f($0, path) }
+            try guestfs.remove(path)
         }
     }
 
     public func chmod(_ path: String, mode: UInt32) throws {
         try validate(path, "change the mode of")
-        try guestfs.run("change the mode (\(String(mode, radix: 8))) of", path) {
-            guestfs_chmod($0, Int32(mode & 0o7777), path)
-        }
+        try guestfs.chmod(path, mode: mode)
     }
 
     public func chown(_ path: String, uid: Int, gid: Int) throws {
@@ -190,7 +171,7 @@ public final class ApplianceFilesystem: GuestFilesystem {
                              message: "uid \(uid) or gid \(gid) is out of range")
         }
         // lchown: a symlink's own owner changes, never what it points to; for anything else it is chown.
-        try guestfs.run("change the owner (\(uid):\(gid)) of", path) { guestfs_lchown($0, owner, group, path) }
+        try guestfs.lchown(path, uid: owner, gid: group)
     }
 
     public func symlink(target: String, at path: String) throws {
@@ -199,40 +180,27 @@ public final class ApplianceFilesystem: GuestFilesystem {
             throw GuestError(guest: guestDescription, action: "create the symlink", path: path,
                              message: "the target contains a NUL byte")
         }
-        try guestfs.run("create the symlink (to \(target))", path) { guestfs_ln_s($0, target, path) }
+        try guestfs.symlink(target: target, at: path)
     }
 
     public func truncate(_ path: String, size: Int64) throws {
         try validate(path, "truncate")
-        try guestfs.run("truncate (to \(size) bytes)", path) { guestfs_truncate_size($0, path, size) }
+        try guestfs.truncate(path, size: size)
     }
 
     public func touch(_ path: String) throws {
         try validate(path, "touch")
-        try guestfs.run("touch", path) { guestfs_touch($0, path) }
+        try guestfs.touch(path)
     }
 
     public func rename(_ from: String, to: String) throws {
         try validate(from, "rename")
         try validate(to, "rename")
-        try guestfs.run("rename (to \(to))", from) { guestfs_rename($0, from, to) }
+        try guestfs.rename(from, to: to)
     }
 
     public func setxattr(_ path: String, name: String, value: [UInt8]) throws {
         try validate(path, "set the extended attribute \(name) of")
-        guard let length = Int32(exactly: value.count) else {
-            throw GuestError(guest: guestDescription, action: "set the extended attribute \(name) of", path: path,
-                             message: "a value of \(value.count) bytes is too large")
-        }
-        try value.withUnsafeBufferPointer { bytes in
-            try bytes.withMemoryRebound(to: CChar.self) { chars in
-                let empty: CChar = 0
-                try withUnsafePointer(to: empty) { fallback in
-                    try guestfs.run("set the extended attribute \(name) of", path) {
-                        guestfs_lsetxattr($0, name, chars.baseAddress ?? fallback, length, path)
-                    }
-                }
-            }
-        }
+        try guestfs.setExtendedAttribute(path, name: name, value: value)
     }
 }

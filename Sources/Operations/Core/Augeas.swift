@@ -9,14 +9,14 @@ struct AugeasError: Error, CustomStringConvertible {
 /// A host libaugeas handle that never touches the host's files: it is opened with no load path search beyond the
 /// lens directory, loads no files, autoloads no modules, and is only used through `aug_text_store` /
 /// `aug_text_retrieve`, which parse and print text held in the tree, not files.
-final class Augeas {
+package final class Augeas {
     static let lensDirectory = "/usr/share/augeas/lenses/dist"
 
     private var handle: OpaquePointer?
     /// aug_init wants a root; an empty private directory makes sure that even a stray load or save finds nothing.
     private let emptyRoot: TemporaryDirectory
 
-    init(lensDirectory: String = Augeas.lensDirectory) throws {
+    package init(lensDirectory: String = Augeas.lensDirectory) throws {
         do {
             emptyRoot = try TemporaryDirectory(prefix: "imgcustomize-augeas")
         } catch {
@@ -36,7 +36,7 @@ final class Augeas {
         }
     }
 
-    func close() {
+    package func close() {
         if let handle {
             aug_close(handle)
             emptyRoot.remove()

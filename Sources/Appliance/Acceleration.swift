@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Operations
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import Operations
 
 /// A guest filesystem that is a directory tree on the host: an unpacked image, a chroot, a test fixture.
 ///
@@ -370,9 +371,6 @@ public final class TreeFilesystem: GuestFilesystem {
             }
         }
     }
-
-    /// A tree has no block device under it to discard.
-    public func trimFreeSpace() throws -> String? { nil }
 
     /// One Augeas handle for the tree's lifetime: compiling a lens takes longer than the edit itself.
     func augeas() throws -> Augeas {

@@ -7,8 +7,11 @@ import Profiles
 extension IMGCustomize {
     struct Apply: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run a profile on an image: customize, clean up, trim and rewrite it, in one appliance launch.",
+            abstract: "Run a profile on an image, in one appliance launch: its steps, then what the profile says.",
             discussion: """
+            What each profile does besides its steps:
+            \(BuiltinProfiles.all.map { "  \($0.name): \($0.effects)" }.joined(separator: "\n"))
+
             The image is never modified in place: the work goes to an overlay, the result is written beside the \
             destination, fsynced and renamed over it. If the run fails or is killed, the image is as it was; if \
             another program changes the image meanwhile, nothing is committed. With --json a failed run still prints \

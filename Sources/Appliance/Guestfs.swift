@@ -1,0 +1,624 @@
+import CGuestFS
+import Logging
+import Operations
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How far a long appliance call (a download, a discard, a zeroing) has come, as libguestfs reports it.
+public struct ApplianceProgress: Sendable, Equatable {
+    public var done: UInt64
+    public var total: UInt64
+
+    public init(done: UInt64, total: UInt64) {
+        self.done = done
+        self.total = total
+    }
+}
+
+/// A libguestfs handle as typed Swift methods: this file is the one place where libguestfs is called.
+///
+/// Every call goes through `perform`, which turns the C convention (-1 or NULL) into a `GuestError` built from
+/// `guestfs_last_error` right after the failing call, naming the image, the action and the guest path.
+/// A handle is not thread-safe, and neither is this class: one owner at a time.
+final class Guestfs {
+    private var handle: OpaquePointer?
+    /// Names the image in every error.
+    let guest: String
+    let events: EventSink
+
+    init(guest: String, logger: Logger, progress: ((ApplianceProgress) -> Void)?) throws {
+        // The environment stays honoured (LIBGUESTFS_DEBUG, LIBGUESTFS_TRACE, LIBGUESTFS_HV help debugging);
+        // the acceleration settings are set explicitly before each launch.
+        guard let handle = guestfs_create() else {
+            throw GuestError(guest: guest, action: "create a libguestfs handle",
+                             message: String(cString: strerror(errno)),
+                             hint: "check that libguestfs is installed (libguestfs0) and its appliance can be built")
+        }
+        self.handle = handle
+        self.guest = guest
+        self.events = EventSink(logger: logger, progress: progress)
+        let mask = UInt64(GUESTFS_EVENT_PROGRESS | GUESTFS_EVENT_APPLIANCE | GUESTFS_EVENT_LIBRARY
+                          | GUESTFS_EVENT_WARNING | GUESTFS_EVENT_TRACE)
+        let sink = Unmanaged.passUnretained(events).toOpaque()
+        // A failure from here on closes the handle in deinit.
+        try run("register for libguestfs events") { handle in
+            guestfs_set_event_callback(handle, { _, opaque, event, _, _, buffer, length, array, count in
+                guard let opaque else { return }
+                let sink = Unmanaged<EventSink>.fromOpaque(opaque).takeUnretainedValue()
+                sink.receive(event: event,
+                             text: buffer.map { UnsafeBufferPointer(start: $0, count: length) },
+                             numbers: array.map { UnsafeBufferPointer(start: $0, count: count) }
+                                ?? .init(start: nil, count: 0))
+            }, mask, 0, sink)
+        }
+        // At trace level (-vvv), libguestfs's call trace and the appliance's full boot output are worth their cost.
+        if logger.logLevel <= .trace {
+            try run("enable libguestfs tracing") { guestfs_set_trace($0, 1) }
+            try run("enable libguestfs verbose messages") { guestfs_set_verbose($0, 1) }
+        }
+    }
+
+    deinit {
+        if let handle { guestfs_close(handle) }
+    }
+
+    /// Closes the handle, killing the appliance if it still runs; use `shutdown` first to flush writes.
+    func close() {
+        if let handle { guestfs_close(handle) }
+        handle = nil
+    }
+
+    var isClosed: Bool { handle == nil }
+
+    /// A failed call: the error users see and libguestfs's errno (0 when the failure did not come with one).
+    private struct Failure: Error {
+        var error: GuestError
+        var errno: Int32
+    }
+
+    /// Runs one libguestfs call. `body` returns nil when the C call reported failure.
+    private func perform<R>(_ action: String, _ path: String?, _ body: (OpaquePointer) -> R?) -> Result<R, Failure> {
+        guard let handle else {
+            return .failure(Failure(error: GuestError(guest: guest, action: action, path: path,
+                                                      message: "the appliance is already closed"),
+                                    errno: 0))
+        }
+        // libguestfs keeps error handlers per thread, and callers may move between threads: without this, a failure
+        // on another thread than the one that created the handle would be printed to stderr.
+        guestfs_set_error_handler(handle, nil, nil)
+        if let result = body(handle) { return .success(result) }
+        let message = guestfs_last_error(handle).map { String(cString: $0) } ?? "unknown libguestfs error"
+        return .failure(Failure(error: GuestError(guest: guest, action: action, path: path, message: message),
+                                errno: guestfs_last_errno(handle)))
+    }
+
+    private func call<R>(_ action: String, _ path: String? = nil, _ body: (OpaquePointer) -> R?) throws -> R {
+        switch perform(action, path, body) {
+        case .success(let value): return value
+        case .failure(let failure): throw failure.error
+        }
+    }
+
+    /// Like `call`, but a failure with one of `errnos` (ENOENT for a missing path) means "not there": nil.
+    private func callUnlessAbsent<R>(_ action: String, _ path: String?, absentWhen errnos: Set<Int32>,
+                                     _ body: (OpaquePointer) -> R?) throws -> R? {
+        switch perform(action, path, body) {
+        case .success(let value): return value
+        case .failure(let failure) where errnos.contains(failure.errno): return nil
+        case .failure(let failure): throw failure.error
+        }
+    }
+
+    // Typed forms of the C conventions.
+
+    private func run(_ action: String, _ path: String? = nil, _ body: (OpaquePointer) -> Int32) throws {
+        _ = try number(action, path, body)
+    }
+
+    private func number(_ action: String, _ path: String? = nil, _ body: (OpaquePointer) -> Int32) throws -> Int32 {
+        try call(action, path) { handle -> Int32? in
+            let result = body(handle)
+            return result == -1 ? nil : result
+        }
+    }
+
+    private func string(_ action: String, _ path: String? = nil,
+                        _ body: (OpaquePointer) -> UnsafeMutablePointer<CChar>?) throws -> String {
+        try call(action, path) { handle in Self.takeString(body(handle)) }
+    }
+
+    private func strings(_ action: String, _ path: String? = nil,
+                         _ body: (OpaquePointer) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) throws
+        -> [String] {
+        try call(action, path) { handle in Self.takeStrings(body(handle)) }
+    }
+
+    /// A map libguestfs returns as a flat list: key, value, key, value...
+    private func pairs(_ action: String, _ path: String? = nil,
+                       _ body: (OpaquePointer) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) throws
+        -> [(String, String)] {
+        let flat = try strings(action, path, body)
+        return stride(from: 0, to: flat.count - 1, by: 2).map { (flat[$0], flat[$0 + 1]) }
+    }
+
+    /// Takes ownership of a malloc'ed C string.
+    private static func takeString(_ pointer: UnsafeMutablePointer<CChar>?) -> String? {
+        guard let pointer else { return nil }
+        defer { free(pointer) }
+        return String(cString: pointer)
+    }
+
+    /// Takes ownership of a malloc'ed, NULL-terminated array of malloc'ed C strings.
+    private static func takeStrings(_ list: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> [String]? {
+        guard let list else { return nil }
+        defer { free(list) }
+        var strings: [String] = []
+        var index = 0
+        while let element = list[index] {
+            strings.append(String(cString: element))
+            free(element)
+            index += 1
+        }
+        return strings
+    }
+
+    /// Takes ownership of a malloc'ed buffer of `count` bytes (pread, lgetxattr).
+    private static func takeBytes(_ pointer: UnsafeMutablePointer<CChar>?, count: Int) -> [UInt8]? {
+        guard let pointer else { return nil }
+        defer { free(pointer) }
+        return pointer.withMemoryRebound(to: UInt8.self, capacity: count) { Array(UnsafeBufferPointer(start: $0, count: count)) }
+    }
+
+    /// Runs `body` with `bytes` as a C buffer; an empty array has no storage, and libguestfs still wants a pointer.
+    private static func withCBuffer<R>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>, Int) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBufferPointer { buffer in
+            try buffer.withMemoryRebound(to: CChar.self) { chars in
+                let empty: CChar = 0
+                return try withUnsafePointer(to: empty) { fallback in
+                    try body(chars.baseAddress ?? fallback, chars.count)
+                }
+            }
+        }
+    }
+}
+
+/// Receives libguestfs events on the thread making the call: progress as values for the caller, the appliance's
+/// console and libguestfs's own messages as log lines, and the console's recent lines for launch diagnostics.
+final class EventSink {
+    let logger: Logger
+    let progress: ((ApplianceProgress) -> Void)?
+    private var partialLine: [UInt8] = []
+    /// The watch of the launch under way, which looks for the guest kernel's first line.
+    var launchWatch: LaunchWatch?
+    /// The last console lines (qemu's stderr among them), to explain a failed launch.
+    private(set) var recentConsole: [String] = []
+
+    init(logger: Logger, progress: ((ApplianceProgress) -> Void)?) {
+        self.logger = logger
+        self.progress = progress
+    }
+
+    func forgetConsole() {
+        recentConsole.removeAll()
+        partialLine.removeAll()
+    }
+
+    func receive(event: UInt64, text: UnsafeBufferPointer<CChar>?, numbers: UnsafeBufferPointer<UInt64>) {
+        switch event {
+        case UInt64(GUESTFS_EVENT_PROGRESS):
+            // [procedure, serial, position, total]
+            if numbers.count >= 4, let progress { progress(ApplianceProgress(done: numbers[2], total: numbers[3])) }
+        case UInt64(GUESTFS_EVENT_APPLIANCE):
+            guard let text else { return }
+            text.withMemoryRebound(to: UInt8.self) { consume($0) }
+        default:
+            guard let text else { return }
+            let message = String(decoding: text.withMemoryRebound(to: UInt8.self) { Array($0) }, as: UTF8.self)
+                .trimmingTrailingNewlines()
+            switch event {
+            case UInt64(GUESTFS_EVENT_WARNING): logger.notice("libguestfs: \(message)")
+            case UInt64(GUESTFS_EVENT_TRACE): logger.trace("libguestfs trace: \(message)")
+            default: logger.debug("libguestfs: \(message)")
+            }
+        }
+    }
+
+    /// The console arrives in arbitrary chunks; log it line by line.
+    private func consume(_ bytes: UnsafeBufferPointer<UInt8>) {
+        for byte in bytes {
+            if byte == UInt8(ascii: "\n") {
+                let line = String(decoding: partialLine, as: UTF8.self).trimmingTrailingNewlines()
+                partialLine.removeAll(keepingCapacity: true)
+                logger.trace("appliance: \(line)")
+                launchWatch?.saw(line)
+                recentConsole.append(line)
+                if recentConsole.count > 200 { recentConsole.removeFirst(recentConsole.count - 200) }
+            } else {
+                partialLine.append(byte)
+            }
+        }
+    }
+}
+
+fileprivate extension String {
+    func trimmingTrailingNewlines() -> String {
+        var text = Substring(self)
+        while let last = text.last, last.isNewline { text = text.dropLast() }
+        return String(text)
+    }
+}
+
+// MARK: Launching
+
+extension Guestfs {
+    /// The qemu libguestfs runs (LIBGUESTFS_HV or its built-in default).
+    var hypervisor: String {
+        get throws { try string("find the hypervisor") { guestfs_get_hv($0) } }
+    }
+
+    func setHypervisor(_ path: String) throws {
+        try run("use the hypervisor", path) { guestfs_set_hv($0, path) }
+    }
+
+    /// Adds `arguments` to the appliance kernel's command line, after what LIBGUESTFS_APPEND already holds.
+    func appendKernelArguments(_ arguments: String) throws {
+        let existing = try call("read the kernel arguments") { handle -> String? in
+            guestfs_get_append(handle).map { String(cString: $0) } ?? ""
+        }
+        let combined = existing.isEmpty ? arguments : existing + " " + arguments
+        try run("set the kernel arguments", combined) { guestfs_set_append($0, combined) }
+    }
+
+    /// Runs qemu under KVM (`true`), under software emulation (`false`), or as qemu decides (`nil`: KVM where
+    /// it can, which is how libguestfs probes).
+    func requireKVM(_ kvm: Bool?) throws {
+        // LIBGUESTFS_BACKEND_SETTINGS may carry either; both at once make libguestfs refuse to launch.
+        for setting in ["force_kvm", "force_tcg"] {
+            try run("clear the backend setting \(setting)") { guestfs_clear_backend_setting($0, setting) }
+        }
+        switch kvm {
+        case true?: try run("require KVM") { guestfs_set_backend_setting($0, "force_kvm", "1") }
+        case false?: try run("require TCG") { guestfs_set_backend_setting($0, "force_tcg", "1") }
+        case nil: break
+        }
+    }
+
+    func setVirtualCPUs(_ cpus: Int32) throws {
+        try run("give the appliance \(cpus) virtual CPUs") { guestfs_set_smp($0, cpus) }
+    }
+
+    /// Adds a drive with an explicit format (qemu never probes), the given cache mode ("unsafe", "writeback") and
+    /// discard mode ("disable", "besteffort", "enable").
+    func addDrive(_ path: String, format: String, readonly: Bool, cacheMode: String, discard: String) throws {
+        var optargs = guestfs_add_drive_opts_argv()
+        optargs.bitmask = imgc_add_drive_format | imgc_add_drive_readonly | imgc_add_drive_cachemode
+            | imgc_add_drive_discard
+        optargs.readonly = readonly ? 1 : 0
+        try format.withCString { formatC in
+            optargs.format = formatC
+            try cacheMode.withCString { cacheModeC in
+                optargs.cachemode = cacheModeC
+                try discard.withCString { discardC in
+                    optargs.discard = discardC
+                    try run("add the drive (\(format))", path) { guestfs_add_drive_opts_argv($0, path, &optargs) }
+                }
+            }
+        }
+    }
+
+    func launch() throws {
+        try run("launch the appliance") { guestfs_launch($0) }
+    }
+
+    /// The process id of the running qemu.
+    var qemuPID: pid_t {
+        get throws { try number("find the appliance's process") { guestfs_get_pid($0) } }
+    }
+
+    /// Shuts the appliance down cleanly, which is what flushes its writes to the images.
+    func shutdown() throws {
+        try run("shut the appliance down (flushing writes to the image)") { guestfs_shutdown($0) }
+    }
+}
+
+// MARK: Devices and inspection
+
+extension Guestfs {
+    /// Whole disks: /dev/sda, /dev/sdb...
+    func disks() throws -> [String] {
+        try strings("list the disks") { guestfs_list_devices($0) }
+    }
+
+    func partitions() throws -> [String] {
+        try strings("list the partitions") { guestfs_list_partitions($0) }
+    }
+
+    func raidArrays() throws -> [String] {
+        try strings("list the RAID arrays") { guestfs_list_md_devices($0) }
+    }
+
+    /// Logical volumes, as /dev/VG/LV.
+    func logicalVolumes() throws -> [String] {
+        try strings("list the logical volumes") { guestfs_lvs($0) }
+    }
+
+    /// Every volume group with its free space in bytes.
+    func volumeGroups() throws -> [(name: String, freeBytes: UInt64)] {
+        let groups = try call("list the volume groups") { guestfs_vgs_full($0) }
+        defer { guestfs_free_lvm_vg_list(groups) }
+        return (0..<Int(groups.pointee.len)).map { index in
+            let group = groups.pointee.val[index]
+            return (String(cString: group.vg_name), group.vg_free)
+        }
+    }
+
+    /// Filesystems and their types (device, type), as libguestfs's list_filesystems sees them (LUKS left out).
+    func filesystems() throws -> [(device: String, type: String)] {
+        try pairs("list filesystems") { guestfs_list_filesystems($0) }.map { ($0.0, $0.1) }
+    }
+
+    /// What blkid says a device holds ("ext4", "swap", "crypto_LUKS"...); nil when it reports nothing.
+    func filesystemType(_ device: String) -> String? {
+        guard case .success(let type) = perform("read the filesystem type of", device, {
+            Self.takeString(guestfs_vfs_type($0, device))
+        }) else { return nil }
+        return type.isEmpty ? nil : type
+    }
+
+    func filesystemUUID(_ device: String) throws -> String {
+        try string("read the UUID of", device) { guestfs_vfs_uuid($0, device) }
+    }
+
+    /// Up to `count` bytes from the start of a block device (superblocks, swap headers).
+    func preadDevice(_ device: String, count: Int) throws -> [UInt8] {
+        try call("read the start of", device) { handle -> [UInt8]? in
+            var size = 0
+            return Guestfs.takeBytes(guestfs_pread_device(handle, device, Int32(count), 0, &size), count: size)
+        }
+    }
+
+    /// Writes `bytes` at `offset` of a block device; returns how many it took. `action` names the write in errors.
+    func pwriteDevice(_ device: String, _ bytes: [UInt8], offset: Int64, action: String) throws -> Int {
+        Int(try Self.withCBuffer(bytes) { pointer, count in
+            try number(action, device) { guestfs_pwrite_device($0, device, pointer, count, offset) }
+        })
+    }
+
+    /// Discards a whole block device (blkdiscard).
+    func discard(_ device: String) throws {
+        try run("discard", device) { guestfs_blkdiscard($0, device) }
+    }
+
+    func zero(_ device: String) throws {
+        try run("zero", device) { guestfs_zero_device($0, device) }
+    }
+
+    /// Creates the logical volume `volume` in `group` over `percent` of its free extents.
+    func createVolumeOverFreeSpace(_ volume: String, group: String, percent: Int32) throws {
+        try run("claim the free space of the volume group as", "/dev/\(group)/\(volume)") {
+            guestfs_lvcreate_free($0, volume, group, percent)
+        }
+    }
+
+    func removeVolume(_ device: String) throws {
+        try run("remove the temporary volume", device) { guestfs_lvremove($0, device) }
+    }
+
+    /// The operating systems' root devices libguestfs's inspection finds.
+    func inspectOS() throws -> [String] {
+        try strings("inspect for operating systems") { guestfs_inspect_os($0) }
+    }
+
+    /// An inspected root's textual facts.
+    enum InspectedText: String {
+        case type, distribution, osinfo = "osinfo id", architecture, hostname, productName = "product name"
+        case packageFormat = "package format", packageManager = "package manager"
+    }
+
+    /// An inspected root's fact as libguestfs returns it ("unknown" when it could not tell).
+    func inspected(_ fact: InspectedText, root: String) throws -> String {
+        try string("read the \(fact.rawValue) of", root) { handle in
+            switch fact {
+            case .type: guestfs_inspect_get_type(handle, root)
+            case .distribution: guestfs_inspect_get_distro(handle, root)
+            case .osinfo: guestfs_inspect_get_osinfo(handle, root)
+            case .architecture: guestfs_inspect_get_arch(handle, root)
+            case .hostname: guestfs_inspect_get_hostname(handle, root)
+            case .productName: guestfs_inspect_get_product_name(handle, root)
+            case .packageFormat: guestfs_inspect_get_package_format(handle, root)
+            case .packageManager: guestfs_inspect_get_package_management(handle, root)
+            }
+        }
+    }
+
+    func inspectedVersion(root: String) throws -> (major: Int, minor: Int) {
+        let major = try number("read the major version of", root) { guestfs_inspect_get_major_version($0, root) }
+        let minor = try number("read the minor version of", root) { guestfs_inspect_get_minor_version($0, root) }
+        return (Int(major), Int(minor))
+    }
+
+    /// An inspected root's mountpoints (mountpoint, device).
+    func inspectedMountpoints(root: String) throws -> [(mountpoint: String, device: String)] {
+        try pairs("read the mountpoints of", root) { guestfs_inspect_get_mountpoints($0, root) }.map { ($0.0, $0.1) }
+    }
+
+    func mount(_ device: String, on mountpoint: String, readonly: Bool) throws {
+        try run("mount \(device) (\(readonly ? "read-only" : "read-write")) on", mountpoint) {
+            readonly ? guestfs_mount_ro($0, device, mountpoint) : guestfs_mount($0, device, mountpoint)
+        }
+    }
+
+    func unmountAll() throws {
+        try run("unmount the guest filesystems") { guestfs_umount_all($0) }
+    }
+
+    /// What is mounted where (device, mountpoint).
+    func mountpoints() throws -> [(device: String, mountpoint: String)] {
+        try pairs("list the mounted filesystems") { guestfs_mountpoints($0) }.map { ($0.0, $0.1) }
+    }
+
+    /// Discards the unused blocks of the filesystem mounted at `mountpoint`.
+    func fstrim(_ mountpoint: String) throws {
+        try run("trim the free space of", mountpoint) { guestfs_fstrim_argv($0, mountpoint, nil) }
+    }
+}
+
+// MARK: LUKS
+
+extension Guestfs {
+    func luksUUID(_ device: String) throws -> String {
+        try string("read the LUKS UUID of", device) { guestfs_luks_uuid($0, device) }
+    }
+
+    /// Opens the LUKS `device` as /dev/mapper/`name`. libguestfs's trace shows the key as "***", and the daemon
+    /// hands it to cryptsetup in a file: it appears in no log.
+    func cryptsetupOpen(_ device: String, key: String, name: String, readonly: Bool) throws {
+        var optargs = guestfs_cryptsetup_open_argv()
+        optargs.bitmask = imgc_cryptsetup_open_readonly
+        optargs.readonly = readonly ? 1 : 0
+        try run("open the LUKS device", device) { guestfs_cryptsetup_open_argv($0, device, key, name, &optargs) }
+    }
+
+    func cryptsetupClose(_ mapping: String) throws {
+        try run("close the LUKS mapping", mapping) { guestfs_cryptsetup_close($0, mapping) }
+    }
+
+    /// Scans for LVM volume groups again (those inside newly opened LUKS devices) and activates them all, or
+    /// deactivates them all.
+    func activateVolumeGroups(_ activate: Bool) throws {
+        if activate {
+            try run("scan for LVM volume groups") { guestfs_lvm_scan($0, 1) }
+        } else {
+            try run("deactivate the LVM volume groups") { guestfs_vg_activate_all($0, 0) }
+        }
+    }
+}
+
+// MARK: Files
+
+extension Guestfs {
+    /// Status of a guest path, following symlinks (inside the guest) or not; nil when nothing is there.
+    func status(_ path: String, followingLinks: Bool) throws -> FileStatus? {
+        guard let raw = try callUnlessAbsent("read the status of", path, absentWhen: [ENOENT, ENOTDIR], {
+            followingLinks ? guestfs_statns($0, path) : guestfs_lstatns($0, path)
+        }) else { return nil }
+        defer { guestfs_free_statns(raw) }
+        let mode = raw.pointee.st_mode
+        let kind: FileStatus.Kind
+        switch mode & Int64(S_IFMT) {
+        case Int64(S_IFREG): kind = .regular
+        case Int64(S_IFDIR): kind = .directory
+        case Int64(S_IFLNK): kind = .symlink
+        default: kind = .other
+        }
+        return FileStatus(kind: kind, mode: UInt32(truncatingIfNeeded: mode & 0o7777),
+                          uid: Int(raw.pointee.st_uid), gid: Int(raw.pointee.st_gid), size: raw.pointee.st_size)
+    }
+
+    /// The inode number of `path` itself.
+    func inode(_ path: String) throws -> Int64 {
+        let raw = try call("read the inode of", path) { guestfs_lstatns($0, path) }
+        defer { guestfs_free_statns(raw) }
+        return raw.pointee.st_ino
+    }
+
+    func list(_ directory: String) throws -> [String] {
+        try strings("list", directory) { guestfs_ls($0, directory) }
+    }
+
+    /// The paths matching a glob, directories without a trailing slash.
+    func glob(_ pattern: String) throws -> [String] {
+        var optargs = guestfs_glob_expand_opts_argv()
+        optargs.bitmask = imgc_glob_expand_directoryslash
+        optargs.directoryslash = 0
+        return try strings("expand the glob", pattern) { guestfs_glob_expand_opts_argv($0, pattern, &optargs) }
+    }
+
+    func readlink(_ path: String) throws -> String {
+        try string("read the link", path) { guestfs_readlink($0, path) }
+    }
+
+    /// Up to `count` bytes of a guest file from `offset`, carried in the reply of one call (a short read is the end).
+    func pread(_ path: String, count: Int, offset: Int64 = 0) throws -> [UInt8] {
+        try call("read", path) { handle -> [UInt8]? in
+            var size = 0
+            return Guestfs.takeBytes(guestfs_pread(handle, path, Int32(count), offset, &size), count: size)
+        }
+    }
+
+    /// An extended attribute of `path` itself; nil when it has none, or the filesystem has none at all.
+    func extendedAttribute(_ path: String, name: String) throws -> [UInt8]? {
+        try callUnlessAbsent("read the extended attribute \(name) of", path,
+                             absentWhen: [ENODATA, EOPNOTSUPP]) { handle -> [UInt8]? in
+            var size = 0
+            let value = guestfs_lgetxattr(handle, path, name, &size)
+            return Guestfs.takeBytes(value, count: size)
+        }
+    }
+
+    func setExtendedAttribute(_ path: String, name: String, value: [UInt8]) throws {
+        let action = "set the extended attribute \(name) of"
+        guard let length = Int32(exactly: value.count) else {
+            throw GuestError(guest: guest, action: action, path: path,
+                             message: "a value of \(value.count) bytes is too large")
+        }
+        try Self.withCBuffer(value) { pointer, _ in
+            try run(action, path) { guestfs_lsetxattr($0, name, pointer, length, path) }
+        }
+    }
+
+    /// Replaces the content of `path` with the bytes of one message (limited to a few MiB).
+    func write(_ path: String, _ content: [UInt8]) throws {
+        try Self.withCBuffer(content) { pointer, count in
+            try run("write", path) { guestfs_write($0, path, pointer, count) }
+        }
+    }
+
+    /// Replaces the content of `path` with the host file `hostFile`, as a file transfer.
+    func upload(_ hostFile: String, to path: String) throws {
+        try run("upload", path) { guestfs_upload($0, hostFile, path) }
+    }
+
+    func mkdirWithParents(_ path: String) throws {
+        try run("create the directory (with parents)", path) { guestfs_mkdir_p($0, path) }
+    }
+
+    func mkdir(_ path: String, mode: UInt32) throws {
+        try run("create the directory", path) { guestfs_mkdir_mode($0, path, Int32(mode & 0o7777)) }
+    }
+
+    func removeRecursively(_ path: String) throws {
+        try run("remove recursively", path) { guestfs_rm_rf($0, path) }
+    }
+
+    func remove(_ path: String) throws {
+        try run("remove", path) { guestfs_rm_f($0, path) }
+    }
+
+    func chmod(_ path: String, mode: UInt32) throws {
+        try run("change the mode (\(String(mode, radix: 8))) of", path) { guestfs_chmod($0, Int32(mode & 0o7777), path) }
+    }
+
+    /// lchown: a symlink's own owner changes, never what it points to.
+    func lchown(_ path: String, uid: Int32, gid: Int32) throws {
+        try run("change the owner (\(uid):\(gid)) of", path) { guestfs_lchown($0, uid, gid, path) }
+    }
+
+    func symlink(target: String, at path: String) throws {
+        try run("create the symlink (to \(target))", path) { guestfs_ln_s($0, target, path) }
+    }
+
+    func truncate(_ path: String, size: Int64) throws {
+        try run("truncate (to \(size) bytes)", path) { guestfs_truncate_size($0, path, size) }
+    }
+
+    func touch(_ path: String) throws {
+        try run("touch", path) { guestfs_touch($0, path) }
+    }
+
+    func rename(_ from: String, to: String) throws {
+        try run("rename (to \(to))", from) { guestfs_rename($0, from, to) }
+    }
+}

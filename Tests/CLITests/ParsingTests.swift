@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import Testing
+@testable import CLICommands
+@testable import Operations
+import Profiles
+
+/// The command line parsed in-process, as `imgcustomize` parses it: no binary, no appliance.
+@Suite struct ParsingTests {
+    static let commands: [(name: String, command: any ParsableCommand.Type)] = [
+        ("apply", IMGCustomize.Apply.self), ("customize", IMGCustomize.CustomizeCommand.self),
+        ("sparsify", IMGCustomize.Sparsify.self), ("inspect", IMGCustomize.Inspect.self),
+        ("convert", IMGCustomize.Convert.self), ("boot-check", IMGCustomize.BootCheckCommand.self),
+        ("profiles", IMGCustomize.ProfilesCommand.self),
+        ("operations", IMGCustomize.OperationsCommand.self),
+    ]
+
+    /// Every command's help ends with an example of that very command (a usage line alone does not count).
+    @Test(arguments: commands.map(\.name))
+    func everyCommandsHelpHasAnExample(name: String) throws {
+        let command = try #require(Self.commands.first { $0.name == name }).command
+        let help = IMGCustomize.helpMessage(for: command)
+        let examples = try #require(help.range(of: "EXAMPLE"), "no EXAMPLE section in \(name)'s help")
+        let example = help[examples.upperBound...].split(separator: "\n").dropFirst()
+            .first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("imgcustomize ") }
+        #expect(example?.trimmingCharacters(in: .whitespaces).hasPrefix("imgcustomize \(name)") == true,
+                "\(name): \(help)")
+    }
+
+    @Test func everyCommandIsThere() {
+        #expect(IMGCustomize.configuration.subcommands.map { $0._commandName } == Self.commands.map(\.name))
+    }
+
+    private func customize(_ arguments: [String]) throws -> (image: String?, operations: [any GuestOperation]) {
+        let command = try #require(try IMGCustomize.parseAsRoot(["customize"] + arguments)
+            as? IMGCustomize.CustomizeCommand)
+        return try command.parseOperations(command.arguments)
+    }
+
+    @Test func operationsKeepTheirCommandLineOrder() throws {
+        let parsed = try customize(["img.qcow2", "--set-line", "/etc/sysconfig/network:NOZEROCONF=yes", "--lock-root",
+                                    "--hostname=web1.example.com", "--trim-free-space"])
+        #expect(parsed.image == "img.qcow2")
+        #expect(parsed.operations.map(\.name) == ["set-line", "lock-root", "hostname", "trim-free-space"])
+        #expect(parsed.operations.map(\.target) == ["/etc/sysconfig/network", "root", "web1.example.com", ""])
+    }
+
+    /// An optional argument is only taken with "=": the word after `--disable-repos` is the image, not a glob.
+    @Test func anOptionalArgumentNeverTakesTheImage() throws {
+        let bare = try customize(["--disable-repos", "img.qcow2"])
+        #expect(bare.image == "img.qcow2")
+        #expect((bare.operations.first as? DisableRepos)?.glob == "*")
+        let given = try customize(["img.qcow2", "--disable-repos=rhel-*"])
+        #expect((given.operations.first as? DisableRepos)?.glob == "rhel-*")
+    }
+
+    @Test func aRequiredArgumentIsAskedFor() throws {
+        let error = #expect(throws: ValidationError.self) { try customize(["img.qcow2", "--write"]) }
+        #expect(error?.message == "--write needs an argument: --write PATH:CONTENT")
+        let unknown = #expect(throws: ValidationError.self) { try customize(["img.qcow2", "--no-such-thing"]) }
+        #expect(unknown?.message.contains("unknown option or operation '--no-such-thing'") == true)
+        let flag = #expect(throws: ValidationError.self) { try customize(["img.qcow2", "--lock-root=yes"]) }
+        #expect(flag?.message.contains("takes no argument, got \"yes\"") == true)
+    }
+
+    @Test func checkInstalledIsAnOption() throws {
+        let parsed = try customize(["img.qcow2", "--check-installed", "cloud-init:/usr/bin/cloud-init"])
+        #expect((parsed.operations.first as? CheckInstalled)?.paths == ["/usr/bin/cloud-init"])
+    }
+
+    /// `--formats` is one option group: apply and inspect accept and refuse the same names, with the same words.
+    @Test func formatsResolveTheSameEverywhere() throws {
+        let apply = try #require(try IMGCustomize.parseAsRoot(["apply", "sysprep", "img.qcow2", "--formats", "raw, vhd"])
+            as? IMGCustomize.Apply)
+        #expect(try apply.runOptions.options().allowedFormats == [.raw, .vpc])
+        let inspect = try #require(try IMGCustomize.parseAsRoot(["inspect", "img.qcow2", "--formats", "qcow2"])
+            as? IMGCustomize.Inspect)
+        #expect(try inspect.formats.allowed() == [.qcow2])
+        var messages: [String] = []
+        for arguments in [["apply", "sysprep", "img.qcow2", "--formats", "qcow3"], ["inspect", "img.qcow2", "--formats", "qcow3"]] {
+            let command = try IMGCustomize.parseAsRoot(arguments)
+            let formats = (command as? IMGCustomize.Apply)?.runOptions.formats ?? (command as? IMGCustomize.Inspect)?.formats
+            let error = #expect(throws: ValidationError.self) { try formats?.allowed() }
+            messages.append(error?.message ?? "")
+        }
+        #expect(messages[0] == messages[1])
+        #expect(messages[0].hasPrefix("unknown format 'qcow3' in --formats (known: raw, qcow2"))
+    }
+
+    @Test func applianceOptionsResolve() throws {
+        let apply = try #require(try IMGCustomize.parseAsRoot(["apply", "sysprep", "img.qcow2", "--accel", "tcg",
+                                                               "--launch-timeout", "90", "--dry-run", "-o", "out.qcow2"])
+            as? IMGCustomize.Apply)
+        let options = try apply.runOptions.options()
+        #expect(options.acceleration == .tcg)
+        #expect(options.launchLimits?.launchSeconds == 90)
+        #expect(options.dryRun && options.output == "out.qcow2")
+        #expect(throws: (any Error).self) { try IMGCustomize.parseAsRoot(["apply", "sysprep", "img", "--accel", "fast"]) }
+    }
+
+    @Test func verbosityChoosesTheLogLevel() throws {
+        let quiet = try #require(try IMGCustomize.parseAsRoot(["operations", "-q"]) as? IMGCustomize.OperationsCommand)
+        #expect(quiet.global.logLevel == .warning)
+        let chatty = try #require(try IMGCustomize.parseAsRoot(["operations", "-vv"]) as? IMGCustomize.OperationsCommand)
+        #expect(chatty.global.logLevel == .debug)
+    }
+}
+
+/// What `profiles` says, in-process.
+@Suite struct ProfilesListingTests {
+    /// `profiles NAME` shows the steps, as the overview says, without `show`.
+    @Test func aProfileNameAloneShowsItsSteps() throws {
+        let command = try #require(try IMGCustomize.parseAsRoot(["profiles", "sysprep"])
+            as? IMGCustomize.ProfilesCommand.List)
+        #expect(command.name == "sysprep")
+        let steps = try IMGCustomize.ProfilesCommand.Show.steps(of: "sysprep")
+        #expect(steps.hasPrefix("sysprep: "))
+        #expect(steps.contains("\n  bash-history"))
+        #expect(throws: ValidationError.self) { try IMGCustomize.ProfilesCommand.Show.steps(of: "no-such-profile") }
+    }
+
+    /// Each profile says whether it trims and how it writes the image: sysprep does neither of the cloud ones' work.
+    @Test func everyProfileSaysWhatItDoes() {
+        let listing = IMGCustomize.ProfilesCommand.List.listing()
+        #expect(listing.contains("trims free space, writes compressed qcow2"))
+        #expect(BuiltinProfiles.named("sysprep")?.effects == "no trimming, keeps the image's format")
+        #expect(BuiltinProfiles.named("rhel7-cloud")?.effects == "trims free space, writes compressed qcow2")
+        let help = IMGCustomize.helpMessage(for: IMGCustomize.Apply.self)
+        #expect(help.contains("sysprep: no trimming, keeps the image's format"))
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import Logging
+import Testing
+import TestSupport
+@testable import Customize
+import Operations
+import Profiles
+import Formats
+
+/// The pipeline on a directory tree, in-process: what `customize --root` does, without a binary or an appliance.
+@Suite struct TreePipelineTests {
+    private func tree() throws -> TestDirectory {
+        let directory = try TestDirectory("customize-tree")
+        try FileManager.default.createDirectory(atPath: directory.path("etc/sysconfig"), withIntermediateDirectories: true)
+        try "NETWORKING=yes\n".write(toFile: directory.path("etc/sysconfig/network"), atomically: true, encoding: .utf8)
+        try "root:$6$x:19000:0:99999:7:::\n".write(toFile: directory.path("etc/shadow"), atomically: true, encoding: .utf8)
+        return directory
+    }
+
+    @Test func appliesInOrderAndTheSecondRunChangesNothing() throws {
+        let directory = try tree()
+        let operations: [any GuestOperation] = [SetLine("/etc/sysconfig/network", key: "NOZEROCONF", value: "yes"),
+                                                LockRoot()]
+        let first = try Pipeline().customize(operations, onTree: directory.path)
+        #expect(first.steps.map(\.operation) == ["set-line", "lock-root"])
+        #expect(first.steps.allSatisfy { $0.changed })
+        #expect(try String(contentsOfFile: directory.path("etc/sysconfig/network"), encoding: .utf8)
+            == "NETWORKING=yes\nNOZEROCONF=yes\n")
+        let second = try Pipeline().customize(operations, onTree: directory.path)
+        #expect(second.steps.allSatisfy { !$0.changed })
+        #expect(second.text(diffs: false).contains("0 of 2 steps changed the guest"))
+    }
+
+    @Test func aDryRunShowsTheDiffAndLeavesTheTreeAsItWas() throws {
+        let directory = try tree()
+        var options = RunOptions()
+        options.dryRun = true
+        let report = try Pipeline(options: options).customize(
+            [SetLine("/etc/sysconfig/network", key: "NOZEROCONF", value: "yes")], onTree: directory.path)
+        #expect(report.dryRun && report.output == nil)
+        #expect(report.steps.first?.changed == true)
+        #expect(report.steps.first?.diffs?.first?.unified.contains("+NOZEROCONF=yes") == true)
+        #expect(report.text(diffs: false).hasPrefix("[would change] set-line /etc/sysconfig/network"))
+        #expect(try String(contentsOfFile: directory.path("etc/sysconfig/network"), encoding: .utf8) == "NETWORKING=yes\n")
+    }
+
+    /// A dry run says what it would do, in the conditional: it changed only a throwaway overlay.
+    @Test func aDryRunSpeaksInTheConditional() {
+        #expect(conditional("removed /root/.bash_history, removed /home/a/.bash_history and 2 more")
+            == "would remove /root/.bash_history, would remove /home/a/.bash_history and 2 more")
+        #expect(conditional("set NOZEROCONF=yes") == "would set NOZEROCONF=yes")
+        #expect(conditional("nothing to remove") == "nothing to remove")
+        var report = RunReport(profile: nil, image: "img", output: nil, dryRun: true, guest: nil,
+                               steps: [StepReport(operation: "bash-history", target: "", changed: true,
+                                                  summary: "removed /root/.bash_history")],
+                               timings: [:], size: .init(before: 0, after: nil))
+        #expect(report.text(diffs: false).hasPrefix("[would change] bash-history: would remove /root/.bash_history"))
+        report.dryRun = false
+        #expect(report.text(diffs: false).hasPrefix("[changed] bash-history: removed /root/.bash_history"))
+    }
+
+    @Test func aFailingStepIsNamedAsTheUserWroteIt() throws {
+        let directory = try tree()
+        let error = #expect(throws: RunFailure.self) {
+            try Pipeline().customize([Delete("/etc/shadow"), LockRoot()], onTree: directory.path)
+        }
+        #expect((error?.error as? OperationFailure)?.operation == "lock-root")
+        #expect(error?.report.steps.map(\.operation) == ["delete"])
+    }
+
+    @Test func aCancelledRunStopsBeforeItsFirstStep() throws {
+        let directory = try tree()
+        var options = RunOptions()
+        let cancellation = Cancellation()
+        cancellation.cancel(reason: "interrupted")
+        options.cancellation = cancellation
+        let error = #expect(throws: RunFailure.self) {
+            try Pipeline(options: options).customize([LockRoot()], onTree: directory.path)
+        }
+        #expect(error?.error is RunCancelled)
+        #expect(try String(contentsOfFile: directory.path("etc/shadow"), encoding: .utf8) == "root:$6$x:19000:0:99999:7:::\n")
+    }
+}
+
+/// The profile DSL: groups, includes and conditions resolve against the inspected guest.
+@Suite struct ProfileDSLTests {
+    static let web = Profile("web", summary: "a test profile", requires: .distro("rhel", major: 7)) { guest in
+        Group("network") {
+            SetLine("/etc/sysconfig/network", key: "NOZEROCONF", value: "yes")
+            if guest.minorVersion < 9 { Note("old minor release") }
+        }
+        for user in ["alice", "bob"] { LockPassword(user: user) }
+        if guest.majorVersion >= 7 { AppendGrubArgs(["console=tty0"]) } else { Note("no grub2") }
+        BuiltinProfiles.sysprep
+    }
+
+    @Test func stepsCarryTheirGroupsAndIncludes() {
+        let steps = Self.web.steps(for: GuestFacts(type: "linux", distro: "rhel", majorVersion: 7, minorVersion: 4))
+        #expect(steps.prefix(5).map(\.operation.name)
+            == ["set-line", "note", "lock-password", "lock-password", "append-grub-args"])
+        #expect(steps[0].path == ["web", "network"])
+        #expect(steps[2].path == ["web"])
+        #expect(steps.last?.path == ["web", "sysprep"])
+        #expect(steps.map(\.operation.name).contains("bash-history"))
+    }
+
+    @Test func conditionsSeeTheGuest() {
+        let newer = Self.web.steps(for: GuestFacts(type: "linux", distro: "rhel", majorVersion: 7, minorVersion: 9))
+        #expect(!newer.prefix(3).map(\.operation.name).contains("note"))
+        let older = Self.web.steps(for: GuestFacts(type: "linux", distro: "rhel", majorVersion: 6, minorVersion: 10))
+        #expect(older.map(\.operation.target).contains("no grub2"))
+    }
+
+    @Test func requirementsNameWhatWasFound() {
+        #expect(Self.web.requirement?.mismatch(GuestFacts(distro: "rhel", majorVersion: 7)) == nil)
+        #expect(Self.web.requirement?.mismatch(GuestFacts(distro: "debian", majorVersion: 12, minorVersion: 1))
+            == "needs a rhel 7 guest, found debian 12.1")
+    }
+}
+
+/// The transaction, in-process: locks, scratch beside the destination, commit by rename, nothing left behind.
+@Suite struct TransactionUnitTests {
+    private let logger = Logger(label: "transaction-test")
+
+    private func image(in directory: TestDirectory) throws -> String {
+        let image = directory.path("disk.img")
+        try "old".write(toFile: image, atomically: true, encoding: .utf8)
+        return image
+    }
+
+    @Test func commitReplacesTheDestinationAndRemovesTheScratch() throws {
+        let directory = try TestDirectory("customize-transaction")
+        let image = try image(in: directory)
+        let transaction = try Transaction(image: ImageIdentity(path: image), destination: image, needs: .init(newImage: 0, overlay: 0), logger: logger)
+        #expect((transaction.scratch as NSString).deletingLastPathComponent == directory.path)
+        let new = transaction.scratchPath("new")
+        try "new".write(toFile: new, atomically: false, encoding: .utf8)
+        try transaction.commit(new)
+        #expect(try String(contentsOfFile: image, encoding: .utf8) == "new")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["disk.img"])
+    }
+
+    @Test func anAbandonedTransactionLeavesTheImageAsItWas() throws {
+        let directory = try TestDirectory("customize-transaction")
+        let image = try image(in: directory)
+        let transaction = try Transaction(image: ImageIdentity(path: image), destination: image, needs: .init(newImage: 0, overlay: 0), logger: logger)
+        try "half".write(toFile: transaction.scratchPath("new"), atomically: false, encoding: .utf8)
+        transaction.abandon()
+        #expect(try String(contentsOfFile: image, encoding: .utf8) == "old")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["disk.img"])
+    }
+
+    @Test func aSecondRunOnTheSameImageIsRefused() throws {
+        let directory = try TestDirectory("customize-transaction")
+        let image = try image(in: directory)
+        let first = try Transaction(image: ImageIdentity(path: image), destination: image, needs: .init(newImage: 0, overlay: 0), logger: logger)
+        defer { first.abandon() }
+        let error = #expect(throws: CustomizeError.self) {
+            try Transaction(image: ImageIdentity(path: image), destination: image, needs: .init(newImage: 0, overlay: 0), logger: logger)
+        }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("another imgcustomize run is working on this image"))
+    }
+
+    @Test func tooLittleFreeSpaceIsRefusedBeforeAnythingIsWritten() throws {
+        let directory = try TestDirectory("customize-transaction")
+        let image = try image(in: directory)
+        let error = #expect(throws: CustomizeError.self) {
+            try Transaction(image: ImageIdentity(path: image), destination: image, needs: .init(newImage: Int64.max / 4, overlay: 0), logger: logger)
+        }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("free in \(directory.path)"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["disk.img"])
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+
+/// The package's root, from this file's place in it.
+public let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// A failure of the test's own machinery (a tool that failed, a fixture that is missing), with what to do.
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A private temporary directory, removed when the value goes away.
+public final class TestDirectory: Sendable {
+    public let url: URL
+
+    public init(_ prefix: String = "imgcustomize-test") throws {
+        url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("\(prefix)-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    public var path: String { url.path }
+
+    public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// What a process printed and how it ended.
+public struct ProcessResult: Sendable {
+    public var status: Int32
+    public var stdout: String
+    /// Empty when the process ran with `mergingErrors` (its stderr is then in `stdout`, interleaved as written).
+    public var stderr: String
+
+    public init(status: Int32, stdout: String, stderr: String) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+}
+
+/// Runs `executable` with the test's environment plus `environment`, `input` as its stdin (closed without one); its
+/// output goes through files, which never fill up the way pipes do.
+public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                       input: String? = nil, mergingErrors: Bool = false) throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardInput = FileHandle.nullDevice
+    let directory = try TestDirectory("imgcustomize-process")
+    let outPath = directory.path("out")
+    let errPath = directory.path("err")
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+    process.standardOutput = out
+    process.standardError = mergingErrors ? out : try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+    if let input {
+        let inPath = directory.path("in")
+        _ = FileManager.default.createFile(atPath: inPath, contents: Data(input.utf8))
+        process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: inPath))
+    }
+    try process.run()
+    process.waitUntilExit()
+    return ProcessResult(status: process.terminationStatus,
+                         stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+}
+
+/// Runs a host tool found on PATH (qemu-img, mkfs.ext4, sha256sum) that must succeed, and returns its stdout; a
+/// failure throws with its stderr.
+@discardableResult
+public func runTool(_ tool: String, _ arguments: [String]) throws -> String {
+    let result = try runProcess("/usr/bin/env", [tool] + arguments)
+    guard result.status == 0 else {
+        throw TestFailure("\(tool) \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
+    }
+    return result.stdout
+}
+
+/// Images the tests use, built from committed sources by a script under Fixtures/ and cached: the directory
+/// `variable` names (scripts/test exports it), or else the one the script prints once it has built the images or
+/// found them in its cache.
+public struct FixtureImages: Sendable {
+    public let directory: String
+    let script: String
+
+    public init(variable: String, script: String) {
+        self.script = script
+        if let directory = ProcessInfo.processInfo.environment[variable], !directory.isEmpty {
+            self.directory = directory
+        } else {
+            let result = try? runProcess(packageRoot.appendingPathComponent(script).path, [])
+            directory = result?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        }
+    }
+
+    public func path(_ name: String) throws -> String {
+        let path = directory + "/" + name
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TestFailure("fixture \(name) is missing in '\(directory)'; run \(script)")
+        }
+        return path
+    }
+}
+
+/// The RHEL-like guest images Fixtures/build-images builds from Fixtures/trees.
+public let guestFixtures = FixtureImages(variable: "IMGCUSTOMIZE_FIXTURES", script: "Fixtures/build-images")
