@@ -54,9 +54,9 @@ public enum BuiltinProfiles {
         Group("register, update, install cloud-init (steps 6-8)") {
             Note("subscription-manager register and yum -y update need a running guest with network: update the image before customizing it")
             CheckInstalled("cloud-init", paths: ["/usr/bin/cloud-init"],
-                           advice: "instances will not get their SSH keys; install it (yum install -y cloud-utils-growpart cloud-init) before customizing")
+                           hint: "instances will not get their SSH keys; install it (yum install -y cloud-utils-growpart cloud-init) before customizing")
             CheckInstalled("cloud-utils-growpart", paths: ["/usr/bin/growpart"],
-                           advice: "the root partition will not grow to the flavor's disk; install it (yum install -y cloud-utils-growpart)")
+                           hint: "the root partition will not grow to the flavor's disk; install it (yum install -y cloud-utils-growpart)")
         }
         Group("cloud-init resolv.conf (step 9)") {
             YAMLListAdd("/etc/cloud/cloud.cfg", key: "cloud_init_modules", item: "resolv-conf")

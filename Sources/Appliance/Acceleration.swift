@@ -48,6 +48,8 @@ public struct LaunchReport: Sendable, Equatable {
     public var kvmFailure: String?
     /// Wall-clock seconds until the appliance answered, failed attempts included.
     public var seconds: Double
+    /// The one line a user must see when this run gave KVM up for TCG (it is slower), with where the verdict is kept.
+    public var warning: String?
 }
 
 /// Remembers whether KVM works, keyed by what decides it: the qemu binary and the host kernel. A different qemu or

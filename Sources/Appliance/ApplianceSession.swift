@@ -111,6 +111,9 @@ public final class ApplianceSession {
     private var stopOnCancel: Cancellation.Registration?
     /// The LUKS devices opened at launch, closed again before the shutdown.
     private(set) var openedLUKS: [OpenedLUKS] = []
+    /// What the user should know of this launch although it worked (KVM given up for TCG, a LUKS key that is for
+    /// no device), in order: the caller reports them; the session never logs them.
+    public private(set) var warnings: [String] = []
 
     /// Adds the drives and launches the appliance, coping with an unusable KVM (see `Acceleration`), then opens the
     /// LUKS devices the options have keys for.
@@ -128,8 +131,11 @@ public final class ApplianceSession {
             stopOnCancel = cancellation.onCancel { kill(pid, SIGKILL) }
         }
         do {
-            openedLUKS = try LUKSUnlock(guestfs: guestfs, keys: options.keys, readonly: readonly,
-                                        logger: logger).run()
+            if let warning = launchReport.warning { warnings.append(warning) }
+            let unlocked = try LUKSUnlock(guestfs: guestfs, keys: options.keys, readonly: readonly,
+                                          logger: logger).run()
+            openedLUKS = unlocked.opened
+            warnings += unlocked.warnings
         } catch {
             stopOnCancel?.end()
             guestfs.close()
@@ -137,9 +143,11 @@ public final class ApplianceSession {
         }
     }
 
-    /// Opens one image, inspects it and returns the guest's facts, then shuts the appliance down: `inspect --os`.
+    /// Opens one image, inspects it and returns the guest's facts with the launch's warnings, then shuts the
+    /// appliance down: `inspect --os`.
     public static func inspect(image path: String, format: ApplianceDrive.Format,
-                               options: ApplianceOptions = ApplianceOptions()) throws -> GuestFacts {
+                               options: ApplianceOptions = ApplianceOptions()) throws
+        -> (facts: GuestFacts, warnings: [String]) {
         let session = try ApplianceSession(drives: [ApplianceDrive(path: path, format: format, readonly: true)],
                                            options: options)
         let facts: GuestFacts
@@ -150,7 +158,7 @@ public final class ApplianceSession {
             throw error
         }
         try session.close()
-        return facts
+        return (facts, session.warnings)
     }
 
     /// The guest's operating system, found the way the session's options say. Refuses images with no operating
@@ -322,12 +330,13 @@ struct Launcher {
         let reason = kvmFailure.reason
         switch attempt(.forceTCG, limits) {
         case .success(let guestfs):
-            logger.warning("""
+            if let key { cache.record(.init(key: key, verdict: .tcg, reason: reason), logger: logger) }
+            var launched = report(.tcg, .probed, kvmFailure: reason)
+            launched.warning = """
                 KVM is unusable here (\(reason)); using software emulation (TCG), slower; remembered in \
                 \(cache.file.path)
-                """)
-            if let key { cache.record(.init(key: key, verdict: .tcg, reason: reason), logger: logger) }
-            return (guestfs, report(.tcg, .probed, kvmFailure: reason))
+                """
+            return (guestfs, launched)
         case .failure(let tcgFailure):
             guard var error = tcgFailure.error as? GuestError else { throw tcgFailure.error }
             error.hint = "it failed with KVM too: \(reason)"

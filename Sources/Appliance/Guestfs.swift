@@ -218,7 +218,7 @@ final class EventSink {
             let message = String(decoding: text.withMemoryRebound(to: UInt8.self) { Array($0) }, as: UTF8.self)
                 .trimmingTrailingNewlines()
             switch event {
-            case UInt64(GUESTFS_EVENT_WARNING): logger.notice("libguestfs: \(message)")
+            case UInt64(GUESTFS_EVENT_WARNING): logger.info("libguestfs: \(message)")
             case UInt64(GUESTFS_EVENT_TRACE): logger.trace("libguestfs trace: \(message)")
             default: logger.debug("libguestfs: \(message)")
             }

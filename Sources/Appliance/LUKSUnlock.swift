@@ -21,8 +21,10 @@ struct LUKSUnlock {
     let readonly: Bool
     let logger: Logger
 
-    func run() throws -> [OpenedLUKS] {
+    /// The devices opened, and a warning for every key that is for no LUKS device of the image.
+    func run() throws -> (opened: [OpenedLUKS], warnings: [String]) {
         var opened: [OpenedLUKS] = []
+        var warnings: [String] = []
         var found: [(device: String, uuid: String)] = []
         let disks = try guestfs.disks()
         let partitions = try guestfs.partitions()
@@ -37,12 +39,12 @@ struct LUKSUnlock {
         }
         for key in keys.keys where !found.contains(where: { key.applies(to: $0.device, uuid: $0.uuid) }) {
             let devices = found.map { "\($0.device) (UUID \($0.uuid))" }
-            logger.warning("""
+            warnings.append("""
                 \(guestfs.guest): the key for \(key.device) is for no LUKS device \
                 (\(devices.isEmpty ? "the image has none" : "LUKS devices: " + devices.joined(separator: ", ")))
                 """)
         }
-        return opened
+        return (opened, warnings)
     }
 
     private func open(_ devices: [String], found: inout [(device: String, uuid: String)]) throws -> [OpenedLUKS] {

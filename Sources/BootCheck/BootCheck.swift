@@ -81,6 +81,7 @@ public struct BootCheck: Sendable {
         let run = try GuestRun(image: path, format: inspection.format, firmware: firmware,
                                acceleration: before.acceleration, scratch: scratch.path, options: options)
         var report = try run.boot(imageName: image, before: before)
+        report.warnings = before.warnings
         report.seconds = Date().timeIntervalSince(started)
         report.consoleLog = try keepConsole(run.consolePath, image: image, failed: !report.passed)
         return report
@@ -126,6 +127,8 @@ struct ImageState: Sendable {
     var cloudInit: Bool
     /// Why the image's guest could not be read (then only the boot itself is checked).
     var unreadable: String?
+    /// The reading launch's warnings (KVM given up for TCG, a LUKS key for no device).
+    var warnings: [String] = []
 
     static func read(image: String, format: ApplianceDrive.Format, options: BootCheckOptions) throws -> ImageState {
         let session = try ApplianceSession(
@@ -135,7 +138,7 @@ struct ImageState: Sendable {
                                       keys: options.keys))
         defer { try? session.close() }
         var state = ImageState(acceleration: session.launchReport.acceleration, machineID: nil, hostKeys: [],
-                               serialConsole: false, cloudInit: false, unreadable: nil)
+                               serialConsole: false, cloudInit: false, unreadable: nil, warnings: session.warnings)
         do {
             let guest = try session.mountOperatingSystem()
             if try guest.isFile("/etc/machine-id") {

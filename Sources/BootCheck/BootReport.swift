@@ -28,11 +28,13 @@ public struct BootReport: Encodable, Sendable {
     public var reached: String?
     public var consoleLog: String?
     public var seconds: Double
+    /// What the user should know although the check ran (KVM given up for TCG), in order.
+    public var warnings: [String] = []
 
     public var passed: Bool { failure == nil && !checks.isEmpty && checks.allSatisfy(\.passed) }
 
     enum CodingKeys: String, CodingKey {
-        case image, firmware, acceleration, stages, checks, failure, reached, passed, seconds
+        case image, firmware, acceleration, stages, checks, failure, reached, passed, seconds, warnings
         case consoleLog = "console-log"
     }
 
@@ -48,6 +50,7 @@ public struct BootReport: Encodable, Sendable {
         try container.encode(passed, forKey: .passed)
         try container.encode(consoleLog, forKey: .consoleLog)
         try container.encode((seconds * 10).rounded() / 10, forKey: .seconds)
+        try container.encode(warnings, forKey: .warnings)
     }
 
     public func json() -> String {

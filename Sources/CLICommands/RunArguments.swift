@@ -144,6 +144,7 @@ func execute(options: RunOptions, global: GlobalOptions, json: Bool,
                 let target = step.target.isEmpty ? "" : " \(step.target)"
                 logger.info("[\(index + 1)/\(count)] \(step.operation)\(target): \(step.summary)")
             case .rewrite(let done, let total): bar.update(done: done, total: total)
+            case .warning(let warning): logger.warning("\(warning)")
             }
         }
     } catch let failure as RunFailure {

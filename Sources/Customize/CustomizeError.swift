@@ -1,3 +1,5 @@
+import Operations
+
 /// A failure of a customize/apply/sparsify run, as the user sees it: the image, what failed, what to do.
 public struct CustomizeError: Error, CustomStringConvertible, Sendable {
     public var image: String
@@ -10,9 +12,5 @@ public struct CustomizeError: Error, CustomStringConvertible, Sendable {
         self.hint = hint
     }
 
-    public var description: String {
-        var text = "\(image): \(message)"
-        if let hint { text += "\n  hint: \(hint)" }
-        return text
-    }
+    public var description: String { withHint("\(image): \(message)", hint) }
 }

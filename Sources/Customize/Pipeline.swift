@@ -51,6 +51,8 @@ public enum RunProgress: Sendable {
     case stage(String)
     case step(index: Int, count: Int, StepReport)
     case rewrite(done: Int64, total: Int64)
+    /// What the user should know although the run goes on (also in `RunReport.warnings`), as it happens.
+    case warning(String)
 }
 
 /// The pipeline every image-writing command goes through: check, open, inspect, apply, relabel, trim, rewrite,
@@ -161,6 +163,11 @@ public struct Pipeline: Sendable {
                 cancellation: options.cancellation, keys: options.keys))
         }
         defer { try? session.close() }
+        func warn(_ warning: String) {
+            report.warnings.append(warning)
+            progress(.warning(warning))
+        }
+        session.warnings.forEach(warn)
 
         progress(.stage("inspect"))
         let filesystem = try clock.measure("inspect") { try session.mountOperatingSystem() }
@@ -168,7 +175,7 @@ public struct Pipeline: Sendable {
         report.guest = guest
         if let requirement, let mismatch = requirement.mismatch(guest) {
             if options.force {
-                logger.warning("\(image): profile \(profileName ?? "") \(mismatch); going on because of --force")
+                warn("\(image): profile \(profileName ?? "") \(mismatch); going on because of --force")
             } else {
                 throw CustomizeError(image: image, "profile \(profileName ?? "") \(mismatch)",
                                      hint: "use a profile made for this guest, or --force to run it anyway")
@@ -199,6 +206,7 @@ public struct Pipeline: Sendable {
             }
             report.steps.append(step)
             progress(.step(index: index, count: ordered.count, step))
+            if let warning = step.warning { warn("\(image): \(warning)") }
         }
         if !relabelled { report.steps += try relabel(runner, clock: &clock) }
         try clock.measure("shutdown") { try session.close() }
@@ -368,6 +376,10 @@ extension Pipeline {
                 let step = try clock.measure("apply") { try runner.run(operation) }
                 report.steps.append(step)
                 progress(.step(index: index, count: operations.count, step))
+                if let warning = step.warning {
+                    report.warnings.append("\(root): \(warning)")
+                    progress(.warning("\(root): \(warning)"))
+                }
             }
         } catch {
             report.timings = clock.timings

@@ -12,6 +12,9 @@ public struct RunReport: Encodable, Sendable {
     /// Seconds per stage: check, prepare, open, inspect, apply, relabel, trim, shutdown, rewrite, commit.
     public var timings: [String: Double]
     public var size: Size
+    /// What the user should know although the run succeeded, in order: KVM given up for TCG, a package a step
+    /// found missing, a profile forced onto a guest it was not made for.
+    public var warnings: [String] = []
 
     public struct Size: Encodable, Sendable {
         /// Allocated bytes of the image before the run and of the result after it.
@@ -20,7 +23,7 @@ public struct RunReport: Encodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case profile, image, output, dryRun = "dry-run", guest = "os", steps, timings, size
+        case profile, image, output, dryRun = "dry-run", guest = "os", steps, timings, size, warnings
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -33,6 +36,7 @@ public struct RunReport: Encodable, Sendable {
         try container.encode(steps, forKey: .steps)
         try container.encode(timings.mapValues { ($0 * 1000).rounded() / 1000 }, forKey: .timings)
         try container.encode(size, forKey: .size)
+        try container.encode(warnings, forKey: .warnings)
     }
 
     public func json() -> String { jsonDocument(self) }

@@ -21,7 +21,7 @@ public struct RunFailure: Error, CustomStringConvertible, Encodable {
 
     public var description: String { String(describing: error) }
 
-    /// What failed, without the advice.
+    /// What failed, without the hint.
     public var message: String {
         switch error {
         case let error as CustomizeError: "\(error.image): \(error.message)"

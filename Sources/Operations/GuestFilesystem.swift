@@ -88,6 +88,11 @@ public struct FileStatus: Sendable, Equatable {
     }
 }
 
+/// How every error prints what to do next: on a line of its own after the message, `  hint: ...`.
+public func withHint(_ message: String, _ hint: String?) -> String {
+    hint.map { "\(message)\n  hint: \($0)" } ?? message
+}
+
 /// A failure inside a guest filesystem: what was being done, to which path, in which guest, and the underlying
 /// library's own message.
 public struct GuestError: Error, CustomStringConvertible, Sendable {
@@ -105,9 +110,7 @@ public struct GuestError: Error, CustomStringConvertible, Sendable {
         self.hint = hint
     }
 
-    public var description: String {
-        hint.map { "\(summary) (\($0))" } ?? summary
-    }
+    public var description: String { withHint(summary, hint) }
 
     /// What failed, without the hint.
     public var summary: String {

@@ -33,14 +33,22 @@ public struct OperationOutcome: Sendable, Equatable {
     public var changed: Bool
     /// Short, human: "set NOZEROCONF=yes", "already locked".
     public var summary: String
+    /// What the user should know although the step did not fail ("cloud-init is NOT installed ..."): returned in
+    /// the step's report and the run's warnings, never logged by the operation.
+    public var warning: String?
 
-    public init(changed: Bool, summary: String) {
+    public init(changed: Bool, summary: String, warning: String? = nil) {
         self.changed = changed
         self.summary = summary
+        self.warning = warning
     }
 
     public static func unchanged(_ summary: String) -> OperationOutcome { .init(changed: false, summary: summary) }
     public static func changed(_ summary: String) -> OperationOutcome { .init(changed: true, summary: summary) }
+    /// Nothing changed, and the user should hear of it: `summary` is also the warning.
+    public static func warning(_ summary: String) -> OperationOutcome {
+        .init(changed: false, summary: summary, warning: summary)
+    }
 }
 
 /// What an operation may know of the guest it runs on, beyond its files.

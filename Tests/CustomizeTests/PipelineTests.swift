@@ -6,6 +6,7 @@ import TestSupport
 import Operations
 import Profiles
 import Formats
+import Synchronization
 
 /// The pipeline on a directory tree, in-process: what `customize --root` does, without a binary or an appliance.
 @Suite struct TreePipelineTests {
@@ -29,6 +30,28 @@ import Formats
         let second = try Pipeline().customize(operations, onTree: directory.path)
         #expect(second.steps.allSatisfy { !$0.changed })
         #expect(second.text(diffs: false).contains("0 of 2 steps changed the guest"))
+    }
+
+    /// A warning is a value the caller gets, in the step's report, the run's and the progress, not a log line.
+    @Test func aMissingPackageIsAWarningInTheReport() throws {
+        let directory = try tree()
+        let events = Mutex<[String]>([])
+        let report = try Pipeline().customize([CheckInstalled("cloud-init", paths: ["/usr/bin/cloud-init"])],
+                                              onTree: directory.path) { event in
+            if case .warning(let warning) = event { events.withLock { $0.append(warning) } }
+        }
+        let warning = try #require(report.steps.first?.warning)
+        #expect(warning.hasPrefix("cloud-init is NOT installed (missing /usr/bin/cloud-init)"))
+        #expect(report.warnings == ["\(directory.path): \(warning)"])
+        #expect(events.withLock { $0 } == report.warnings)
+        let json = try #require(JSONSerialization.jsonObject(with: Data(report.json().utf8)) as? [String: Any])
+        #expect(json["warnings"] as? [String] == report.warnings)
+
+        try FileManager.default.createDirectory(atPath: directory.path("usr/bin"), withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: directory.path("usr/bin/cloud-init"), contents: Data())
+        let installed = try Pipeline().customize([CheckInstalled("cloud-init", paths: ["/usr/bin/cloud-init"])],
+                                                 onTree: directory.path)
+        #expect(installed.warnings.isEmpty && installed.steps.first?.warning == nil)
     }
 
     @Test func aDryRunShowsTheDiffAndLeavesTheTreeAsItWas() throws {

@@ -97,7 +97,7 @@ import Testing
     @Test func failuresNameTheOperation() throws {
         let tree = try TemporaryTree()
         let error = #expect(throws: OperationFailure.self) { try OperationRunner(guest: tree.guest).run(LockRoot()) }
-        #expect(error?.description == "lock-root root failed: \(tree.path): lock password /etc/shadow: no /etc/shadow (is this a Linux guest with shadow passwords?)")
+        #expect(error?.description == "lock-root root failed: \(tree.path): lock password /etc/shadow: no /etc/shadow\n  hint: is this a Linux guest with shadow passwords?")
     }
 
     @Test func changesThroughASymlinkAreRecordedOnTheFile() throws {

@@ -57,10 +57,11 @@ extension IMGCustomize {
         }
 
         func run() throws {
+            let logger = global.makeLogger()
             let options = BootCheckOptions(timeout: timeout, firmware: firmware, keepConsole: keepConsole,
                                            acceleration: appliance.accel ?? .auto,
                                            launchLimits: try appliance.limits(),
-                                           cancellation: Interruption.install(), logger: global.makeLogger(),
+                                           cancellation: Interruption.install(), logger: logger,
                                            access: global.access, keys: try appliance.luksKeys())
             let report: BootReport
             do {
@@ -69,6 +70,7 @@ extension IMGCustomize {
                 if let reason = options.cancellation?.reason { throw RunCancelled(image: image, reason: reason) }
                 throw error
             }
+            for warning in report.warnings { logger.warning("\(warning)") }
             print(json ? report.json() : report.text())
             if !report.passed { throw ExitCode.failure }
         }

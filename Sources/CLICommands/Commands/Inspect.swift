@@ -105,7 +105,7 @@ extension IMGCustomize {
             } else {
                 out += "safety: UNSAFE\n"
                 for violation in inspection.safety.violations {
-                    out += "    \(violation.code.rawValue): \(violation.message)\n        \(violation.remedy)\n"
+                    out += "    \(violation.code.rawValue): \(violation.message)\n        \(violation.hint)\n"
                 }
             }
             return out

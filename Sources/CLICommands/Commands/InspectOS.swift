@@ -19,7 +19,9 @@ extension IMGCustomize.Inspect {
                                        limits: try appliance.limits(), cancellation: cancellation,
                                        keys: try appliance.luksKeys())
         do {
-            return try ApplianceSession.inspect(image: path, format: format, options: options)
+            let inspected = try ApplianceSession.inspect(image: path, format: format, options: options)
+            for warning in inspected.warnings { logger.warning("\(warning)") }
+            return inspected.facts
         } catch let error where !(error is RunCancelled) {
             // Cancelling kills the appliance, so the call that was waiting on it fails with its own error.
             if let reason = cancellation.reason { throw RunCancelled(image: path, reason: reason) }

@@ -12,7 +12,7 @@ enum LUKSDetector: FormatDetector {
         guard version == 1 else {
             let info = LUKSInfo(version: version)
             let violation = Violation(.luksVersion, "LUKS version \(version) is not supported (LUKS1 only)",
-                                      remedy: "convert it with `cryptsetup convert --type luks1` or decrypt it first")
+                                      hint: "convert it with `cryptsetup convert --type luks1` or decrypt it first")
             return Finding(format: .luks, virtualSize: nil, specific: .luks(info), violations: [violation])
         }
         let h = try reader.cursor(at: 0, count: 592, what: "luks1 header")

@@ -46,7 +46,7 @@ enum PartitionTableReader {
             // looks like, and oslo's inspector refuses it too.
             violations.append(Violation(.mbrInvalid,
                 "the first sector ends in the MBR signature 55 AA (byte 510) but defines no partition",
-                remedy: "if it is a disk, partition it on a trusted host; if it is a whole-disk filesystem or another format, rebuild or convert the image from its source"))
+                hint: "if it is a disk, partition it on a trusted host; if it is a whole-disk filesystem or another format, rebuild or convert the image from its source"))
         }
         guard protective else { return (PartitionTable(kind: .mbr, diskGUID: nil, partitions: partitions), violations) }
         if partitions.count > 1 {

@@ -21,7 +21,7 @@ enum QEDDetector: FormatDetector {
         guard imageSize <= UInt64(1) << 56 else { throw c.error(at: 48, "image size \(imageSize) is absurd") }
 
         var violations = [Violation(.qedUnsupported, "QED images are deprecated in qemu and not accepted",
-                                    remedy: "convert it with `qemu-img convert -f qed -O qcow2` on a trusted host")]
+                                    hint: "convert it with `qemu-img convert -f qed -O qcow2` on a trusted host")]
         var backingFile: String?
         if features & backingFileFeature != 0 {
             let offset = try c.littleEndian(UInt32.self, at: 56)

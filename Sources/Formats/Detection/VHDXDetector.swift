@@ -105,7 +105,7 @@ enum VHDXDetector: FormatDetector {
         if try logNeedsReplay(reader, header: header) {
             violations.append(Violation(.vhdxLog,
                 "vhdx log (named by the header at byte \(header.base)) holds entries that were never written to the image; qemu refuses to open it read-only until the log is replayed",
-                remedy: "replay the log on a trusted host with a copy of the file: `qemu-img check -r all COPY.vhdx`, then inspect the copy"))
+                hint: "replay the log on a trusted host with a copy of the file: `qemu-img check -r all COPY.vhdx`, then inspect the copy"))
         }
         let info = VHDXInfo(blockSize: try parameters?.littleEndian(UInt32.self, at: 0),
                             logicalSectorSize: try item(logicalSectorSize, minimum: 4)?.littleEndian(UInt32.self, at: 0),

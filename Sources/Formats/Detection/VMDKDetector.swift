@@ -67,7 +67,7 @@ enum VMDKDetector: FormatDetector {
                                 grainSize: UInt64(try c.littleEndian(UInt32.self, at: 16)) * 512, compressed: false)
             return Finding(format: .vmdk, virtualSize: UInt64(sectors) * 512, specific: .vmdk(info), violations: [
                 Violation(.unsupportedFormat, "the file is a VMware Workstation 3 sparse disk (COWD), an old vmdk variant imgcustomize does not read",
-                          remedy: "convert it on a trusted host first: `qemu-img convert -f vmdk -O qcow2 IMAGE IMAGE.qcow2`, then inspect the result"),
+                          hint: "convert it on a trusted host first: `qemu-img convert -f vmdk -O qcow2 IMAGE IMAGE.qcow2`, then inspect the result"),
             ])
         }
         var violations: [Violation] = []

@@ -124,8 +124,8 @@ public final class HeaderFile: HeaderSource {
         let type = status.st_mode & S_IFMT
         if let kind = FileAccess.kind(status.st_mode), !(type == S_IFBLK && access.allowBlockDevices) {
             closeDescriptor(fd)
-            let remedy = type == S_IFBLK ? "give --allow-device to read a block device" : "give the path of an image file"
-            throw InspectionError(path: path, "it is \(kind)\(linkTarget.map { " (\($0))" } ?? ""); \(remedy)")
+            let hint = type == S_IFBLK ? "give --allow-device to read a block device" : "give the path of an image file"
+            throw InspectionError(path: path, "it is \(kind)\(linkTarget.map { " (\($0))" } ?? ""); \(hint)")
         }
         if type == S_IFBLK {
             let end = lseek(fd, 0, SEEK_END)

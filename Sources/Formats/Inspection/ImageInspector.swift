@@ -36,7 +36,7 @@ public enum ImageInspector {
         var violations: [Violation] = []
         if fileSize == 0 {
             violations.append(Violation(.emptyImage, "the image is empty (0 bytes)",
-                                        remedy: "check that the download or copy finished"))
+                                        hint: "check that the download or copy finished"))
         }
 
         var matched = (containerDetectors + amazonDetectors).filter { $0.matches(reader) }
@@ -46,7 +46,7 @@ public enum ImageInspector {
         if matched.count > 1 {
             violations.append(Violation(.multipleFormats,
                 "more than one format matches: \(detected.joined(separator: ", ")) (a polyglot file)",
-                remedy: "the file means different things to different readers; rebuild it from its source"))
+                hint: "the file means different things to different readers; rebuild it from its source"))
         }
 
         var format = ImageFormat.raw
@@ -80,7 +80,7 @@ public enum ImageInspector {
         if let allowed = policy.allowedFormats, !isAllowed(format, specific, allowed) {
             let names = allowed.map(\.rawValue).sorted().joined(separator: ", ")
             violations.append(Violation(.formatNotAllowed, "format \(format.rawValue) is not in the allowed formats (\(names))",
-                                        remedy: "convert it to one of the allowed formats, or allow \(format.rawValue)"))
+                                        hint: "convert it to one of the allowed formats, or allow \(format.rawValue)"))
         }
         if policy.allowBackingFile, format == .qcow2 {
             violations.removeAll { $0.code == .backingFile }

@@ -25,12 +25,12 @@ public struct Violation: Sendable, Encodable, Equatable {
     /// What is wrong, in the image's own terms.
     public var message: String
     /// What the user can do about it.
-    public var remedy: String
+    public var hint: String
 
-    public init(_ code: Code, _ message: String, remedy: String) {
+    public init(_ code: Code, _ message: String, hint: String) {
         self.code = code
         self.message = message
-        self.remedy = remedy
+        self.hint = hint
     }
 }
 
@@ -73,10 +73,13 @@ public struct UnsafeImageError: Error, CustomStringConvertible, Sendable {
     public var violations: [Violation]
 
     public var description: String {
+        // What to do next on a line of its own, `  hint: ...`, as every error prints it (Operations' `withHint`).
+        if violations.count == 1, let violation = violations.first {
+            return "refusing \(path): \(violation.message) [\(violation.code.rawValue)]\n  hint: \(violation.hint)"
+        }
         var text = "refusing \(path):"
         for violation in violations {
-            text += violations.count == 1 ? " " : "\n  - "
-            text += "\(violation.message) [\(violation.code.rawValue)]; \(violation.remedy)"
+            text += "\n  - \(violation.message) [\(violation.code.rawValue)]\n    hint: \(violation.hint)"
         }
         return text
     }

@@ -6,17 +6,21 @@ public struct StepReport: Codable, Sendable, Equatable {
     public var summary: String
     /// One diff per changed file; nil when the run was not asked for diffs (and then absent from the JSON).
     public var diffs: [FileDiff]?
+    /// What the step warned of (see `OperationOutcome.warning`); absent from the JSON when nil.
+    public var warning: String?
 
-    public init(operation: String, target: String, changed: Bool, summary: String, diffs: [FileDiff]? = nil) {
+    public init(operation: String, target: String, changed: Bool, summary: String, diffs: [FileDiff]? = nil,
+                warning: String? = nil) {
         self.operation = operation
         self.target = target
         self.changed = changed
         self.summary = summary
         self.diffs = diffs
+        self.warning = warning
     }
 
     enum CodingKeys: String, CodingKey {
-        case operation, target, changed, summary
+        case operation, target, changed, summary, warning
         case diffs = "diff"
     }
 }
@@ -71,6 +75,7 @@ public final class OperationRunner {
         }
         context.logger.debug("\(operation.name) \(operation.target): \(outcome.summary)")
         return StepReport(operation: operation.name, target: operation.target, changed: outcome.changed,
-                          summary: outcome.summary, diffs: recordDiffs ? recorder.diffs() : nil)
+                          summary: outcome.summary, diffs: recordDiffs ? recorder.diffs() : nil,
+                          warning: outcome.warning)
     }
 }

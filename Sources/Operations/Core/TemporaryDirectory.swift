@@ -60,7 +60,7 @@ package final class TemporaryDirectory: Sendable {
             var info = stat()
             guard fstat(descriptor, &info) == 0, info.st_uid == getuid() else { continue }
             if flock(descriptor, LOCK_EX | LOCK_NB) != 0, errno == EWOULDBLOCK { continue }
-            logger.notice("removing what an interrupted run left: \(path)")
+            logger.info("removing what an interrupted run left: \(path)")
             try? FileManager.default.removeItem(atPath: path)
         }
     }

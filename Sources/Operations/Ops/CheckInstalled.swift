@@ -1,5 +1,6 @@
 /// Verifies that the guest carries software a step of the recipe installs inside a running guest (which an
-/// offline tool cannot do): it changes nothing, and says clearly, in the report and as a warning, what is missing.
+/// offline tool cannot do): it changes nothing, and says clearly, in the step's report and as a warning of the run,
+/// what is missing.
 public struct CheckInstalled: RegisteredOperation {
     public static let name = "check-installed"
     public static let summary = "Check that the guest has a package's files; warn clearly when it does not"
@@ -8,14 +9,14 @@ public struct CheckInstalled: RegisteredOperation {
     public let package: String
     public let paths: [String]
     /// What the user should do when the package is missing.
-    public let advice: String
+    public let hint: String
 
     public var target: String { package }
 
-    public init(_ package: String, paths: [String], advice: String? = nil) {
+    public init(_ package: String, paths: [String], hint: String? = nil) {
         self.package = package
         self.paths = paths
-        self.advice = advice ?? "install it in the guest (yum install -y \(package)) before customizing"
+        self.hint = hint ?? "install it in the guest (yum install -y \(package)) before customizing"
     }
 
     public static func parse(_ argument: String?) throws -> CheckInstalled {
@@ -30,9 +31,7 @@ public struct CheckInstalled: RegisteredOperation {
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
         let missing = try paths.filter { try !guest.exists($0) }
         guard missing.isEmpty else {
-            let message = "\(package) is NOT installed (missing \(missing.joined(separator: ", "))): \(advice)"
-            context.logger.warning("\(guest.guestDescription): \(message)")
-            return .unchanged(message)
+            return .warning("\(package) is NOT installed (missing \(missing.joined(separator: ", "))): \(hint)")
         }
         return .unchanged("\(package) is installed")
     }
