@@ -97,7 +97,9 @@ final class GuestRun {
         var arguments = [
             "-machine", "q35,accel=\(kvm ? "kvm" : "tcg")", "-cpu", kvm ? "host" : "max,la57=off",
             "-smp", String(min(2, ProcessInfo.processInfo.activeProcessorCount)), "-m", "1024",
-            "-nodefaults", "-display", "none", "-no-reboot",
+            // A display adapter, as every machine has: GRUB's BIOS console calls the video BIOS, and with no VGA
+            // device (-nodefaults) it never gets as far as loading a kernel.
+            "-nodefaults", "-device", "VGA", "-display", "none", "-no-reboot",
             "-chardev", "file,id=console,path=\(consolePath)", "-serial", "chardev:console",
             "-drive", "file=\(overlay),format=qcow2,if=virtio,cache=unsafe",
             "-drive", "file=\(seed),format=raw,if=virtio,readonly=on",
