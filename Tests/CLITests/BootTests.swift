@@ -13,8 +13,8 @@ let debianFixtures = FixtureImages(variable: "IMGCUSTOMIZE_DEBIAN_FIXTURES", scr
 func debianFixture(_ name: String) throws -> String { try debianFixtures.path(name) }
 
 /// Every result boots: the real Debian guests, as built and after imgcustomize prepared them, checked by
-/// `boot-check` from inside the guest. The tests run two at a time (each boots one guest at a time), so that the
-/// minutes a guest spends booting under software emulation overlap with another test's appliance runs.
+/// `boot-check` from inside the guest. Not serialized: each test boots one guest at a time, and the tests run in
+/// parallel, so that the minutes a guest spends booting under software emulation overlap with other tests' work.
 @Suite(.tags(.appliance, .boot)) struct BootTests {
     /// One boot-check run, its JSON and the checks by name.
     struct Boot {
