@@ -17,6 +17,18 @@ public struct BootReport: Encodable, Sendable {
         public var detail: String
     }
 
+    /// Who the booted machine was: what tells two boots of one image apart, as a user compares them.
+    public struct Identity: Encodable, Sendable, Equatable {
+        public var machineID: String
+        /// `ssh-keygen -l` of each host key: "SHA256:… (ED25519)".
+        public var hostKeys: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case machineID = "machine-id"
+            case hostKeys = "ssh-host-keys"
+        }
+    }
+
     public var image: String
     public var firmware: Firmware
     public var acceleration: String
@@ -27,6 +39,8 @@ public struct BootReport: Encodable, Sendable {
     /// The stage the boot reached last.
     public var reached: String?
     public var consoleLog: String?
+    /// nil when the boot did not get as far as a login.
+    public var identity: Identity?
     public var seconds: Double
     /// What the user should know although the check ran (KVM given up for TCG), in order.
     public var warnings: [String] = []
@@ -34,7 +48,7 @@ public struct BootReport: Encodable, Sendable {
     public var passed: Bool { failure == nil && !checks.isEmpty && checks.allSatisfy(\.passed) }
 
     enum CodingKeys: String, CodingKey {
-        case image, firmware, acceleration, stages, checks, failure, reached, passed, seconds, warnings
+        case image, firmware, acceleration, stages, checks, failure, reached, passed, seconds, identity, warnings
         case consoleLog = "console-log"
     }
 
@@ -49,6 +63,7 @@ public struct BootReport: Encodable, Sendable {
         try container.encode(reached, forKey: .reached)
         try container.encode(passed, forKey: .passed)
         try container.encode(consoleLog, forKey: .consoleLog)
+        try container.encode(identity, forKey: .identity)
         try container.encode((seconds * 10).rounded() / 10, forKey: .seconds)
         try container.encode(warnings, forKey: .warnings)
     }
@@ -69,6 +84,10 @@ public struct BootReport: Encodable, Sendable {
         }
         for check in checks {
             lines.append("  [\(check.passed ? "ok" : "FAILED")] \(check.name): \(check.detail)")
+        }
+        if let identity {
+            lines.append("  machine-id \(identity.machineID.isEmpty ? "(none)" : identity.machineID); SSH host keys: "
+                         + (identity.hostKeys.isEmpty ? "none" : identity.hostKeys.joined(separator: ", ")))
         }
         if let failure {
             lines.append("boot-check failed\(reached.map { " after \($0)" } ?? ""): \(failure)")

@@ -97,7 +97,9 @@ final class GuestRun {
         var arguments = [
             "-machine", "q35,accel=\(kvm ? "kvm" : "tcg")", "-cpu", kvm ? "host" : "max,la57=off",
             "-smp", String(min(2, ProcessInfo.processInfo.activeProcessorCount)), "-m", "1024",
-            "-nodefaults", "-display", "none", "-no-reboot",
+            // A display adapter, as every machine has: GRUB's BIOS console calls the video BIOS, and with no VGA
+            // device (-nodefaults) it never gets as far as loading a kernel.
+            "-nodefaults", "-device", "VGA", "-display", "none", "-no-reboot",
             "-chardev", "file,id=console,path=\(consolePath)", "-serial", "chardev:console",
             "-drive", "file=\(overlay),format=qcow2,if=virtio,cache=unsafe",
             "-drive", "file=\(seed),format=raw,if=virtio,readonly=on",
@@ -135,7 +137,8 @@ final class GuestRun {
         }
         let clock = Clock(start: Date())
         var report = BootReport(image: imageName, firmware: firmware, acceleration: acceleration.rawValue,
-                                stages: [], checks: [], failure: nil, reached: nil, consoleLog: nil, seconds: 0)
+                                stages: [], checks: [], failure: nil, reached: nil, consoleLog: nil, identity: nil,
+                                seconds: 0)
         let deadline = Date().addingTimeInterval(options.timeout)
         var lastSSHTry = Date.distantPast
         var login: Double?
@@ -184,6 +187,7 @@ final class GuestRun {
         report.stages = console.stages(guest: GuestTimes(facts: facts, clock: clock), login: login)
         report.reached = "SSH login"
         report.checks = checks(facts: facts, cloudInitStatus: waited, before: before)
+        report.identity = .init(machineID: facts["machine-id"]?.first ?? "", hostKeys: facts["host-key-fingerprint"] ?? [])
 
         // The overlay is thrown away, so a guest slow to stop (services under software emulation) is not waited for
         // long; the time it took, or that it was stopped, is part of the report.
@@ -209,7 +213,11 @@ final class GuestRun {
             echo "hostname=$(hostname)"
             echo "marker=$(cat /var/tmp/boot-check-marker 2>/dev/null)"
             echo "machine-id=$(cat /etc/machine-id 2>/dev/null)"
-            for f in /etc/ssh/ssh_host_*_key.pub; do [ -f "$f" ] && echo "host-key=$(cut -d' ' -f1,2 "$f")"; done
+            for f in /etc/ssh/ssh_host_*_key.pub; do
+              [ -f "$f" ] || continue
+              echo "host-key=$(cut -d' ' -f1,2 "$f")"
+              echo "host-key-fingerprint=$(ssh-keygen -l -f "$f" | cut -d' ' -f2,4)"
+            done
             echo "cmdline=$(cat /proc/cmdline)"
             echo "root-options=$(findmnt -no OPTIONS /)"
             systemctl --failed --no-legend --plain 2>/dev/null | while read -r unit rest; do echo "failed-unit=$unit"; done

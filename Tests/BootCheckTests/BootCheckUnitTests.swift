@@ -81,3 +81,31 @@ import TestSupport
         #expect(GuestTimes.seconds(in: "Startup finished in 850ms (kernel)", before: "(kernel)") == 0.85)
     }
 }
+
+@Suite struct BootReportTests {
+    func report(identity: BootReport.Identity?) -> BootReport {
+        BootReport(image: "guest.qcow2", firmware: .bios, acceleration: "tcg", stages: [],
+                   checks: [.init(name: "fresh machine-id", passed: true, detail: "")], failure: nil, reached: "SSH login",
+                   consoleLog: nil, identity: identity, seconds: 1)
+    }
+
+    /// Two boots of one image are told apart by what a user compares: the machine-id and the host key fingerprints.
+    @Test func theIdentityIsInTheJSONAndTheText() throws {
+        let identity = BootReport.Identity(machineID: "0123456789abcdef0123456789abcdef",
+                                           hostKeys: ["SHA256:abc (ED25519)", "SHA256:def (RSA)"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(report(identity: identity).json().utf8))
+            as? [String: Any])
+        let encoded = try #require(json["identity"] as? [String: Any])
+        #expect(encoded["machine-id"] as? String == identity.machineID)
+        #expect(encoded["ssh-host-keys"] as? [String] == identity.hostKeys)
+        #expect(report(identity: identity).text().contains(
+            "machine-id 0123456789abcdef0123456789abcdef; SSH host keys: SHA256:abc (ED25519), SHA256:def (RSA)"))
+    }
+
+    @Test func aBootWithoutALoginHasNoIdentity() throws {
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(report(identity: nil).json().utf8))
+            as? [String: Any])
+        #expect(json["identity"] is NSNull)
+        #expect(!report(identity: nil).text().contains("SSH host keys:"))
+    }
+}

@@ -93,8 +93,21 @@ public struct FixtureImages: Sendable {
         if let directory = ProcessInfo.processInfo.environment[variable], !directory.isEmpty {
             self.directory = directory
         } else {
-            let result = try? runProcess(packageRoot.appendingPathComponent(script).path, [])
-            directory = result?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            // Its progress and errors go to the test run's stderr: a build can take minutes, and can fail.
+            let process = Process()
+            process.executableURL = packageRoot.appendingPathComponent(script)
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = FileHandle.standardError
+            process.standardInput = FileHandle.nullDevice
+            var built = false
+            var printed = Data()
+            if (try? process.run()) != nil {
+                printed = output.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                built = process.terminationReason == .exit && process.terminationStatus == 0
+            }
+            directory = built ? String(decoding: printed, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
         }
     }
 
