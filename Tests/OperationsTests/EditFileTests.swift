@@ -54,7 +54,7 @@ import Testing
         try tree.guest.write("/bin/true", [0x7f, 0x45, 0x4c, 0x46, 0, 0], mode: 0o755)
         let operation = try EditFile.parse("/bin/true:s/a/b/")
         let error = #expect(throws: GuestError.self) { try operation.apply(to: tree.guest, context: OperationContext()) }
-        #expect(error?.description == "\(tree.path): edit-file /bin/true: binary file (NUL bytes or invalid UTF-8) (only text files can be edited; replace it with upload or write)")
+        #expect(error?.description == "\(tree.path): edit-file /bin/true: binary file (NUL bytes or invalid UTF-8)\n  hint: only text files can be edited; replace it with upload or write")
         #expect(throws: GuestError.self) {
             try EditFile.parse("/missing:s/a/b/").apply(to: tree.guest, context: OperationContext())
         }
