@@ -1,0 +1,68 @@
+"""Times one import through Glance's own image_conversion plugin and through imgcustomize's, in the same deployment
+(same configuration, database, store and staging area; only the plugin line differs, so the server is restarted in
+between), then the bare conversions: `qemu-img convert` against `imgcustomize convert`. Run by scripts/bench-glance.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from glance_server import GlanceServer
+from test_import import import_image
+
+DISK_FORMATS = ['raw', 'qcow2', 'vmdk', 'iso']
+
+
+def timed_import(server, source, name):
+    start = time.monotonic()
+    image, task = import_image(server, source, 'qcow2', name)
+    seconds = time.monotonic() - start
+    if task['status'] != 'success':
+        sys.exit('bench-glance: the import through %s failed: %s' % (name, task['message']))
+    if image.disk_format != 'raw':
+        sys.exit('bench-glance: %s stored %s, not raw' % (name, image.disk_format))
+    return seconds
+
+
+def timed(command):
+    start = time.monotonic()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - start
+
+
+def main():
+    source, imgcustomize = sys.argv[1], os.environ['IMGCUSTOMIZE']
+    root = tempfile.mkdtemp(prefix='bench-glance.', dir=os.environ.get('TMPDIR', '/var/tmp'))
+    server = GlanceServer(root, DISK_FORMATS, ['image_conversion'], {'binary': imgcustomize})
+    results = {}
+    try:
+        for plugin in ('image_conversion', 'imgcustomize'):
+            server.configure_plugins([plugin])
+            server.start()
+            try:
+                results[plugin] = timed_import(server, source, plugin)
+            finally:
+                server.stop()
+        out = os.path.join(root, 'converted.raw')
+        qemu = timed(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', source, out]) + timed(['sync', out])
+        os.remove(out)
+        ours = timed([imgcustomize, 'convert', '-q', '-f', 'qcow2', '-O', 'raw', source, out])
+    finally:
+        subprocess.run(['rm', '-rf', root])
+    glance, mine = results['image_conversion'], results['imgcustomize']
+    print('import of %s (upload, staging, conversion, store), wall-clock seconds:' % source)
+    print('  image_conversion plugin (qemu-img convert): %7.1f' % glance)
+    print('  imgcustomize plugin:                        %7.1f' % mine)
+    print('  ratio (image_conversion / imgcustomize):    %7.2f' % (glance / mine))
+    print('conversion alone, qcow2 to raw (both end with the file on disk):')
+    print('  qemu-img convert + sync:                    %7.1f' % qemu)
+    print('  imgcustomize convert:                       %7.1f' % ours)
+    print('  ratio (qemu-img / imgcustomize):            %7.2f' % (qemu / ours))
+    if ours > qemu:
+        sys.exit('bench-glance: imgcustomize convert was slower than qemu-img convert')
+
+
+if __name__ == '__main__':
+    main()
