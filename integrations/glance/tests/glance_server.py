@@ -53,6 +53,8 @@ connection = sqlite:///{root}/glance.sqlite
 stores = file
 default_store = file
 filesystem_store_datadir = {root}/store
+# Zero chunks become holes: a converted raw image stays sparse in the store.
+filesystem_thin_provisioning = true
 
 [image_format]
 disk_formats = {disk_formats}
