@@ -132,6 +132,20 @@ import TestSupport
         #expect(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String] == expected)
     }
 
+    /// The binary, as a pipeline runs it: the arguments on stdout; for an unsafe image nothing there, the report on
+    /// stderr and status 1, so `set -o pipefail` stops the upload.
+    @Test func theBinaryPrintsArgumentsOnlyForASafeImage() throws {
+        let directory = try TestDirectory()
+        let safe = try imgcustomize(["inspect", "--create-args", try vmdk(in: directory)])
+        #expect(safe.status == 0)
+        #expect(safe.stdout.split(separator: "\n").prefix(2) == ["--disk-format", "vmdk"])
+        let unsafe = directory.path("backed.qcow2")
+        _ = try runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw", unsafe])
+        let refused = try imgcustomize(["inspect", "--create-args", unsafe])
+        #expect(refused.status == 1 && refused.stdout.isEmpty)
+        #expect(refused.stderr.contains("backing-file: qcow2 names a backing file '/etc/hostname'"))
+    }
+
     /// Guest facts become `--property` arguments after the three options, in the order `--glance` lists them.
     @Test func guestFactsBecomeProperties() throws {
         let directory = try TestDirectory()

@@ -186,3 +186,19 @@ def test_qcow2_is_refused_where_only_raw_and_iso_are_accepted(raw_and_iso_glance
     assert task['status'] == 'failure'
     assert image.id in task['message'] and 'qcow2' in task['message']
     assert_nothing_stored(raw_and_iso_glance, image)
+
+
+def test_create_args_go_to_the_client_as_they_are(glance, tmp_path):
+    """`inspect --create-args`, for users who upload by hand: its lines are the client's arguments, unquoted."""
+    vmdk = str(tmp_path / 'by-hand.vmdk')
+    run('qemu-img', 'create', '-q', '-f', 'vmdk', '-o', 'subformat=streamOptimized,adapter_type=lsilogic', vmdk, '3G')
+    arguments = run(IMGCUSTOMIZE, 'inspect', '--create-args', vmdk).splitlines()
+    result = subprocess.run(
+        [GLANCE_CLI, '--os-image-url', glance.url, '--os-auth-token', 'unused', 'image-create', '--name', 'by-hand',
+         '--file', vmdk] + arguments, capture_output=True, text=True, preexec_fn=lambda: os.close(0))
+    assert result.returncode == 0, result.stdout + result.stderr
+    client = Client('2', endpoint=glance.url, token='unused')
+    image = next(i for i in client.images.list() if i.name == 'by-hand')
+    assert image.status == 'active'
+    assert (image.disk_format, image.container_format, image.min_disk) == ('vmdk', 'bare', 3)
+    assert (image.vmware_disktype, image.vmware_adaptertype) == ('streamOptimized', 'lsiLogic')
