@@ -69,7 +69,8 @@ class _Imgcustomize(task.Task):
             except _Refused as e:
                 LOG.error('Import of image %s refused: %s', self.image_id, e)
                 # UploadException is what Glance puts in the task's message; anything else reads "Internal Error".
-                raise exception.UploadException('Image %s: %s' % (self.image_id, e))
+                raise exception.UploadException('Image %s: %s. Nothing was stored; the image stays queued.'
+                                                % (self.image_id, e))
 
     def _execute(self, action, file_path):
         self.src_path = file_path.split('file://')[-1]
@@ -118,12 +119,11 @@ class _Imgcustomize(task.Task):
         try:
             report = json.loads(result.stdout)
         except ValueError:
-            raise _Refused('imgcustomize could not inspect it: %s' % _last_line(result.stderr))
+            raise _Refused('imgcustomize could not inspect it: %s' % _message(result.stderr))
         safety = report.get('safety', {})
         if result.returncode != 0 or not safety.get('safe'):
             problems = '; '.join('%s (%s)' % (v['message'], v['hint']) for v in safety.get('violations', []))
-            raise _Refused('refused by imgcustomize, nothing was stored: %s'
-                           % (problems or _last_line(result.stderr)))
+            raise _Refused('refused by imgcustomize: %s' % (problems or _message(result.stderr)))
         return report
 
     def _convert(self, path, qemu_format, target, output):
@@ -140,7 +140,7 @@ class _Imgcustomize(task.Task):
             raise _Refused('qemu-img convert took more than %d s; the operator raises [imgcustomize] timeout'
                            % CONF.imgcustomize.timeout)
         if result.returncode != 0:
-            raise _Refused('qemu-img convert failed: %s' % _last_line(result.stderr))
+            raise _Refused('qemu-img convert failed: %s' % _message(result.stderr))
 
     def _apply(self, path, accepted):
         """Runs the profile into a new file; returns it, its format and the guest's properties."""
@@ -155,8 +155,7 @@ class _Imgcustomize(task.Task):
         if result.returncode != 0:
             error = report.get('error') or {}
             message = ('%s (%s)' % (error['message'], error.get('hint'))) if 'message' in error else None
-            raise _Refused('profile %s failed, nothing was stored: %s'
-                           % (CONF.imgcustomize.profile, message or _last_line(result.stderr)))
+            raise _Refused('profile %s failed: %s' % (CONF.imgcustomize.profile, message or _message(result.stderr)))
         written = self._run(['inspect', '--json', output], 'inspect')
         return output, json.loads(written.stdout)['format'], _guest_properties(report.get('os') or {})
 
@@ -172,7 +171,7 @@ class _Imgcustomize(task.Task):
             raise _Refused('imgcustomize %s took more than %d s; the operator raises [imgcustomize] timeout'
                            % (what, CONF.imgcustomize.timeout))
         if check and result.returncode != 0:
-            raise _Refused('imgcustomize %s failed: %s' % (what, _last_line(result.stderr)))
+            raise _Refused('imgcustomize %s failed: %s' % (what, _message(result.stderr)))
         return result
 
     def revert(self, result=None, **kwargs):
@@ -197,9 +196,11 @@ def _guest_properties(facts):
     return {key: value for key, value in properties.items() if value}
 
 
-def _last_line(text):
-    lines = [line for line in (text or '').splitlines() if line.strip()]
-    return lines[-1].removeprefix('imgcustomize: ') if lines else 'no message'
+def _message(text):
+    """What a tool said on stderr, on one line (imgcustomize's error and its hint line)."""
+    lines = [line.strip() for line in (text or '').splitlines() if line.strip()]
+    lines = [line.removeprefix('Error: ').removeprefix('imgcustomize: ') for line in lines]
+    return '; '.join(lines) or 'no message'
 
 
 def _remove(path):

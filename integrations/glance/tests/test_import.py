@@ -147,7 +147,7 @@ def test_backing_file_naming_a_host_file_is_refused_unread(glance, tmp_path):
     assert task['status'] == 'failure'
     assert image.id in task['message']
     assert 'backing file' in task['message'] and str(secret) in task['message']
-    assert 'nothing was stored' in task['message']
+    assert 'Nothing was stored' in task['message']
     assert_nothing_stored(glance, image)
     assert os.stat(secret).st_atime == atime, 'the backing file was read'
     # The check above can see a read: reading the file now moves its atime.
@@ -202,3 +202,15 @@ def test_create_args_go_to_the_client_as_they_are(glance, tmp_path):
     assert image.status == 'active'
     assert (image.disk_format, image.container_format, image.min_disk) == ('vmdk', 'bare', 3)
     assert (image.vmware_disktype, image.vmware_adaptertype) == ('streamOptimized', 'lsiLogic')
+
+
+def test_a_conversion_that_fails_midway_leaves_no_partial_file(glance, tmp_path):
+    """A qcow2 whose headers are sound but whose data was cut off: the inspection passes, the conversion fails."""
+    raw, path = tmp_path / 'data.raw', str(tmp_path / 'cut.qcow2')
+    raw.write_bytes(os.urandom(64 << 20))
+    run('qemu-img', 'convert', '-q', '-f', 'raw', '-O', 'qcow2', str(raw), path)
+    os.truncate(path, 20 << 20)
+    image, task = import_image(glance, path, 'qcow2', 'cut-off')
+    assert task['status'] == 'failure'
+    assert image.id in task['message'] and 'beyond the end of the file' in task['message']
+    assert_nothing_stored(glance, image)
