@@ -22,7 +22,9 @@ def timed_import(server, source, name):
     image, task = import_image(server, source, 'qcow2', name)
     seconds = time.monotonic() - start
     if task['status'] != 'success':
-        sys.exit('bench-glance: the import through %s failed: %s' % (name, task['message']))
+        errors = [line for line in server.log_text().splitlines() if ' ERROR ' in line]
+        sys.exit('bench-glance: the import through %s failed: %s\n%s'
+                 % (name, task['message'], '\n'.join(errors[-40:])))
     if image.disk_format != 'raw':
         sys.exit('bench-glance: %s stored %s, not raw' % (name, image.disk_format))
     return seconds

@@ -47,7 +47,8 @@ log_file = {root}/glance-api.log
 debug = true
 
 [database]
-connection = sqlite:///{root}/glance.sqlite
+# The import thread and the API's request threads share one SQLite file: wait for its lock rather than fail.
+connection = sqlite:///{root}/glance.sqlite?timeout=120
 
 [glance_store]
 stores = file
@@ -94,7 +95,9 @@ class GlanceServer:
             f.write(API_CONF.format(root=root, disk_formats=','.join(disk_formats)))
         self.options = options or {}
         self.configure_plugins(plugins)
-        self.env = dict(os.environ, OS_GLANCE_CONFIG_DIR=root, PYTHONPATH=HERE)
+        # HERE holds the identity filter; the caller's PYTHONPATH may hold the plugin.
+        path = [HERE] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
+        self.env = dict(os.environ, OS_GLANCE_CONFIG_DIR=root, PYTHONPATH=os.pathsep.join(path))
         self.process = None
         self.port = None
         self.synced = False

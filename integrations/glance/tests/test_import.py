@@ -66,7 +66,7 @@ def import_image(server, path, disk_format, name):
         tasks = client.http_client.get('/v2/images/%s/tasks' % image.id)[1]['tasks']
         if tasks and tasks[0]['status'] in ('success', 'failure'):
             return client.images.get(image.id), tasks[0]
-        time.sleep(1)
+        time.sleep(2)
     pytest.fail('the import of %s did not finish within 600 s; see %s' % (name, server.log))
 
 
