@@ -122,7 +122,10 @@ class GlanceServer:
         # One worker: the import tasks run in its thread pool, next to the SQLite database.
         self.process = subprocess.Popen(
             [os.path.join(bindir, 'gunicorn'), '--bind', '127.0.0.1:%d' % self.port, '--workers', '1',
-             '--threads', '4', '--timeout', '900', '--error-logfile', os.path.join(self.root, 'gunicorn.log'),
+             # A client polling every few seconds keeps its connection: with gunicorn's 2 s default it would
+             # race the server closing it and read "connection reset".
+             '--threads', '4', '--timeout', '900', '--keep-alive', '75',
+             '--error-logfile', os.path.join(self.root, 'gunicorn.log'),
              'glance.wsgi.api:application'],
             env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
