@@ -3,7 +3,8 @@
 /// - GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub (the key is created when absent), for future grub2-mkconfig runs;
 /// - every linux/linux16/linuxefi line of grub2's generated grub.cfg, BIOS and EFI locations;
 /// - every `kernel` line of legacy GRUB's grub.conf (RHEL 6); a symlink to it (/etc/grub.conf) is not edited twice;
-/// - the `options` line of each BLS entry in /boot/loader/entries, and /etc/kernel/cmdline where present.
+/// - the `options` line of each BLS entry in /boot/loader/entries, and /etc/kernel/cmdline where present;
+/// - `kernelopts` in GRUB's environment block (RHEL 8, whose BLS entries say `options $kernelopts`).
 ///
 /// An argument already present is not added again. `console=` may appear several times and the last one becomes
 /// /dev/console, so the requested console arguments are kept together at the end, in the requested order. Another
@@ -44,6 +45,17 @@ public struct AppendGrubArgs: RegisteredOperation {
         if try guest.isFile(Self.defaultGrub) {
             note(Self.defaultGrub, try editDefaultGrub(guest))
         }
+        // Before the BLS entries: an entry whose options are `$kernelopts` gets the arguments from grubenv.
+        var kernelopts = false
+        for pattern in Self.grubEnvironments {
+            // /boot/grub2/grubenv is a symlink to the EFI one on UEFI installs: edited once, as the file it names.
+            for path in try guest.glob(pattern) where try guest.lstat(path)?.kind == .regular {
+                if let changed = try editGrubEnvironment(guest, path) {
+                    note("kernelopts in \(path)", changed)
+                    kernelopts = true
+                }
+            }
+        }
         var files: [(path: String, commands: Set<String>)] = []
         for pattern in Self.grub2Configurations {
             for path in try guest.glob(pattern) { files.append((path, ["linux", "linux16", "linuxefi"])) }
@@ -54,7 +66,7 @@ public struct AppendGrubArgs: RegisteredOperation {
         for (path, commands) in files {
             // A symlink is another name of a file this list edits (/etc/grub.conf -> ../boot/grub/grub.conf).
             guard try guest.lstat(path)?.kind == .regular else { continue }
-            if let result = try editLines(guest, path, commands: commands) {
+            if let result = try editLines(guest, path, commands: commands, skipping: kernelopts ? "$kernelopts" : nil) {
                 note("\(result.lines) \(commands.sorted().joined(separator: "/")) line(s) of \(path)", result.changed)
             }
         }
@@ -86,8 +98,9 @@ public struct AppendGrubArgs: RegisteredOperation {
         }
     }
 
-    private func editLines(_ guest: GuestFilesystem, _ path: String, commands: Set<String>) throws
-        -> (lines: Int, changed: Bool)? {
+    /// Lines holding the word `skipping` are counted but left alone.
+    private func editLines(_ guest: GuestFilesystem, _ path: String, commands: Set<String>, skipping: String? = nil)
+        throws -> (lines: Int, changed: Bool)? {
         var file = TextFile(try TextFile.read(guest, path, action: Self.name))
         var count = 0
         var changed = false
@@ -96,6 +109,7 @@ public struct AppendGrubArgs: RegisteredOperation {
             let words = line.words
             guard let command = words.first, commands.contains(command) else { continue }
             count += 1
+            if let skipping, words.contains(skipping) { continue }
             // The kernel image path follows linux/kernel; BLS options lines carry arguments only.
             let fixed = command == "options" ? 1 : 2
             guard words.count >= fixed else { continue }

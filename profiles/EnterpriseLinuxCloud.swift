@@ -1,0 +1,55 @@
+import Customize
+import Operations
+
+extension BuiltinProfiles {
+    /// RHEL 8 and 9 and the distributions rebuilt from them, as libguestfs names them (AlmaLinux is "redhat-based").
+    static let enterpriseLinux = ["rhel", "centos", "rocky", "redhat-based", "oraclelinux"]
+
+    /// The guide's RHEL 7 procedure (1.2.1.2.1) in RHEL 9's files: NetworkManager keyfiles instead of ifcfg, dnf,
+    /// and kernel arguments kept per BLS entry and in /etc/kernel/cmdline (for kernels installed later).
+    public static let rhel9Cloud = Profile(
+        "rhel9-cloud",
+        summary: "Prepare a RHEL 9 guest (or CentOS Stream, Rocky, AlmaLinux, Oracle Linux 9) as an OpenStack cloud image (the guide's steps in RHEL 9's files)",
+        requires: .distros(enterpriseLinux, major: 9), output: .compressedQCOW2
+    ) { _ in
+        redHatCloud(network: Group("network (step 4): DHCP on the first NIC, a NetworkManager keyfile") {
+            MakeDirectory("/etc/NetworkManager/system-connections")
+            // No interface-name: the profile takes the first Ethernet NIC that appears, whatever the cloud names it.
+            WriteFile("/etc/NetworkManager/system-connections/cloud-dhcp.nmconnection", text: """
+                [connection]
+                id=cloud-dhcp
+                type=ethernet
+                autoconnect=true
+
+                [ipv4]
+                method=auto
+
+                [ipv6]
+                method=auto
+
+                """, mode: 0o600)
+        }, installer: "dnf")
+        Group("serial console (step 11): every BLS entry, /etc/kernel/cmdline, /etc/default/grub") {
+            AppendGrubArgs(consoleArguments)
+        }
+        cloudCleanup
+    }
+
+    /// The same procedure in RHEL 8's files: ifcfg still (read by NetworkManager's ifcfg-rh plugin, so not
+    /// NM_CONTROLLED=no: RHEL 8 has no network-scripts by default), and the kernel arguments in grubenv's
+    /// kernelopts, which RHEL 8's BLS entries refer to.
+    public static let rhel8Cloud = Profile(
+        "rhel8-cloud",
+        summary: "Prepare a RHEL 8 guest (or CentOS, Rocky, AlmaLinux, Oracle Linux 8) as an OpenStack cloud image (the guide's steps in RHEL 8's files)",
+        requires: .distros(enterpriseLinux, major: 8), output: .compressedQCOW2
+    ) { _ in
+        redHatCloud(network: Group("network (step 4): DHCP on eth0, an ifcfg file NetworkManager reads") {
+            WriteLines("/etc/sysconfig/network-scripts/ifcfg-eth0",
+                       lines: ["TYPE=Ethernet", "DEVICE=eth0", "ONBOOT=yes", "BOOTPROTO=dhcp"])
+        }, installer: "dnf")
+        Group("serial console (step 11): kernelopts in grubenv, every BLS entry, /etc/default/grub") {
+            AppendGrubArgs(consoleArguments)
+        }
+        cloudCleanup
+    }
+}
