@@ -5,6 +5,8 @@ extension BuiltinProfiles {
     /// RHEL 8 and 9 and the distributions rebuilt from them, as libguestfs names them (AlmaLinux is "redhat-based").
     static let enterpriseLinux = ["rhel", "centos", "rocky", "redhat-based", "oraclelinux"]
 
+    static let networkManagerProfiles = "/usr/lib/NetworkManager/system-connections"
+
     /// The guide's RHEL 7 procedure (1.2.1.2.1) in RHEL 9's files: NetworkManager keyfiles instead of ifcfg, dnf,
     /// and kernel arguments kept per BLS entry and in /etc/kernel/cmdline (for kernels installed later).
     public static let rhel9Cloud = Profile(
@@ -13,9 +15,12 @@ extension BuiltinProfiles {
         requires: .distros(enterpriseLinux, major: 9), output: .compressedQCOW2
     ) { _ in
         redHatCloud(network: Group("network (step 4): DHCP on the first NIC, a NetworkManager keyfile") {
-            MakeDirectory("/etc/NetworkManager/system-connections")
-            // No interface-name: the profile takes the first Ethernet NIC that appears, whatever the cloud names it.
-            WriteFile("/etc/NetworkManager/system-connections/cloud-dhcp.nmconnection", text: """
+            // In NetworkManager's read-only directory for profiles the image ships: sysprep's net-nmconn empties
+            // /etc/NetworkManager/system-connections (the build machine's profiles), and a profile cloud-init writes
+            // there at first boot overrides this one. No interface-name: it takes the first Ethernet NIC that
+            // appears, whatever the cloud names it.
+            MakeDirectory(networkManagerProfiles)
+            WriteFile("\(networkManagerProfiles)/cloud-dhcp.nmconnection", text: """
                 [connection]
                 id=cloud-dhcp
                 type=ethernet

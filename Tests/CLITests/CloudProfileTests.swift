@@ -23,7 +23,7 @@ import TestSupport
             #expect(try guest.readText("/etc/machine-id") == "")
             #expect(try guest.readText("/etc/shadow").hasPrefix("root:!"))
             if expected == "rhel9-cloud" {
-                let keyfile = "/etc/NetworkManager/system-connections/cloud-dhcp.nmconnection"
+                let keyfile = "/usr/lib/NetworkManager/system-connections/cloud-dhcp.nmconnection"
                 #expect(try guest.readText(keyfile).contains("[ipv4]\nmethod=auto\n"))
                 #expect(try guest.stat(keyfile)?.mode == 0o600)
                 for entry in try guest.glob("/boot/loader/entries/*.conf") {
