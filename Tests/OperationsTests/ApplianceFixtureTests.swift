@@ -34,22 +34,10 @@ struct Fixture: Sendable, CustomTestStringConvertible {
         expected: rhel(major: 7, minor: 9, product: "Red Hat Enterprise Linux Server 7.9 (Maipo)",
                        mountpoints: ["/": "/dev/sda1"]),
         bootFile: "/boot/grub2/grub.cfg", release: ("/etc/redhat-release", "release 7.9 "))
-    static let rhel9 = Fixture(
-        file: "rhel9.qcow2", format: .qcow2,
-        expected: GuestFacts(type: "linux", distro: "rhel", majorVersion: 9, minorVersion: 4, osinfo: "rhel9.4",
-                             arch: "x86_64", hostname: "rhel9-build.example.com",
-                             productName: "Red Hat Enterprise Linux 9.4 (Plow)", packageFormat: "rpm",
-                             packageManagement: "dnf", mountpoints: ["/": "/dev/sda2", "/boot": "/dev/sda1"],
-                             root: "/dev/sda2"),
-        bootFile: "/boot/grub2/grubenv", release: ("/etc/redhat-release", "release 9.4 "))
-    static let rocky9 = Fixture(
-        file: "rocky9.qcow2", format: .qcow2,
-        expected: GuestFacts(type: "linux", distro: "rocky", majorVersion: 9, minorVersion: 4, osinfo: "rocky9",
-                             arch: "x86_64", hostname: "rocky9-build.example.com",
-                             productName: "Rocky Linux 9.4 (Blue Onyx)", packageFormat: "rpm",
-                             packageManagement: "dnf", mountpoints: ["/": "/dev/sda2", "/boot": "/dev/sda1"],
-                             root: "/dev/sda2"),
-        bootFile: "/boot/grub2/grubenv", release: ("/etc/rocky-release", "release 9.4 "))
+    static let rhel9 = el9(file: "rhel9.qcow2", distro: "rhel", osinfo: "rhel9.4",
+                           product: "Red Hat Enterprise Linux 9.4 (Plow)", releaseFile: "/etc/redhat-release")
+    static let rocky9 = el9(file: "rocky9.qcow2", distro: "rocky", osinfo: "rocky9",
+                            product: "Rocky Linux 9.4 (Blue Onyx)", releaseFile: "/etc/rocky-release")
     static let ubuntu2404 = Fixture(
         file: "ubuntu2404.qcow2", format: .qcow2,
         expected: GuestFacts(type: "linux", distro: "ubuntu", majorVersion: 24, minorVersion: 4,
@@ -71,6 +59,17 @@ struct Fixture: Sendable, CustomTestStringConvertible {
                    osinfo: "rhel\(major).\(minor)", arch: "x86_64", hostname: "rhel\(major)-build.example.com",
                    productName: product, packageFormat: "rpm", packageManagement: "yum",
                    mountpoints: mountpoints, root: mountpoints["/"])
+    }
+
+    /// The RHEL 9.4 tree's images, each with its distribution's release files.
+    private static func el9(file: String, distro: String, osinfo: String, product: String, releaseFile: String)
+        -> Fixture {
+        Fixture(file: file, format: .qcow2,
+                expected: GuestFacts(type: "linux", distro: distro, majorVersion: 9, minorVersion: 4, osinfo: osinfo,
+                                     arch: "x86_64", hostname: "\(distro)9-build.example.com", productName: product,
+                                     packageFormat: "rpm", packageManagement: "dnf",
+                                     mountpoints: ["/": "/dev/sda2", "/boot": "/dev/sda1"], root: "/dev/sda2"),
+                bootFile: "/boot/grub2/grubenv", release: (releaseFile, "release 9.4 "))
     }
 
     private static func debian(file: String, hostname: String, mountpoints: [String: String], bootFile: String)
