@@ -6,10 +6,11 @@ import TestSupport
 /// `apply cloud` and `inspect --os --glance` on the distributions beyond RHEL 6 and 7, read back through the
 /// appliance. (Every step of each profile is read back on its tree, in-process: CustomizeTests/DistroProfileTests.)
 @Suite(.serialized, .tags(.appliance)) struct CloudProfileTests {
-    @Test(arguments: [("rocky9.qcow2", "rhel9-cloud"), ("ubuntu2404.qcow2", "ubuntu-cloud")])
+    @Test(arguments: [("rocky9.qcow2", "rhel9-cloud"), ("ubuntu2404.qcow2", "ubuntu-cloud"),
+                      ("debian12-bios.qcow2", "debian-cloud")])
     func cloudPicksTheProfileAndASecondRunChangesNoFile(file: String, expected: String) throws {
         let directory = try TestDirectory()
-        let image = try fixture(file)
+        let image = expected == "debian-cloud" ? try debianFixture(file) : try fixture(file)
         let output = directory.path("cloud.qcow2")
         let run = try imgcustomize(["apply", "cloud", image, "--output", output, "--json"])
         #expect(run.status == 0, "\(run.stderr)")
@@ -30,6 +31,15 @@ import TestSupport
                     #expect(try guest.readText(entry).contains(" console=tty0 console=ttyS0,115200n8\n"), "\(entry)")
                 }
                 #expect(try guest.readText("/etc/yum.repos.d/rocky.repo").contains("enabled=1") == false)
+            } else if expected == "debian-cloud" {
+                // The real guest: its first boot's lease, its console-less GRUB, cloud-init's rendered ifupdown.
+                #expect(try guest.glob("/var/lib/dhcp/*").isEmpty)
+                #expect(try guest.readText("/etc/default/grub").contains("console=tty0 console=ttyS0,115200n8\""))
+                for line in try guest.readText("/boot/grub/grub.cfg").split(separator: "\n")
+                where line.trimmingCharacters(in: .whitespaces).hasPrefix("linux") {
+                    #expect(line.trimmingCharacters(in: .whitespaces).hasSuffix("console=tty0 console=ttyS0,115200n8"))
+                }
+                #expect(try guest.readText("/etc/cloud/cloud.cfg.d/91_openstack.cfg").contains("OpenStack"))
             } else {
                 #expect(try !guest.exists("/etc/netplan/50-cloud-init.yaml"))
                 #expect(try guest.readText("/etc/cloud/cloud.cfg.d/91_openstack.cfg").contains("OpenStack"))

@@ -175,12 +175,17 @@ enum DistroGuests {
     @Test(arguments: debianFamily)
     func debianFamilyCloudOnItsTree(_ fixture: DebianFamily) throws {
         let tree = try fixtureTree([fixture.tree])
+        // Ubuntu's cloud images set the console again after /etc/default/grub, where update-grub reads it last.
+        let cloudImageSettings = "etc/default/grub.d/50-cloudimg-settings.cfg"
+        try tree.write(cloudImageSettings, "# Set the recordfail timeout\nGRUB_RECORDFAIL_TIMEOUT=0\n"
+                       + "GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty1 console=ttyS0\"\n")
         let profile = try #require(BuiltinProfiles.named(fixture.profile))
         let report = try Pipeline().apply(profile, onTree: tree.path, guest: fixture.guest)
         #expect(report.warnings.isEmpty, "\(report.warnings)")
 
         // The console in /etc/default/grub and on every kernel line of the generated grub.cfg.
         #expect(try tree.text("etc/default/grub").contains("GRUB_CMDLINE_LINUX_DEFAULT=\"\(fixture.grubDefault)\""))
+        #expect(try tree.text(cloudImageSettings).hasSuffix("GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty1 console=ttyS0 \(console)\"\n"))
         let kernels = try tree.text("boot/grub/grub.cfg").split(separator: "\n")
             .filter { $0.trimmingCharacters(in: .whitespaces).hasPrefix("linux") }
         #expect(kernels.count == 3 && kernels.allSatisfy { $0.trimmingCharacters(in: .whitespaces).hasSuffix(console) })

@@ -1,6 +1,7 @@
 /// `append-grub-args ARGS`: kernel arguments everywhere the guest's bootloader keeps them, edited as text, without
 /// running grub2-mkconfig or grubby in the guest:
-/// - GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub (the key is created when absent), for future grub2-mkconfig runs;
+/// - GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub (the key is created when absent), for future grub2-mkconfig runs,
+///   and in the /etc/default/grub.d/*.cfg files that set it (Ubuntu's cloud images do, and they are read after);
 /// - every linux/linux16/linuxefi line of grub2's generated grub.cfg, BIOS and EFI locations;
 /// - every `kernel` line of legacy GRUB's grub.conf (RHEL 6); a symlink to it (/etc/grub.conf) is not edited twice;
 /// - the `options` line of each BLS entry in /boot/loader/entries, and /etc/kernel/cmdline where present;
@@ -43,7 +44,12 @@ public struct AppendGrubArgs: RegisteredOperation {
         }
 
         if try guest.isFile(Self.defaultGrub) {
-            note(Self.defaultGrub, try editDefaultGrub(guest))
+            note(Self.defaultGrub, try editDefaultGrub(guest, Self.defaultGrub))
+        }
+        for path in try guest.glob("/etc/default/grub.d/*.cfg") where try guest.lstat(path)?.kind == .regular {
+            let sets = try guest.readText(path).split(separator: "\n")
+                .contains { $0.trimmed.hasPrefix("GRUB_CMDLINE_LINUX_DEFAULT=") }
+            if sets { note(path, try editDefaultGrub(guest, path)) }
         }
         // Before the BLS entries: an entry whose options are `$kernelopts` gets the arguments from grubenv.
         var kernelopts = false
@@ -85,9 +91,9 @@ public struct AppendGrubArgs: RegisteredOperation {
         return .changed("added \(target) to " + changed.joined(separator: ", "))
     }
 
-    private func editDefaultGrub(_ guest: GuestFilesystem) throws -> Bool {
+    private func editDefaultGrub(_ guest: GuestFilesystem, _ path: String) throws -> Bool {
         let key = "GRUB_CMDLINE_LINUX_DEFAULT"
-        return try guest.withAugeas(lens: "Shellvars.lns", path: Self.defaultGrub) { edit in
+        return try guest.withAugeas(lens: "Shellvars.lns", path: path) { edit in
             let node = "\(edit.root)/\(key)"
             let raw = try edit.match(node).first.flatMap { try edit.get($0) }
             let words = ShellValue.unquote(raw ?? "").words
