@@ -26,13 +26,9 @@ extension BuiltinProfiles {
     static func debianFamilyCloud(_ name: String, distro: String, summary: String) -> Profile {
         Profile(name, summary: summary, requires: .distro(distro), output: .compressedQCOW2) { _ in
             Group("cloud image") {
-                Group("update, install cloud-init (steps 6-8)") {
-                    Note("apt-get update && apt-get -y upgrade need a running guest with network: update the image before customizing it")
-                    CheckInstalled("cloud-init", paths: ["/usr/bin/cloud-init"],
-                                   hint: "instances will not get their SSH keys; install it (apt-get install -y cloud-init cloud-guest-utils) before customizing")
-                    CheckInstalled("cloud-guest-utils", paths: ["/usr/bin/growpart"],
-                                   hint: "the root partition will not grow to the flavor's disk; install it (apt-get install -y cloud-guest-utils)")
-                }
+                cloudInitInstalled("update, install cloud-init (steps 6-8)",
+                                   offline: "apt-get update && apt-get -y upgrade", install: "apt-get install -y",
+                                   growpart: "cloud-guest-utils")
                 Group("network (step 4): DHCP on the first NIC, rendered by cloud-init at first boot") {
                     CloudInitNetwork()
                 }

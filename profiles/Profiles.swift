@@ -56,19 +56,26 @@ public enum BuiltinProfiles {
     static func redHatCloud(network: Group, installer: String) -> Group {
         Group("cloud image") {
             network
-            Group("register, update, install cloud-init (steps 6-8)") {
-                Note("subscription-manager register and \(installer) -y update need a running guest with network: update the image before customizing it")
-                CheckInstalled("cloud-init", paths: ["/usr/bin/cloud-init"],
-                               hint: "instances will not get their SSH keys; install it (\(installer) install -y cloud-utils-growpart cloud-init) before customizing")
-                CheckInstalled("cloud-utils-growpart", paths: ["/usr/bin/growpart"],
-                               hint: "the root partition will not grow to the flavor's disk; install it (\(installer) install -y cloud-utils-growpart)")
-            }
+            cloudInitInstalled("register, update, install cloud-init (steps 6-8)",
+                               offline: "subscription-manager register and \(installer) -y update",
+                               install: "\(installer) install -y", growpart: "cloud-utils-growpart")
             Group("cloud-init resolv.conf (step 9)") {
                 YAMLListAdd("/etc/cloud/cloud.cfg", key: "cloud_init_modules", item: "resolv-conf")
             }
             Group("EC2 metadata service (NOZEROCONF)") {
                 SetLine("/etc/sysconfig/network", key: "NOZEROCONF", value: "yes")
             }
+        }
+    }
+
+    /// Steps 6-8: what needs a running guest with network is noted; cloud-init and growpart are checked.
+    static func cloudInitInstalled(_ heading: String, offline: String, install: String, growpart: String) -> Group {
+        Group(heading) {
+            Note("\(offline) need a running guest with network: update the image before customizing it")
+            CheckInstalled("cloud-init", paths: ["/usr/bin/cloud-init"],
+                           hint: "instances will not get their SSH keys; install it (\(install) \(growpart) cloud-init) before customizing")
+            CheckInstalled(growpart, paths: ["/usr/bin/growpart"],
+                           hint: "the root partition will not grow to the flavor's disk; install it (\(install) \(growpart))")
         }
     }
 
