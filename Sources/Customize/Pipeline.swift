@@ -163,11 +163,7 @@ public struct Pipeline: Sendable {
                 cancellation: options.cancellation, keys: options.keys))
         }
         defer { try? session.close() }
-        func warn(_ warning: String) {
-            report.warnings.append(warning)
-            progress(.warning(warning))
-        }
-        session.warnings.forEach(warn)
+        for warning in session.warnings { report.warn(warning, progress) }
 
         progress(.stage("inspect"))
         let filesystem = try clock.measure("inspect") { try session.mountOperatingSystem() }
@@ -175,7 +171,7 @@ public struct Pipeline: Sendable {
         report.guest = guest
         if let requirement, let mismatch = requirement.mismatch(guest) {
             if options.force {
-                warn("\(image): profile \(profileName ?? "") \(mismatch); going on because of --force")
+                report.warn("\(image): profile \(profileName ?? "") \(mismatch); going on because of --force", progress)
             } else {
                 throw CustomizeError(image: image, "profile \(profileName ?? "") \(mismatch)",
                                      hint: "use a profile made for this guest, or --force to run it anyway")
@@ -206,7 +202,7 @@ public struct Pipeline: Sendable {
             }
             report.steps.append(step)
             progress(.step(index: index, count: ordered.count, step))
-            if let warning = step.warning { warn("\(image): \(warning)") }
+            if let warning = step.warning { report.warn("\(image): \(warning)", progress) }
         }
         if !relabelled { report.steps += try relabel(runner, clock: &clock) }
         try clock.measure("shutdown") { try session.close() }
@@ -376,10 +372,7 @@ extension Pipeline {
                 let step = try clock.measure("apply") { try runner.run(operation) }
                 report.steps.append(step)
                 progress(.step(index: index, count: operations.count, step))
-                if let warning = step.warning {
-                    report.warnings.append("\(root): \(warning)")
-                    progress(.warning("\(root): \(warning)"))
-                }
+                if let warning = step.warning { report.warn("\(root): \(warning)", progress) }
             }
         } catch {
             report.timings = clock.timings

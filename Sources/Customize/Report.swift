@@ -40,6 +40,12 @@ public struct RunReport: Encodable, Sendable {
     }
 
     public func json() -> String { jsonDocument(self) }
+
+    /// Records a warning and hands it to the caller's progress as it happens.
+    mutating func warn(_ warning: String, _ progress: (RunProgress) -> Void) {
+        warnings.append(warning)
+        progress(.warning(warning))
+    }
 }
 
 /// One pretty-printed JSON document with sorted keys, what --json prints.
