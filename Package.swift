@@ -22,14 +22,14 @@ let package = Package(
                        providers: [.apt(["libguestfs-dev"])]),
         .systemLibrary(name: "CAugeas", pkgConfig: "augeas",
                        providers: [.apt(["libaugeas-dev"])]),
-        // Linux headers the Glibc module leaves out (sys/xattr.h); no library to link.
+        // Linux calls the Glibc module leaves out (xattrs, sync_file_range); no library to link.
         .systemLibrary(name: "CLinux"),
         .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt",
                        providers: [.apt(["libcrypt-dev"])]),
         .systemLibrary(name: "CCompress", pkgConfig: "libdeflate",
                        providers: [.apt(["libdeflate-dev", "libzstd-dev", "zlib1g-dev"])]),
         .target(name: "Formats", dependencies: [
-            "CCompress",
+            "CCompress", "CLinux",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The guest model: the guest-filesystem protocol, guest facts, the operation protocol, the registry and the

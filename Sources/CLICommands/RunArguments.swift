@@ -50,7 +50,7 @@ struct FormatArguments: ParsableArguments {
         for name in formats.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
             guard let format = ImageFormat(name: name) else {
                 let known = ImageFormat.allCases.map(\.rawValue).joined(separator: ", ")
-                throw ValidationError("unknown format '\(name)' in --formats (known: \(known), vhd)")
+                throw ValidationError("unknown format '\(name)' in --formats (known: \(known), vhd, ploop)")
             }
             allowed.insert(format)
         }

@@ -3,7 +3,9 @@ import Foundation
 import Testing
 @testable import CLICommands
 @testable import Operations
+import Formats
 import Profiles
+import TestSupport
 
 /// The command line parsed in-process, as `imgcustomize` parses it: no binary, no appliance.
 @Suite struct ParsingTests {
@@ -103,6 +105,63 @@ import Profiles
         #expect(quiet.global.logLevel == .warning)
         let chatty = try #require(try IMGCustomize.parseAsRoot(["operations", "-vv"]) as? IMGCustomize.OperationsCommand)
         #expect(chatty.global.logLevel == .debug)
+    }
+}
+
+/// `inspect --create-args`, in-process: what a pipeline hands to `openstack image create`.
+@Suite struct CreateArgumentsTests {
+    /// A streamOptimized VMDK with a BusLogic adapter, as qemu-img writes one.
+    private func vmdk(in directory: TestDirectory) throws -> String {
+        let path = directory.path("disk.vmdk")
+        _ = try runTool("qemu-img", ["create", "-q", "-f", "vmdk", "-o", "subformat=streamOptimized,adapter_type=buslogic",
+                                     path, "1536M"])
+        return path
+    }
+
+    @Test func argumentsCarryTheFormatSizeAndVMwareTypes() throws {
+        let directory = try TestDirectory()
+        let image = try vmdk(in: directory)
+        let command = try #require(try IMGCustomize.parseAsRoot(["inspect", image, "--create-args"]) as? IMGCustomize.Inspect)
+        #expect(command.createArgs && !command.glance)
+        let properties = GlanceProperties(try ImageInspector.inspect(path: image))
+        let expected = ["--disk-format", "vmdk", "--container-format", "bare", "--min-disk", "2",
+                        "--property", "vmware_disktype=streamOptimized", "--property", "vmware_adaptertype=busLogic"]
+        #expect(properties.createArguments == expected)
+        #expect(try IMGCustomize.Inspect.createArguments(properties, json: false) == expected.joined(separator: "\n"))
+        let json = try IMGCustomize.Inspect.createArguments(properties, json: true)
+        #expect(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String] == expected)
+    }
+
+    /// The binary, as a pipeline runs it: the arguments on stdout; for an unsafe image nothing there, the report on
+    /// stderr and status 1, so `set -o pipefail` stops the upload.
+    @Test func theBinaryPrintsArgumentsOnlyForASafeImage() throws {
+        let directory = try TestDirectory()
+        let safe = try imgcustomize(["inspect", "--create-args", try vmdk(in: directory)])
+        #expect(safe.status == 0)
+        #expect(safe.stdout.split(separator: "\n").prefix(2) == ["--disk-format", "vmdk"])
+        let unsafe = directory.path("backed.qcow2")
+        _ = try runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw", unsafe])
+        let refused = try imgcustomize(["inspect", "--create-args", unsafe])
+        #expect(refused.status == 1 && refused.stdout.isEmpty)
+        #expect(refused.stderr.contains("backing-file: qcow2 names a backing file '/etc/hostname'"))
+    }
+
+    /// Guest facts become `--property` arguments after the three options, in the order `--glance` lists them.
+    @Test func guestFactsBecomeProperties() throws {
+        let directory = try TestDirectory()
+        let image = directory.path("disk.raw")
+        #expect(FileManager.default.createFile(atPath: image, contents: nil))
+        try FileHandle(forWritingAtPath: image).map { try $0.truncate(atOffset: 6 << 30); try $0.close() }
+        var properties = GlanceProperties(try ImageInspector.inspect(path: image))
+        properties.osDistro = "rhel"
+        properties.osVersion = "7.9"
+        properties.osName = "rhel7.9"
+        properties.architecture = "x86_64"
+        #expect(properties.createArguments == [
+            "--disk-format", "raw", "--container-format", "bare", "--min-disk", "6",
+            "--property", "architecture=x86_64", "--property", "os_distro=rhel", "--property", "os_version=7.9",
+            "--property", "os_name=rhel7.9",
+        ])
     }
 }
 

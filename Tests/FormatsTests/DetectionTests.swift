@@ -83,7 +83,8 @@ import Testing
     @Test func formatNamesIncludeGlanceSpelling() {
         #expect(ImageFormat(name: "VHD") == .vpc)
         #expect(ImageFormat(name: "qcow2") == .qcow2)
-        #expect(ImageFormat(name: "ploop") == nil)
+        #expect(ImageFormat(name: "ploop") == .parallels)  // Glance's default disk_formats list it
+        #expect(ImageFormat(name: "qcow3") == nil)
         #expect(ImageFormat.iso.qemuFormat == "raw" && ImageFormat.vpc.qemuFormat == "vpc")
     }
 }

@@ -13,7 +13,8 @@ extension IMGCustomize {
         static let configuration = CommandConfiguration(
             abstract: "Rewrite an image as compressed qcow2 or sparse raw, compressing on every core.",
             discussion: """
-            Zero clusters are never written. The output passes `qemu-img check`. The input is inspected first and \
+            Zero clusters are never written. The output passes `qemu-img check` and is on the disk when the command \
+            returns (fsync; `--no-fsync` skips it). The input is inspected first and \
             refused when unsafe (a backing file, an external data file, a polyglot...).
 
             EXAMPLES:
@@ -40,6 +41,10 @@ extension IMGCustomize {
         @Flag(help: "Read through the input's backing file (only for images you made yourself).")
         var allowBacking = false
 
+        @Flag(help: ArgumentHelp("Return without waiting for the output to reach the disk, as qemu-img convert does by default.",
+                                 discussion: "For an output read at once and then removed, such as Glance's staging file: after a crash it may be incomplete."))
+        var noFsync = false
+
         @OptionGroup var global: GlobalOptions
 
         @Argument(help: "The image to read.")
@@ -55,7 +60,7 @@ extension IMGCustomize {
             try FileAccess.checkDestination(output, image: input)
             let source = try openImage(path: inspection.resolvedPath, format: inspection.format, allowBacking: allowBacking)
             let writer = ImageWriter(WriteOptions(format: outputFormat, compression: compress,
-                                                 clusterSize: clusterSize, level: level))
+                                                 clusterSize: clusterSize, level: level, durable: !noFsync))
             let bar = ProgressBar("converting", enabled: !global.quiet)
             // An interrupted conversion removes its partial output.
             let cancellation = Interruption.install()

@@ -16,6 +16,8 @@ extension IMGCustomize {
                   imgcustomize inspect so-disk.vmdk --json
                   imgcustomize inspect --os --glance --json rhel7.qcow2
                   imgcustomize inspect --formats raw,iso upload.img
+                  imgcustomize inspect --os --create-args rhel7.raw | xargs -d '\\n' \\
+                      openstack image create --file rhel7.raw rhel7
                 """)
 
         @Argument(help: "The image file.")
@@ -26,6 +28,11 @@ extension IMGCustomize {
 
         @Flag(help: "Print the Glance properties (disk_format, container_format, min_disk; with --os also architecture, os_distro, os_version, os_name, os_type).")
         var glance = false
+
+        @Flag(help: ArgumentHelp(
+            "Print only the `openstack image create` arguments for the Glance properties, one per line (a JSON array with --json).",
+            discussion: "Nothing is printed on stdout for an unsafe image: its report goes to stderr and the exit status is 1."))
+        var createArgs = false
 
         @Flag(help: "With --glance, publish a partitioned raw disk as an AMI.")
         var amazon = false
@@ -47,7 +54,7 @@ extension IMGCustomize {
             let facts = os && inspection.safety.safe
                 ? try Self.guestFacts(inspection, path: inspection.resolvedPath, appliance: appliance, logger: global.makeLogger())
                 : nil
-            var properties = glance ? GlanceProperties(inspection, amazon: amazon) : nil
+            var properties = glance || createArgs ? GlanceProperties(inspection, amazon: amazon) : nil
             if let facts {
                 properties?.architecture = facts.arch
                 properties?.osDistro = facts.distro
@@ -55,7 +62,13 @@ extension IMGCustomize {
                 properties?.osName = facts.osinfo
                 properties?.osType = facts.type
             }
-            if json {
+            if createArgs, let properties {
+                guard inspection.safety.safe else {
+                    FileHandle.standardError.write(Data(try Self.text(inspection, glance: nil).utf8))
+                    throw ExitCode.failure
+                }
+                print(try Self.createArguments(properties, json: json))
+            } else if json {
                 print(try Self.json(inspection, glance: properties, os: facts))
             } else {
                 print(try Self.text(inspection, glance: properties) + (facts.map(Self.osText) ?? ""), terminator: "")
@@ -74,6 +87,14 @@ extension IMGCustomize {
             }
             let data = try JSONSerialization.data(withJSONObject: object,
                                                   options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            return String(decoding: data, as: UTF8.self)
+        }
+
+        /// One argument a line, which `xargs -d '\n'` or `mapfile -t` take back without a shell's quoting; or a JSON
+        /// array of them.
+        static func createArguments(_ properties: GlanceProperties, json: Bool) throws -> String {
+            guard json else { return properties.createArguments.joined(separator: "\n") }
+            let data = try JSONSerialization.data(withJSONObject: properties.createArguments, options: [.withoutEscapingSlashes])
             return String(decoding: data, as: UTF8.self)
         }
 

@@ -25,10 +25,12 @@ public enum ImageFormat: String, Codable, Sendable, CaseIterable {
         }
     }
 
-    /// A format by the name users and Glance give it: qemu's names, plus "vhd" for vpc.
+    /// A format by the name users and Glance give it: qemu's names, plus "vhd" for vpc and "ploop" for parallels
+    /// (both in Glance's default disk_formats).
     public init?(name: String) {
+        let glanceNames: [String: ImageFormat] = ["vhd": .vpc, "ploop": .parallels]
         let lower = name.lowercased()
-        guard let format = lower == "vhd" ? .vpc : ImageFormat(rawValue: lower) else { return nil }
+        guard let format = glanceNames[lower] ?? ImageFormat(rawValue: lower) else { return nil }
         self = format
     }
 }

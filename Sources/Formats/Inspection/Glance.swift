@@ -1,5 +1,6 @@
-/// The image properties `openstack image create` wants that follow from the file itself; with `inspect --os`, the
-/// guest's inspection adds architecture, os_distro, os_version, os_name and os_type.
+/// The image properties `openstack image create` wants that follow from the file itself (for a VMDK also the disk and
+/// adapter types Nova's VMware driver reads); with `inspect --os`, the guest's inspection adds architecture,
+/// os_distro, os_version, os_name and os_type.
 public struct GlanceProperties: Sendable, Encodable, Equatable {
     /// Glance's disk_format: qcow2, raw, vhd, vhdx, vmdk, vdi, iso, aki, ari, ami, ...
     public var diskFormat: String
@@ -17,6 +18,11 @@ public struct GlanceProperties: Sendable, Encodable, Equatable {
     public var osName: String?
     /// os_type: linux or windows.
     public var osType: String?
+    /// vmware_disktype, for a VMDK: streamOptimized, sparse (monolithicSparse) or preallocated (monolithicFlat).
+    public var vmwareDiskType: String?
+    /// vmware_adaptertype, for a VMDK, spelled as Nova's VMware driver compares it: lsiLogic, busLogic, ide,
+    /// lsiLogicsas, paraVirtual.
+    public var vmwareAdapterType: String?
 
     private enum CodingKeys: String, CodingKey {
         case diskFormat = "disk_format"
@@ -27,6 +33,8 @@ public struct GlanceProperties: Sendable, Encodable, Equatable {
         case osVersion = "os_version"
         case osName = "os_name"
         case osType = "os_type"
+        case vmwareDiskType = "vmware_disktype"
+        case vmwareAdapterType = "vmware_adaptertype"
     }
 
     /// Every property as `openstack image create --property KEY=VALUE` takes it, in a stable order.
@@ -35,8 +43,41 @@ public struct GlanceProperties: Sendable, Encodable, Equatable {
             ("disk_format", diskFormat), ("container_format", containerFormat), ("min_disk", String(minDisk)),
             ("architecture", architecture), ("os_distro", osDistro), ("os_version", osVersion),
             ("os_name", osName), ("os_type", osType),
+            ("vmware_disktype", vmwareDiskType), ("vmware_adaptertype", vmwareAdapterType),
         ]
         return all.compactMap { key, value in value.map { (key, $0) } }
+    }
+
+    /// The arguments of `openstack image create` that carry these properties, one word each, ready to pass on
+    /// without a shell: `--disk-format raw --container-format bare --min-disk 7 --property os_distro=rhel ...`.
+    public var createArguments: [String] {
+        var arguments = ["--disk-format", diskFormat, "--container-format", containerFormat, "--min-disk", String(minDisk)]
+        for (key, value) in properties where !["disk_format", "container_format", "min_disk"].contains(key) {
+            arguments += ["--property", "\(key)=\(value)"]
+        }
+        return arguments
+    }
+
+    /// Nova's spelling of a VMDK descriptor's ddb.adapterType; nil for one Nova has no name for (legacyESX).
+    static func novaAdapterType(_ descriptor: String) -> String? {
+        switch descriptor.lowercased() {
+        case "lsilogic": "lsiLogic"
+        case "buslogic": "busLogic"
+        case "ide": "ide"
+        case "lsisas1068": "lsiLogicsas"
+        case "pvscsi": "paraVirtual"
+        default: nil
+        }
+    }
+
+    /// Nova's name for a VMDK createType; nil for the kinds imgcustomize refuses anyway (split, VMFS, ...).
+    static func novaDiskType(_ createType: String) -> String? {
+        switch createType {
+        case "streamOptimized": "streamOptimized"
+        case "monolithicSparse": "sparse"
+        case "monolithicFlat": "preallocated"
+        default: nil
+        }
     }
 
     /// `amazon` publishes a partitioned raw disk as an AMI (disk and container format ami) instead of raw/bare.
@@ -62,6 +103,10 @@ public struct GlanceProperties: Sendable, Encodable, Equatable {
         default:
             diskFormat = inspection.format.rawValue
             containerFormat = "bare"
+        }
+        if case .vmdk(let info)? = inspection.formatSpecific {
+            vmwareDiskType = info.createType.flatMap(Self.novaDiskType)
+            vmwareAdapterType = info.adapterType.flatMap(Self.novaAdapterType)
         }
         let gib: UInt64 = 1 << 30
         let size = inspection.virtualSize ?? inspection.fileSize

@@ -1,0 +1,1 @@
+"""Glance image import plugin running imgcustomize; see plugin.py."""
