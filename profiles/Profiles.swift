@@ -3,7 +3,7 @@ import Operations
 
 /// The profiles `imgcustomize apply` knows by name.
 public enum BuiltinProfiles {
-    public static let all: [Profile] = [rhel7Cloud, rhel6Cloud, sysprep]
+    public static let all: [Profile] = [cloud, rhel9Cloud, rhel8Cloud, rhel7Cloud, rhel6Cloud, debianCloud, ubuntuCloud, sysprep]
 
     public static func named(_ name: String) -> Profile? { all.first { $0.name == name } }
 
@@ -45,24 +45,37 @@ public enum BuiltinProfiles {
 
     static let consoleArguments = ["console=tty0", "console=ttyS0,115200n8"]
 
-    /// The steps both cloud profiles share, up to the console arguments.
-    static let cloudCommon = Group("cloud image") {
-        Group("network (step 4)") {
-            WriteLines("/etc/sysconfig/network-scripts/ifcfg-eth0",
-                       lines: ["TYPE=Ethernet", "DEVICE=eth0", "ONBOOT=yes", "BOOTPROTO=dhcp", "NM_CONTROLLED=no"])
+    /// The steps the RHEL 6 and 7 profiles share, up to the console arguments.
+    static let cloudCommon = redHatCloud(network: Group("network (step 4)") {
+        WriteLines("/etc/sysconfig/network-scripts/ifcfg-eth0",
+                   lines: ["TYPE=Ethernet", "DEVICE=eth0", "ONBOOT=yes", "BOOTPROTO=dhcp", "NM_CONTROLLED=no"])
+    }, installer: "yum")
+
+    /// Steps 4 to 9 of the guide and NOZEROCONF, for a release whose network stack is `network` and whose package
+    /// manager is `installer`.
+    static func redHatCloud(network: Group, installer: String) -> Group {
+        Group("cloud image") {
+            network
+            cloudInitInstalled("register, update, install cloud-init (steps 6-8)",
+                               offline: "subscription-manager register and \(installer) -y update",
+                               install: "\(installer) install -y", growpart: "cloud-utils-growpart")
+            Group("cloud-init resolv.conf (step 9)") {
+                YAMLListAdd("/etc/cloud/cloud.cfg", key: "cloud_init_modules", item: "resolv-conf")
+            }
+            Group("EC2 metadata service (NOZEROCONF)") {
+                SetLine("/etc/sysconfig/network", key: "NOZEROCONF", value: "yes")
+            }
         }
-        Group("register, update, install cloud-init (steps 6-8)") {
-            Note("subscription-manager register and yum -y update need a running guest with network: update the image before customizing it")
+    }
+
+    /// Steps 6-8: what needs a running guest with network is noted; cloud-init and growpart are checked.
+    static func cloudInitInstalled(_ heading: String, offline: String, install: String, growpart: String) -> Group {
+        Group(heading) {
+            Note("\(offline) need a running guest with network: update the image before customizing it")
             CheckInstalled("cloud-init", paths: ["/usr/bin/cloud-init"],
-                           hint: "instances will not get their SSH keys; install it (yum install -y cloud-utils-growpart cloud-init) before customizing")
-            CheckInstalled("cloud-utils-growpart", paths: ["/usr/bin/growpart"],
-                           hint: "the root partition will not grow to the flavor's disk; install it (yum install -y cloud-utils-growpart)")
-        }
-        Group("cloud-init resolv.conf (step 9)") {
-            YAMLListAdd("/etc/cloud/cloud.cfg", key: "cloud_init_modules", item: "resolv-conf")
-        }
-        Group("EC2 metadata service (NOZEROCONF)") {
-            SetLine("/etc/sysconfig/network", key: "NOZEROCONF", value: "yes")
+                           hint: "instances will not get their SSH keys; install it (\(install) \(growpart) cloud-init) before customizing")
+            CheckInstalled(growpart, paths: ["/usr/bin/growpart"],
+                           hint: "the root partition will not grow to the flavor's disk; install it (\(install) \(growpart))")
         }
     }
 

@@ -143,22 +143,24 @@ public final class ApplianceSession {
         }
     }
 
-    /// Opens one image, inspects it and returns the guest's facts with the launch's warnings, then shuts the
-    /// appliance down: `inspect --os`.
+    /// Opens one image, inspects it and returns the guest's facts and virtual-hardware needs with the launch's
+    /// warnings, then shuts the appliance down: `inspect --os`.
     public static func inspect(image path: String, format: ApplianceDrive.Format,
                                options: ApplianceOptions = ApplianceOptions()) throws
-        -> (facts: GuestFacts, warnings: [String]) {
+        -> (facts: GuestFacts, hardware: GuestHardware, warnings: [String]) {
         let session = try ApplianceSession(drives: [ApplianceDrive(path: path, format: format, readonly: true)],
                                            options: options)
-        let facts: GuestFacts
+        let filesystem: ApplianceFilesystem
+        let hardware: GuestHardware
         do {
-            facts = try session.inspect()
+            filesystem = try session.mountOperatingSystem()
+            hardware = try GuestHardware(reading: filesystem, facts: filesystem.facts)
         } catch {
             session.guestfs.close()
             throw error
         }
         try session.close()
-        return (facts, session.warnings)
+        return (filesystem.facts, hardware, session.warnings)
     }
 
     /// The guest's operating system, found the way the session's options say. Refuses images with no operating

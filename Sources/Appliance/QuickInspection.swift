@@ -1,25 +1,25 @@
 import Foundation
 import Operations
 
-/// Inspection of the guests this tool is mostly used on (Red Hat Enterprise Linux) in a few seconds instead of the
-/// 20-30 s libguestfs's `inspect_os` takes under software emulation, where it runs parted, sgdisk and blkid on
-/// every device and compiles every Augeas lens to read /etc/fstab.
+/// Inspection of the Linux guests this tool prepares (Red Hat's family, Fedora, Debian, Ubuntu) in a few seconds
+/// instead of the 20-30 s libguestfs's `inspect_os` takes under software emulation, where it runs parted, sgdisk and
+/// blkid on every device and compiles every Augeas lens to read /etc/fstab.
 ///
 /// It reads what `inspect_os` reads and draws the same conclusions, following libguestfs's rules
 /// (daemon/inspect_fs_unix.ml, inspect_fs_unix_fstab.ml, lib/inspect-osinfo.c): filesystems are recognised by their
 /// superblocks, fetched with one pread per device; the root is the filesystem holding /etc/fstab; the release
-/// files give the distribution and version; the first of /bin/bash... gives the architecture; /etc/fstab gives
-/// the mountpoints, its UUID= and LABEL= resolved against the superblocks.
+/// files give the distribution and version (`LinuxRelease`); the first of /bin/bash... gives the architecture;
+/// /etc/fstab gives the mountpoints, its UUID= and LABEL= resolved against the superblocks.
 ///
 /// LUKS devices the session opened are read through their mappings (/dev/mapper/luks-UUID), and an fstab entry naming
 /// such a mapping resolves to it: what libguestfs 1.48 does too, taking /dev/mapper names that are not volumes as they
 /// stand. (Later libguestfs resolves them through the guest's /etc/crypttab; a guest whose crypttab names a mapping
 /// otherwise than luks-UUID leaves an fstab entry this inspection cannot resolve, and libguestfs decides.)
 ///
-/// Whenever the guest is anything else (another distribution, btrfs, a closed LUKS device, RAID, an fstab entry it
-/// cannot resolve,
-/// a second operating system, a filesystem that will not mount), it returns nil and the caller asks libguestfs,
-/// so that a guest it does not know is never misread. A test compares both on every fixture.
+/// Whenever the guest is anything else (a distribution whose rules it does not carry, btrfs, a closed LUKS device,
+/// RAID, an fstab entry it cannot resolve, a second operating system, a filesystem that will not mount), it returns
+/// nil and the caller asks libguestfs, so that a guest it does not know is never misread. A test compares both on
+/// every fixture.
 struct QuickInspection {
     let guestfs: Guestfs
     /// The LUKS devices the session opened, and their mappings.
@@ -109,17 +109,25 @@ struct QuickInspection {
             if try guest.kind("/etc") != nil || guest.kind("/lib/os-release") != nil { return .unknown }
             return .notRoot
         }
-        guard let release = try Self.release(guest),
+        // libguestfs's test for a Linux root: /bin a directory, or the usr/bin symlink of merged-/usr guests.
+        guard try guest.kind("/etc") == .directory,
+              try guestfs.status("/bin", followingLinks: false)?.kind == .directory
+                || (try guestfs.status("/bin", followingLinks: false)?.kind == .symlink
+                    && guestfs.readlink("/bin") == "usr/bin")
+        else { return .unknown }
+        guard let release = try LinuxRelease.detect(isFile: { try guest.kind($0) == .regular },
+                                                   read: { try guest.text($0) }),
               let arch = try Self.architecture(guest),
               let mountpoints = try Self.mountpoints(fstab: guest.text("/etc/fstab") ?? "", root: device,
                                                      devices: devices),
               let hostname = try Self.hostname(guest)
         else { return .unknown }
         return .root(GuestFacts(
-            type: "linux", distro: "rhel", majorVersion: release.major, minorVersion: release.minor,
-            osinfo: "rhel\(release.major).\(release.minor)", arch: arch, hostname: hostname.isEmpty ? nil : hostname,
-            productName: release.product, packageFormat: "rpm",
-            packageManagement: release.major >= 8 ? "dnf" : "yum", mountpoints: mountpoints, root: device))
+            type: "linux", distro: release.distro, majorVersion: release.major, minorVersion: release.minor,
+            osinfo: release.osinfo, arch: arch, hostname: hostname.isEmpty ? nil : hostname,
+            productName: release.product, packageFormat: release.packageFormat,
+            packageManagement: release.packageManagement(hasDNF: try guest.kind("/usr/bin/dnf") == .regular),
+            mountpoints: mountpoints, root: device))
     }
 
     // MARK: Devices
@@ -215,44 +223,8 @@ struct QuickInspection {
         }
     }
 
-    // MARK: Release, architecture, hostname
+    // MARK: Release values, architecture, hostname
 
-    struct Release: Equatable {
-        var major: Int
-        var minor: Int
-        var product: String
-    }
-
-    /// RHEL's version and product name: /etc/os-release (RHEL 7 and later), else the first line of
-    /// /etc/redhat-release (RHEL 6 and earlier); nil for any other distribution.
-    static func release(_ guest: GuestReader) throws -> Release? {
-        if try guest.kind("/etc/os-release") != nil {
-            guard let text = try guest.text("/etc/os-release") else { return nil }
-            let values = Dictionary(keyValues(text), uniquingKeysWith: { _, last in last })
-            guard values["ID"] == "rhel", let product = values["PRETTY_NAME"],
-                  let version = values["VERSION_ID"], let (major, minor) = majorMinor(version) else { return nil }
-            return Release(major: major, minor: minor, product: product)
-        }
-        // libguestfs tries lsb-release and the other distributions' files first.
-        for other in ["/etc/lsb-release", "/etc/oracle-release", "/etc/centos-release", "/etc/altlinux-release"]
-        where try guest.kind(other) != nil {
-            return nil
-        }
-        guard let line = try guest.text("/etc/redhat-release")?.split(separator: "\n").first.map(String.init),
-              line.hasPrefix("Red Hat"), !line.contains("Update") else { return nil }
-        // "Red Hat Enterprise Linux Server release 6.10 (Santiago)"
-        guard let range = line.range(of: " release "),
-              let (major, minor) = majorMinor(String(line[range.upperBound...].prefix { $0.isNumber || $0 == "." }))
-        else { return nil }
-        return Release(major: major, minor: minor, product: line)
-    }
-
-    /// "7.9" -> (7, 9); "8" -> nil (libguestfs reads such versions differently per distribution).
-    static func majorMinor(_ version: String) -> (Int, Int)? {
-        let parts = version.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count >= 2, let major = Int(parts[0]), let minor = Int(parts[1]), major > 0 else { return nil }
-        return (major, minor)
-    }
 
     /// KEY=value lines, values shell-unquoted (os-release(5)).
     static func keyValues(_ text: String) -> [(String, String)] {

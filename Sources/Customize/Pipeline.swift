@@ -174,7 +174,7 @@ public struct Pipeline: Sendable {
                 report.warn("\(image): profile \(profileName ?? "") \(mismatch); going on because of --force", progress)
             } else {
                 throw CustomizeError(image: image, "profile \(profileName ?? "") \(mismatch)",
-                                     hint: "use a profile made for this guest, or --force to run it anyway")
+                                     hint: requirement.hint ?? "use a profile made for this guest, or --force to run it anyway")
             }
         }
 
@@ -328,10 +328,35 @@ func runTool(_ tool: String, _ arguments: [String], image: String) throws {
 }
 
 extension Pipeline {
-    /// Runs `operations` on a directory tree (`customize --root`): no appliance, and no path leaves the tree.
-    /// A dry run works on a copy of the tree, so the tree itself stays as it was.
+    /// Runs `profile`'s file and label steps for `guest` on a directory tree: the same steps, in the same order, as
+    /// `apply` runs on an image of that guest, without the block devices a tree does not have (trimming). The
+    /// profile's requirement is checked first, as `apply` checks it, `--force` included.
     @discardableResult
-    public func customize(_ operations: [any GuestOperation], onTree root: String,
+    public func apply(_ profile: Profile, onTree root: String, guest: GuestFacts,
+                      progress: @Sendable (RunProgress) -> Void = { _ in }) throws -> RunReport {
+        if let mismatch = profile.requirement?.mismatch(guest), !options.force {
+            throw RunFailure(CustomizeError(image: root, "profile \(profile.name) \(mismatch)",
+                                            hint: profile.requirement?.hint
+                                                ?? "use a profile made for this guest, or --force to run it anyway"),
+                             stage: "inspect", report: RunReport(profile: profile.name, image: root, output: nil,
+                                                                 dryRun: options.dryRun, guest: guest, steps: [],
+                                                                 timings: [:], size: .init(before: 0, after: nil)),
+                             imageUnchanged: true)
+        }
+        let operations = profile.steps(for: guest).map(\.operation)
+        let ordered = OperationPhase.allCases.filter { $0 != .devices }
+            .flatMap { phase in operations.filter { $0.phase == phase } }
+        var report = try customize(ordered, onTree: root, guest: guest, progress: progress)
+        report.profile = profile.name
+        report.guest = guest
+        return report
+    }
+
+    /// Runs `operations` on a directory tree (`customize --root`): no appliance, and no path leaves the tree.
+    /// A dry run works on a copy of the tree, so the tree itself stays as it was. `guest` is what the operations
+    /// know of the guest (a tree is not inspected).
+    @discardableResult
+    public func customize(_ operations: [any GuestOperation], onTree root: String, guest: GuestFacts = GuestFacts(),
                           progress: @Sendable (RunProgress) -> Void = { _ in }) throws -> RunReport {
         var clock = StageClock()
         var report = RunReport(profile: nil, image: root, output: options.dryRun ? nil : root, dryRun: options.dryRun,
@@ -365,7 +390,7 @@ extension Pipeline {
             }
 
             let tree = try clock.measure("open") { try TreeFilesystem(root: workRoot) }
-            let runner = OperationRunner(guest: tree, context: OperationContext(logger: logger),
+            let runner = OperationRunner(guest: tree, context: OperationContext(guest: guest, logger: logger),
                                          recordDiffs: options.diffs || options.dryRun)
             for (index, operation) in operations.enumerated() {
                 try options.cancellation?.check(image: root)

@@ -92,27 +92,57 @@ public enum ProfileBuilder {
 
 /// What a profile needs the guest to be; checked after inspection, before any change (`--force` overrides).
 public struct GuestRequirement: Sendable, CustomStringConvertible {
-    public let distro: String
-    public let majorVersion: Int?
+    /// One kind of guest the profile is for: any of these distributions (libguestfs's names), of this major version.
+    public struct Kind: Sendable, CustomStringConvertible {
+        public let distros: [String]
+        public let majorVersion: Int?
+
+        func accepts(_ guest: GuestFacts) -> Bool {
+            guard let distro = guest.distro, distros.contains(distro) else { return false }
+            return majorVersion.map { $0 == guest.majorVersion } ?? true
+        }
+
+        public var description: String {
+            let names = distros.count > 1
+                ? distros.dropLast().joined(separator: ", ") + " or " + distros[distros.count - 1] : distros.joined()
+            return majorVersion.map { "\(names) \($0)" } ?? names
+        }
+    }
+
+    /// The guest qualifies when it is any of these.
+    public let kinds: [Kind]
+    /// What to do when no kind fits; nil for the usual advice.
+    public let hint: String?
 
     public static func distro(_ distro: String, major: Int? = nil) -> GuestRequirement {
-        GuestRequirement(distro: distro, majorVersion: major)
+        .distros([distro], major: major)
+    }
+
+    /// One of several distributions of the same major version: RHEL and its rebuilds.
+    public static func distros(_ distros: [String], major: Int? = nil) -> GuestRequirement {
+        GuestRequirement(kinds: [Kind(distros: distros, majorVersion: major)], hint: nil)
+    }
+
+    /// Any of `requirements`' guests (a profile that picks another for each guest).
+    public static func anyOf(_ requirements: [GuestRequirement], hint: String) -> GuestRequirement {
+        GuestRequirement(kinds: requirements.flatMap(\.kinds), hint: hint)
     }
 
     /// Nil when `guest` qualifies, otherwise why it does not.
     public func mismatch(_ guest: GuestFacts) -> String? {
-        let found = "\(guest.distro ?? "unknown distro") \(guest.majorVersion).\(guest.minorVersion)"
-        if guest.distro != distro { return "needs a \(self) guest, found \(found)" }
-        if let majorVersion, guest.majorVersion != majorVersion { return "needs a \(self) guest, found \(found)" }
-        return nil
+        guard !kinds.contains(where: { $0.accepts(guest) }) else { return nil }
+        var found = "\(guest.distro ?? "unknown distro") \(guest.majorVersion).\(guest.minorVersion)"
+        if let product = guest.productName, product != guest.distro { found += " (\(product))" }
+        return "needs a \(self) guest, found \(found)"
     }
 
     /// A representative guest for showing the profile's steps without an image.
     public var exampleGuest: GuestFacts {
-        GuestFacts(type: "linux", distro: distro, majorVersion: majorVersion ?? 0, minorVersion: 0)
+        GuestFacts(type: "linux", distro: kinds.first?.distros.first, majorVersion: kinds.first?.majorVersion ?? 0,
+                   minorVersion: 0)
     }
 
-    public var description: String { majorVersion.map { "\(distro) \($0)" } ?? distro }
+    public var description: String { kinds.map(\.description).joined(separator: "; ") }
 }
 
 /// What the rewrite at the end of a run produces.

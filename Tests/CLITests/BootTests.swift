@@ -62,16 +62,13 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
         #expect(!boot.hostKeys.isEmpty)
     }
 
-    /// What a user does to a Debian guest until a Debian cloud profile exists: sysprep, the serial console, root
-    /// locked, free space trimmed, in place on a copy of the fixture; each test then rewrites it its own way.
+    /// What a user does to a Debian guest: `apply debian-cloud` (sysprep, the serial console, root locked, the
+    /// OpenStack datasources, free space trimmed, a compressed qcow2), whose result each test then rewrites its
+    /// own way.
     func prepare(_ fixture: String, in directory: TestDirectory) throws -> String {
         let image = directory.path("prepared.qcow2")
-        try FileManager.default.copyItem(atPath: try debianFixture(fixture), toPath: image)
-        let sysprep = try imgcustomize(["apply", "sysprep", image, "--quiet"])
-        #expect(sysprep.status == 0, "\(sysprep.stderr)")
-        let customize = try imgcustomize(["customize", image, "--append-grub-args", "console=tty0 console=ttyS0,115200n8",
-                                          "--lock-root", "--trim-free-space", "--quiet"])
-        #expect(customize.status == 0, "\(customize.stderr)")
+        let apply = try imgcustomize(["apply", "debian-cloud", try debianFixture(fixture), "--output", image, "--quiet"])
+        #expect(apply.status == 0, "\(apply.stderr)")
         return image
     }
 

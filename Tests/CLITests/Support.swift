@@ -56,3 +56,11 @@ func jsonObject(_ text: String) throws -> [String: Any] {
 func steps(_ report: [String: Any]) -> [[String: Any]] {
     report["steps"] as? [[String: Any]] ?? []
 }
+
+/// A second run on a run's own output: it succeeded, and no step but trimming changed anything.
+func expectNoStepChangedButTrimming(_ run: CLIResult, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    #expect(run.status == 0, "\(run.stderr)", sourceLocation: sourceLocation)
+    for step in steps(try jsonObject(run.stdout)) where step["operation"] as? String != "trim-free-space" {
+        #expect(step["changed"] as? Bool == false, "\(step)", sourceLocation: sourceLocation)
+    }
+}

@@ -5,44 +5,101 @@ import Testing
 @testable import Appliance
 import TestSupport
 
-/// The guest images Fixtures/build-images builds (and caches) from the committed trees.
+/// The guest images Fixtures/build-images builds (and caches) from the committed trees, and the Debian guests
+/// Fixtures/build-debian installs.
 struct Fixture: Sendable, CustomTestStringConvertible {
     var file: String
     var format: ApplianceDrive.Format
     var expected: GuestFacts
     /// A file that lives on the guest's /boot, mounted or not.
     var bootFile: String
+    /// A release file and what it says of the version.
+    var release: (path: String, text: String)
+    var images: FixtureImages = guestFixtures
 
     var testDescription: String { file }
 
     static let rhel7 = Fixture(
         file: "rhel7.qcow2", format: .qcow2,
-        expected: facts(major: 7, minor: 9, product: "Red Hat Enterprise Linux Server 7.9 (Maipo)",
-                        mountpoints: ["/": "/dev/rhel/root", "/boot": "/dev/sda1"]),
-        bootFile: "/boot/grub2/grub.cfg")
+        expected: rhel(major: 7, minor: 9, product: "Red Hat Enterprise Linux Server 7.9 (Maipo)",
+                       mountpoints: ["/": "/dev/rhel/root", "/boot": "/dev/sda1"]),
+        bootFile: "/boot/grub2/grub.cfg", release: ("/etc/redhat-release", "release 7.9 "))
     static let rhel6 = Fixture(
         file: "rhel6.qcow2", format: .qcow2,
-        expected: facts(major: 6, minor: 10, product: "Red Hat Enterprise Linux Server release 6.10 (Santiago)",
-                        mountpoints: ["/": "/dev/VolGroup/lv_root", "/boot": "/dev/sda1"]),
-        bootFile: "/boot/grub/menu.lst")
+        expected: rhel(major: 6, minor: 10, product: "Red Hat Enterprise Linux Server release 6.10 (Santiago)",
+                       mountpoints: ["/": "/dev/VolGroup/lv_root", "/boot": "/dev/sda1"]),
+        bootFile: "/boot/grub/menu.lst", release: ("/etc/redhat-release", "release 6.10 "))
     static let rhel7Single = Fixture(
         file: "rhel7-single.raw", format: .raw,
-        expected: facts(major: 7, minor: 9, product: "Red Hat Enterprise Linux Server 7.9 (Maipo)",
-                        mountpoints: ["/": "/dev/sda1"]),
-        bootFile: "/boot/grub2/grub.cfg")
+        expected: rhel(major: 7, minor: 9, product: "Red Hat Enterprise Linux Server 7.9 (Maipo)",
+                       mountpoints: ["/": "/dev/sda1"]),
+        bootFile: "/boot/grub2/grub.cfg", release: ("/etc/redhat-release", "release 7.9 "))
+    static let rhel9 = el9(file: "rhel9.qcow2", distro: "rhel", osinfo: "rhel9.4",
+                           product: "Red Hat Enterprise Linux 9.4 (Plow)", releaseFile: "/etc/redhat-release")
+    static let rocky9 = el9(file: "rocky9.qcow2", distro: "rocky", osinfo: "rocky9",
+                            product: "Rocky Linux 9.4 (Blue Onyx)", releaseFile: "/etc/rocky-release")
+    static let ubuntu2404 = Fixture(
+        file: "ubuntu2404.qcow2", format: .qcow2,
+        expected: GuestFacts(type: "linux", distro: "ubuntu", majorVersion: 24, minorVersion: 4,
+                             osinfo: "ubuntu24.04", arch: "x86_64", hostname: "ubuntu2404-build",
+                             productName: "Ubuntu 24.04.1 LTS", packageFormat: "deb", packageManagement: "apt",
+                             mountpoints: ["/": "/dev/sda1"], root: "/dev/sda1"),
+        bootFile: "/boot/grub/grub.cfg", release: ("/etc/os-release", "VERSION_ID=\"24.04\""))
+    /// Debian's real guests: version and product come from /etc/debian_version, whose point release the archive
+    /// decided when they were built.
+    static let debian12BIOS = debian(file: "debian12-bios.qcow2", hostname: "deb12-bios",
+                                     mountpoints: ["/": "/dev/deb12-bios-vg/root", "/boot": "/dev/sda1"],
+                                     bootFile: "/boot/grub/grub.cfg")
+    static let debian12UEFI = debian(file: "debian12-uefi.qcow2", hostname: "deb12-uefi",
+                                     mountpoints: ["/": "/dev/sda2", "/boot/efi": "/dev/sda1"],
+                                     bootFile: "/boot/efi/EFI/BOOT/BOOTX64.EFI")
 
-    private static func facts(major: Int, minor: Int, product: String, mountpoints: [String: String]) -> GuestFacts {
+    private static func rhel(major: Int, minor: Int, product: String, mountpoints: [String: String]) -> GuestFacts {
         GuestFacts(type: "linux", distro: "rhel", majorVersion: major, minorVersion: minor,
                    osinfo: "rhel\(major).\(minor)", arch: "x86_64", hostname: "rhel\(major)-build.example.com",
                    productName: product, packageFormat: "rpm", packageManagement: "yum",
                    mountpoints: mountpoints, root: mountpoints["/"])
     }
 
-    static let all = [rhel7, rhel6, rhel7Single]
+    /// The RHEL 9.4 tree's images, each with its distribution's release files.
+    private static func el9(file: String, distro: String, osinfo: String, product: String, releaseFile: String)
+        -> Fixture {
+        Fixture(file: file, format: .qcow2,
+                expected: GuestFacts(type: "linux", distro: distro, majorVersion: 9, minorVersion: 4, osinfo: osinfo,
+                                     arch: "x86_64", hostname: "\(distro)9-build.example.com", productName: product,
+                                     packageFormat: "rpm", packageManagement: "dnf",
+                                     mountpoints: ["/": "/dev/sda2", "/boot": "/dev/sda1"], root: "/dev/sda2"),
+                bootFile: "/boot/grub2/grubenv", release: (releaseFile, "release 9.4 "))
+    }
+
+    private static func debian(file: String, hostname: String, mountpoints: [String: String], bootFile: String)
+        -> Fixture {
+        let point = debianPointRelease
+        return Fixture(file: file, format: .qcow2,
+                       expected: GuestFacts(type: "linux", distro: "debian", majorVersion: 12,
+                                            minorVersion: Int(point.dropFirst(3)) ?? -1, osinfo: "debian12",
+                                            arch: "x86_64", hostname: hostname, productName: point,
+                                            packageFormat: "deb", packageManagement: "apt",
+                                            mountpoints: mountpoints, root: mountpoints["/"]),
+                       bootFile: bootFile, release: ("/etc/debian_version", point), images: debianGuestFixtures)
+    }
+
+    /// "12.15": what the Debian guests' build recorded as their point release (NAME.layout's inspect lines).
+    static let debianPointRelease: String = {
+        let layout = (try? String(contentsOfFile: debianGuestFixtures.directory + "/debian12-uefi.layout",
+                                  encoding: .utf8)) ?? ""
+        return layout.split(separator: "\n").first { $0.hasPrefix("inspect product: ") }
+            .map { String($0.dropFirst("inspect product: ".count)) } ?? "unknown"
+    }()
+
+    static let all = [rhel7, rhel6, rhel7Single, rhel9, rocky9, ubuntu2404, debian12BIOS, debian12UEFI]
 
     /// Builds the images on first use (minutes), then finds them in the cache (a moment).
-    func path() throws -> String { try guestFixtures.path(file) }
+    func path() throws -> String { try images.path(file) }
 }
+
+/// The Debian 12 guests Fixtures/build-debian installs from Debian's packages.
+let debianGuestFixtures = FixtureImages(variable: "IMGCUSTOMIZE_DEBIAN_FIXTURES", script: "Fixtures/build-debian")
 
 extension ApplianceTests {
     @Suite struct FixtureTests {
@@ -63,8 +120,7 @@ extension ApplianceTests {
             print("\(fixture.file): \(fs.facts)")
             #expect(fs.facts == fixture.expected)
             #expect(try fs.isFile(fixture.bootFile))
-            let version = "release \(fixture.expected.majorVersion).\(fixture.expected.minorVersion) "
-            #expect(try fs.readText("/etc/redhat-release").contains(version))
+            #expect(try fs.readText(fixture.release.path).contains(fixture.release.text))
             let error = #expect(throws: GuestError.self) { try fs.writeText("/etc/motd", "hello\n") }
             #expect(error?.message.contains("Read-only file system") == true)
             #expect(throws: GuestError.self) { try fs.blockDevices.trimFreeSpace() }

@@ -97,9 +97,6 @@ import Testing
             """), uniquingKeysWith: { _, last in last })
         #expect(values == ["NAME": "Red Hat Enterprise Linux Server", "VERSION_ID": "7.9",
                            "PRETTY_NAME": "Red Hat \"Maipo\" 7.9", "ID": "rhel"])
-        #expect(QuickInspection.majorMinor("7.9")! == (7, 9))
-        #expect(QuickInspection.majorMinor("6.10")! == (6, 10))
-        #expect(QuickInspection.majorMinor("8") == nil)
     }
 
     @Test func partitionsBelongToTheirDisk() {

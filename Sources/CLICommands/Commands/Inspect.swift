@@ -26,7 +26,7 @@ extension IMGCustomize {
         @Flag(help: "Print JSON with qemu-img info's keys plus \"safety\" (and \"glance\" with --glance).")
         var json = false
 
-        @Flag(help: "Print the Glance properties (disk_format, container_format, min_disk; with --os also architecture, os_distro, os_version, os_name, os_type).")
+        @Flag(help: "Print the Glance properties (disk_format, container_format, min_disk; with --os also architecture, os_distro, os_version, os_name, os_type, hw_firmware_type, hw_qemu_guest_agent).")
         var glance = false
 
         @Flag(help: ArgumentHelp(
@@ -51,17 +51,12 @@ extension IMGCustomize {
             policy.allowedFormats = try formats.allowed()
             let inspection = try ImageInspector.inspect(path: image, policy: policy)
             // An image that fails a safety check is never handed to qemu.
-            let facts = os && inspection.safety.safe
+            let guest = os && inspection.safety.safe
                 ? try Self.guestFacts(inspection, path: inspection.resolvedPath, appliance: appliance, logger: global.makeLogger())
                 : nil
+            let facts = guest?.facts
             var properties = glance || createArgs ? GlanceProperties(inspection, amazon: amazon) : nil
-            if let facts {
-                properties?.architecture = facts.arch
-                properties?.osDistro = facts.distro
-                properties?.osVersion = "\(facts.majorVersion).\(facts.minorVersion)"
-                properties?.osName = facts.osinfo
-                properties?.osType = facts.type
-            }
+            if let guest { properties?.add(guest.facts, guest.hardware) }
             if createArgs, let properties {
                 guard inspection.safety.safe else {
                     FileHandle.standardError.write(Data(try Self.text(inspection, glance: nil).utf8))

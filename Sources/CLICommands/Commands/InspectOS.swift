@@ -8,7 +8,7 @@ extension IMGCustomize.Inspect {
     /// `inspect --os`: launches the appliance read-only on an image that passed the safety checks, with the format
     /// they detected (qemu never probes), and returns what libguestfs inspection finds.
     static func guestFacts(_ inspection: ImageInspection, path: String, appliance: ApplianceArguments,
-                           logger: Logger) throws -> GuestFacts {
+                           logger: Logger) throws -> (facts: GuestFacts, hardware: GuestHardware) {
         guard let format = ApplianceDrive.Format(rawValue: inspection.format.qemuFormat) else {
             throw GuestError(guest: path, action: "inspect the guest",
                              message: "the appliance does not open \(inspection.format.rawValue) images",
@@ -21,7 +21,7 @@ extension IMGCustomize.Inspect {
         do {
             let inspected = try ApplianceSession.inspect(image: path, format: format, options: options)
             for warning in inspected.warnings { logger.warning("\(warning)") }
-            return inspected.facts
+            return (inspected.facts, inspected.hardware)
         } catch let error where !(error is RunCancelled) {
             // Cancelling kills the appliance, so the call that was waiting on it fails with its own error.
             if let reason = cancellation.reason { throw RunCancelled(image: path, reason: reason) }

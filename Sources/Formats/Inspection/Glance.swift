@@ -1,6 +1,6 @@
 /// The image properties `openstack image create` wants that follow from the file itself (for a VMDK also the disk and
 /// adapter types Nova's VMware driver reads); with `inspect --os`, the guest's inspection adds architecture,
-/// os_distro, os_version, os_name and os_type.
+/// os_distro, os_version, os_name, os_type and the hw_* properties that follow from the guest.
 public struct GlanceProperties: Sendable, Encodable, Equatable {
     /// Glance's disk_format: qcow2, raw, vhd, vhdx, vmdk, vdi, iso, aki, ari, ami, ...
     public var diskFormat: String
@@ -23,6 +23,10 @@ public struct GlanceProperties: Sendable, Encodable, Equatable {
     /// vmware_adaptertype, for a VMDK, spelled as Nova's VMware driver compares it: lsiLogic, busLogic, ide,
     /// lsiLogicsas, paraVirtual.
     public var vmwareAdapterType: String?
+    /// hw_firmware_type: "uefi" for a guest that boots by UEFI only; nil (BIOS, Nova's default) otherwise.
+    public var hwFirmwareType: String?
+    /// hw_qemu_guest_agent: "yes" when the guest has the QEMU guest agent, so that Nova gives it the channel.
+    public var hwQemuGuestAgent: String?
 
     private enum CodingKeys: String, CodingKey {
         case diskFormat = "disk_format"
@@ -35,6 +39,8 @@ public struct GlanceProperties: Sendable, Encodable, Equatable {
         case osType = "os_type"
         case vmwareDiskType = "vmware_disktype"
         case vmwareAdapterType = "vmware_adaptertype"
+        case hwFirmwareType = "hw_firmware_type"
+        case hwQemuGuestAgent = "hw_qemu_guest_agent"
     }
 
     /// Every property as `openstack image create --property KEY=VALUE` takes it, in a stable order.
@@ -42,7 +48,8 @@ public struct GlanceProperties: Sendable, Encodable, Equatable {
         let all: [(String, String?)] = [
             ("disk_format", diskFormat), ("container_format", containerFormat), ("min_disk", String(minDisk)),
             ("architecture", architecture), ("os_distro", osDistro), ("os_version", osVersion),
-            ("os_name", osName), ("os_type", osType),
+            ("os_name", osName), ("os_type", osType), ("hw_firmware_type", hwFirmwareType),
+            ("hw_qemu_guest_agent", hwQemuGuestAgent),
             ("vmware_disktype", vmwareDiskType), ("vmware_adaptertype", vmwareAdapterType),
         ]
         return all.compactMap { key, value in value.map { (key, $0) } }

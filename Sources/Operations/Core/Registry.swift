@@ -109,7 +109,7 @@ public enum OperationRegistry {
         PacctLog.self, PackageManagerCache.self, PAMData.self, PasswdBackups.self, PuppetDataLog.self,
         RHSubscriptionManager.self, RHNSystemID.self, RPMDB.self, SambaDBLog.self, SmoltUUID.self, SSHHostKeys.self,
         SSHUserDir.self, SSSDDBLog.self, TmpFiles.self, UdevPersistentNet.self, UTmp.self, YumUUID.self,
-        ZshHistory.self, CloudInitState.self, NetUUID.self,
+        ZshHistory.self, CloudInitState.self, NetUUID.self, AptLists.self, DHCPLeases.self, CloudInitNetwork.self,
     ]
 
     public static let all: [OperationDescriptor] = types.map { $0.descriptor }

@@ -1,9 +1,11 @@
 /// `append-grub-args ARGS`: kernel arguments everywhere the guest's bootloader keeps them, edited as text, without
 /// running grub2-mkconfig or grubby in the guest:
-/// - GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub (the key is created when absent), for future grub2-mkconfig runs;
+/// - GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub (the key is created when absent), for future grub2-mkconfig runs,
+///   and in the /etc/default/grub.d/*.cfg files that set it (Ubuntu's cloud images do, and they are read after);
 /// - every linux/linux16/linuxefi line of grub2's generated grub.cfg, BIOS and EFI locations;
 /// - every `kernel` line of legacy GRUB's grub.conf (RHEL 6); a symlink to it (/etc/grub.conf) is not edited twice;
-/// - the `options` line of each BLS entry in /boot/loader/entries, and /etc/kernel/cmdline where present.
+/// - the `options` line of each BLS entry in /boot/loader/entries, and /etc/kernel/cmdline where present;
+/// - `kernelopts` in GRUB's environment block (RHEL 8, whose BLS entries say `options $kernelopts`).
 ///
 /// An argument already present is not added again. `console=` may appear several times and the last one becomes
 /// /dev/console, so the requested console arguments are kept together at the end, in the requested order. Another
@@ -42,7 +44,23 @@ public struct AppendGrubArgs: RegisteredOperation {
         }
 
         if try guest.isFile(Self.defaultGrub) {
-            note(Self.defaultGrub, try editDefaultGrub(guest))
+            note(Self.defaultGrub, try editDefaultGrub(guest, Self.defaultGrub))
+        }
+        for path in try guest.glob("/etc/default/grub.d/*.cfg") where try guest.lstat(path)?.kind == .regular {
+            let sets = try guest.readText(path).split(separator: "\n")
+                .contains { $0.trimmed.hasPrefix("GRUB_CMDLINE_LINUX_DEFAULT=") }
+            if sets { note(path, try editDefaultGrub(guest, path)) }
+        }
+        // Before the BLS entries: an entry whose options are `$kernelopts` gets the arguments from grubenv.
+        var kernelopts = false
+        for pattern in Self.grubEnvironments {
+            // /boot/grub2/grubenv is a symlink to the EFI one on UEFI installs: edited once, as the file it names.
+            for path in try guest.glob(pattern) where try guest.lstat(path)?.kind == .regular {
+                if let changed = try editGrubEnvironment(guest, path) {
+                    note("kernelopts in \(path)", changed)
+                    kernelopts = true
+                }
+            }
         }
         var files: [(path: String, commands: Set<String>)] = []
         for pattern in Self.grub2Configurations {
@@ -54,7 +72,7 @@ public struct AppendGrubArgs: RegisteredOperation {
         for (path, commands) in files {
             // A symlink is another name of a file this list edits (/etc/grub.conf -> ../boot/grub/grub.conf).
             guard try guest.lstat(path)?.kind == .regular else { continue }
-            if let result = try editLines(guest, path, commands: commands) {
+            if let result = try editLines(guest, path, commands: commands, skipping: kernelopts ? "$kernelopts" : nil) {
                 note("\(result.lines) \(commands.sorted().joined(separator: "/")) line(s) of \(path)", result.changed)
             }
         }
@@ -73,9 +91,9 @@ public struct AppendGrubArgs: RegisteredOperation {
         return .changed("added \(target) to " + changed.joined(separator: ", "))
     }
 
-    private func editDefaultGrub(_ guest: GuestFilesystem) throws -> Bool {
+    private func editDefaultGrub(_ guest: GuestFilesystem, _ path: String) throws -> Bool {
         let key = "GRUB_CMDLINE_LINUX_DEFAULT"
-        return try guest.withAugeas(lens: "Shellvars.lns", path: Self.defaultGrub) { edit in
+        return try guest.withAugeas(lens: "Shellvars.lns", path: path) { edit in
             let node = "\(edit.root)/\(key)"
             let raw = try edit.match(node).first.flatMap { try edit.get($0) }
             let words = ShellValue.unquote(raw ?? "").words
@@ -86,8 +104,9 @@ public struct AppendGrubArgs: RegisteredOperation {
         }
     }
 
-    private func editLines(_ guest: GuestFilesystem, _ path: String, commands: Set<String>) throws
-        -> (lines: Int, changed: Bool)? {
+    /// Lines holding the word `skipping` are counted but left alone.
+    private func editLines(_ guest: GuestFilesystem, _ path: String, commands: Set<String>, skipping: String? = nil)
+        throws -> (lines: Int, changed: Bool)? {
         var file = TextFile(try TextFile.read(guest, path, action: Self.name))
         var count = 0
         var changed = false
@@ -96,6 +115,7 @@ public struct AppendGrubArgs: RegisteredOperation {
             let words = line.words
             guard let command = words.first, commands.contains(command) else { continue }
             count += 1
+            if let skipping, words.contains(skipping) { continue }
             // The kernel image path follows linux/kernel; BLS options lines carry arguments only.
             let fixed = command == "options" ? 1 : 2
             guard words.count >= fixed else { continue }

@@ -68,6 +68,12 @@ extension GuestFacts {
     var isLinuxOrUnknown: Bool { type == nil || type == "linux" }
 
     /// The distributions virt-sysprep treats as Red Hat's: their network settings live in ifcfg files.
+    /// Debian and the distributions built on it (their package manager is apt).
+    var isDebianFamily: Bool {
+        guard let distro else { return type == nil }
+        return ["debian", "ubuntu", "linuxmint", "kalilinux"].contains(distro)
+    }
+
     var isRedHatFamily: Bool {
         guard let distro else { return type == nil }
         return ["rhel", "centos", "fedora", "scientificlinux", "oraclelinux", "redhat-based", "rocky",

@@ -1,5 +1,5 @@
-/// `write PATH:CONTENT`: the file holds exactly CONTENT (a new file gets mode 0644; an existing one keeps its mode
-/// and owner).
+/// `write PATH:CONTENT`: the file holds exactly CONTENT (a new file gets mode 0644, or the mode a profile gives; an
+/// existing one keeps its mode and owner).
 public struct WriteFile: RegisteredOperation {
     public static let name = "write"
     public static let summary = "Write CONTENT to a file, replacing what it held"
@@ -7,15 +7,18 @@ public struct WriteFile: RegisteredOperation {
 
     public let path: String
     public let content: [UInt8]
+    /// The mode of a new file: 0600 for what only root may read (NetworkManager ignores a keyfile others can read).
+    public let mode: UInt32
     public var target: String { path }
 
-    public init(_ path: String, content: [UInt8]) {
+    public init(_ path: String, content: [UInt8], mode: UInt32 = 0o644) {
         self.path = path
         self.content = content
+        self.mode = mode
     }
 
-    public init(_ path: String, text: String) {
-        self.init(path, content: Array(text.utf8))
+    public init(_ path: String, text: String, mode: UInt32 = 0o644) {
+        self.init(path, content: Array(text.utf8), mode: mode)
     }
 
     public static func parse(_ argument: String?) throws -> WriteFile {
@@ -24,7 +27,7 @@ public struct WriteFile: RegisteredOperation {
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
-        try ensureContent(guest, path, content, mode: 0o644)
+        try ensureContent(guest, path, content, mode: mode)
     }
 }
 

@@ -1,0 +1,53 @@
+# The images of the distributions beyond RHEL 6 and 7 (RHEL 9, Rocky Linux 9, Ubuntu 24.04), sourced after lib.sh
+# by build-images and check-images. Kept out of lib.sh because build-debian's cache key covers lib.sh: adding an
+# image here must not rebuild the Debian guests. lib.sh's functions stay in charge of its own images (lib_NAME).
+
+fixture_names+=(rhel9 rocky9 ubuntu2404)
+
+for lib_function in fixture_file fixture_root fixture_expected; do
+  eval "lib_$(declare -f "$lib_function")"
+done
+unset lib_function
+
+fixture_file() {
+  case $1 in
+    rhel9 | rocky9 | ubuntu2404) echo "$1.qcow2" ;;
+    *) lib_fixture_file "$1" ;;
+  esac
+}
+
+fixture_root() {
+  case $1 in
+    rhel9 | rocky9) echo /dev/sda2 ;;
+    ubuntu2404) echo /dev/sda1 ;;
+    *) lib_fixture_root "$1" ;;
+  esac
+}
+
+# What libguestfs 1.48 reports for them (daemon/inspect_fs_unix.ml, lib/inspect-osinfo.c).
+fixture_expected() {
+  local root
+  root=$(fixture_root "$1")
+  case $1 in
+    rhel9)
+      printf '%s\n' "roots: $root" "type: linux" "distro: rhel" "major: 9" "minor: 4" "osinfo: rhel9.4" \
+        "product: Red Hat Enterprise Linux 9.4 (Plow)" "hostname: rhel9-build.example.com" \
+        "arch: x86_64" "package-format: rpm" "package-management: dnf" "mountpoint: /: $root" \
+        "mountpoint: /boot: /dev/sda1"
+      ;;
+    rocky9)
+      # libguestfs's osinfo for Rocky is the major version alone.
+      printf '%s\n' "roots: $root" "type: linux" "distro: rocky" "major: 9" "minor: 4" "osinfo: rocky9" \
+        "product: Rocky Linux 9.4 (Blue Onyx)" "hostname: rocky9-build.example.com" \
+        "arch: x86_64" "package-format: rpm" "package-management: dnf" "mountpoint: /: $root" \
+        "mountpoint: /boot: /dev/sda1"
+      ;;
+    ubuntu2404)
+      # VERSION_ID="24.04" is major 24, minor 4; the osinfo id pads the minor to two digits again.
+      printf '%s\n' "roots: $root" "type: linux" "distro: ubuntu" "major: 24" "minor: 4" "osinfo: ubuntu24.04" \
+        "product: Ubuntu 24.04.1 LTS" "hostname: ubuntu2404-build" \
+        "arch: x86_64" "package-format: deb" "package-management: apt" "mountpoint: /: $root"
+      ;;
+    *) lib_fixture_expected "$1" ;;
+  esac
+}

@@ -1,0 +1,29 @@
+import Customize
+import Operations
+
+extension BuiltinProfiles {
+    /// The profiles `cloud` chooses from, the first whose requirement the guest meets.
+    public static let cloudProfiles: [Profile] = [rhel9Cloud, rhel8Cloud, rhel7Cloud, rhel6Cloud, debianCloud, ubuntuCloud]
+
+    /// The cloud profile made for `guest`, if there is one.
+    public static func cloudProfile(for guest: GuestFacts) -> Profile? {
+        cloudProfiles.first { $0.requirement?.mismatch(guest) == nil }
+    }
+
+    /// Runs the cloud profile made for the inspected guest, and says which in its first step; a guest none is made
+    /// for is refused before anything changes.
+    public static let cloud = Profile(
+        "cloud",
+        summary: "Prepare any supported guest as an OpenStack cloud image: runs the cloud profile made for it ("
+            + cloudProfiles.map(\.name).joined(separator: ", ") + ")",
+        requires: .anyOf(cloudProfiles.compactMap(\.requirement),
+                         hint: "imgcustomize has no cloud profile for this guest (imgcustomize profiles lists them); "
+                            + "prepare it with a profile of your own or `imgcustomize customize`"),
+        output: .compressedQCOW2
+    ) { guest in
+        if let chosen = cloudProfile(for: guest) {
+            ProfileChoice(chosen.name, for: guest)
+            chosen
+        }
+    }
+}
