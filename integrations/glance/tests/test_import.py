@@ -214,3 +214,38 @@ def test_a_conversion_that_fails_midway_leaves_no_partial_file(glance, tmp_path)
     assert task['status'] == 'failure'
     assert image.id in task['message'] and 'beyond the end of the file' in task['message']
     assert_nothing_stored(glance, image)
+
+
+@pytest.fixture(scope='module')
+def profile_glance(tmp_path_factory):
+    """A deployment that prepares every import with the rhel6-cloud profile before converting it to raw."""
+    server = GlanceServer(str(tmp_path_factory.mktemp('glance-profile')), disk_formats=['raw', 'qcow2'],
+                          plugins=['imgcustomize'],
+                          options={'binary': IMGCUSTOMIZE, 'output_format': 'raw', 'profile': 'rhel6-cloud'})
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def guest_file(image, path):
+    """A file of a stored image, read by libguestfs (software emulation: KVM hangs on the machines this runs on)."""
+    environment = dict(os.environ, LIBGUESTFS_BACKEND_SETTINGS='force_tcg')
+    return subprocess.run(['virt-cat', '-a', image, '--format=raw', path], check=True, capture_output=True,
+                          text=True, env=environment).stdout
+
+
+def test_a_profile_prepares_the_guest_and_names_its_os(profile_glance):
+    source = os.path.join(FIXTURES, 'rhel6.qcow2')
+    image, task = import_image(profile_glance, source, 'qcow2', 'rhel6-profile')
+    assert task['status'] == 'success', task['message']
+    stored = stored_file(profile_glance, image)
+    assert image.disk_format == 'raw' and qemu_info(stored)['format'] == 'raw'
+    assert image.size == os.stat(stored).st_size
+    # What `imgcustomize inspect --os --glance` says of the guest, as Glance's properties.
+    assert (image.os_distro, image.os_type, image.architecture) == ('rhel', 'linux', 'x86_64')
+    assert image.os_version.startswith('6.')
+    assert image.os_name.startswith('rhel6')
+    # The profile ran: the guide's NOZEROCONF=yes is in the stored guest.
+    assert 'NOZEROCONF=yes' in guest_file(stored, '/etc/sysconfig/network')
+    assert os.listdir(profile_glance.staging) == []
