@@ -7,6 +7,7 @@ keystonemiddleware would set, ahead of Glance's own `context` filter.
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -117,6 +118,11 @@ class GlanceServer:
         if not self.synced:
             subprocess.run([os.path.join(bindir, 'glance-manage'), '--config-dir', self.root, 'db_sync'],
                            env=self.env, check=True, capture_output=True)
+            # Write-ahead logging (kept in the file): the import thread's many small writes (the task's "Copied
+            # N MiB" for every chunk it stores) no longer wait for the client's polls to finish reading, which
+            # in rollback-journal mode failed a long import with "database is locked".
+            with sqlite3.connect(os.path.join(self.root, 'glance.sqlite')) as db:
+                db.execute('PRAGMA journal_mode=WAL')
             self.synced = True
         self.port = free_port()
         # One worker: the import tasks run in its thread pool, next to the SQLite database.

@@ -231,7 +231,7 @@ def profile_glance(tmp_path_factory):
 def guest_file(image, path):
     """A file of a stored image, read by libguestfs (software emulation: KVM hangs on the machines this runs on)."""
     environment = dict(os.environ, LIBGUESTFS_BACKEND_SETTINGS='force_tcg')
-    return subprocess.run(['virt-cat', '-a', image, '--format=raw', path], check=True, capture_output=True,
+    return subprocess.run(['virt-cat', '--format=raw', '-a', image, path], check=True, capture_output=True,
                           text=True, env=environment).stdout
 
 
