@@ -134,10 +134,12 @@ import Testing
 
     @Test func reportsProgressUpToTheTotal() throws {
         let scratch = try Scratch()
-        let raw = try scratch.guestDisk("guest.raw", size: 10 << 20 + 4096)
+        let size: UInt64 = 10 << 20 + 4096
+        let raw = try scratch.guestDisk("guest.raw", size: Int(size))
         var seen: [WriteProgress] = []
         _ = try ImageWriter().write(RawReader(path: raw), to: scratch.path("out.qcow2")) { seen.append($0) }
-        #expect(seen.count == 3)
+        // Once per batch, the last one short.
+        #expect(seen.count == Int((size + ImageWriter.batchBytes - 1) / ImageWriter.batchBytes))
         #expect(zip(seen, seen.dropFirst()).allSatisfy { $0.bytesDone < $1.bytesDone })
         #expect(seen.last == WriteProgress(bytesDone: 10 << 20 + 4096, bytesTotal: 10 << 20 + 4096))
     }

@@ -40,8 +40,9 @@ public enum OutputFormat: String, Sendable, CaseIterable {
     case qcow2, raw
 }
 
-/// Opens `path` as `format`, or, without one, as what `ImageInspector` detects. qcow2 and the formats qemu reads
-/// as raw are readable; others are refused rather than read as raw. A qcow2 naming a backing file is refused
+/// Opens `path` as `format`, or, without one, as what `ImageInspector` detects. qcow2, single-file VMDK
+/// (monolithicSparse, streamOptimized) and the formats qemu reads as raw are readable; others are refused rather
+/// than read as raw. A qcow2 naming a backing file is refused
 /// unless `allowBacking` is set: following a name found in an untrusted image makes us read arbitrary host files.
 public func openImage(path: String, format: ImageFormat? = nil, allowBacking: Bool = false) throws -> any ImageSource {
     try openImage(path: path, format: format, allowBacking: allowBacking, depth: 0)
@@ -54,9 +55,10 @@ func openImage(path: String, format: ImageFormat?, allowBacking: Bool, depth: In
     let resolved = try format ?? ImageInspector.inspect(path: path).format
     switch resolved {
     case .qcow2: return try QCOW2Reader(file: ImageFile(path: path), allowBacking: allowBacking, depth: depth)
+    case .vmdk: return try VMDKReader(file: ImageFile(path: path))
     case _ where resolved.qemuFormat == "raw": return RawReader(file: try ImageFile(path: path))
     default:
-        throw FormatError(file: path, "is \(resolved.rawValue); only qcow2 and raw can be read (convert it with qemu-img first)")
+        throw FormatError(file: path, "is \(resolved.rawValue); only qcow2, single-file VMDK and raw can be read (convert it with qemu-img first)")
     }
 }
 

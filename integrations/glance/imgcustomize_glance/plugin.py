@@ -40,8 +40,9 @@ def list_opts():
     return [('imgcustomize', imgcustomize_opts)]
 
 
-# The formats imgcustomize's own conversion engine reads; the others go through qemu-img convert.
-ENGINE_FORMATS = ('qcow2', 'raw')
+# The formats imgcustomize's own conversion engine reads (a VMDK that passed the safety checks is a single-file
+# monolithicSparse or streamOptimized one, which it reads); the others go through qemu-img convert.
+ENGINE_FORMATS = ('qcow2', 'raw', 'vmdk')
 
 
 class _Refused(Exception):
