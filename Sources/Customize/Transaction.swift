@@ -39,7 +39,9 @@ public final class Transaction {
         }
     }
 
-    /// Takes an exclusive lock on the image (and on `destination` when it exists and differs), removes the scratch
+    /// Locks the image, exclusively when it is the destination and shared when it is only read (runs that write
+    /// elsewhere read one image together; a run changing it in place waits for none of them and is refused while
+    /// they read), and `destination` exclusively when it exists and differs; removes the scratch
     /// of earlier runs that died, checks free space, and makes the scratch directories.
     ///
     /// - Parameter scratchParent: a directory for the overlay; nil puts it beside the destination.
@@ -59,9 +61,10 @@ public final class Transaction {
             return error
         }
         do {
-            locks.append(try Self.lock(image.path))
-            if destination != image.path, FileManager.default.fileExists(atPath: destination) {
-                locks.append(try Self.lock(destination))
+            let inPlace = destination == image.path
+            locks.append(try Self.lock(image.path, exclusive: inPlace))
+            if !inPlace, FileManager.default.fileExists(atPath: destination) {
+                locks.append(try Self.lock(destination, exclusive: true))
             }
         } catch let error as CustomizeError {
             throw fail(error)
@@ -169,16 +172,18 @@ public final class Transaction {
 
     static let overlayPrefix = "imgcustomize-overlay"
 
-    private static func lock(_ path: String) throws -> Int32 {
+    private static func lock(_ path: String, exclusive: Bool) throws -> Int32 {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw CustomizeError(image: path, "cannot open: \(String(cString: strerror(errno)))",
                                  hint: "check the path and its permissions")
         }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        guard flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0 else {
             close(fd)
-            throw CustomizeError(image: path, "another imgcustomize run is working on this image",
-                                 hint: "wait for it to finish; two runs on one image are refused")
+            throw CustomizeError(image: path, exclusive
+                ? "another imgcustomize run is working on this image"
+                : "another imgcustomize run is changing this image in place",
+                hint: "wait for it to finish; a run that changes an image in place excludes every other run on it")
         }
         return fd
     }

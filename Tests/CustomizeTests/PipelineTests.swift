@@ -184,6 +184,30 @@ import Synchronization
         #expect("\(error.map { "\($0)" } ?? "")".contains("another imgcustomize run is working on this image"))
     }
 
+    /// Runs that write elsewhere read one image together; a run changing it in place excludes them, and they it.
+    @Test func runsWritingElsewhereShareTheImageAndAnInPlaceRunExcludesThem() throws {
+        let directory = try TestDirectory("customize-transaction")
+        let image = try image(in: directory)
+        let needs = Transaction.SpaceNeeds(newImage: 0, overlay: 0)
+        do {
+            // The locks go with the transactions, at the end of this block.
+            let reader = try Transaction(image: ImageIdentity(path: image), destination: directory.path("a.img"), needs: needs, logger: logger)
+            let second = try Transaction(image: ImageIdentity(path: image), destination: directory.path("b.img"), needs: needs, logger: logger)
+            let inPlace = #expect(throws: CustomizeError.self) {
+                try Transaction(image: ImageIdentity(path: image), destination: image, needs: needs, logger: logger)
+            }
+            #expect("\(inPlace.map { "\($0)" } ?? "")".contains("another imgcustomize run is working on this image"))
+            withExtendedLifetime((reader, second)) { reader.abandon(); second.abandon() }
+        }
+
+        let writer = try Transaction(image: ImageIdentity(path: image), destination: image, needs: needs, logger: logger)
+        defer { writer.abandon() }
+        let blocked = #expect(throws: CustomizeError.self) {
+            try Transaction(image: ImageIdentity(path: image), destination: directory.path("c.img"), needs: needs, logger: logger)
+        }
+        #expect("\(blocked.map { "\($0)" } ?? "")".contains("another imgcustomize run is changing this image in place"))
+    }
+
     @Test func tooLittleFreeSpaceIsRefusedBeforeAnythingIsWritten() throws {
         let directory = try TestDirectory("customize-transaction")
         let image = try image(in: directory)

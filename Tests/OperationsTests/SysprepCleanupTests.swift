@@ -209,6 +209,7 @@ private func usedRHEL7Tree() throws -> TemporaryTree {
             "package-manager-cache", "pam-data", "passwd-backups", "puppet-data-log", "rh-subscription-manager",
             "rhn-systemid", "rpm-db", "samba-db-log", "smolt-uuid", "ssh-hostkeys", "ssh-userdir", "sssd-db-log",
             "tmp-files", "udev-persistent-net", "utmp", "yum-uuid", "zsh-history", "cloud-init-state", "net-uuid",
+            "apt-lists", "dhcp-leases", "cloud-init-network",
         ])
     }
 
