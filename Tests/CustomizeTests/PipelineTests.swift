@@ -24,11 +24,11 @@ import Synchronization
                                                 LockRoot()]
         let first = try Pipeline().customize(operations, onTree: directory.path)
         #expect(first.steps.map(\.operation) == ["set-line", "lock-root"])
-        #expect(first.steps.allSatisfy { $0.changed })
+        #expect(first.steps.allSatisfy { $0.changed == .yes })
         #expect(try String(contentsOfFile: directory.path("etc/sysconfig/network"), encoding: .utf8)
             == "NETWORKING=yes\nNOZEROCONF=yes\n")
         let second = try Pipeline().customize(operations, onTree: directory.path)
-        #expect(second.steps.allSatisfy { !$0.changed })
+        #expect(second.steps.allSatisfy { $0.changed == .no })
         #expect(second.text(diffs: false).contains("0 of 2 steps changed the guest"))
     }
 
@@ -61,7 +61,7 @@ import Synchronization
         let report = try Pipeline(options: options).customize(
             [SetLine("/etc/sysconfig/network", key: "NOZEROCONF", value: "yes")], onTree: directory.path)
         #expect(report.dryRun && report.output == nil)
-        #expect(report.steps.first?.changed == true)
+        #expect(report.steps.first?.changed == .yes)
         #expect(report.steps.first?.diffs?.first?.unified.contains("+NOZEROCONF=yes") == true)
         #expect(report.text(diffs: false).hasPrefix("[would change] set-line /etc/sysconfig/network"))
         #expect(try String(contentsOfFile: directory.path("etc/sysconfig/network"), encoding: .utf8) == "NETWORKING=yes\n")
@@ -74,7 +74,7 @@ import Synchronization
         #expect(conditional("set NOZEROCONF=yes") == "would set NOZEROCONF=yes")
         #expect(conditional("nothing to remove") == "nothing to remove")
         var report = RunReport(profile: nil, image: "img", output: nil, dryRun: true, guest: nil,
-                               steps: [StepReport(operation: "bash-history", target: "", changed: true,
+                               steps: [StepReport(operation: "bash-history", target: "", changed: .yes,
                                                   summary: "removed /root/.bash_history")],
                                timings: [:], size: .init(before: 0, after: nil))
         #expect(report.text(diffs: false).hasPrefix("[would change] bash-history: would remove /root/.bash_history"))

@@ -71,7 +71,7 @@ import Testing
     @Test func reportsEncodeAsTheCLIPrintsThem() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let plain = StepReport(operation: "lock-root", target: "root", changed: true, summary: "locked root's password")
+        let plain = StepReport(operation: "lock-root", target: "root", changed: .yes, summary: "locked root's password")
         #expect(String(decoding: try encoder.encode(plain), as: UTF8.self)
             == #"{"changed":true,"operation":"lock-root","summary":"locked root's password","target":"root"}"#)
         var withDiff = plain
