@@ -185,7 +185,7 @@ public struct Pipeline: Sendable {
         // apply, relabel, trim: in the one appliance.
         let context = OperationContext(guest: guest, logger: logger)
         let runner = OperationRunner(guest: filesystem, context: context, recordDiffs: options.diffs || options.dryRun)
-        let steps = operations(guest)
+        let steps = operations(guest).expandingCommandFiles
         // By phase wherever a profile puts them: files, labels, then devices, so that trimming discards what the
         // other steps and the relabelling free.
         let ordered = OperationPhase.allCases.flatMap { phase in steps.filter { $0.phase == phase } }
@@ -396,6 +396,7 @@ extension Pipeline {
             let tree = try clock.measure("open") { try TreeFilesystem(root: workRoot) }
             let runner = OperationRunner(guest: tree, context: OperationContext(guest: guest, logger: logger),
                                          recordDiffs: options.diffs || options.dryRun)
+            let operations = operations.expandingCommandFiles
             for (index, operation) in operations.enumerated() {
                 try options.cancellation?.check(image: root)
                 let step = try clock.measure("apply") { try runner.run(operation) }
