@@ -9,7 +9,7 @@ public struct Install: RegisteredOperation {
     public static let name = "install"
     public static let summary = "Install packages with the guest's package manager; local package files work offline"
     public static let argument = OperationArgument.required(syntax: "PKG|FILE|DIR,...",
-                                                            example: "cloud-init,./qemu-guest-agent.deb")
+                                                            example: "cloud-init,qemu-guest-agent")
 
     /// Names from the guest's repositories.
     public let packages: [String]
