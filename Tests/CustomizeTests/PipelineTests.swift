@@ -82,6 +82,32 @@ import Synchronization
         #expect(report.text(diffs: false).hasPrefix("[changed] bash-history: removed /root/.bash_history"))
     }
 
+    /// A guest command's step says its change is unknown and shows its last lines; the summary counts it apart.
+    @Test func aGuestCommandsStepShowsItsOutput() {
+        let result = GuestCommandResult(command: "make install", exitStatus: 0, output: "building\ninstalled\n")
+        let report = RunReport(profile: nil, image: "img", output: nil, dryRun: false, guest: nil,
+                               steps: [StepReport(operation: "run-command", target: "make install", changed: .unknown,
+                                                  summary: "exit status 0", command: result),
+                                       StepReport(operation: "lock-root", target: "root", changed: .yes,
+                                                  summary: "locked root's password")],
+                               timings: [:], size: .init(before: 0, after: nil))
+        let text = report.text(diffs: false)
+        #expect(text.hasPrefix("[changed: unknown] run-command make install: exit status 0\n    | building\n"
+                               + "    | installed\n[changed] lock-root root"))
+        #expect(text.contains("1 of 2 steps changed the guest, 1 ran guest commands (what they changed is unknown)"))
+    }
+
+    /// A guest command fails a run on a tree, naming the operation: a tree has no guest programs to run.
+    @Test func aGuestCommandOnATreeFailsTheRunNamingTheOperation() throws {
+        let directory = try tree()
+        let error = #expect(throws: RunFailure.self) {
+            try Pipeline().customize([RunCommand("touch /x")], onTree: directory.path)
+        }
+        #expect(error?.message.contains("run-command: a directory tree cannot run the guest's programs") == true)
+        #expect(error?.report.steps.isEmpty == true)
+        #expect(!FileManager.default.fileExists(atPath: directory.path("x")))
+    }
+
     @Test func aFailingStepIsNamedAsTheUserWroteIt() throws {
         let directory = try tree()
         let error = #expect(throws: RunFailure.self) {

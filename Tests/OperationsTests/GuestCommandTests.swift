@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 @testable import Appliance
 @testable import Operations
@@ -87,6 +88,22 @@ import TestSupport
                 + "commands need the appliance\n  hint: run \(operation.name) on an image, where it runs inside the "
                 + "appliance")
         #expect(try FileManager.default.contentsOfDirectory(atPath: tree.path).isEmpty)
+    }
+
+    /// A guest of another architecture is refused before anything runs, with what to do instead (a real handle,
+    /// never launched: the check comes first).
+    @Test func anotherArchitectureIsRefused() throws {
+        let guestfs = try Guestfs(guest: "arm.qcow2", logger: Logger(label: "test"), progress: nil)
+        defer { guestfs.close() }
+        let commands = ApplianceCommands(guestfs: guestfs, facts: GuestFacts(arch: "aarch64"), network: false)
+        let error = #expect(throws: GuestError.self) { try commands.run("true", operation: "run-command") }
+        #expect(error?.description == "arm.qcow2: run-command: the guest is aarch64 and this host is "
+                + "\(ApplianceCommands.hostArchitecture): the appliance runs the host's kernel, which cannot run the "
+                + "guest's programs\n  hint: run run-command on a aarch64 host, or use operations that need no guest "
+                + "program (write, upload, edit-file...)")
+        let unknown = ApplianceCommands(guestfs: guestfs, facts: GuestFacts(), network: false)
+        let unknownError = #expect(throws: GuestError.self) { try unknown.run("true", operation: "install") }
+        #expect(unknownError?.message.hasPrefix("inspection could not tell the guest's architecture") == true)
     }
 
     @Test func onlyTheHostsArchitectureRuns() {
