@@ -22,22 +22,24 @@ public struct RunFailure: Error, CustomStringConvertible, Encodable {
     public var description: String { command.map(String.init(describing:)) ?? String(describing: error) }
 
     /// What failed, without the hint.
-    public var message: String {
-        if let command { return command.summary }
-        switch error {
-        case let error as CustomizeError: return "\(error.image): \(error.message)"
-        case let error as GuestError: return error.summary
-        default: return String(describing: error)
-        }
-    }
+    public var message: String { Self.explain(error).message }
 
     /// What to do about it, when the error says.
-    public var hint: String? {
-        if let command { return command.hint }
+    public var hint: String? { Self.explain(error).hint }
+
+    /// The message and the hint of an error; a failed step's come from the step's own error, after the step's name
+    /// (a guest command's non-zero exit says which operation ran it already).
+    private static func explain(_ error: any Error) -> (message: String, hint: String?) {
         switch error {
-        case let error as CustomizeError: return error.hint
-        case let error as GuestError: return error.hint
-        default: return nil
+        case let error as CustomizeError: return ("\(error.image): \(error.message)", error.hint)
+        case let error as GuestError: return (error.summary, error.hint)
+        case let error as GuestCommandFailure: return (error.summary, error.hint)
+        case let failure as OperationFailure:
+            let inner = explain(failure.underlying)
+            if failure.underlying is GuestCommandFailure { return inner }
+            let target = failure.target.isEmpty ? "" : " \(failure.target)"
+            return ("\(failure.operation)\(target) failed: \(inner.message)", inner.hint)
+        default: return (String(describing: error), nil)
         }
     }
 

@@ -9,6 +9,14 @@ import TestSupport
         steps(report).first { $0["operation"] as? String == operation }
     }
 
+    /// The Debian guest, copied: a run locks its image even with --output, and other tests (and other test runs)
+    /// read the fixture at the same time.
+    func debianGuest(in directory: TestDirectory) throws -> String {
+        let image = directory.path("debian12.qcow2")
+        try FileManager.default.copyItem(atPath: try debianFixture("debian12-bios.qcow2"), toPath: image)
+        return image
+    }
+
     /// run-command, run and commands-from-file in one run: each a step with an unknown change, exit status 0 and
     /// its output, and what each wrote is in the result.
     @Test func commandsRunInTheGuestAndWhatTheyWroteReadsBack() throws {
@@ -25,7 +33,7 @@ import TestSupport
             write:/root/written:by the command file
 
             """.write(toFile: commands, atomically: true, encoding: .utf8)
-        let run = try imgcustomize(["customize", try debianFixture("debian12-bios.qcow2"), "--output", output, "--json",
+        let run = try imgcustomize(["customize", try debianGuest(in: directory), "--output", output, "--json",
                                     "--run-command", "echo inside > /root/marker; uname -m; cat /etc/debian_version",
                                     "--run", script, "--commands-from-file", commands])
         #expect(run.status == 0, "\(run.stderr)")
@@ -56,8 +64,7 @@ import TestSupport
     /// it was, the earlier steps' work included.
     @Test func aFailingCommandFailsTheRunAndLeavesTheImageAsItWas() throws {
         let directory = try TestDirectory()
-        let image = directory.path("debian12.qcow2")
-        try FileManager.default.copyItem(atPath: try debianFixture("debian12-bios.qcow2"), toPath: image)
+        let image = try debianGuest(in: directory)
         let before = try sha256(image)
         let run = try imgcustomize(["customize", image, "--json", "--write", "/root/first:written first",
                                     "--run-command", "echo partial > /root/partial; echo 'something broke' >&2; exit 3",
@@ -99,7 +106,7 @@ import TestSupport
         try runTool("dpkg-deb", ["--build", "--root-owner-group", root, deb])
 
         let output = directory.path("out.qcow2")
-        let run = try imgcustomize(["customize", try debianFixture("debian12-bios.qcow2"), "--output", output, "--json",
+        let run = try imgcustomize(["customize", try debianGuest(in: directory), "--output", output, "--json",
                                     "--install", deb, "--run-command", "dpkg -s imgcustomize-test"])
         #expect(run.status == 0, "\(run.stderr)")
         let report = try jsonObject(run.stdout)
@@ -116,5 +123,29 @@ import TestSupport
             #expect(status.contains("Package: imgcustomize-test\nStatus: install ok installed\n"))
             #expect(try guest.glob("/tmp/imgcustomize-*").isEmpty)
         }
+    }
+
+    /// The appliance has a network only with --network: without it the guest's commands see only the loopback
+    /// interface and `update` is refused, saying what to do; with it they see the appliance's NIC.
+    @Test func theNetworkIsOffUnlessAskedFor() throws {
+        let directory = try TestDirectory()
+        let image = try debianGuest(in: directory)
+        let offline = try imgcustomize(["customize", image, "--output", directory.path("offline.qcow2"), "--json",
+                                        "--run-command", "ls /sys/class/net", "--update"])
+        #expect(offline.status != 0)
+        let failed = try jsonObject(offline.stdout)
+        #expect(step(failed, "run-command")?["output"] as? [String] == ["lo"])
+        let error = try #require(failed["error"] as? [String: Any])
+        #expect((error["message"] as? String)?.hasSuffix("update: updating packages needs the guest's repositories, "
+                                                         + "and the appliance has no network (the default)") == true,
+                "\(error)")
+        #expect(error["hint"] as? String == "give --network")
+        #expect(!FileManager.default.fileExists(atPath: directory.path("offline.qcow2")))
+
+        let online = try imgcustomize(["customize", image, "--output", directory.path("online.qcow2"), "--json",
+                                       "--network", "--run-command", "ls /sys/class/net"])
+        #expect(online.status == 0, "\(online.stderr)")
+        let interfaces = step(try jsonObject(online.stdout), "run-command")?["output"] as? [String] ?? []
+        #expect(interfaces.contains("lo") && interfaces.count > 1, "\(interfaces)")
     }
 }
