@@ -66,7 +66,8 @@ public struct WriteStats: Sendable, Equatable {
 
 /// Rewrites an image: qcow2 v3 (no backing file, no data file; clusters deflate or zstd compressed, or stored) or
 /// sparse raw. Clusters that read as zeros are never written. Reading and compression run on `threads` threads,
-/// a few MiB at a time, and the output is written in order, so memory stays bounded whatever the image size.
+/// a MiB at a time (qcow2 clusters are placed in order by one consumer, raw blocks written by the workers), so
+/// memory stays bounded whatever the image size.
 public struct ImageWriter: Sendable {
     public var options: WriteOptions
     private static let logger = Logger(label: "imgcustomize.formats.writer")
@@ -82,7 +83,7 @@ public struct ImageWriter: Sendable {
         self.options = options
     }
 
-    /// Writes `source` to `path` (created or truncated), fsyncs it, and returns what it did. On failure the output
+    /// Writes `source` to `path` (created or truncated), fsyncs it unless `durable` is off, and returns what it did. On failure the output
     /// file is removed. `progress` is called on the calling thread each time a batch is written; what it throws
     /// (a cancelled run) stops the write the same way.
     public func write(_ source: any ImageSource, to path: String,

@@ -6,7 +6,7 @@ import Synchronization
 /// padding. Decoder states are pooled so that concurrent readers do not allocate one per cluster.
 final class ClusterDecompressor: Sendable {
     // Pointers kept as bit patterns: a decoder is used by one thread at a time, between pop and push.
-    private let deflaters = Mutex<[UInt]>([])
+    fileprivate let deflaters = Mutex<[UInt]>([])
     private let zstdContexts = Mutex<[UInt]>([])
 
     deinit {
@@ -49,6 +49,24 @@ final class ClusterDecompressor: Sendable {
             guard produced == output.count else {
                 throw fail("zstd frame yields \(produced) bytes, not the cluster size \(output.count)")
             }
+        }
+    }
+}
+
+extension ClusterDecompressor {
+    /// Decodes a zlib stream (RFC 1950, as VMDK's compressed grains hold) into at most `output.count` bytes with a
+    /// pooled decoder; returns how many it produced, or nil when the data is not zlib or expands beyond `output`.
+    func inflateZlib(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> (produced: Int, overflow: Bool)? {
+        guard let d = OpaquePointer(bitPattern: deflaters.withLock { $0.popLast() } ?? 0) ?? libdeflate_alloc_decompressor() else {
+            return nil
+        }
+        defer { deflaters.withLock { $0.append(UInt(bitPattern: d)) } }
+        var produced = 0
+        let result = libdeflate_zlib_decompress(d, input.baseAddress, input.count, output.baseAddress, output.count, &produced)
+        switch result {
+        case LIBDEFLATE_SUCCESS: return (produced, false)
+        case LIBDEFLATE_INSUFFICIENT_SPACE: return (0, true)
+        default: return nil
         }
     }
 }

@@ -1,5 +1,3 @@
-import CCompress
-import Synchronization
 
 /// Reads a VMDK hosted sparse extent, the single-file VMDKs (monolithicSparse and streamOptimized, the only ones
 /// the safety checks accept): a grain directory of grain tables of grain offsets, grains stored as they are or,
@@ -14,7 +12,7 @@ public final class VMDKReader: ImageSource {
     /// One entry per grain, in guest order: 0 unallocated, 1 a zero grain (with the zeroed-grain flag), else the
     /// sector the grain (or its marker) starts at.
     private let grains: [UInt32]
-    private let inflaters = Mutex<[UInt]>([])
+    private let decompressor = ClusterDecompressor()
 
     public var path: String { file.path }
 
@@ -106,10 +104,6 @@ public final class VMDKReader: ImageSource {
         self.grains = grains
     }
 
-    deinit {
-        inflaters.withLock { for d in $0 { libdeflate_free_decompressor(OpaquePointer(bitPattern: d)) } }
-    }
-
     public func extents(in range: Range<UInt64>) throws -> [Extent] {
         guard range.upperBound <= virtualSize else {
             throw FormatError(file: path, offset: Int64(clamping: range.upperBound), "extent query past the virtual size \(virtualSize)")
@@ -176,18 +170,11 @@ public final class VMDKReader: ImageSource {
             throw FormatError(file: path, offset: Int64(offset) + 8, "grain \(grain)'s compressed size \(size) is impossible for a \(grainBytes)-byte grain in a \(file.size)-byte file")
         }
         let input = try file.bytes(at: offset + 12, count: size, what: "grain \(grain)")
-        guard let d = OpaquePointer(bitPattern: inflaters.withLock { $0.popLast() } ?? 0) ?? libdeflate_alloc_decompressor() else {
-            throw FormatError(file: path, offset: Int64(offset), "out of memory for a deflate decoder")
-        }
-        defer { inflaters.withLock { $0.append(UInt(bitPattern: d)) } }
-        var produced = 0
-        let result = input.withUnsafeBytes { source in
-            libdeflate_zlib_decompress(d, source.baseAddress, source.count, output.baseAddress, output.count, &produced)
-        }
-        guard result == LIBDEFLATE_SUCCESS else {
-            throw FormatError(file: path, offset: Int64(offset) + 12, result == LIBDEFLATE_INSUFFICIENT_SPACE
-                ? "grain \(grain) decompresses to more than the grain size \(grainBytes)"
-                : "grain \(grain) is not valid zlib data")
+        let decoded = input.withUnsafeBytes { decompressor.inflateZlib($0, into: output) }
+        guard let (produced, overflow) = decoded, !overflow else {
+            throw FormatError(file: path, offset: Int64(offset) + 12, decoded == nil
+                ? "grain \(grain) is not valid zlib data"
+                : "grain \(grain) decompresses to more than the grain size \(grainBytes)")
         }
         let needed = Int(min(grainBytes, virtualSize - grain * grainBytes))
         guard produced >= needed else {
