@@ -16,20 +16,24 @@ public final class ApplianceFilesystem: GuestFilesystem {
     var augeas: Augeas?
     /// The block-device work of the same session (trimming).
     public let blockDevices: ApplianceDevices
+    /// The guest's programs, run in the same session.
+    public let guestCommands: ApplianceCommands
 
     /// libguestfs messages are limited to 4 MiB; bigger contents travel as file transfers.
     static let largeContent = 2 << 20
     /// What one pread call asks for, well below that limit.
     static let readChunk = 1 << 20
 
-    init(guestfs: Guestfs, facts: GuestFacts, readonly: Bool) {
+    init(guestfs: Guestfs, facts: GuestFacts, readonly: Bool, network: Bool) {
         self.guestfs = guestfs
         self.facts = facts
         self.readonly = readonly
         self.blockDevices = ApplianceDevices(guestfs: guestfs, readonly: readonly)
+        self.guestCommands = ApplianceCommands(guestfs: guestfs, facts: facts, network: network)
     }
 
     public var devices: (any GuestDevices)? { blockDevices }
+    public var commands: (any GuestCommands)? { guestCommands }
 
     public var guestDescription: String { guestfs.guest }
 

@@ -78,6 +78,9 @@ public struct ApplianceOptions: Sendable {
     public var cancellation: Cancellation?
     /// The keys of the guest's LUKS devices, opened before inspection (see `LUKSUnlock`). Never logged.
     public var keys: LUKSKeys
+    /// Gives the appliance a user-mode network, for guest commands that download (`install`, `update`); off by
+    /// default, so that nothing a run does depends on, or reaches, the network.
+    public var network = false
 
     public init(acceleration: Acceleration = .auto, accelerationCache: URL? = nil,
                 logger: Logger = Logger(label: "imgcustomize.appliance"),
@@ -103,6 +106,8 @@ public final class ApplianceSession {
     public let launchReport: LaunchReport
     /// Every drive read-only: filesystems are mounted read-only too.
     public let readonly: Bool
+    /// Whether the appliance has a network (`ApplianceOptions.network`).
+    public let network: Bool
     let guestfs: Guestfs
     private let logger: Logger
     private let inspectionMethod: InspectionMethod
@@ -123,6 +128,7 @@ public final class ApplianceSession {
         }
         self.drives = drives
         self.readonly = drives.allSatisfy(\.readonly)
+        self.network = options.network
         self.logger = options.logger
         self.inspectionMethod = try InspectionMethod.resolve(options.inspection)
         (guestfs, launchReport) = try Launcher(drives: drives, guest: options.guestName ?? first.path, options: options).launch()
@@ -250,7 +256,7 @@ public final class ApplianceSession {
             try guestfs.mount(device, on: mountpoint, readonly: readonly)
         }
         logger.debug("mounted \(ordered.map { "\($0.value) on \($0.key)" }.joined(separator: ", "))")
-        let filesystem = ApplianceFilesystem(guestfs: guestfs, facts: facts, readonly: readonly)
+        let filesystem = ApplianceFilesystem(guestfs: guestfs, facts: facts, readonly: readonly, network: network)
         mountedFilesystem = filesystem
         return filesystem
     }
@@ -361,6 +367,7 @@ struct Launcher {
         // appliance's boot (udev, LVM scanning) keeps both busy. Measured here: launches about 3 s shorter.
         let cpus = Int32(min(2, ProcessInfo.processInfo.activeProcessorCount))
         try guestfs.setVirtualCPUs(cpus)
+        try guestfs.setNetwork(options.network)
         for drive in drives { try add(drive, to: guestfs) }
         return guestfs
     }

@@ -285,6 +285,11 @@ extension Guestfs {
         }
     }
 
+    /// Gives the appliance a user-mode network (before the launch), which guest commands then use.
+    func setNetwork(_ enabled: Bool) throws {
+        try run("\(enabled ? "enable" : "disable") the appliance's network") { guestfs_set_network($0, enabled ? 1 : 0) }
+    }
+
     func setVirtualCPUs(_ cpus: Int32) throws {
         try run("give the appliance \(cpus) virtual CPUs") { guestfs_set_smp($0, cpus) }
     }
@@ -620,5 +625,21 @@ extension Guestfs {
 
     func rename(_ from: String, to: String) throws {
         try run("rename (to \(to))", from) { guestfs_rename($0, from, to) }
+    }
+}
+
+// MARK: Guest commands
+
+extension Guestfs {
+    /// Runs `arguments` (the program first) chrooted into the mounted guest, with /dev, /proc and /sys bound into it,
+    /// and returns its stdout. A non-zero exit fails with its stderr as libguestfs's message; the exit status itself
+    /// is not passed on.
+    func command(_ arguments: [String], action: String) throws -> String {
+        var cStrings = arguments.map { strdup($0) }
+        defer { cStrings.forEach { free($0) } }
+        cStrings.append(nil)
+        return try string(action) { handle in
+            cStrings.withUnsafeBufferPointer { guestfs_command(handle, $0.baseAddress) }
+        }
     }
 }

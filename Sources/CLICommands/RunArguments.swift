@@ -25,6 +25,9 @@ struct RunArguments: ParsableArguments {
 
     @OptionGroup var appliance: ApplianceArguments
 
+    @Flag(help: "Give the appliance a network (user-mode, through the host) for guest commands that download: install, update. Off by default: nothing reaches the network.")
+    var network = false
+
     @Option(help: ArgumentHelp("Put the overlay the appliance writes to (or a dry run's copy) in DIR, which may be another filesystem; the new image is still written beside the destination, so it replaces it atomically (or IMGCUSTOMIZE_SCRATCH).", valueName: "DIR"))
     var scratch: String?
 
@@ -34,6 +37,7 @@ struct RunArguments: ParsableArguments {
                                  acceleration: appliance.accel ?? .auto, diffs: diff, scratchDirectory: scratch)
         options.launchLimits = try appliance.limits()
         options.keys = try appliance.luksKeys()
+        options.network = network
         return options
     }
 }

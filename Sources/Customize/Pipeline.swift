@@ -31,6 +31,8 @@ public struct RunOptions: Sendable {
     public var scratchDirectory: String?
     /// The keys of the guest's LUKS devices (never logged, never in the report).
     public var keys = LUKSKeys()
+    /// Gives the appliance a user-mode network for guest commands (`install`, `update`); off by default.
+    public var network = false
 
     public init(output: String? = nil, dryRun: Bool = false, force: Bool = false, compression: ClusterCompression? = nil,
                 allowedFormats: Set<ImageFormat>? = nil, acceleration: Acceleration = .auto, diffs: Bool = false,
@@ -158,9 +160,11 @@ public struct Pipeline: Sendable {
         let session = try clock.measure("open") { () throws -> ApplianceSession in
             try createOverlay(overlay, backing: checked.inspection.resolvedPath, format: checked.inspection.format)
             let drive = ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true)
-            return try ApplianceSession(drives: [drive], options: ApplianceOptions(
+            var applianceOptions = ApplianceOptions(
                 acceleration: options.acceleration, logger: logger, guestName: image, limits: options.launchLimits,
-                cancellation: options.cancellation, keys: options.keys))
+                cancellation: options.cancellation, keys: options.keys)
+            applianceOptions.network = options.network
+            return try ApplianceSession(drives: [drive], options: applianceOptions)
         }
         defer { try? session.close() }
         for warning in session.warnings { report.warn(warning, progress) }
@@ -181,7 +185,7 @@ public struct Pipeline: Sendable {
         // apply, relabel, trim: in the one appliance.
         let context = OperationContext(guest: guest, logger: logger)
         let runner = OperationRunner(guest: filesystem, context: context, recordDiffs: options.diffs || options.dryRun)
-        let steps = operations(guest)
+        let steps = operations(guest).expandingCommandFiles
         // By phase wherever a profile puts them: files, labels, then devices, so that trimming discards what the
         // other steps and the relabelling free.
         let ordered = OperationPhase.allCases.flatMap { phase in steps.filter { $0.phase == phase } }
@@ -195,7 +199,7 @@ public struct Pipeline: Sendable {
             }
             let step: StepReport
             if options.dryRun, trim {
-                step = StepReport(operation: operation.name, target: operation.target, changed: false,
+                step = StepReport(operation: operation.name, target: operation.target, changed: .no,
                                   summary: "skipped in a dry run")
             } else {
                 step = try clock.measure(trim ? "trim" : "apply") { try runner.run(operation) }
@@ -392,6 +396,7 @@ extension Pipeline {
             let tree = try clock.measure("open") { try TreeFilesystem(root: workRoot) }
             let runner = OperationRunner(guest: tree, context: OperationContext(guest: guest, logger: logger),
                                          recordDiffs: options.diffs || options.dryRun)
+            let operations = operations.expandingCommandFiles
             for (index, operation) in operations.enumerated() {
                 try options.cancellation?.check(image: root)
                 let step = try clock.measure("apply") { try runner.run(operation) }

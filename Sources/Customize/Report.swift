@@ -86,16 +86,25 @@ extension RunReport {
             lines.append("guest: \(guest.productName ?? guest.distro ?? "unknown") (\(guest.osinfo ?? "?"), \(guest.arch ?? "?"))")
         }
         for step in steps {
-            let mark = step.changed ? (dryRun ? "would change" : "changed") : "ok"
+            let mark = switch step.changed {
+            case .yes: dryRun ? "would change" : "changed"
+            case .no: "ok"
+            case .unknown: "changed: unknown"
+            }
             let target = step.target.isEmpty ? "" : " \(step.target)"
-            let summary = dryRun && step.changed ? conditional(step.summary) : step.summary
+            let summary = dryRun && step.changed == .yes ? conditional(step.summary) : step.summary
             lines.append("[\(mark)] \(step.operation)\(target): \(summary)")
+            for line in step.output ?? [] { lines.append("    | " + line) }
             if diffs {
                 for diff in step.diffs ?? [] { lines.append(diff.unified) }
             }
         }
-        let changed = steps.filter(\.changed).count
+        let changed = steps.filter { $0.changed == .yes }.count
         var summary = "\(changed) of \(steps.count) steps \(dryRun ? "would change the guest" : "changed the guest")"
+        let unknown = steps.filter { $0.changed == .unknown }.count
+        if unknown > 0 {
+            summary += ", \(unknown) ran guest commands (what they changed is unknown)"
+        }
         if let after = size.after, let output {
             summary += "; \(output): \(formatBytes(size.before)) -> \(formatBytes(after))"
         }

@@ -19,24 +19,33 @@ public struct RunFailure: Error, CustomStringConvertible, Encodable {
         self.imageUnchanged = imageUnchanged
     }
 
-    public var description: String { String(describing: error) }
+    public var description: String { command.map(String.init(describing:)) ?? String(describing: error) }
 
     /// What failed, without the hint.
-    public var message: String {
+    public var message: String { Self.explain(error).message }
+
+    /// What to do about it, when the error says.
+    public var hint: String? { Self.explain(error).hint }
+
+    /// The message and the hint of an error; a failed step's come from the step's own error, after the step's name
+    /// (a guest command's non-zero exit says which operation ran it already).
+    private static func explain(_ error: any Error) -> (message: String, hint: String?) {
         switch error {
-        case let error as CustomizeError: "\(error.image): \(error.message)"
-        case let error as GuestError: error.summary
-        default: String(describing: error)
+        case let error as CustomizeError: return ("\(error.image): \(error.message)", error.hint)
+        case let error as GuestError: return (error.summary, error.hint)
+        case let error as GuestCommandFailure: return (error.summary, error.hint)
+        case let failure as OperationFailure:
+            let inner = explain(failure.underlying)
+            if failure.underlying is GuestCommandFailure { return inner }
+            let target = failure.target.isEmpty ? "" : " \(failure.target)"
+            return ("\(failure.operation)\(target) failed: \(inner.message)", inner.hint)
+        default: return (String(describing: error), nil)
         }
     }
 
-    /// What to do about it, when the error says.
-    public var hint: String? {
-        switch error {
-        case let error as CustomizeError: error.hint
-        case let error as GuestError: error.hint
-        default: nil
-        }
+    /// The guest command whose non-zero exit failed the run, if that is what failed it.
+    public var command: GuestCommandFailure? {
+        (error as? GuestCommandFailure) ?? ((error as? OperationFailure)?.underlying as? GuestCommandFailure)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -46,21 +55,31 @@ public struct RunFailure: Error, CustomStringConvertible, Encodable {
     struct ErrorDocument: Encodable {
         var message: String
         var hint: String?
+        /// For a guest command that exited non-zero: its exit status and last lines of output.
+        var exitStatus: Int32?
+        var output: [String]?
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(message, forKey: .message)
             try container.encode(hint, forKey: .hint)
+            try container.encodeIfPresent(exitStatus, forKey: .exitStatus)
+            try container.encodeIfPresent(output, forKey: .output)
         }
 
-        enum CodingKeys: String, CodingKey { case message, hint }
+        enum CodingKeys: String, CodingKey {
+            case message, hint, output
+            case exitStatus = "exit-status"
+        }
     }
 
     /// The report's keys (steps so far, image, output...) and `error`, `stage` and `image-unchanged`.
     public func encode(to encoder: any Encoder) throws {
         try report.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(ErrorDocument(message: message, hint: hint), forKey: .error)
+        try container.encode(ErrorDocument(message: message, hint: hint, exitStatus: command?.result.exitStatus,
+                                           output: command?.result.lastLines(StepReport.outputLines)),
+                             forKey: .error)
         try container.encode(stage, forKey: .stage)
         try container.encode(imageUnchanged, forKey: .imageUnchanged)
     }

@@ -44,6 +44,10 @@ public protocol GuestFilesystem: AnyObject {
     /// The block devices under the filesystem, for work that is not filesystem work (trimming); nil for a tree,
     /// which has none.
     var devices: (any GuestDevices)? { get }
+
+    /// The guest's own programs, run against these filesystems (`run-command`, `install`); nil for a tree, whose
+    /// programs would run on the host.
+    var commands: (any GuestCommands)? { get }
 }
 
 /// The block devices of a guest, where it has some (an image in the appliance).
@@ -120,6 +124,7 @@ public struct GuestError: Error, CustomStringConvertible, Sendable {
 
 extension GuestFilesystem {
     public var devices: (any GuestDevices)? { nil }
+    public var commands: (any GuestCommands)? { nil }
 
     public func exists(_ path: String) throws -> Bool { try lstat(path) != nil }
     public func isFile(_ path: String) throws -> Bool { try stat(path)?.kind == .regular }

@@ -28,26 +28,39 @@ public enum OperationPhase: Int, Sendable, Comparable, CaseIterable {
     public static func < (lhs: OperationPhase, rhs: OperationPhase) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
+/// Whether a step changed the guest. An operation that edits files itself knows; one that ran the guest's own
+/// programs (`run-command`, `install`) does not, and says `unknown` rather than guess.
+public enum Change: Sendable, Equatable {
+    case no, yes, unknown
+}
+
 /// What an operation did.
 public struct OperationOutcome: Sendable, Equatable {
-    public var changed: Bool
+    public var changed: Change
     /// Short, human: "set NOZEROCONF=yes", "already locked".
     public var summary: String
     /// What the user should know although the step did not fail ("cloud-init is NOT installed ..."): returned in
     /// the step's report and the run's warnings, never logged by the operation.
     public var warning: String?
+    /// The guest command the step ran, for steps that run one: its exit status and output.
+    public var command: GuestCommandResult?
 
-    public init(changed: Bool, summary: String, warning: String? = nil) {
+    public init(changed: Change, summary: String, warning: String? = nil, command: GuestCommandResult? = nil) {
         self.changed = changed
         self.summary = summary
         self.warning = warning
+        self.command = command
     }
 
-    public static func unchanged(_ summary: String) -> OperationOutcome { .init(changed: false, summary: summary) }
-    public static func changed(_ summary: String) -> OperationOutcome { .init(changed: true, summary: summary) }
+    public static func unchanged(_ summary: String) -> OperationOutcome { .init(changed: .no, summary: summary) }
+    public static func changed(_ summary: String) -> OperationOutcome { .init(changed: .yes, summary: summary) }
     /// Nothing changed, and the user should hear of it: `summary` is also the warning.
     public static func warning(_ summary: String) -> OperationOutcome {
-        .init(changed: false, summary: summary, warning: summary)
+        .init(changed: .no, summary: summary, warning: summary)
+    }
+    /// A guest command ran and exited 0: what it changed is unknown.
+    public static func ran(_ result: GuestCommandResult, _ summary: String) -> OperationOutcome {
+        .init(changed: .unknown, summary: summary, command: result)
     }
 }
 

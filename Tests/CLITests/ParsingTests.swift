@@ -70,6 +70,36 @@ import TestSupport
         #expect((parsed.operations.first as? CheckInstalled)?.paths == ["/usr/bin/cloud-init"])
     }
 
+    /// Guest commands are options like every operation; `--network` belongs to the run, and is off unless given.
+    @Test func guestCommandsParseAndTheNetworkIsOffByDefault() throws {
+        let parsed = try customize(["img.qcow2", "--run-command", "echo a && echo b", "--install", "cloud-init,vim",
+                                    "--uninstall", "firewalld", "--update", "--run", "./setup.sh"])
+        #expect(parsed.operations.map(\.name) == ["run-command", "install", "uninstall", "update", "run"])
+        #expect((parsed.operations[0] as? RunCommand)?.command == "echo a && echo b")
+        #expect((parsed.operations[1] as? Install)?.packages == ["cloud-init", "vim"])
+        #expect((parsed.operations[4] as? RunScript)?.script == "./setup.sh")
+        let offline = try #require(try IMGCustomize.parseAsRoot(["customize", "img.qcow2", "--update"])
+            as? IMGCustomize.CustomizeCommand)
+        #expect(try offline.runOptions.options().network == false)
+        let online = try #require(try IMGCustomize.parseAsRoot(["customize", "img.qcow2", "--network", "--update"])
+            as? IMGCustomize.CustomizeCommand)
+        #expect(try online.runOptions.options().network)
+        #expect(try online.parseOperations(online.arguments).1.map(\.name) == ["update"])
+    }
+
+    /// A command file is read as the command line is parsed: a bad line stops the run before any appliance starts.
+    @Test func aCommandFileIsReadWithTheCommandLine() throws {
+        let directory = try TestDirectory()
+        let path = directory.path("customize.commands")
+        try "run-command echo hi\nwrite /etc/motd:hi\n\nfrobnicate /etc\n".write(toFile: path, atomically: true,
+                                                                                    encoding: .utf8)
+        let error = #expect(throws: ValidationError.self) { try customize(["img.qcow2", "--commands-from-file", path]) }
+        #expect(error?.message.hasPrefix("--commands-from-file: \(path):4: unknown command \"frobnicate\"") == true)
+        try "run-command echo hi\nwrite /etc/motd:hi\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let parsed = try customize(["img.qcow2", "--lock-root", "--commands-from-file", path])
+        #expect(parsed.operations.expandingCommandFiles.map(\.name) == ["lock-root", "run-command", "write"])
+    }
+
     /// `--formats` is one option group: apply and inspect accept and refuse the same names, with the same words.
     @Test func formatsResolveTheSameEverywhere() throws {
         let apply = try #require(try IMGCustomize.parseAsRoot(["apply", "sysprep", "img.qcow2", "--formats", "raw, vhd"])

@@ -122,7 +122,7 @@ enum DistroGuests {
         }
 
         let again = try Pipeline().apply(BuiltinProfiles.rhel9Cloud, onTree: tree.path, guest: fixture.guest)
-        for step in again.steps { #expect(!step.changed, "\(step.operation) \(step.target): \(step.summary)") }
+        for step in again.steps { #expect(step.changed == .no, "\(step.operation) \(step.target): \(step.summary)") }
     }
 
     /// RHEL 8: ifcfg for NetworkManager, the console in grubenv's kernelopts (which the BLS entries name, so the
@@ -150,7 +150,7 @@ enum DistroGuests {
         #expect(try tree.text("etc/shadow").hasPrefix("root:!$6$"))
 
         let again = try Pipeline().apply(BuiltinProfiles.rhel8Cloud, onTree: tree.path, guest: DistroGuests.rhel8)
-        for step in again.steps { #expect(!step.changed, "\(step.operation) \(step.target): \(step.summary)") }
+        for step in again.steps { #expect(step.changed == .no, "\(step.operation) \(step.target): \(step.summary)") }
     }
 
     struct DebianFamily: Sendable, CustomTestStringConvertible {
@@ -206,7 +206,7 @@ enum DistroGuests {
         }
 
         let again = try Pipeline().apply(profile, onTree: tree.path, guest: fixture.guest)
-        for step in again.steps { #expect(!step.changed, "\(step.operation) \(step.target): \(step.summary)") }
+        for step in again.steps { #expect(step.changed == .no, "\(step.operation) \(step.target): \(step.summary)") }
     }
 
     /// A netplan file the user wrote stays, and its MAC match is reported: no instance has that MAC.

@@ -24,11 +24,11 @@ import Synchronization
                                                 LockRoot()]
         let first = try Pipeline().customize(operations, onTree: directory.path)
         #expect(first.steps.map(\.operation) == ["set-line", "lock-root"])
-        #expect(first.steps.allSatisfy { $0.changed })
+        #expect(first.steps.allSatisfy { $0.changed == .yes })
         #expect(try String(contentsOfFile: directory.path("etc/sysconfig/network"), encoding: .utf8)
             == "NETWORKING=yes\nNOZEROCONF=yes\n")
         let second = try Pipeline().customize(operations, onTree: directory.path)
-        #expect(second.steps.allSatisfy { !$0.changed })
+        #expect(second.steps.allSatisfy { $0.changed == .no })
         #expect(second.text(diffs: false).contains("0 of 2 steps changed the guest"))
     }
 
@@ -61,7 +61,7 @@ import Synchronization
         let report = try Pipeline(options: options).customize(
             [SetLine("/etc/sysconfig/network", key: "NOZEROCONF", value: "yes")], onTree: directory.path)
         #expect(report.dryRun && report.output == nil)
-        #expect(report.steps.first?.changed == true)
+        #expect(report.steps.first?.changed == .yes)
         #expect(report.steps.first?.diffs?.first?.unified.contains("+NOZEROCONF=yes") == true)
         #expect(report.text(diffs: false).hasPrefix("[would change] set-line /etc/sysconfig/network"))
         #expect(try String(contentsOfFile: directory.path("etc/sysconfig/network"), encoding: .utf8) == "NETWORKING=yes\n")
@@ -74,12 +74,38 @@ import Synchronization
         #expect(conditional("set NOZEROCONF=yes") == "would set NOZEROCONF=yes")
         #expect(conditional("nothing to remove") == "nothing to remove")
         var report = RunReport(profile: nil, image: "img", output: nil, dryRun: true, guest: nil,
-                               steps: [StepReport(operation: "bash-history", target: "", changed: true,
+                               steps: [StepReport(operation: "bash-history", target: "", changed: .yes,
                                                   summary: "removed /root/.bash_history")],
                                timings: [:], size: .init(before: 0, after: nil))
         #expect(report.text(diffs: false).hasPrefix("[would change] bash-history: would remove /root/.bash_history"))
         report.dryRun = false
         #expect(report.text(diffs: false).hasPrefix("[changed] bash-history: removed /root/.bash_history"))
+    }
+
+    /// A guest command's step says its change is unknown and shows its last lines; the summary counts it apart.
+    @Test func aGuestCommandsStepShowsItsOutput() {
+        let result = GuestCommandResult(command: "make install", exitStatus: 0, output: "building\ninstalled\n")
+        let report = RunReport(profile: nil, image: "img", output: nil, dryRun: false, guest: nil,
+                               steps: [StepReport(operation: "run-command", target: "make install", changed: .unknown,
+                                                  summary: "exit status 0", command: result),
+                                       StepReport(operation: "lock-root", target: "root", changed: .yes,
+                                                  summary: "locked root's password")],
+                               timings: [:], size: .init(before: 0, after: nil))
+        let text = report.text(diffs: false)
+        #expect(text.hasPrefix("[changed: unknown] run-command make install: exit status 0\n    | building\n"
+                               + "    | installed\n[changed] lock-root root"))
+        #expect(text.contains("1 of 2 steps changed the guest, 1 ran guest commands (what they changed is unknown)"))
+    }
+
+    /// A guest command fails a run on a tree, naming the operation: a tree has no guest programs to run.
+    @Test func aGuestCommandOnATreeFailsTheRunNamingTheOperation() throws {
+        let directory = try tree()
+        let error = #expect(throws: RunFailure.self) {
+            try Pipeline().customize([RunCommand("touch /x")], onTree: directory.path)
+        }
+        #expect(error?.message.contains("run-command: a directory tree cannot run the guest's programs") == true)
+        #expect(error?.report.steps.isEmpty == true)
+        #expect(!FileManager.default.fileExists(atPath: directory.path("x")))
     }
 
     @Test func aFailingStepIsNamedAsTheUserWroteIt() throws {

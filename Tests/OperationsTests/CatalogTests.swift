@@ -15,8 +15,8 @@ import Testing
         #expect(names.starts(with: ["edit-file", "set-line", "append-grub-args", "lock-root"]))
     }
 
-    /// Every example in `imgcustomize operations` must parse, so the help never shows a command that fails. (The
-    /// sysprep entries' examples name host key and password files, which parsing reads.)
+    /// Every example in `imgcustomize operations` must parse, so the help never shows a command that fails. (From
+    /// hostname on, the examples name host files parsing reads: keys, passwords, a command file.)
     @Test(arguments: OperationRegistry.all.prefix { $0.name != "hostname" }.map(\.name))
     func examplesParse(name: String) throws {
         let descriptor = try #require(OperationRegistry.named(name))
@@ -71,7 +71,7 @@ import Testing
     @Test func reportsEncodeAsTheCLIPrintsThem() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let plain = StepReport(operation: "lock-root", target: "root", changed: true, summary: "locked root's password")
+        let plain = StepReport(operation: "lock-root", target: "root", changed: .yes, summary: "locked root's password")
         #expect(String(decoding: try encoder.encode(plain), as: UTF8.self)
             == #"{"changed":true,"operation":"lock-root","summary":"locked root's password","target":"root"}"#)
         var withDiff = plain

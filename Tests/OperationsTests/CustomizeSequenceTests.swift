@@ -52,9 +52,9 @@ enum CustomizeSequence {
         }
         let runner = OperationRunner(guest: guest, recordDiffs: true)
         let first = try operations.map { try runner.run($0) }
-        #expect(first.allSatisfy { $0.changed }, "\(first.map(\.summary))", sourceLocation: sourceLocation)
+        #expect(first.allSatisfy { $0.changed == .yes }, "\(first.map(\.summary))", sourceLocation: sourceLocation)
         let second = try operations.map { try runner.run($0) }
-        #expect(second.allSatisfy { !$0.changed && $0.diffs == [] }, "\(second.map(\.summary))",
+        #expect(second.allSatisfy { $0.changed == .no && $0.diffs == [] }, "\(second.map(\.summary))",
                 sourceLocation: sourceLocation)
         for file in files {
             #expect(try guest.readText(file.path) == file.after, "\(file.path)", sourceLocation: sourceLocation)

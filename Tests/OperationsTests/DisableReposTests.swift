@@ -68,6 +68,6 @@ import Testing
     @Test func noRepositoriesIsNotAnError() throws {
         let tree = try TemporaryTree()
         let (first, _) = try tree.applyTwice(DisableRepos())
-        #expect(first.changed == false && first.summary == "no repository matches *")
+        #expect(first.changed == .no && first.summary == "no repository matches *")
     }
 }

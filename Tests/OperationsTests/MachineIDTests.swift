@@ -26,6 +26,6 @@ import Testing
     @Test func treeHasNothingToTrim() throws {
         let tree = try TemporaryTree()
         let (first, _) = try tree.applyTwice(TrimFreeSpace())
-        #expect(first.changed == false && first.summary == "nothing to trim in \(tree.path)")
+        #expect(first.changed == .no && first.summary == "nothing to trim in \(tree.path)")
     }
 }

@@ -77,7 +77,7 @@ private func label(_ tree: TemporaryTree, _ path: String) throws -> String? {
             _ = try runner.run(operation)
         }
         let report = try runner.run(SELinuxRelabel())
-        #expect(report.changed)
+        #expect(report.changed == .yes)
 
         #expect(try label(tree, "/etc/shadow") == "system_u:object_r:shadow_t:s0")
         #expect(try label(tree, "/etc/sysconfig/network-scripts/ifcfg-eth0") == "system_u:object_r:net_conf_t:s0")
@@ -106,7 +106,7 @@ private func label(_ tree: TemporaryTree, _ path: String) throws -> String? {
                                 value: Array("system_u:object_r:etc_t:s0".utf8) + [0])
         let paths = ["/etc/shadow", "/tmp/build.log", "/etc/sysconfig/network-scripts/ifup-eth", "/var/run/gone"]
         let outcome = try SELinuxRelabel(paths: paths).apply(to: tree.guest, context: OperationContext())
-        #expect(outcome.changed)
+        #expect(outcome.changed == .yes)
         #expect(try label(tree, "/etc/shadow") == "system_u:object_r:shadow_t:s0")
         #expect(try label(tree, "/etc/sysconfig/network-scripts/ifup-eth") == "system_u:object_r:bin_t:s0")
         #expect(try label(tree, "/tmp/build.log") == nil)
@@ -132,11 +132,11 @@ private func label(_ tree: TemporaryTree, _ path: String) throws -> String? {
     @Test func enabledWithoutPolicyFallsBackToAutorelabel() throws {
         let tree = try enforcingGuest(policy: false, mode: "permissive")
         let first = try SELinuxRelabel(paths: ["/etc/shadow"]).apply(to: tree.guest, context: OperationContext())
-        #expect(first.changed)
+        #expect(first.changed == .yes)
         #expect(first.summary.contains("/.autorelabel"))
         #expect(try tree.guest.isFile("/.autorelabel"))
         let second = try SELinuxRelabel(paths: ["/etc/shadow"]).apply(to: tree.guest, context: OperationContext())
-        #expect(!second.changed)
+        #expect(second.changed == .no)
     }
 
     @Test(arguments: ["disabled", "none"])

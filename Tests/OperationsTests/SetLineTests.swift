@@ -8,7 +8,7 @@ import Testing
         try tree.file("/etc/sysconfig/network", "# Created by anaconda\nNETWORKING=yes\nHOSTNAME=localhost\n", mode: 0o600)
         let (first, second) = try tree.applyTwice(SetLine("/etc/sysconfig/network", key: "NOZEROCONF", value: "yes"))
         #expect(tree.text("/etc/sysconfig/network") == "# Created by anaconda\nNETWORKING=yes\nHOSTNAME=localhost\nNOZEROCONF=yes\n")
-        #expect(first.changed && first.summary == "added NOZEROCONF=yes")
+        #expect(first.changed == .yes && first.summary == "added NOZEROCONF=yes")
         #expect(second.summary == "NOZEROCONF=yes already set")
         #expect(first.diffs == [FileDiff(path: "/etc/sysconfig/network", unified: """
             --- a/etc/sysconfig/network

@@ -115,7 +115,7 @@ extension ApplianceTests {
                 let again = OperationRunner(guest: fs, context: OperationContext(guest: fs.facts))
                 for operation in operations.dropLast() + [SELinuxRelabel(paths: runner.touchedPaths)] {
                     let report = try again.run(operation)
-                    #expect(!report.changed, "\(report.operation): \(report.summary)")
+                    #expect(report.changed == .no, "\(report.operation): \(report.summary)")
                 }
             }
         }

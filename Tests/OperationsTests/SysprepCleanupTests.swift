@@ -142,13 +142,13 @@ private func usedRHEL7Tree() throws -> TemporaryTree {
         #expect(tree.text("/var/spool/at/.SEQ") == "00000\n")
         #expect(tree.text("/var/account/pacct") == "")
         #expect(tree.text("/etc/machine-id") == "")
-        #expect(outcomes["logfiles"]?.changed == true)
+        #expect(outcomes["logfiles"]?.changed == .yes)
         #expect(outcomes["net-hwaddr"]?.summary == "removed HWADDR from /etc/sysconfig/network-scripts/ifcfg-eth0")
 
         // The second run finds nothing left to do, and says so, for every operation.
         for operation in sysprepOperations(for: context.guest) {
             let again = try operation.apply(to: tree.guest, context: context)
-            #expect(!again.changed, "\(operation.name): \(again.summary)")
+            #expect(again.changed == .no, "\(operation.name): \(again.summary)")
             if operation is any CleanupOperation { #expect(again.summary == "nothing to remove") }
         }
     }
@@ -183,7 +183,7 @@ private func usedRHEL7Tree() throws -> TemporaryTree {
         try tree.file("/var/spool/cron/atjobs/.SEQ", "00001\n")
         try tree.file("/var/spool/cron/atspool/.keep", "")
         let outcome = try CronSpool().apply(to: tree.guest, context: OperationContext())
-        #expect(outcome.changed)
+        #expect(outcome.changed == .yes)
         #expect(try tree.guest.lstat("/var/spool/cron/crontabs/root") == nil)
         #expect(try tree.guest.lstat("/var/spool/cron/atjobs/a00001019a2b3c") == nil)
         #expect(try tree.guest.isDirectory("/var/spool/cron/crontabs"))
@@ -195,7 +195,7 @@ private func usedRHEL7Tree() throws -> TemporaryTree {
     @Test func anEmptyGuestHasNothingToRemove() throws {
         let tree = try TemporaryTree()
         for operation in sysprepDefaults {
-            #expect(try !operation.apply(to: tree.guest, context: OperationContext()).changed, "\(operation.name)")
+            #expect(try operation.apply(to: tree.guest, context: OperationContext()).changed == .no, "\(operation.name)")
         }
     }
 

@@ -53,7 +53,7 @@ extension TemporaryTree {
         let runner = OperationRunner(guest: guest, recordDiffs: true)
         let first = try runner.run(operation)
         let second = try runner.run(operation)
-        #expect(second.changed == false, "second run: \(second.summary)", sourceLocation: sourceLocation)
+        #expect(second.changed == .no, "second run: \(second.summary)", sourceLocation: sourceLocation)
         #expect(second.diffs == [], sourceLocation: sourceLocation)
         return (first, second)
     }

@@ -73,10 +73,10 @@ import TestSupport
         try tree.symlink("/etc/shadow", to: outside.path + "/shadow")
         try tree.symlink("/etc/machine-id", to: "../../../../../../../.." + outside.path + "/secret")
 
-        #expect(try DisableRepos().apply(to: tree.guest, context: OperationContext()).changed == false)
+        #expect(try DisableRepos().apply(to: tree.guest, context: OperationContext()).changed == .no)
         #expect(throws: GuestError.self) { try LockRoot().apply(to: tree.guest, context: OperationContext()) }
-        #expect(try RemoveMachineID().apply(to: tree.guest, context: OperationContext()).changed == false)
-        #expect(try Delete("/etc/yum.repos.d/*").apply(to: tree.guest, context: OperationContext()).changed == false)
+        #expect(try RemoveMachineID().apply(to: tree.guest, context: OperationContext()).changed == .no)
+        #expect(try Delete("/etc/yum.repos.d/*").apply(to: tree.guest, context: OperationContext()).changed == .no)
         #expect(try outside.list() == ["host.repo", "secret", "shadow"])
         #expect(outside.secret == "host secret\n")
         #expect(FileManager.default.contents(atPath: outside.path + "/shadow") == Data("root:$6$x:1:0:99999:7:::\n".utf8))

@@ -32,7 +32,7 @@ private func shadowField(_ tree: TemporaryTree, _ user: String) -> String? {
     @Test func keyLandsOnceWithSSHsModesAndTheUsersOwnership() throws {
         let tree = try guestWithUsers()
         let first = try SSHInject(user: "cloud-user", key: key).apply(to: tree.guest, context: OperationContext())
-        #expect(first.changed)
+        #expect(first.changed == .yes)
         #expect(tree.text("/home/cloud-user/.ssh/authorized_keys") == key + "\n")
         let directory = try tree.hostStatus("/home/cloud-user/.ssh")
         #expect(directory.mode == 0o700 && directory.uid == 1000 && directory.gid == 1001)
@@ -49,7 +49,7 @@ private func shadowField(_ tree: TemporaryTree, _ user: String) -> String? {
         let tree = try guestWithUsers()
         try tree.file("/root/.ssh/authorized_keys", "ssh-rsa AAAAB3Nza other@host", mode: 0o664)
         let outcome = try SSHInject(user: "root", key: key).apply(to: tree.guest, context: OperationContext())
-        #expect(outcome.changed)
+        #expect(outcome.changed == .yes)
         #expect(tree.text("/root/.ssh/authorized_keys") == "ssh-rsa AAAAB3Nza other@host\n" + key + "\n")
         #expect(try tree.hostStatus("/root/.ssh/authorized_keys").mode == 0o600)
     }
@@ -106,7 +106,7 @@ extension SSHInject: Equatable {
         let tree = try guestWithUsers()
         _ = try RootPassword(.locked).apply(to: tree.guest, context: OperationContext())
         #expect(shadowField(tree, "root") == "!$6$rounds=5000$oldsalt$oldhash")
-        #expect(try RootPassword(.locked).apply(to: tree.guest, context: OperationContext()).changed == false)
+        #expect(try RootPassword(.locked).apply(to: tree.guest, context: OperationContext()).changed == .no)
         _ = try Password(user: "cloud-user", selector: .locked).apply(to: tree.guest, context: OperationContext())
         #expect(shadowField(tree, "cloud-user") == "!!")
         _ = try Password(user: "cloud-user", selector: .disabled).apply(to: tree.guest, context: OperationContext())

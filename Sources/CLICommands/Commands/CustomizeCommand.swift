@@ -10,7 +10,9 @@ extension IMGCustomize {
             abstract: "Run operations on an image (or a directory tree), in command-line order, in one appliance launch.",
             discussion: """
             Operations are options named after them (`imgcustomize operations` lists them all). The image goes \
-            through the same transaction as `apply`: it is never modified in place.
+            through the same transaction as `apply`: it is never modified in place. Guest commands (run-command, \
+            run, install, uninstall, update) run the guest's own programs inside the appliance; the appliance has \
+            no network unless --network is given.
 
             EXAMPLES:
               imgcustomize customize rhel7.qcow2 \\
@@ -20,6 +22,9 @@ extension IMGCustomize {
                 --edit-file '/etc/ssh/sshd_config:s/^PermitRootLogin yes/PermitRootLogin no/' \\
                 --trim-free-space
               imgcustomize customize rhel7.qcow2 --hostname web1.example.com --dry-run
+              imgcustomize customize debian12.qcow2 --install ./agent.deb --run-command 'systemctl enable agent'
+              imgcustomize customize rhel9.qcow2 --network --install cloud-init --update
+              imgcustomize customize rhel7.qcow2 --commands-from-file virt-customize.commands
               imgcustomize customize --root /srv/chroot/rhel7 --disable-repos --json
             """)
 

@@ -2,26 +2,71 @@
 public struct StepReport: Codable, Sendable, Equatable {
     public var operation: String
     public var target: String
-    public var changed: Bool
+    /// In the JSON: true, false, or "unknown" for a step that ran guest commands.
+    public var changed: Change
     public var summary: String
     /// One diff per changed file; nil when the run was not asked for diffs (and then absent from the JSON).
     public var diffs: [FileDiff]?
     /// What the step warned of (see `OperationOutcome.warning`); absent from the JSON when nil.
     public var warning: String?
+    /// For a step that ran a guest command: its exit status and the last lines of its output (absent otherwise).
+    public var exitStatus: Int32?
+    public var output: [String]?
 
-    public init(operation: String, target: String, changed: Bool, summary: String, diffs: [FileDiff]? = nil,
-                warning: String? = nil) {
+    /// How many of a guest command's last output lines a report keeps.
+    public static let outputLines = 20
+
+    public init(operation: String, target: String, changed: Change, summary: String, diffs: [FileDiff]? = nil,
+                warning: String? = nil, command: GuestCommandResult? = nil) {
         self.operation = operation
         self.target = target
         self.changed = changed
         self.summary = summary
         self.diffs = diffs
         self.warning = warning
+        self.exitStatus = command?.exitStatus
+        self.output = command?.lastLines(Self.outputLines)
     }
 
     enum CodingKeys: String, CodingKey {
-        case operation, target, changed, summary, warning
+        case operation, target, changed, summary, warning, output
         case diffs = "diff"
+        case exitStatus = "exit-status"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        operation = try container.decode(String.self, forKey: .operation)
+        target = try container.decode(String.self, forKey: .target)
+        if let known = try? container.decode(Bool.self, forKey: .changed) {
+            changed = known ? .yes : .no
+        } else if try container.decode(String.self, forKey: .changed) == "unknown" {
+            changed = .unknown
+        } else {
+            throw DecodingError.dataCorruptedError(forKey: .changed, in: container,
+                                                   debugDescription: "changed is true, false or \"unknown\"")
+        }
+        summary = try container.decode(String.self, forKey: .summary)
+        diffs = try container.decodeIfPresent([FileDiff].self, forKey: .diffs)
+        warning = try container.decodeIfPresent(String.self, forKey: .warning)
+        exitStatus = try container.decodeIfPresent(Int32.self, forKey: .exitStatus)
+        output = try container.decodeIfPresent([String].self, forKey: .output)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(operation, forKey: .operation)
+        try container.encode(target, forKey: .target)
+        switch changed {
+        case .yes: try container.encode(true, forKey: .changed)
+        case .no: try container.encode(false, forKey: .changed)
+        case .unknown: try container.encode("unknown", forKey: .changed)
+        }
+        try container.encode(summary, forKey: .summary)
+        try container.encodeIfPresent(diffs, forKey: .diffs)
+        try container.encodeIfPresent(warning, forKey: .warning)
+        try container.encodeIfPresent(exitStatus, forKey: .exitStatus)
+        try container.encodeIfPresent(output, forKey: .output)
     }
 }
 
@@ -76,6 +121,6 @@ public final class OperationRunner {
         context.logger.debug("\(operation.name) \(operation.target): \(outcome.summary)")
         return StepReport(operation: operation.name, target: operation.target, changed: outcome.changed,
                           summary: outcome.summary, diffs: recordDiffs ? recorder.diffs() : nil,
-                          warning: outcome.warning)
+                          warning: outcome.warning, command: outcome.command)
     }
 }

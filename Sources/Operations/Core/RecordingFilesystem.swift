@@ -156,6 +156,8 @@ final class RecordingFilesystem: GuestFilesystem {
     }
 
     var devices: (any GuestDevices)? { inner.devices }
+    /// What a guest command changes goes unrecorded: its steps say their change is unknown.
+    var commands: (any GuestCommands)? { inner.commands }
 
     /// The recorded changes as diffs, in the order the files were first changed.
     func diffs() -> [FileDiff] {

@@ -100,9 +100,10 @@ public enum OperationRegistry {
         RemoveMachineID.self, TrimFreeSpace.self,
         WriteFile.self, WriteLines.self, AppendLine.self, YAMLListAdd.self, Upload.self, Delete.self,
         MakeDirectory.self, Chmod.self, Chown.self, Link.self, Touch.self, Truncate.self, Copy.self, Move.self,
-        CheckInstalled.self,
+        CheckInstalled.self, RunCommand.self, RunScript.self, Install.self, Uninstall.self, Update.self,
 
-        Hostname.self, Timezone.self, SSHInject.self, Password.self, RootPassword.self, SELinuxRelabel.self,
+        Hostname.self, Timezone.self, SSHInject.self, Password.self, RootPassword.self, CommandsFromFile.self,
+        SELinuxRelabel.self,
         AbrtData.self, BackupFiles.self, BashHistory.self, BlkidTab.self, CrashData.self, CronSpool.self,
         DHCPClientState.self, DHCPServerState.self, DovecotData.self, IPAClient.self, KerberosHostKeytab.self,
         LogFiles.self, LVMSystemDevices.self, MailSpool.self, NetHostname.self, NetHWAddr.self, NetNMConn.self,

@@ -41,7 +41,7 @@ public struct CloudInitNetwork: RegisteredOperation {
                 + "stays unconfigured; match by name (match: {name: \"en*\"}) or remove the file"
         let summary = removed.isEmpty ? "no network configuration rendered by cloud-init"
             : "removed " + removed.joined(separator: ", ")
-        return OperationOutcome(changed: !removed.isEmpty, summary: warning.map { "\(summary); \($0)" } ?? summary,
+        return OperationOutcome(changed: removed.isEmpty ? .no : .yes, summary: warning.map { "\(summary); \($0)" } ?? summary,
                                 warning: warning)
     }
 }

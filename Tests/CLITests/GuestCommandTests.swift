@@ -1,0 +1,151 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Guest commands on the real Debian 12 guest: the guest's own programs, run inside the appliance, their output in
+/// the report, what they wrote read back.
+@Suite(.serialized, .tags(.appliance)) struct GuestCommandImageTests {
+    func step(_ report: [String: Any], _ operation: String) -> [String: Any]? {
+        steps(report).first { $0["operation"] as? String == operation }
+    }
+
+    /// The Debian guest, copied: a run locks its image even with --output, and other tests (and other test runs)
+    /// read the fixture at the same time.
+    func debianGuest(in directory: TestDirectory) throws -> String {
+        let image = directory.path("debian12.qcow2")
+        try FileManager.default.copyItem(atPath: try debianFixture("debian12-bios.qcow2"), toPath: image)
+        return image
+    }
+
+    /// run-command, run and commands-from-file in one run: each a step with an unknown change, exit status 0 and
+    /// its output, and what each wrote is in the result.
+    @Test func commandsRunInTheGuestAndWhatTheyWroteReadsBack() throws {
+        let directory = try TestDirectory()
+        let output = directory.path("out.qcow2")
+        let script = directory.path("setup.sh")
+        try "echo from-script > /root/from-script\necho \"script ran as $(id -u) in $(pwd)\"\n"
+            .write(toFile: script, atomically: true, encoding: .utf8)
+        let commands = directory.path("customize.commands")
+        try """
+            # virt-customize's syntax: option argument, option:argument, continuations
+            run-command echo from-file \\
+              > /root/from-file
+            write:/root/written:by the command file
+
+            """.write(toFile: commands, atomically: true, encoding: .utf8)
+        let run = try imgcustomize(["customize", try debianGuest(in: directory), "--output", output, "--json",
+                                    "--run-command", "echo inside > /root/marker; uname -m; cat /etc/debian_version",
+                                    "--run", script, "--commands-from-file", commands])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try jsonObject(run.stdout)
+        // In command-line order, the file's lines in its place; then the labels phase for what the write touched.
+        #expect(steps(report).map { $0["operation"] as? String ?? "" }
+                == ["run-command", "run", "run-command", "write", "selinux-relabel"])
+        let command = try #require(step(report, "run-command"))
+        #expect(command["changed"] as? String == "unknown")
+        #expect(command["exit-status"] as? Int == 0)
+        let lines = command["output"] as? [String] ?? []
+        #expect(lines.first == (try runTool("uname", ["-m"])).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(lines.last?.hasPrefix("12.") == true, "\(lines)")
+        #expect(step(report, "run")?["output"] as? [String] == ["script ran as 0 in /"])
+        #expect(step(report, "write")?["changed"] as? Bool == true)
+
+        try readBack(output) { guest throws in
+            #expect(try guest.readText("/root/marker") == "inside\n")
+            #expect(try guest.readText("/root/from-script") == "from-script\n")
+            #expect(try guest.readText("/root/from-file") == "from-file\n")
+            #expect(try guest.readText("/root/written") == "by the command file")
+            // The script's copy in /tmp is gone again.
+            #expect(try guest.glob("/tmp/imgcustomize-*").isEmpty)
+        }
+    }
+
+    /// A command that exits non-zero fails the run with its exit status and output; the image is byte for byte as
+    /// it was, the earlier steps' work included.
+    @Test func aFailingCommandFailsTheRunAndLeavesTheImageAsItWas() throws {
+        let directory = try TestDirectory()
+        let image = try debianGuest(in: directory)
+        let before = try sha256(image)
+        let run = try imgcustomize(["customize", image, "--json", "--write", "/root/first:written first",
+                                    "--run-command", "echo partial > /root/partial; echo 'something broke' >&2; exit 3",
+                                    "--run-command", "touch /root/never"])
+        #expect(run.status != 0)
+        let report = try jsonObject(run.stdout)
+        let error = try #require(report["error"] as? [String: Any])
+        #expect(error["exit-status"] as? Int == 3)
+        #expect(error["output"] as? [String] == ["something broke"])
+        #expect((error["message"] as? String)?.contains("exited with status 3, its last lines:\n    something broke")
+                == true, "\(error)")
+        #expect(report["image-unchanged"] as? Bool == true)
+        #expect(report["stage"] as? String == "apply")
+        #expect(steps(report).map { $0["operation"] as? String ?? "" } == ["write"])
+        #expect(run.stderr.contains("something broke"))
+        #expect(try sha256(image) == before)
+        // Nothing is left beside the image: no overlay, no partial result.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["debian12.qcow2"])
+    }
+
+    /// A local .deb installs offline (the appliance has no network by default): dpkg knows it afterwards, and its
+    /// file is in the result.
+    @Test func aLocalPackageInstallsOffline() throws {
+        let directory = try TestDirectory()
+        let root = directory.path("package")
+        try FileManager.default.createDirectory(atPath: root + "/DEBIAN", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/usr/share/imgcustomize-test",
+                                                withIntermediateDirectories: true)
+        try """
+            Package: imgcustomize-test
+            Version: 1.0
+            Architecture: all
+            Maintainer: imgcustomize tests <tests@example.com>
+            Description: a package the guest-command tests install
+
+            """.write(toFile: root + "/DEBIAN/control", atomically: true, encoding: .utf8)
+        try "installed\n".write(toFile: root + "/usr/share/imgcustomize-test/hello", atomically: true, encoding: .utf8)
+        let deb = directory.path("imgcustomize-test_1.0_all.deb")
+        try runTool("dpkg-deb", ["--build", "--root-owner-group", root, deb])
+
+        let output = directory.path("out.qcow2")
+        let run = try imgcustomize(["customize", try debianGuest(in: directory), "--output", output, "--json",
+                                    "--install", deb, "--run-command", "dpkg -s imgcustomize-test"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try jsonObject(run.stdout)
+        let install = try #require(step(report, "install"))
+        #expect(install["changed"] as? String == "unknown")
+        #expect(install["exit-status"] as? Int == 0)
+        #expect((install["output"] as? [String] ?? []).contains { $0.contains("Setting up imgcustomize-test (1.0)") },
+                "\(install)")
+        #expect((step(report, "run-command")?["output"] as? [String] ?? []).contains("Status: install ok installed"))
+
+        try readBack(output) { guest throws in
+            #expect(try guest.readText("/usr/share/imgcustomize-test/hello") == "installed\n")
+            let status = try guest.readText("/var/lib/dpkg/status")
+            #expect(status.contains("Package: imgcustomize-test\nStatus: install ok installed\n"))
+            #expect(try guest.glob("/tmp/imgcustomize-*").isEmpty)
+        }
+    }
+
+    /// The appliance has a network only with --network: without it the guest's commands see only the loopback
+    /// interface and `update` is refused, saying what to do; with it they see the appliance's NIC.
+    @Test func theNetworkIsOffUnlessAskedFor() throws {
+        let directory = try TestDirectory()
+        let image = try debianGuest(in: directory)
+        let offline = try imgcustomize(["customize", image, "--output", directory.path("offline.qcow2"), "--json",
+                                        "--run-command", "ls /sys/class/net", "--update"])
+        #expect(offline.status != 0)
+        let failed = try jsonObject(offline.stdout)
+        #expect(step(failed, "run-command")?["output"] as? [String] == ["lo"])
+        let error = try #require(failed["error"] as? [String: Any])
+        #expect((error["message"] as? String)?.hasSuffix("update: updating packages needs the guest's repositories, "
+                                                         + "and the appliance has no network (the default)") == true,
+                "\(error)")
+        #expect(error["hint"] as? String == "give --network")
+        #expect(!FileManager.default.fileExists(atPath: directory.path("offline.qcow2")))
+
+        let online = try imgcustomize(["customize", image, "--output", directory.path("online.qcow2"), "--json",
+                                       "--network", "--run-command", "ls /sys/class/net"])
+        #expect(online.status == 0, "\(online.stderr)")
+        let interfaces = step(try jsonObject(online.stdout), "run-command")?["output"] as? [String] ?? []
+        #expect(interfaces.contains("lo") && interfaces.count > 1, "\(interfaces)")
+    }
+}
