@@ -1,8 +1,9 @@
-/// `run SCRIPT`: a host script copied into the guest's /tmp, run there with the guest's /bin/sh, then removed, as
-/// virt-customize's `--run`. What it changed is unknown; a non-zero exit fails the run with its output.
+/// `run SCRIPT`: a host script copied into the guest's /tmp (mode 0700), executed there, then removed, as
+/// virt-customize's `--run`: its `#!` line names the guest's interpreter, and one without is run by /bin/sh.
+/// What it changed is unknown; a non-zero exit fails the run with its output.
 public struct RunScript: RegisteredOperation {
     public static let name = "run"
-    public static let summary = "Copy a host script into the guest's /tmp, run it there with the guest's /bin/sh"
+    public static let summary = "Copy a host script into the guest's /tmp and execute it there (its #! line, else /bin/sh)"
     public static let argument = OperationArgument.required(syntax: "SCRIPT", example: "./setup.sh")
 
     /// The script's path on the host.
@@ -25,9 +26,9 @@ public struct RunScript: RegisteredOperation {
             throw GuestError(guest: guest.guestDescription, action: "run: read the host script", path: script,
                              message: error.message, hint: "give the path of a readable file on this host")
         }
-        let copy = try guestTemporaryPath(guest, prefix: "imgcustomize-run", suffix: ".sh")
+        let copy = try guestTemporaryPath(guest, prefix: "imgcustomize-run")
         try guest.write(copy, content, mode: 0o700)
-        let ran = Result { try commands.run("sh \(copy)", operation: Self.name) }
+        let ran = Result { try commands.run(copy, operation: Self.name) }
         try guest.remove(copy, recursive: false)
         var result = try ran.get()
         result.command = script
