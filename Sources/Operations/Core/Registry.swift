@@ -101,6 +101,7 @@ public enum OperationRegistry {
         WriteFile.self, WriteLines.self, AppendLine.self, YAMLListAdd.self, Upload.self, Delete.self,
         MakeDirectory.self, Chmod.self, Chown.self, Link.self, Touch.self, Truncate.self, Copy.self, Move.self,
         CheckInstalled.self, RunCommand.self, RunScript.self, Install.self, Uninstall.self, Update.self,
+        Firstboot.self, FirstbootCommand.self, FirstbootInstall.self,
 
         Hostname.self, Timezone.self, SSHInject.self, Password.self, RootPassword.self, CommandsFromFile.self,
         SELinuxRelabel.self,
