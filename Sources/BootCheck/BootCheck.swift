@@ -24,14 +24,18 @@ public struct BootCheckOptions: Sendable {
     /// Keys of the image's LUKS devices, to read its identities before the boot (the guest itself is booted
     /// without them: it asks on its console, and the check then fails at the timeout).
     public var keys: LUKSKeys
+    /// 1, or 2 to boot the same machine again after the first boot powered it off: what the first boot changed
+    /// (first-boot scripts run and gone) is what the second finds. Each boot has the whole timeout.
+    public var boots: Int
 
     public static let defaultTimeout: Double = 900
 
     public init(timeout: Double = BootCheckOptions.defaultTimeout, firmware: Firmware? = nil,
                 keepConsole: String? = nil, acceleration: Acceleration = .auto, launchLimits: LaunchLimits? = nil,
                 cancellation: Cancellation? = nil, logger: Logger = Logger(label: "imgcustomize.boot-check"),
-                access: FileAccess = FileAccess(), keys: LUKSKeys = LUKSKeys()) {
+                access: FileAccess = FileAccess(), keys: LUKSKeys = LUKSKeys(), boots: Int = 1) {
         self.keys = keys
+        self.boots = boots
         self.timeout = timeout
         self.firmware = firmware
         self.keepConsole = keepConsole
@@ -45,8 +49,8 @@ public struct BootCheckOptions: Sendable {
 
 /// Boots a throwaway overlay of an image under qemu with a NoCloud seed, logs in over SSH with a fresh key and
 /// checks what a cloud user relies on: the metadata's hostname and key arrived, user-data ran, the machine-id and
-/// SSH host keys are new, the serial console, a writable root, no failed units, cloud-init without errors. The
-/// image itself is only read.
+/// SSH host keys are new, the serial console, a writable root, no failed units, cloud-init without errors, and that
+/// the first-boot scripts imgcustomize queued ran once each and succeeded. The image itself is only read.
 public struct BootCheck: Sendable {
     public var options: BootCheckOptions
 
@@ -80,7 +84,12 @@ public struct BootCheck: Sendable {
         defer { scratch.remove() }
         let run = try GuestRun(image: path, format: inspection.format, firmware: firmware,
                                acceleration: before.acceleration, scratch: scratch.path, options: options)
-        var report = try run.boot(imageName: image, before: before)
+        var report = try run.boot(imageName: image, before: before, again: options.boots > 1)
+        if options.boots > 1, report.failure == nil {
+            options.logger.info("booting the same machine a second time")
+            let second = try run.boot(imageName: image, before: before, again: false)
+            report.append(second: second)
+        }
         report.warnings = before.warnings
         report.seconds = Date().timeIntervalSince(started)
         report.consoleLog = try keepConsole(run.consolePath, image: image, failed: !report.passed)
@@ -125,6 +134,8 @@ struct ImageState: Sendable {
     /// The boot loader's configuration asks for console=ttyS0.
     var serialConsole: Bool
     var cloudInit: Bool
+    /// The first-boot scripts queued in the image (names in `FirstbootQueue.scripts`), in order.
+    var firstbootQueue: [String] = []
     /// Why the image's guest could not be read (then only the boot itself is checked).
     var unreadable: String?
     /// The reading launch's warnings (KVM given up for TCG, a LUKS key for no device).
@@ -155,6 +166,9 @@ struct ImageState: Sendable {
                 if try guest.readText(config).contains("console=ttyS0") { state.serialConsole = true }
             }
             state.cloudInit = try guest.exists("/usr/bin/cloud-init")
+            if try guest.isDirectory(FirstbootQueue.scripts) {
+                state.firstbootQueue = try guest.list(FirstbootQueue.scripts).sorted()
+            }
         } catch let error as GuestError {
             state.unreadable = error.message
         }

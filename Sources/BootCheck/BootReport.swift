@@ -47,6 +47,26 @@ public struct BootReport: Encodable, Sendable {
 
     public var passed: Bool { failure == nil && !checks.isEmpty && checks.allSatisfy(\.passed) }
 
+    /// Folds in a second boot of the same machine: its stages and checks, named "second boot: ...", its failure,
+    /// and whether it was the same machine (the machine-id and host keys the first boot made, kept).
+    mutating func append(second: BootReport) {
+        let prefix = "second boot: "
+        stages += second.stages.map { Stage(name: prefix + $0.name, seconds: $0.seconds, source: $0.source) }
+        checks += second.checks.map { Check(name: prefix + $0.name, passed: $0.passed, detail: $0.detail) }
+        if let failure = second.failure {
+            self.failure = prefix + failure
+            reached = prefix + (second.reached ?? "nothing")
+            return
+        }
+        if let first = identity, let again = second.identity {
+            let same = first == again
+            checks.append(Check(name: prefix + "the same machine", passed: same,
+                                detail: same ? "machine-id \(first.machineID) and the SSH host keys kept"
+                                    : "machine-id \(first.machineID) became \(again.machineID)"
+                                        + (first.hostKeys == again.hostKeys ? "" : "; the SSH host keys changed")))
+        }
+    }
+
     enum CodingKeys: String, CodingKey {
         case image, firmware, acceleration, stages, checks, failure, reached, passed, seconds, identity, warnings
         case consoleLog = "console-log"

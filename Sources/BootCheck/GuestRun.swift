@@ -14,6 +14,7 @@ final class GuestRun {
     let options: BootCheckOptions
     let firmware: Firmware
     let acceleration: Acceleration
+    /// The serial console's log of every boot so far.
     let consolePath: String
     private let overlay: String
     private let key: String
@@ -23,6 +24,7 @@ final class GuestRun {
     private let port: UInt16
     private var process: Process?
     private var console = ConsoleWatch()
+    private var boots = 0
 
     init(image: String, format: ImageFormat, firmware: Firmware, acceleration: Acceleration, scratch: String,
          options: BootCheckOptions) throws {
@@ -92,7 +94,7 @@ final class GuestRun {
         return UInt16(bigEndian: address.sin_port)
     }
 
-    private var qemuArguments: [String] {
+    private func qemuArguments(console consolePath: String) -> [String] {
         let kvm = acceleration == .kvm
         var arguments = [
             "-machine", "q35,accel=\(kvm ? "kvm" : "tcg")", "-cpu", kvm ? "host" : "max,la57=off",
@@ -113,14 +115,23 @@ final class GuestRun {
         return arguments
     }
 
-    func boot(imageName: String, before: ImageState) throws -> BootReport {
-        if firmware == .uefi { try FileManager.default.copyItem(atPath: OVMF.vars, toPath: scratch + "/OVMF_VARS.fd") }
+    /// Boots the overlay once. `again`: the overlay is booted another time after this, so the guest is given time
+    /// to power off, and qemu is stopped (never killed) when it does not, which keeps the overlay whole.
+    func boot(imageName: String, before: ImageState, again: Bool) throws -> BootReport {
+        if firmware == .uefi, !FileManager.default.fileExists(atPath: scratch + "/OVMF_VARS.fd") {
+            try FileManager.default.copyItem(atPath: OVMF.vars, toPath: scratch + "/OVMF_VARS.fd")
+        }
+        boots += 1
+        // A later boot's console goes to a file of its own, appended to the log when it is over.
+        let consolePath = boots == 1 ? self.consolePath : scratch + "/console-\(boots).log"
+        defer { if boots > 1 { appendConsole(consolePath) } }
+        console = ConsoleWatch()
         _ = FileManager.default.createFile(atPath: consolePath, contents: nil)
         let qemuLog = scratch + "/qemu.log"
         _ = FileManager.default.createFile(atPath: qemuLog, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
-        process.arguments = qemuArguments
+        process.arguments = qemuArguments(console: consolePath)
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: qemuLog))
         process.standardError = process.standardOutput
@@ -189,14 +200,29 @@ final class GuestRun {
         report.checks = checks(facts: facts, cloudInitStatus: waited, before: before)
         report.identity = .init(machineID: facts["machine-id"]?.first ?? "", hostKeys: facts["host-key-fingerprint"] ?? [])
 
-        // The overlay is thrown away, so a guest slow to stop (services under software emulation) is not waited for
-        // long; the time it took, or that it was stopped, is part of the report.
-        _ = try? ssh(["systemctl", "poweroff"], timeout: 20)
-        let off = Date().addingTimeInterval(30)
+        // A thrown-away overlay is not worth waiting for a guest slow to stop (services under software emulation);
+        // one booted again is, and qemu, if it must be stopped, is stopped by SIGTERM, so that it writes the
+        // overlay's metadata out. The time it took, or that it was stopped, is part of the report.
+        _ = try? ssh(["sh", "-c", "sync; systemctl poweroff"], timeout: 20)
+        let patience: Double = again ? 180 : 30
+        let off = Date().addingTimeInterval(patience)
         while process.isRunning, Date() < off { Thread.sleep(forTimeInterval: 0.5) }
         report.stages.append(.init(name: "power-off", seconds: process.isRunning ? nil : clock.now,
-                                   source: process.isRunning ? "stopped after 30 s" : "systemctl poweroff"))
+                                   source: process.isRunning ? "stopped after \(Int(patience)) s" : "systemctl poweroff"))
+        if again, process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
         return report
+    }
+
+    /// Appends a later boot's console to the log of all of them.
+    private func appendConsole(_ path: String) {
+        guard let log = FileHandle(forWritingAtPath: consolePath),
+              let data = FileManager.default.contents(atPath: path) else { return }
+        defer { try? log.close() }
+        _ = try? log.seekToEnd()
+        try? log.write(contentsOf: Data("\n=== boot \(boots) ===\n".utf8) + data)
     }
 
     /// Runs `command` in the guest as root; `input` goes to its standard input. ssh hands the remote shell one
@@ -226,6 +252,10 @@ final class GuestRun {
             echo "now=$(date +%s.%N)"
             echo "startup=$(systemd-analyze 2>/dev/null | head -n1)"
             echo "status=$(tr -d '\\n' < /var/lib/cloud/data/status.json 2>/dev/null)"
+            for f in \(FirstbootQueue.scripts)/*; do [ -f "$f" ] && echo "firstboot-queued=${f##*/}"; done
+            grep '^\(FirstbootQueue.exitLinePrefix)' \(FirstbootQueue.log) 2>/dev/null | while read -r line; do
+              echo "firstboot-ran=${line#\(FirstbootQueue.exitLinePrefix)}"
+            done
             """
         let result = try ssh(["sh", "-s"], input: script, timeout: timeout)
         var facts: [String: [String]] = [:]
@@ -271,6 +301,10 @@ final class GuestRun {
         let failed = facts["failed-unit"] ?? []
         checks.append(.init(name: "no failed systemd units", passed: failed.isEmpty,
                             detail: failed.isEmpty ? "none" : failed.joined(separator: ", ")))
+        if !before.firstbootQueue.isEmpty {
+            checks.append(Self.firstbootCheck(queued: before.firstbootQueue, ran: facts["firstboot-ran"] ?? [],
+                                              left: facts["firstboot-queued"] ?? []))
+        }
         let result = one("result")
         let errors = Self.cloudInitErrors(result)
         // `status --wait` prints a dot a second while it waits, then "status: done".
@@ -280,6 +314,25 @@ final class GuestRun {
                                 : errors!.isEmpty ? "result.json lists no errors (\(statusText))"
                                 : errors!.joined(separator: "; ")))
         return checks
+    }
+
+    /// The first-boot scripts the image queued each ran once and exited 0, and none is left: `ran` holds the
+    /// runner's log lines "STATUS: NAME", `left` what is still queued.
+    static func firstbootCheck(queued: [String], ran: [String], left: [String]) -> BootReport.Check {
+        var problems: [String] = []
+        for name in queued {
+            let runs = ran.filter { $0.hasSuffix(": " + name) }
+            if runs.isEmpty { problems.append("\(name) did not run") }
+            if runs.count > 1 { problems.append("\(name) ran \(runs.count) times") }
+            if let failed = runs.first(where: { !$0.hasPrefix("0: ") }) {
+                problems.append("\(name) exited \(failed.prefix(while: { $0 != ":" }))")
+            }
+        }
+        if !left.isEmpty { problems.append("still queued: " + left.joined(separator: ", ")) }
+        return .init(name: "first-boot scripts ran once", passed: problems.isEmpty,
+                     detail: problems.isEmpty
+                        ? "\(queued.joined(separator: ", ")): exit status 0, logged in \(FirstbootQueue.log)"
+                        : problems.joined(separator: "; ") + " (see \(FirstbootQueue.log) in the guest)")
     }
 
     /// The `errors` of cloud-init's result.json; nil when it is missing or unreadable.

@@ -109,3 +109,57 @@ import TestSupport
         #expect(!report(identity: nil).text().contains("SSH host keys:"))
     }
 }
+
+@Suite struct FirstbootCheckTests {
+    let queued = ["0001-command", "0002-setup.sh"]
+
+    @Test func everyScriptRanOnceAndExitedZero() {
+        let check = GuestRun.firstbootCheck(queued: queued, ran: ["0: 0001-command", "0: 0002-setup.sh"], left: [])
+        #expect(check.passed)
+        #expect(check.detail == "0001-command, 0002-setup.sh: exit status 0, logged in /var/log/imgcustomize-firstboot.log")
+    }
+
+    /// What a broken runner or script looks like: one ran twice, one failed, one is still queued.
+    @Test func aScriptRunTwiceFailedOrLeftIsNamed() {
+        let twice = GuestRun.firstbootCheck(queued: queued, ran: ["0: 0001-command", "0: 0002-setup.sh",
+                                                                 "0: 0001-command"], left: [])
+        #expect(!twice.passed && twice.detail.hasPrefix("0001-command ran 2 times"), "\(twice.detail)")
+        let failed = GuestRun.firstbootCheck(queued: queued, ran: ["0: 0001-command", "3: 0002-setup.sh"], left: [])
+        #expect(!failed.passed && failed.detail.hasPrefix("0002-setup.sh exited 3"), "\(failed.detail)")
+        let left = GuestRun.firstbootCheck(queued: queued, ran: ["0: 0001-command"], left: ["0002-setup.sh"])
+        #expect(left.detail == "0002-setup.sh did not run; still queued: 0002-setup.sh (see "
+                + "/var/log/imgcustomize-firstboot.log in the guest)")
+    }
+}
+
+@Suite struct SecondBootReportTests {
+    func boot(_ machineID: String, failure: String? = nil) -> BootReport {
+        BootReport(image: "guest.qcow2", firmware: .bios, acceleration: "tcg",
+                   stages: [.init(name: "SSH login", seconds: 50, source: "ssh")],
+                   checks: [.init(name: "no failed systemd units", passed: true, detail: "none")], failure: failure,
+                   reached: failure == nil ? "SSH login" : "kernel", consoleLog: nil,
+                   identity: failure == nil ? .init(machineID: machineID, hostKeys: ["SHA256:abc (ED25519)"]) : nil,
+                   seconds: 60)
+    }
+
+    @Test func theSecondBootsChecksFollowTheFirstsAndTheMachineIsTheSame() {
+        var report = boot("aa")
+        report.append(second: boot("aa"))
+        #expect(report.checks.map(\.name) == ["no failed systemd units", "second boot: no failed systemd units",
+                                              "second boot: the same machine"])
+        #expect(report.stages.map(\.name) == ["SSH login", "second boot: SSH login"])
+        #expect(report.passed)
+    }
+
+    @Test func anotherMachineIDOrAFailedSecondBootFailsTheCheck() {
+        var other = boot("aa")
+        other.append(second: boot("bb"))
+        #expect(!other.passed)
+        #expect(other.checks.last?.detail == "machine-id aa became bb")
+        var stuck = boot("aa")
+        stuck.append(second: boot("", failure: "no SSH login within 900 s"))
+        #expect(stuck.failure == "second boot: no SSH login within 900 s")
+        #expect(stuck.reached == "second boot: kernel")
+        #expect(!stuck.passed)
+    }
+}

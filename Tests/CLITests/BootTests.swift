@@ -39,9 +39,10 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
         var summary: String { "\(report["failure"] as? String ?? "") \(report["checks"] ?? "") \(stderr.suffix(2000))" }
     }
 
-    func bootCheck(_ image: String, timeout: Int = 900) throws -> Boot {
+    func bootCheck(_ image: String, timeout: Int = 900, boots: Int = 1) throws -> Boot {
         let before = try sha256(image)
-        let run = try imgcustomize(["boot-check", image, "--json", "--timeout", String(timeout)])
+        let run = try imgcustomize(["boot-check", image, "--json", "--timeout", String(timeout),
+                                    "--boots", String(boots)])
         // Booting an overlay never writes the image.
         #expect(try sha256(image) == before)
         return Boot(status: run.status, report: try jsonObject(run.stdout), stderr: run.stderr)
@@ -110,14 +111,32 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
         #expect(first.hostKeys.isDisjoint(with: second.hostKeys), "\(first.hostKeys) \(second.hostKeys)")
     }
 
-    /// The UEFI layout (GPT, ESP) prepared by imgcustomize and rewritten zstd-compressed boots and passes every check.
-    @Test func aPreparedUEFIGuestBootsFromZstdClusters() throws {
+    /// The UEFI layout (GPT, ESP) prepared by imgcustomize, given first-boot steps and rewritten zstd-compressed,
+    /// boots twice as one machine and passes every check both times: the first-boot steps ran at the first boot, in
+    /// order, and not at the second.
+    @Test func aPreparedUEFIGuestWithFirstBootStepsBootsTwiceFromZstdClusters() throws {
         let directory = try TestDirectory()
         let prepared = try prepare("debian12-uefi.qcow2", in: directory)
+        let script = directory.path("first-boot.sh")
+        try "#!/bin/sh\necho script >> /var/tmp/first-boot\n"
+            .write(toFile: script, atomically: true, encoding: .utf8)
+        let customize = try imgcustomize(["customize", prepared, "--quiet",
+                                          "--firstboot-command", "echo command >> /var/tmp/first-boot",
+                                          "--firstboot", script])
+        #expect(customize.status == 0, "\(customize.stderr)")
         let zstd = directory.path("zstd.qcow2")
         try convert(["--compress", "zstd"], prepared, zstd)
         try FileManager.default.removeItem(atPath: prepared)
-        expectPassed(try bootCheck(zstd), firmware: "uefi")
+
+        let boot = try bootCheck(zstd, boots: 2)
+        expectPassed(boot, firmware: "uefi")
+        for name in ["first-boot scripts ran once", "second boot: first-boot scripts ran once",
+                     "second boot: the same machine", "second boot: no failed systemd units",
+                     "second boot: root filesystem read-write"] {
+            #expect(boot.checks[name]?.passed == true, "\(name): \(boot.detail(name))")
+        }
+        #expect(boot.detail("first-boot scripts ran once")
+                == "0001-command, 0002-first-boot.sh: exit status 0, logged in /var/log/imgcustomize-firstboot.log")
     }
 
     /// A guest whose kernel was deleted fails at once with the boot loader's own words, well within the timeout.

@@ -22,14 +22,17 @@ extension IMGCustomize {
             seed that sets a random hostname, injects a fresh SSH key for root and runs a command. Once cloud-init \
             is done, the check logs in over SSH and verifies: the hostname, the command's marker, a machine-id and \
             SSH host keys other than the image's, console=ttyS0 on the kernel command line when the image asks \
-            for it, a read-write root, no failed systemd units, cloud-init without errors; then it powers the \
-            guest off. Exits 0 only when every check passed. A boot that gets stuck fails at --timeout with the \
+            for it, a read-write root, no failed systemd units, cloud-init without errors, and that the first-boot \
+            scripts imgcustomize queued (--firstboot...) each ran once and exited 0; then it powers the guest off. \
+            With --boots 2 it boots the same machine again and checks it all once more, the first-boot scripts \
+            not run again, the machine-id and host keys kept. Exits 0 only when every check passed. A boot that gets stuck fails at --timeout with the \
             stage it reached and the console's last lines.
 
             EXAMPLES:
               imgcustomize boot-check debian12-cloud.qcow2
               imgcustomize boot-check rhel9-cloud.qcow2 --json --keep-console console.log
               imgcustomize boot-check disk.raw --uefi --timeout 600
+              imgcustomize boot-check with-firstboot.qcow2 --boots 2
             """)
 
         @OptionGroup var global: GlobalOptions
@@ -52,7 +55,12 @@ extension IMGCustomize {
                                    valueName: "path"))
         var keepConsole: String?
 
+        @Option(help: ArgumentHelp("Boot the machine this many times (1 or 2): a second boot finds what the first changed "
+                                   + "and proves first-boot scripts ran once.", valueName: "n"))
+        var boots: Int = 1
+
         func validate() throws {
+            guard boots == 1 || boots == 2 else { throw ValidationError("--boots must be 1 or 2") }
             guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
         }
 
@@ -62,7 +70,7 @@ extension IMGCustomize {
                                            acceleration: appliance.accel ?? .auto,
                                            launchLimits: try appliance.limits(),
                                            cancellation: Interruption.install(), logger: logger,
-                                           access: global.access, keys: try appliance.luksKeys())
+                                           access: global.access, keys: try appliance.luksKeys(), boots: boots)
             let report: BootReport
             do {
                 report = try BootCheck(options: options).run(image: image)

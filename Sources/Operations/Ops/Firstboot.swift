@@ -79,11 +79,13 @@ public struct FirstbootInstall: RegisteredOperation {
 ///
 /// A script is queued once: a second run with the same first-boot steps finds each one's content already queued and
 /// changes nothing. Scripts are numbered in the order they are queued, after those already there.
-enum FirstbootQueue {
-    static let directory = "/usr/lib/imgcustomize/firstboot"
-    static let scripts = directory + "/scripts"
-    static let runner = directory + "/run"
-    static let log = "/var/log/imgcustomize-firstboot.log"
+public enum FirstbootQueue {
+    public static let directory = "/usr/lib/imgcustomize/firstboot"
+    public static let scripts = directory + "/scripts"
+    public static let runner = directory + "/run"
+    public static let log = "/var/log/imgcustomize-firstboot.log"
+    /// The runner's line after each script: "=== exit status STATUS: NAME".
+    public static let exitLinePrefix = "=== exit status "
     static let unitName = "imgcustomize-firstboot.service"
     static let unit = "/etc/systemd/system/" + unitName
     static let unitLink = "/etc/systemd/system/multi-user.target.wants/" + unitName
@@ -98,7 +100,7 @@ enum FirstbootQueue {
           [ -f "$script" ] || continue
           echo "=== $(date -u '+%Y-%m-%d %H:%M:%S') $script" >>"$log"
           "$script" >>"$log" 2>&1 </dev/null
-          echo "=== exit status $?: ${script##*/}" >>"$log"
+          echo "\(exitLinePrefix)$?: ${script##*/}" >>"$log"
           rm -f "$script"
         done
         sync
