@@ -28,6 +28,9 @@ struct RunArguments: ParsableArguments {
     @Flag(help: "Give the appliance a network (user-mode, through the host) for guest commands that download: install, update. Off by default: nothing reaches the network.")
     var network = false
 
+    @Flag(name: .customLong("no-selinux-relabel"), help: "Leave SELinux labels as they are: no labels for the files the run wrote, no relabelling of every file after guest commands.")
+    var noSELinuxRelabel = false
+
     @Option(help: ArgumentHelp("Put the overlay the appliance writes to (or a dry run's copy) in DIR, which may be another filesystem; the new image is still written beside the destination, so it replaces it atomically (or IMGCUSTOMIZE_SCRATCH).", valueName: "DIR"))
     var scratch: String?
 
@@ -38,6 +41,7 @@ struct RunArguments: ParsableArguments {
         options.launchLimits = try appliance.limits()
         options.keys = try appliance.luksKeys()
         options.network = network
+        options.selinuxRelabel = !noSELinuxRelabel
         return options
     }
 }

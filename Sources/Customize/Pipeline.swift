@@ -33,6 +33,9 @@ public struct RunOptions: Sendable {
     public var keys = LUKSKeys()
     /// Gives the appliance a user-mode network for guest commands (`install`, `update`); off by default.
     public var network = false
+    /// Runs the labels phase (SELinux labels for what the run touched, every file after guest commands); on by
+    /// default, off with `--no-selinux-relabel`.
+    public var selinuxRelabel = true
 
     public init(output: String? = nil, dryRun: Bool = false, force: Bool = false, compression: ClusterCompression? = nil,
                 allowedFormats: Set<ImageFormat>? = nil, acceleration: Acceleration = .auto, diffs: Bool = false,
@@ -266,10 +269,10 @@ public struct Pipeline: Sendable {
                 + "nothing to \(image)")
     }
 
-    /// The labels phase's own steps (SELinux labels from the guest's own policy) for what the run touched; nothing
-    /// when nothing was touched.
+    /// The labels phase's own steps (SELinux labels from the guest's own policy) for what the run touched, or for
+    /// every file after guest commands; nothing when nothing was touched or the user turned it off.
     private func relabel(_ runner: OperationRunner, clock: inout StageClock) throws -> [StepReport] {
-        guard !runner.touchedPaths.isEmpty else { return [] }
+        guard options.selinuxRelabel, !runner.touchedPaths.isEmpty || runner.ranGuestCommands else { return [] }
         return try OperationRegistry.flags(in: .labels).map { operation in
             try clock.measure("relabel") { try runner.run(operation) }
         }

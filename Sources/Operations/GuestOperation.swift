@@ -71,12 +71,16 @@ public struct OperationContext: Sendable {
     /// Paths the earlier steps of this run wrote, created or re-owned (set by `OperationRunner`), so that SELinux
     /// relabelling can label exactly those.
     public var touchedPaths: [String]
+    /// An earlier step of this run ran the guest's own programs (set by `OperationRunner`): what they wrote is not
+    /// in `touchedPaths`.
+    public var guestCommandsRan: Bool
 
     public init(guest: GuestFacts = GuestFacts(), logger: Logger = Logger(label: "imgcustomize"),
-                touchedPaths: [String] = []) {
+                touchedPaths: [String] = [], guestCommandsRan: Bool = false) {
         self.guest = guest
         self.logger = logger
         self.touchedPaths = touchedPaths
+        self.guestCommandsRan = guestCommandsRan
     }
 }
 

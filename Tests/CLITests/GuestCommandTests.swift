@@ -42,12 +42,21 @@ import TestSupport
             """.write(toFile: commands, atomically: true, encoding: .utf8)
         let run = try imgcustomize(["customize", try debianGuest(in: directory), "--output", output, "--json",
                                     "--run-command", "echo inside > /root/marker; uname -m; cat /etc/debian_version",
-                                    "--run", script, "--commands-from-file", commands])
+                                    "--run", script, "--commands-from-file", commands,
+                                    // SELinux on, with a policy's file contexts but no setfiles to apply them.
+                                    "--write", "/etc/selinux/config:SELINUX=permissive\nSELINUXTYPE=targeted\n",
+                                    "--write", Self.fileContexts])
         #expect(run.status == 0, "\(run.stderr)")
         let report = try jsonObject(run.stdout)
-        // In command-line order, the file's lines in its place; then the labels phase for what the write touched.
+        // In command-line order, the file's lines in its place; then the labels phase.
         #expect(steps(report).map { $0["operation"] as? String ?? "" }
-                == ["run-command", "run", "run-command", "write", "selinux-relabel"])
+                == ["run-command", "run", "run-command", "write", "write", "write", "selinux-relabel"])
+        // What the commands wrote is unknown, so every file needs its label; the guest has no setfiles.
+        let relabel = try #require(step(report, "selinux-relabel"))
+        #expect(relabel["summary"] as? String == "guest commands ran and the guest has no setfiles: created "
+                + "/.autorelabel for a relabel of every file at first boot (one extra reboot)", "\(relabel)")
+        #expect((report["warnings"] as? [String] ?? []).contains { $0.hasSuffix("created /.autorelabel for a relabel "
+                                                                   + "of every file at first boot (one extra reboot)") })
         let command = try #require(step(report, "run-command"))
         #expect(command["changed"] as? String == "unknown")
         #expect(command["exit-status"] as? Int == 0)
@@ -64,8 +73,17 @@ import TestSupport
             #expect(try guest.readText("/root/written") == "by the command file")
             // The script's copy in /tmp is gone again.
             #expect(try guest.glob("/tmp/imgcustomize-*").isEmpty)
+            #expect(try guest.isFile("/.autorelabel"))
         }
     }
+
+    /// A policy's file contexts, small: /root's files and setfiles itself have their own types, the rest default_t.
+    static let fileContexts = """
+        /etc/selinux/targeted/contexts/files/file_contexts:/.*\tsystem_u:object_r:default_t:s0
+        /root(/.*)?\tsystem_u:object_r:admin_home_t:s0
+        /usr/sbin/setfiles\t--\tsystem_u:object_r:setfiles_exec_t:s0
+
+        """
 
     /// A command that exits non-zero fails the run with its exit status and output; the image is byte for byte as
     /// it was, the earlier steps' work included.
@@ -133,7 +151,8 @@ import TestSupport
     }
 
     /// The appliance has a network only with --network: without it the guest's commands see only the loopback
-    /// interface and `update` is refused, saying what to do; with it they see the appliance's NIC.
+    /// interface and `update` is refused, saying what to do; with it they see the appliance's NIC, and update and
+    /// install packages from the guest's repositories (Debian's archive).
     @Test func theNetworkIsOffUnlessAskedFor() throws {
         let directory = try TestDirectory()
         let image = try debianGuest(in: directory)
@@ -149,10 +168,35 @@ import TestSupport
         #expect(error["hint"] as? String == "give --network")
         #expect(!FileManager.default.fileExists(atPath: directory.path("offline.qcow2")))
 
+        // With the network: the guest's packages updated and one installed from Debian's archive (setfiles, which
+        // then relabels every file after the guest's commands, SELinux being on).
         let online = try imgcustomize(["customize", image, "--output", directory.path("online.qcow2"), "--json",
-                                       "--network", "--run-command", "ls /sys/class/net"])
+                                       "--network", "--run-command", "ls /sys/class/net", "--update",
+                                       "--install", "policycoreutils",
+                                       "--write", "/etc/selinux/config:SELINUX=enforcing\nSELINUXTYPE=targeted\n",
+                                       "--write", Self.fileContexts,
+                                       "--run-command", "echo made > /root/made-by-a-command"])
         #expect(online.status == 0, "\(online.stderr)")
-        let interfaces = step(try jsonObject(online.stdout), "run-command")?["output"] as? [String] ?? []
+        let report = try jsonObject(online.stdout)
+        let interfaces = step(report, "run-command")?["output"] as? [String] ?? []
         #expect(interfaces.contains("lo") && interfaces.count > 1, "\(interfaces)")
+        for name in ["update", "install"] {
+            #expect(step(report, name)?["exit-status"] as? Int == 0, "\(step(report, name) ?? [:])")
+        }
+        let relabel = try #require(step(report, "selinux-relabel"))
+        #expect(relabel["changed"] as? String == "unknown")
+        #expect(relabel["summary"] as? String == "guest commands ran: relabelled every file with the guest's "
+                + "/usr/sbin/setfiles (policy targeted)", "\(relabel)")
+
+        try readBack(directory.path("online.qcow2")) { guest throws in
+            #expect(try guest.readText("/var/lib/dpkg/status").contains("Package: policycoreutils\nStatus: install ok installed\n"))
+            func label(_ path: String) throws -> String? {
+                try guest.getxattr(path, name: "security.selinux").map { String(decoding: $0.filter { $0 != 0 }, as: UTF8.self) }
+            }
+            #expect(try label("/root/made-by-a-command") == "system_u:object_r:admin_home_t:s0")
+            #expect(try label("/etc/hostname") == "system_u:object_r:default_t:s0")
+            #expect(try label("/usr/sbin/setfiles") == "system_u:object_r:setfiles_exec_t:s0")
+            #expect(try !guest.exists("/.autorelabel"))
+        }
     }
 }

@@ -108,6 +108,8 @@ public final class OperationRunner {
 
     /// Every path the run has written, created, moved into place or re-owned so far, in first-touched order.
     public var touchedPaths: [String] { recorder.touched }
+    /// An earlier step ran the guest's own programs, which may have written anything anywhere.
+    public var ranGuestCommands: Bool { context.guestCommandsRan }
 
     public func run(_ operation: any GuestOperation) throws -> StepReport {
         recorder.startStep()
@@ -118,6 +120,7 @@ public final class OperationRunner {
         } catch {
             throw OperationFailure(operation: operation.name, target: operation.target, underlying: error)
         }
+        if outcome.command != nil { context.guestCommandsRan = true }
         context.logger.debug("\(operation.name) \(operation.target): \(outcome.summary)")
         return StepReport(operation: operation.name, target: operation.target, changed: outcome.changed,
                           summary: outcome.summary, diffs: recordDiffs ? recorder.diffs() : nil,

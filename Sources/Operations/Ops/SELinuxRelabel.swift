@@ -1,7 +1,8 @@
 /// `selinux-relabel`: gives the files this run touched the labels the guest's own policy assigns them (its
 /// file_contexts, read offline: no setfiles run, no host policy involved), so that an enforcing guest can read them
 /// at first boot. Where the guest enables SELinux but carries no file_contexts, it creates /.autorelabel instead and
-/// the guest relabels everything at its first boot.
+/// the guest relabels everything at its first boot. After guest commands, which may have written anything anywhere,
+/// it relabels every file with the guest's own setfiles, or, without one, creates /.autorelabel and says so.
 public struct SELinuxRelabel: RegisteredOperation {
     public static let name = "selinux-relabel"
     public static let summary = "Label the files this run touched with the guest's own SELinux file contexts"
@@ -27,6 +28,9 @@ public struct SELinuxRelabel: RegisteredOperation {
         guard config.mode == "enforcing" || config.mode == "permissive" else {
             return .unchanged("SELinux is disabled in the guest")
         }
+        if paths == nil, context.guestCommandsRan {
+            return try relabelEverything(guest, policy: config.policy)
+        }
         guard var contexts = try FileContexts.load(type: config.policy, from: guest, logger: context.logger) else {
             if try guest.exists("/.autorelabel") {
                 return .unchanged("no file_contexts for policy \(config.policy): /.autorelabel already requests a "
@@ -48,6 +52,33 @@ public struct SELinuxRelabel: RegisteredOperation {
         let shown = labelled.prefix(3).joined(separator: ", ")
         return .changed("relabelled \(labelled.count) (\(config.policy)): \(shown)"
                         + (labelled.count > 3 ? " and \(labelled.count - 3) more" : ""))
+    }
+
+    /// Every file, by the guest's own setfiles inside the appliance (with -m where it has it: the appliance's
+    /// kernel runs without SELinux, so no mount is "seclabel" and setfiles would otherwise skip them all), as
+    /// libguestfs's selinux_relabel does; /.autorelabel when the guest has no setfiles or it fails.
+    private func relabelEverything(_ guest: GuestFilesystem, policy: String) throws -> OperationOutcome {
+        let specfile = "/etc/selinux/\(policy)/contexts/files/file_contexts"
+        let setfiles = try ["/usr/sbin/setfiles", "/sbin/setfiles"].first(where: guest.isFile)
+        let reason: String
+        if let setfiles, try guest.isFile(specfile) {
+            let command = "if \(setfiles) -m 2>&1 | grep -q \"invalid option -- 'm'\"; then m=; else m=-m; fi; "
+                + "\(setfiles) -F $m -e /proc -e /sys -e /dev -e /selinux \(specfile) /"
+            let result = try guest.commands(for: Self.name).run(command, operation: Self.name)
+            if result.exitStatus == 0 {
+                return .ran(result, "guest commands ran: relabelled every file with the guest's \(setfiles) "
+                            + "(policy \(policy))")
+            }
+            reason = "\(setfiles) exited \(result.exitStatus): \(result.output.split(separator: "\n").last ?? "")"
+        } else {
+            reason = setfiles == nil ? "the guest has no setfiles" : "the guest has no \(specfile)"
+        }
+        let requested = try guest.exists("/.autorelabel")
+        let summary = "guest commands ran and \(reason): "
+            + (requested ? "/.autorelabel already requests" : "created /.autorelabel for")
+            + " a relabel of every file at first boot (one extra reboot)"
+        if !requested { try guest.write("/.autorelabel", [], mode: 0o644) }
+        return OperationOutcome(changed: requested ? .no : .yes, summary: summary, warning: summary)
     }
 
     /// Directories a step created on the way to `path` have no label at all; ones that already have one are left
