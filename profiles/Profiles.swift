@@ -10,10 +10,14 @@ public enum BuiltinProfiles {
     /// Every virt-sysprep default operation that applies to the guest, plus what cloud images need on top:
     /// cloud-init instance state, UUID= and HWADDR= in ifcfg files, and /etc/machine-id emptied (nothing later in
     /// the run refills it).
-    public static let sysprep = Profile(
-        "sysprep", summary: "Reset a guest so clones do not share identity, logs, keys or caches (virt-sysprep's defaults and more)"
-    ) { guest in
-        for operation in sysprepOperations(for: guest) { operation }
+    public static let sysprep = sysprep(selecting: .defaults)
+
+    /// The `sysprep` profile running the operations `selection` chose (`apply sysprep --operations`, `--enable`).
+    public static func sysprep(selecting selection: SysprepSelection) -> Profile {
+        Profile("sysprep", summary: "Reset a guest so clones do not share identity, logs, keys or caches (virt-sysprep's defaults and more)"
+        ) { guest in
+            for operation in sysprepOperations(for: guest, selection: selection) { operation }
+        }
     }
 
     /// Section 1.2.1.2.1 of Red Hat OpenStack Platform's Image Service guide, offline.

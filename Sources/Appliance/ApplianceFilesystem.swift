@@ -192,6 +192,11 @@ public final class ApplianceFilesystem: GuestFilesystem {
         try guestfs.truncate(path, size: size)
     }
 
+    public func scrub(_ path: String) throws {
+        try validate(path, "scrub")
+        try guestfs.scrubFile(path)
+    }
+
     public func touch(_ path: String) throws {
         try validate(path, "touch")
         try guestfs.touch(path)

@@ -623,6 +623,10 @@ extension Guestfs {
         try run("touch", path) { guestfs_touch($0, path) }
     }
 
+    func scrubFile(_ path: String) throws {
+        try run("scrub", path) { guestfs_scrub_file($0, path) }
+    }
+
     func rename(_ from: String, to: String) throws {
         try run("rename (to \(to))", from) { guestfs_rename($0, from, to) }
     }

@@ -329,6 +329,30 @@ public final class TreeFilesystem: GuestFilesystem {
         }
     }
 
+    public func scrub(_ path: String) throws {
+        try guarded("scrub", path) {
+            try resolve(path, followLast: false) { location in
+                let fd = openat(location.directory, location.name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+                guard fd >= 0 else { throw SystemCallError.last() }
+                defer { Glibc.close(fd) }
+                var status = Glibc.stat()
+                guard fstat(fd, &status) == 0 else { throw SystemCallError.last() }
+                guard status.st_mode & S_IFMT == S_IFREG else { throw SystemCallError(code: EINVAL) }
+                // In place, not through write's temporary file: the old blocks themselves must be overwritten.
+                let zeros = [UInt8](repeating: 0, count: 1 << 16)
+                var left = Int(status.st_size)
+                while left > 0 {
+                    let chunk = Array(zeros.prefix(left))
+                    try Self.writeAll(fd, chunk)
+                    left -= chunk.count
+                }
+                guard fsync(fd) == 0, unlinkat(location.directory, location.name, 0) == 0 else {
+                    throw SystemCallError.last()
+                }
+            }
+        }
+    }
+
     public func touch(_ path: String) throws {
         try guarded("touch", path) {
             try resolve(path, followLast: true) { location in

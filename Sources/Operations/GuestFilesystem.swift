@@ -29,6 +29,9 @@ public protocol GuestFilesystem: AnyObject {
     func chown(_ path: String, uid: Int, gid: Int) throws
     func symlink(target: String, at path: String) throws
     func truncate(_ path: String, size: Int64) throws
+    /// Overwrites the regular file's content where it lies, then removes it (guestfs scrub-file), so that its old
+    /// data is not left in the filesystem's free blocks.
+    func scrub(_ path: String) throws
     /// Creates an empty file, or sets the times of an existing one to now.
     func touch(_ path: String) throws
     func rename(_ from: String, to: String) throws

@@ -54,7 +54,7 @@ import Testing
     @Test func optionalArgumentsAreTyped() {
         #expect(OperationRegistry.named("disable-repos")?.argument == .optional(syntax: "GLOB", example: "rhel-*"))
         #expect(OperationRegistry.all.filter { if case .optional = $0.argument { true } else { false } }.map(\.name)
-            == ["disable-repos"])
+            == ["disable-repos", "remove-machine-id", "user-account"])
         #expect(OperationArgument.optional(syntax: "GLOB", example: "rhel-*").usage("--disable-repos")
             == "--disable-repos[=GLOB]")
     }

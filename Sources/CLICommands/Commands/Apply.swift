@@ -2,6 +2,7 @@ import ArgumentParser
 import Customize
 import Formats
 import Foundation
+import Operations
 import Profiles
 
 extension IMGCustomize {
@@ -22,6 +23,8 @@ extension IMGCustomize {
               imgcustomize apply rhel7-cloud rhel7.qcow2 --output rhel7-cloud.qcow2 --json
               imgcustomize apply rhel6-cloud rhel6.raw --output rhel6-cloud.qcow2 --compress zstd
               imgcustomize apply sysprep guest.qcow2 --dry-run
+              imgcustomize apply sysprep guest.qcow2 --operations defaults,-ssh-userdir,user-account
+              imgcustomize apply sysprep --root /srv/chroot/rhel9 --enable logfiles,tmp-files --json
             """)
 
         @OptionGroup var global: GlobalOptions
@@ -31,7 +34,16 @@ extension IMGCustomize {
         var profile: String
 
         @Argument(help: "The disk image (qcow2, raw, or another format the inspection accepts).")
-        var image: String
+        var image: String?
+
+        @Option(help: "Work on this directory tree instead of an image (no appliance; paths never leave the tree; the guest is not inspected).")
+        var root: String?
+
+        @Option(help: ArgumentHelp("With the sysprep profile: the operations to run, as virt-sysprep's --operations: a comma list, left to right, of defaults, all, NAME to add and -NAME to remove (`imgcustomize operations --sysprep` lists them).", valueName: "list"))
+        var operations: String?
+
+        @Option(help: ArgumentHelp("With the sysprep profile: run exactly these operations (virt-sysprep's --enable).", valueName: "list"))
+        var enable: String?
 
         @Option(help: "Compression of a qcow2 result: zlib (deflate, what every qemu reads), zstd or none.")
         var compress: ClusterCompression?
@@ -40,15 +52,41 @@ extension IMGCustomize {
         var force = false
 
         func run() throws {
-            guard let profile = BuiltinProfiles.named(profile) else {
-                throw ValidationError("no profile named '\(profile)'; the profiles are: "
-                                      + BuiltinProfiles.all.map(\.name).joined(separator: ", "))
-            }
+            let profile = try chosenProfile()
             var options = try runOptions.options()
             options.compression = compress
             options.force = force
+            if let root {
+                guard image == nil else { throw ValidationError("give either IMAGE or --root DIR, not both") }
+                try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
+                    try pipeline.apply(profile, onTree: root, guest: GuestFacts(), progress: progress)
+                }
+                return
+            }
+            guard let image else { throw ValidationError("missing IMAGE (or --root DIR)") }
             try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
                 try pipeline.apply(profile, to: image, progress: progress)
+            }
+        }
+
+        /// The profile named on the command line; for sysprep, with the operations --operations or --enable chose.
+        func chosenProfile() throws -> Profile {
+            guard let named = BuiltinProfiles.named(profile) else {
+                throw ValidationError("no profile named '\(profile)'; the profiles are: "
+                                      + BuiltinProfiles.all.map(\.name).joined(separator: ", "))
+            }
+            guard operations != nil || enable != nil else { return named }
+            guard named.name == BuiltinProfiles.sysprep.name else {
+                throw ValidationError("--operations and --enable choose the operations of the sysprep profile, not of \(profile)")
+            }
+            guard operations == nil || enable == nil else {
+                throw ValidationError("give either --operations or --enable, not both")
+            }
+            do {
+                let selection = try operations.map { try SysprepSelection.operations($0) } ?? SysprepSelection.enable(enable ?? "")
+                return BuiltinProfiles.sysprep(selecting: selection)
+            } catch let error as SysprepSelectionError {
+                throw ValidationError(error.description)
             }
         }
     }

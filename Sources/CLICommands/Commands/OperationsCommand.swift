@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Operations
 
 extension IMGCustomize {
@@ -6,16 +7,39 @@ extension IMGCustomize {
         static let configuration = CommandConfiguration(
             commandName: "operations",
             abstract: "List every operation with its summary and parameters (the options of `customize`).",
-            discussion: "EXAMPLE:\n  imgcustomize operations")
+            discussion: "EXAMPLES:\n  imgcustomize operations\n  imgcustomize operations --sysprep")
         @OptionGroup var global: GlobalOptions
 
+        @Flag(help: "List the operations `apply sysprep --operations` and `--enable` choose from, in the order they run, each with whether it is on by default and its virt-sysprep name.")
+        var sysprep = false
+
         func run() {
+            if sysprep {
+                print(sysprepListing())
+                return
+            }
             for descriptor in OperationRegistry.all {
                 let option = "--\(descriptor.name)"
                 print(descriptor.argument.usage(option))
                 print("    \(descriptor.summary)")
                 if !descriptor.isFlag { print("    e.g. \(descriptor.argument.exampleUsage(option))") }
             }
+        }
+
+        /// One line an operation: its name, `default` or `off` (with virt-sysprep's name where it differs), summary.
+        func sysprepListing() -> String {
+            let width = SysprepSelection.known.map(\.name.count).max() ?? 0
+            return SysprepSelection.known.map { descriptor in
+                var state = descriptor.isSysprepDefault ? "default" : "off    "
+                switch descriptor.sysprep {
+                case .virtSysprep(let alias), .virtSysprepOnRequest(let alias):
+                    if alias != descriptor.name { state += " (virt-sysprep's \(alias))" }
+                case .cloudImages: state += " (not in virt-sysprep)"
+                default: break
+                }
+                let name = descriptor.name.padding(toLength: width, withPad: " ", startingAt: 0)
+                return "\(name)  \(state)  \(descriptor.summary)"
+            }.joined(separator: "\n")
         }
     }
 }

@@ -36,4 +36,22 @@ package enum HostFiles {
             content.append(contentsOf: buffer[0..<count])
         }
     }
+
+    /// The names in a host directory, without "." and "..".
+    static func list(_ directory: String) throws -> [String] {
+        guard let stream = opendir(directory) else { throw SystemCallError.last() }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Seconds since the epoch of the file's last change; 0 when it cannot be read.
+    static func modificationTime(_ path: String) -> Int {
+        var status = stat()
+        return stat(path, &status) == 0 ? status.st_mtim.tv_sec : 0
+    }
 }

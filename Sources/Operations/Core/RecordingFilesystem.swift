@@ -135,6 +135,10 @@ final class RecordingFilesystem: GuestFilesystem {
         try recording(try followingLinks(path)) { try inner.truncate(path, size: size) }
     }
 
+    func scrub(_ path: String) throws {
+        try recording(path) { try inner.scrub(path) }
+    }
+
     func touch(_ path: String) throws {
         try recording(try followingLinks(path)) { try inner.touch(path) }
     }

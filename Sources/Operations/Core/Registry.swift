@@ -65,6 +65,8 @@ public enum SysprepDefault: Sendable, Equatable {
     case no
     /// One of virt-sysprep's default operations, which virt-sysprep knows by this name and runs sorted by name.
     case virtSysprep(as: String)
+    /// One of virt-sysprep's operations that it runs only when asked (`--enable`, `--operations`), known by this name.
+    case virtSysprepOnRequest(as: String)
     /// Not a virt-sysprep operation: what cloud images need on top, run after virt-sysprep's, in registry order.
     case cloudImages
 }
@@ -99,7 +101,8 @@ public enum OperationRegistry {
         EditFile.self, SetLine.self, AppendGrubArgs.self, LockRoot.self, LockPassword.self, DisableRepos.self,
         RemoveMachineID.self, TrimFreeSpace.self,
         WriteFile.self, WriteLines.self, AppendLine.self, YAMLListAdd.self, Upload.self, Delete.self,
-        MakeDirectory.self, Chmod.self, Chown.self, Link.self, Touch.self, Truncate.self, Copy.self, Move.self,
+        MakeDirectory.self, Chmod.self, Chown.self, Link.self, Touch.self, Truncate.self, TruncateRecursive.self,
+        Scrub.self, Copy.self, Move.self,
         CheckInstalled.self, RunCommand.self, RunScript.self, Install.self, Uninstall.self, Update.self,
         Firstboot.self, FirstbootCommand.self, FirstbootInstall.self,
 
@@ -111,7 +114,8 @@ public enum OperationRegistry {
         PacctLog.self, PackageManagerCache.self, PAMData.self, PasswdBackups.self, PuppetDataLog.self,
         RHSubscriptionManager.self, RHNSystemID.self, RPMDB.self, SambaDBLog.self, SmoltUUID.self, SSHHostKeys.self,
         SSHUserDir.self, SSSDDBLog.self, TmpFiles.self, UdevPersistentNet.self, UTmp.self, YumUUID.self,
-        ZshHistory.self, CloudInitState.self, NetUUID.self, AptLists.self, DHCPLeases.self, CloudInitNetwork.self,
+        ZshHistory.self, CACertificates.self, FirewallRules.self, FlagReconfiguration.self, KerberosData.self,
+        UserAccount.self, CloudInitState.self, NetUUID.self, AptLists.self, DHCPLeases.self, CloudInitNetwork.self,
     ]
 
     public static let all: [OperationDescriptor] = types.map { $0.descriptor }

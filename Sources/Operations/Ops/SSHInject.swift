@@ -5,7 +5,7 @@ import Glibc
 public struct SSHInject: RegisteredOperation {
     public static let name = "ssh-inject"
     public static let summary = "Add a public key to a user's ~/.ssh/authorized_keys"
-    public static let argument = OperationArgument.required(syntax: "USER:KEYFILE|KEY", example: "cloud-user:/home/me/.ssh/id_ed25519.pub")
+    public static let argument = OperationArgument.required(syntax: "USER[:KEYFILE|KEY]", example: "cloud-user:/home/me/.ssh/id_ed25519.pub")
 
     public var user: String
     /// One authorized_keys line ("ssh-ed25519 AAAA... comment").
@@ -18,12 +18,22 @@ public struct SSHInject: RegisteredOperation {
         self.key = key.trimmed
     }
 
-    /// Parses the command-line form `USER:file:PATH`, `USER:string:KEY`, or `USER:PATH-OR-KEY` (a readable host file
-    /// is read, anything else is taken as the key itself), reading key files on the host.
+    /// Parses the command-line form `USER:file:PATH`, `USER:string:KEY`, `USER:PATH-OR-KEY` (a readable host file
+    /// is read, anything else is taken as the key itself), or `USER` alone: the newest of the host user's
+    /// ~/.ssh/id*.pub (certificates left out), as virt-customize and ssh-copy-id choose. Key files are read on the host.
     public static func parse(_ argument: String?) throws -> SSHInject {
+        try parse(argument, home: getenv("HOME").map { String(cString: $0) })
+    }
+
+    /// `home` is the host user's home directory, whose .ssh a bare `USER` takes its key from.
+    static func parse(_ argument: String?, home: String?) throws -> SSHInject {
         let argument = try required(argument)
-        guard let colon = argument.firstIndex(of: ":"), colon != argument.startIndex else {
-            throw invalid("no USER: in \"\(argument)\"")
+        guard argument.first != ":" else { throw invalid("no USER in \"\(argument)\"") }
+        guard let colon = argument.firstIndex(of: ":") else {
+            guard let home, !home.isEmpty else {
+                throw invalid("no KEY given and $HOME is not set, so there is no ~/.ssh to take one from")
+            }
+            return try parse(argument + ":file:" + defaultKeyFile(in: home.joinedPath(".ssh")))
         }
         let user = String(argument[..<colon])
         var value = String(argument[argument.index(after: colon)...])
@@ -51,6 +61,19 @@ public struct SSHInject: RegisteredOperation {
                           + "(TYPE BASE64 [COMMENT])")
         }
         return SSHInject(user: user, key: line)
+    }
+
+    /// The newest `id*.pub` in `directory` that is not a certificate (`*-cert.pub`).
+    static func defaultKeyFile(in directory: String) throws -> String {
+        let names = (try? HostFiles.list(directory)) ?? []
+        let keys = names.filter { $0.hasPrefix("id") && $0.hasSuffix(".pub") && !$0.hasSuffix("-cert.pub") }
+            .map { directory.joinedPath($0) }
+        let newest = keys.max { HostFiles.modificationTime($0) < HostFiles.modificationTime($1) }
+        guard let newest else {
+            throw invalid("no KEY given and no public key (id*.pub) in \(directory); "
+                          + "create one with ssh-keygen or name a key file")
+        }
+        return newest
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {

@@ -8,8 +8,8 @@ public enum CleanupStep: Sendable, Equatable {
     /// `rm -rf` every match of the glob. A glob ending in `/*` keeps its directory, which is how package-owned
     /// directories (/var/log/audit, /var/spool/abrt) survive.
     case removeTree(String)
-    /// Removes every match of the glob that is not a directory.
-    case removeFiles(String)
+    /// Removes every match of the glob that is not a directory, but for entries named in `keeping`.
+    case removeFiles(String, keeping: Set<String> = [])
     /// Removes every file below each directory matching the glob, at any depth, keeping the directories themselves
     /// (package caches, spools whose subdirectories packages own) and entries named in `keeping`.
     case removeFilesBelow(String, keeping: Set<String> = [])
@@ -55,13 +55,14 @@ extension CleanupOperation {
         }
         if done.isEmpty { return .unchanged("nothing to remove") }
         context.logger.debug("\(Self.name): \(done.joined(separator: ", "))")
-        return .changed(Self.describe(done))
+        return .changed(shortList(done))
     }
+}
 
-    static func describe(_ done: [String]) -> String {
-        let shown = done.prefix(3).joined(separator: ", ")
-        return done.count > 3 ? "\(shown) and \(done.count - 3) more" : shown
-    }
+/// The first three items and how many more: a step's summary stays one line however much it did.
+func shortList(_ items: [String]) -> String {
+    let shown = items.prefix(3).joined(separator: ", ")
+    return items.count > 3 ? "\(shown) and \(items.count - 3) more" : shown
 }
 
 extension GuestFacts {
@@ -90,9 +91,10 @@ extension CleanupStep {
                 try guest.remove(path, recursive: true)
                 return "removed \(path)"
             }
-        case .removeFiles(let pattern):
+        case .removeFiles(let pattern, let keeping):
             return try guest.glob(pattern).compactMap { path in
-                guard let status = try guest.lstat(path), status.kind != .directory else { return nil }
+                guard !keeping.contains(path.split(separator: "/").last.map(String.init) ?? path),
+                      let status = try guest.lstat(path), status.kind != .directory else { return nil }
                 try guest.remove(path, recursive: false)
                 return "removed \(path)"
             }

@@ -337,3 +337,47 @@ public struct CloudInitState: CleanupOperation {
     public static let steps: [CleanupStep] = [.removeTree("/var/lib/cloud/*")]
     public init() {}
 }
+
+// virt-sysprep's operations that it runs only when asked (`--enable`, `--operations`).
+
+public struct CACertificates: CleanupOperation {
+    public static let name = "ca-certificates"
+    public static let sysprep = SysprepDefault.virtSysprepOnRequest(as: name)
+    public static let summary = "Remove the CA and TLS certificates and keys under /etc/pki (CA, tls), keeping the system bundles"
+    public static let steps: [CleanupStep] = [
+        "/etc/pki/CA/certs/*.crt", "/etc/pki/CA/crl/*.crt", "/etc/pki/CA/newcerts/*.crt", "/etc/pki/CA/private/*.key",
+        "/etc/pki/tls/private/*.key", "/etc/pki/tls/certs/*.crt",
+    ].map { .removeFiles($0, keeping: ["ca-bundle.crt", "ca-bundle.trust.crt"]) }
+    public init() {}
+}
+
+public struct FirewallRules: CleanupOperation {
+    public static let name = "firewall-rules"
+    public static let sysprep = SysprepDefault.virtSysprepOnRequest(as: name)
+    public static let summary = "Remove custom firewall rules (iptables, firewalld services and zones); off by default, it may expose the guest"
+    public static let steps: [CleanupStep] = [
+        .removeFiles("/etc/sysconfig/iptables"), .removeFiles("/etc/firewalld/services/*"),
+        .removeFiles("/etc/firewalld/zones/*"),
+    ]
+    public init() {}
+}
+
+public struct FlagReconfiguration: CleanupOperation {
+    public static let name = "flag-reconfiguration"
+    public static let sysprep = SysprepDefault.virtSysprepOnRequest(as: name)
+    public static let summary = "Create /.unconfigured, so the first boot asks for the root password, timezone and the like"
+    public static let steps: [CleanupStep] = [.empty("/.unconfigured")]
+    public init() {}
+}
+
+public struct KerberosData: CleanupOperation {
+    public static let name = "kerberos-data"
+    public static let sysprep = SysprepDefault.virtSysprepOnRequest(as: name)
+    public static let summary = "Remove the Kerberos KDC's database and master key stash, keeping its kdc.conf and kadm5.acl"
+    // The stash (.k5.REALM) holds the master key; virt-sysprep's glob skips dotfiles and leaves it behind.
+    public static let steps: [CleanupStep] = [
+        .removeFiles("/var/kerberos/krb5kdc/*", keeping: ["kadm5.acl", "kdc.conf"]),
+        .removeFiles("/var/kerberos/krb5kdc/.k5.*"),
+    ]
+    public init() {}
+}
