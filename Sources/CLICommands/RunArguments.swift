@@ -6,6 +6,7 @@ import Operations
 import Appliance
 
 extension Acceleration: ExpressibleByArgument {}
+extension PasswordCrypto: ExpressibleByArgument {}
 
 /// Options of every command that runs the pipeline.
 struct RunArguments: ParsableArguments {
@@ -28,6 +29,9 @@ struct RunArguments: ParsableArguments {
     @Flag(help: "Give the appliance a network (user-mode, through the host) for guest commands that download: install, update. Off by default: nothing reaches the network.")
     var network = false
 
+    @Option(help: ArgumentHelp("How the passwords the run sets are hashed: md5, sha256, sha512 (the default, read by every RHEL 6+ and Debian guest) or yescrypt (Debian 11+, Ubuntu 22.04+, Fedora 35+, RHEL 9+).", valueName: "METHOD"))
+    var passwordCrypto: PasswordCrypto = .sha512
+
     @Flag(name: .customLong("no-selinux-relabel"), help: "Leave SELinux labels as they are: no labels for the files the run wrote, no relabelling of every file after guest commands.")
     var noSELinuxRelabel = false
 
@@ -42,6 +46,7 @@ struct RunArguments: ParsableArguments {
         options.keys = try appliance.luksKeys()
         options.network = network
         options.selinuxRelabel = !noSELinuxRelabel
+        options.passwordCrypto = passwordCrypto
         return options
     }
 }

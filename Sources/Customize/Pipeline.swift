@@ -36,6 +36,8 @@ public struct RunOptions: Sendable {
     /// Runs the labels phase (SELinux labels for what the run touched, every file after guest commands); on by
     /// default, off with `--no-selinux-relabel`.
     public var selinuxRelabel = true
+    /// How passwords set by the run are hashed.
+    public var passwordCrypto = PasswordCrypto.sha512
 
     public init(output: String? = nil, dryRun: Bool = false, force: Bool = false, compression: ClusterCompression? = nil,
                 allowedFormats: Set<ImageFormat>? = nil, acceleration: Acceleration = .auto, diffs: Bool = false,
@@ -186,7 +188,7 @@ public struct Pipeline: Sendable {
         }
 
         // apply, relabel, trim: in the one appliance.
-        let context = OperationContext(guest: guest, logger: logger)
+        let context = OperationContext(guest: guest, logger: logger, passwordCrypto: options.passwordCrypto)
         let runner = OperationRunner(guest: filesystem, context: context, recordDiffs: options.diffs || options.dryRun)
         let steps = operations(guest).expandingCommandFiles
         // By phase wherever a profile puts them: files, labels, then devices, so that trimming discards what the

@@ -74,10 +74,13 @@ public struct OperationContext: Sendable {
     /// An earlier step of this run ran the guest's own programs (set by `OperationRunner`): what they wrote is not
     /// in `touchedPaths`.
     public var guestCommandsRan: Bool
+    /// How `password` and `root-password` hash (`--password-crypto`).
+    public var passwordCrypto: PasswordCrypto
 
     public init(guest: GuestFacts = GuestFacts(), logger: Logger = Logger(label: "imgcustomize"),
-                touchedPaths: [String] = [], guestCommandsRan: Bool = false) {
+                touchedPaths: [String] = [], guestCommandsRan: Bool = false, passwordCrypto: PasswordCrypto = .sha512) {
         self.guest = guest
+        self.passwordCrypto = passwordCrypto
         self.logger = logger
         self.touchedPaths = touchedPaths
         self.guestCommandsRan = guestCommandsRan

@@ -96,7 +96,7 @@ extension ApplianceTests {
                 #expect(try fs.readlink("/etc/localtime") == "../usr/share/zoneinfo/Europe/Paris")
                 let rootHash = try #require(try fs.readText("/etc/shadow").split(separator: "\n").first?
                     .split(separator: ":", omittingEmptySubsequences: false)[1])
-                #expect(try SHA512Crypt.hash("correct horse", setting: String(rootHash)) == String(rootHash))
+                #expect(try PasswordHash.hash("correct horse", setting: String(rootHash)) == String(rootHash))
                 #expect(try fs.readText("/home/cloud-user/.ssh/authorized_keys") == key + "\n")
                 #expect(try fs.stat("/home/cloud-user/.ssh/authorized_keys")?.uid == 1000)
 

@@ -85,11 +85,11 @@ extension SSHInject: Equatable {
         let tree = try guestWithUsers()
         let outcome = try Password(user: "cloud-user", selector: .plain("correct horse"))
             .apply(to: tree.guest, context: OperationContext())
-        #expect(outcome == .changed("set cloud-user's password"))
+        #expect(outcome == .changed("set cloud-user's password (sha512)"))
         let hash = try #require(shadowField(tree, "cloud-user"))
         #expect(hash.hasPrefix("$6$") && hash.count > 90)
-        #expect(try SHA512Crypt.hash("correct horse", setting: hash) == hash)
-        #expect(try SHA512Crypt.hash("wrong horse", setting: hash) != hash)
+        #expect(try PasswordHash.hash("correct horse", setting: hash) == hash)
+        #expect(try PasswordHash.hash("wrong horse", setting: hash) != hash)
         // Other users and other fields are untouched, and the file keeps its mode.
         #expect(tree.text("/etc/shadow")?.contains("root:$6$rounds=5000$oldsalt$oldhash:19000:0:99999:7:::\n") == true)
         #expect(tree.text("/etc/shadow")?.contains("bin:*:18000:0:99999:7:::\n") == true)
@@ -98,8 +98,35 @@ extension SSHInject: Equatable {
 
         let again = try Password(user: "cloud-user", selector: .plain("correct horse"))
             .apply(to: tree.guest, context: OperationContext())
-        #expect(again == .unchanged("cloud-user already has this password"))
+        #expect(again == .unchanged("cloud-user already has this password (sha512)"))
         #expect(shadowField(tree, "cloud-user") == hash)
+    }
+
+    /// --password-crypto: each method's hash, which crypt verifies; a password set again with another method is
+    /// rehashed; yescrypt is refused on a guest whose libcrypt predates it.
+    @Test(arguments: [(PasswordCrypto.md5, "$1$"), (.sha256, "$5$"), (.sha512, "$6$"), (.yescrypt, "$y$")])
+    func passwordCryptoChoosesTheHash(method: PasswordCrypto, prefix: String) throws {
+        let tree = try guestWithUsers()
+        let debian12 = OperationContext(guest: GuestFacts(distro: "debian", majorVersion: 12), passwordCrypto: method)
+        let set = Password(user: "cloud-user", selector: .plain("correct horse"))
+        #expect(try set.apply(to: tree.guest, context: debian12).changed == .yes)
+        let hash = try #require(shadowField(tree, "cloud-user"))
+        #expect(hash.hasPrefix(prefix), "\(hash)")
+        #expect(try PasswordHash.hash("correct horse", setting: hash) == hash)
+        #expect(try set.apply(to: tree.guest, context: debian12).changed == .no)
+        let other = OperationContext(guest: debian12.guest, passwordCrypto: method == .sha512 ? .sha256 : .sha512)
+        #expect(try set.apply(to: tree.guest, context: other) == .changed("set cloud-user's password (\(other.passwordCrypto))"))
+    }
+
+    @Test func yescryptIsRefusedOnAnOlderGuest() throws {
+        let tree = try guestWithUsers()
+        let rhel8 = OperationContext(guest: GuestFacts(distro: "rhel", majorVersion: 8), passwordCrypto: .yescrypt)
+        let error = try #require(throws: GuestError.self) {
+            try RootPassword(.plain("x")).apply(to: tree.guest, context: rhel8)
+        }
+        #expect("\(error)".contains("the guest (rhel 8) may not read yescrypt hashes"), "\(error)")
+        #expect(error.hint == "use --password-crypto sha512, which every RHEL 6+ and Debian guest reads")
+        #expect(shadowField(tree, "root") == "$6$rounds=5000$oldsalt$oldhash")
     }
 
     @Test func lockedAndDisabled() throws {
@@ -121,7 +148,7 @@ extension SSHInject: Equatable {
         let password = try #require(outcome.summary.split(separator: " ").last.map(String.init))
         #expect(password.count == 16)
         let hash = try #require(shadowField(tree, "root"))
-        #expect(try SHA512Crypt.hash(password, setting: hash) == hash)
+        #expect(try PasswordHash.hash(password, setting: hash) == hash)
     }
 
     @Test func selectorsParseFromTheCommandLine() throws {

@@ -72,18 +72,20 @@ public struct Password: RegisteredOperation {
                     : ("*", .changed("disabled \(user)'s password"))
             }
         case .plain(let password):
+            let method = try context.passwordCrypto.checked(for: context.guest, in: guest.guestDescription)
             return try setPassword(guest) { current in
-                if current.hasPrefix("$"), try SHA512Crypt.hash(password, setting: current) == current {
-                    return (nil, .unchanged("\(user) already has this password"))
+                if current.hasPrefix(method.prefix), try PasswordHash.hash(password, setting: current) == current {
+                    return (nil, .unchanged("\(user) already has this password (\(method.rawValue))"))
                 }
-                return (try SHA512Crypt.hash(password, setting: SHA512Crypt.randomSetting()),
-                        .changed("set \(user)'s password"))
+                return (try PasswordHash.hash(password, setting: PasswordHash.randomSetting(method)),
+                        .changed("set \(user)'s password (\(method.rawValue))"))
             }
         case .random:
-            let password = SHA512Crypt.randomPassword()
+            let method = try context.passwordCrypto.checked(for: context.guest, in: guest.guestDescription)
+            let password = PasswordHash.randomPassword()
             return try setPassword(guest) { _ in
-                (try SHA512Crypt.hash(password, setting: SHA512Crypt.randomSetting()),
-                 .changed("set \(user)'s password to random \(password)"))
+                (try PasswordHash.hash(password, setting: PasswordHash.randomSetting(method)),
+                 .changed("set \(user)'s password (\(method.rawValue)) to random \(password)"))
             }
         }
     }
@@ -125,15 +127,53 @@ public struct RootPassword: RegisteredOperation {
     }
 }
 
-/// SHA-512 crypt ("$6$") through the host's libcrypt, the scheme every RHEL 6+ and Debian guest accepts.
-enum SHA512Crypt {
-    private static let saltAlphabet = Array("./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+/// How passwords are hashed (`--password-crypto`, as virt-customize's): SHA-512 by default, the scheme every RHEL 6+
+/// and Debian guest accepts; yescrypt only for guests whose libcrypt (libxcrypt 4.3+) reads it.
+public enum PasswordCrypto: String, Sendable, CaseIterable {
+    case md5, sha256, sha512, yescrypt
+
+    /// The crypt(3) prefix of its hashes.
+    var prefix: String {
+        switch self {
+        case .md5: "$1$"
+        case .sha256: "$5$"
+        case .sha512: "$6$"
+        case .yescrypt: "$y$"
+        }
+    }
+
+    /// Itself, or an error when the guest's libcrypt cannot check it (yescrypt before Debian 11, Ubuntu 22.04,
+    /// Fedora 35 and RHEL 9 and its rebuilds).
+    func checked(for facts: GuestFacts, in description: String) throws -> PasswordCrypto {
+        guard self == .yescrypt else { return self }
+        let since: [String: Int] = ["debian": 11, "ubuntu": 22, "fedora": 35, "rhel": 9, "centos": 9, "rocky": 9,
+                                    "almalinux": 9, "oraclelinux": 9]
+        guard let distro = facts.distro, let first = since[distro], facts.majorVersion >= first else {
+            throw GuestError(guest: description, action: "hash a password with yescrypt",
+                             message: "the guest (\(facts.distro ?? "unknown") \(facts.majorVersion)) may not read "
+                                + "yescrypt hashes: its libcrypt predates them",
+                             hint: "use --password-crypto sha512, which every RHEL 6+ and Debian guest reads")
+        }
+        return self
+    }
+}
+
+/// crypt(3) hashes through the host's libxcrypt.
+enum PasswordHash {
     private static let passwordAlphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
 
-    /// "$6$" and 16 random salt characters.
-    static func randomSetting() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return "$6$" + String((0..<16).map { _ in saltAlphabet.randomElement(using: &generator) ?? "." })
+    /// A setting with a fresh random salt (from the kernel's random source) and libxcrypt's default cost.
+    static func randomSetting(_ method: PasswordCrypto = .sha512) throws -> String {
+        var buffer = [CChar](repeating: 0, count: Int(CRYPT_GENSALT_OUTPUT_SIZE))
+        let made = buffer.withUnsafeMutableBufferPointer { pointer in
+            crypt_gensalt_rn(method.prefix, 0, nil, 0, pointer.baseAddress, Int32(pointer.count))
+        }
+        guard made != nil else {
+            throw GuestError(guest: "host", action: "make a \(method.rawValue) salt with crypt_gensalt(3)", path: nil,
+                             message: "libcrypt does not support \(method.prefix) hashes",
+                             hint: "use --password-crypto sha512")
+        }
+        return String(cString: buffer)
     }
 
     /// 16 characters without look-alikes (l, 1, O, 0), as a user may have to type it.
@@ -142,7 +182,7 @@ enum SHA512Crypt {
         return String((0..<16).map { _ in passwordAlphabet.randomElement(using: &generator) ?? "x" })
     }
 
-    /// `crypt(3)` of `password` with `setting` (a "$6$salt" prefix or a whole hash, whose salt is reused).
+    /// `crypt(3)` of `password` with `setting` (a prefix with its salt, or a whole hash, whose salt is reused).
     static func hash(_ password: String, setting: String) throws -> String {
         var data = crypt_data()
         let result = withUnsafeMutableBytes(of: &data) { buffer in
@@ -151,7 +191,7 @@ enum SHA512Crypt {
         guard let result, !result.hasPrefix("*") else {
             throw GuestError(guest: "host", action: "hash a password with crypt(3)", path: nil,
                              message: "libcrypt refused the setting \(setting)",
-                             hint: "the host's libcrypt must support SHA-512 (\"$6$\")")
+                             hint: "use --password-crypto sha512")
         }
         return result
     }
