@@ -16,13 +16,7 @@ public struct Firstboot: RegisteredOperation {
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
-        let content: [UInt8]
-        do {
-            content = try HostFiles.read(script).content
-        } catch let error as SystemCallError {
-            throw GuestError(guest: guest.guestDescription, action: "firstboot: read the host script", path: script,
-                             message: error.message, hint: "give the path of a readable file on this host")
-        }
+        let content = try hostScript(script, for: Self.name, guest: guest)
         let base = script.split(separator: "/").last.map(String.init) ?? "script"
         return try FirstbootQueue.enqueue(content, named: base, in: guest)
     }

@@ -19,13 +19,7 @@ public struct RunScript: RegisteredOperation {
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
         // A tree is refused before anything is written into it.
         let commands = try guest.commands(for: Self.name)
-        let content: [UInt8]
-        do {
-            content = try HostFiles.read(script).content
-        } catch let error as SystemCallError {
-            throw GuestError(guest: guest.guestDescription, action: "run: read the host script", path: script,
-                             message: error.message, hint: "give the path of a readable file on this host")
-        }
+        let content = try hostScript(script, for: Self.name, guest: guest)
         let copy = try guestTemporaryPath(guest, prefix: "imgcustomize-run")
         try guest.write(copy, content, mode: 0o700)
         let ran = Result { try commands.run(copy, operation: Self.name) }
@@ -36,6 +30,16 @@ public struct RunScript: RegisteredOperation {
             throw GuestCommandFailure(guest: guest.guestDescription, operation: Self.name, result: result)
         }
         return .ran(result, "exit status 0")
+    }
+}
+
+/// The content of a host script an operation copies into the guest, or an error naming it.
+func hostScript(_ path: String, for operation: String, guest: GuestFilesystem) throws -> [UInt8] {
+    do {
+        return try HostFiles.read(path).content
+    } catch let error as SystemCallError {
+        throw GuestError(guest: guest.guestDescription, action: "\(operation): read the host script", path: path,
+                         message: error.message, hint: "give the path of a readable file on this host")
     }
 }
 
