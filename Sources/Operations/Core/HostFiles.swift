@@ -55,3 +55,46 @@ package enum HostFiles {
         return stat(path, &status) == 0 ? status.st_mtim.tv_sec : 0
     }
 }
+
+/// One host file as `lstat` sees it: a symlink is itself, never what it leads to.
+struct HostEntry {
+    var kind: FileStatus.Kind
+    var mode: UInt32
+    var uid: Int
+    var gid: Int
+}
+
+extension HostFiles {
+    /// The status of `path` itself (lstat).
+    static func entry(_ path: String) throws -> HostEntry {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { throw SystemCallError.last() }
+        let kind: FileStatus.Kind = switch status.st_mode & S_IFMT {
+        case S_IFREG: .regular
+        case S_IFDIR: .directory
+        case S_IFLNK: .symlink
+        default: .other
+        }
+        return HostEntry(kind: kind, mode: UInt32(status.st_mode & 0o7777), uid: Int(status.st_uid),
+                         gid: Int(status.st_gid))
+    }
+
+    /// A regular file's content; refuses (ELOOP) a symlink swapped in for it.
+    static func readRegular(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemCallError.last() }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw SystemCallError.last() }
+        guard status.st_mode & S_IFMT == S_IFREG else { throw SystemCallError(code: EINVAL) }
+        return try readAll(fd)
+    }
+
+    /// What a host symlink holds.
+    static func readlink(_ path: String) throws -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = Glibc.readlink(path, &buffer, buffer.count - 1)
+        guard count >= 0 else { throw SystemCallError.last() }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

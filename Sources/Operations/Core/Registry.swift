@@ -102,7 +102,7 @@ public enum OperationRegistry {
         RemoveMachineID.self, TrimFreeSpace.self,
         WriteFile.self, WriteLines.self, AppendLine.self, YAMLListAdd.self, Upload.self, Delete.self,
         MakeDirectory.self, Chmod.self, Chown.self, Link.self, Touch.self, Truncate.self, TruncateRecursive.self,
-        Scrub.self, Copy.self, Move.self,
+        Scrub.self, Copy.self, Move.self, CopyIn.self, TarIn.self,
         CheckInstalled.self, RunCommand.self, RunScript.self, Install.self, Uninstall.self, Update.self,
         Firstboot.self, FirstbootCommand.self, FirstbootInstall.self,
 

@@ -1,0 +1,92 @@
+import Foundation
+
+/// `tar-in TARBALL:REMOTEDIR` (virt-customize's --tar-in): a host tarball (plain, gzip, xz, bzip2, zstd: the host's
+/// tar tells) unpacked into the existing guest directory REMOTEDIR, modes and numeric owners kept. The host's tar
+/// unpacks it into a private temporary directory, and copy-in's copier takes its top-level entries into REMOTEDIR,
+/// so that only what differs is written and a second run changes nothing. A tarball with an absolute or `..` member
+/// is refused before anything is unpacked.
+public struct TarIn: RegisteredOperation {
+    public static let name = "tar-in"
+    public static let summary = "Unpack a host tarball into a guest directory"
+    public static let argument = OperationArgument.required(syntax: "TARBALL:REMOTEDIR", example: "./overlay.tar.gz:/")
+
+    public let tarball: String
+    public let remoteDirectory: String
+    public var target: String { remoteDirectory }
+
+    public init(_ tarball: String, into remoteDirectory: String) {
+        self.tarball = tarball
+        self.remoteDirectory = remoteDirectory
+    }
+
+    public static func parse(_ argument: String?) throws -> TarIn {
+        let (tarball, remote) = try hostAndGuestPath(argument)
+        return TarIn(tarball, into: remote)
+    }
+
+    public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
+        try checkDirectory(guest, remoteDirectory, action: Self.name)
+        func failure(_ message: String, hint: String? = nil) -> GuestError {
+            GuestError(guest: guest.guestDescription, action: Self.name, path: tarball, message: message, hint: hint)
+        }
+        do {
+            let entry = try HostFiles.entry(tarball)
+            guard entry.kind != .directory else { throw SystemCallError(code: EISDIR) }
+            let fd = open(tarball, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw SystemCallError.last() }
+            close(fd)
+        } catch let error as SystemCallError {
+            throw failure("cannot read the tarball: \(error.message)", hint: "check the path on the host")
+        }
+        let listing = try runTar(["-tf", tarball], failure)
+        let unsafe = listing.split(separator: "\n").map(String.init).filter { member in
+            member.hasPrefix("/") || member.split(separator: "/").contains("..")
+        }
+        if let first = unsafe.first {
+            throw failure("member \"\(first)\" is absolute or goes up with ..\(unsafe.count > 1 ? " (and \(unsafe.count - 1) more)" : "")",
+                          hint: "make the tarball with relative paths inside it (tar -C DIR -cf TARBALL .)")
+        }
+        let directory: TemporaryDirectory
+        do {
+            directory = try TemporaryDirectory(prefix: "imgcustomize-tar-in")
+        } catch {
+            throw failure("\(error)", hint: "set TMPDIR to a writable directory")
+        }
+        defer { directory.remove() }
+        _ = try runTar(["--same-owner", "--same-permissions", "--numeric-owner", "-xf", tarball, "-C", directory.path],
+                       failure)
+        var copier = HostTreeCopier(guest: guest, action: Self.name)
+        let names: [String]
+        do { names = try HostFiles.list(directory.path) } catch let error as SystemCallError {
+            throw failure("cannot list what it unpacked: \(error.message)")
+        }
+        for name in names.sorted() {
+            try copier.copy(directory.appending(name), to: remoteDirectory.hasSuffix("/")
+                ? remoteDirectory + name : remoteDirectory + "/" + name)
+        }
+        return copier.outcome(done: "unpacked \(tarball) into \(remoteDirectory)",
+                              already: "\(remoteDirectory) already holds what \(tarball) has")
+    }
+}
+
+/// Runs the host's tar; its standard output, or an error carrying what tar printed.
+private func runTar(_ arguments: [String], _ failure: (String, String?) -> GuestError) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["tar"] + arguments
+    let output = Pipe(), errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    process.standardInput = FileHandle.nullDevice
+    do { try process.run() } catch {
+        throw failure("cannot run tar: \(error.localizedDescription)", "install GNU tar on the host")
+    }
+    let text = output.fileHandleForReading.readDataToEndOfFile()
+    let message = errors.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        let said = String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        throw failure("tar \(arguments.first ?? "") failed: \(said)", "check that it is a tarball tar can read")
+    }
+    return String(decoding: text, as: UTF8.self)
+}
