@@ -45,12 +45,12 @@ import TestSupport
                                     "--run", script, "--commands-from-file", commands,
                                     // SELinux on, with a policy's file contexts but no setfiles to apply them.
                                     "--write", "/etc/selinux/config:SELINUX=permissive\nSELINUXTYPE=targeted\n",
-                                    "--write", Self.fileContexts])
+                                    "--mkdir", "/etc/selinux/targeted/contexts/files", "--write", Self.fileContexts])
         #expect(run.status == 0, "\(run.stderr)")
         let report = try jsonObject(run.stdout)
         // In command-line order, the file's lines in its place; then the labels phase.
         #expect(steps(report).map { $0["operation"] as? String ?? "" }
-                == ["run-command", "run", "run-command", "write", "write", "write", "selinux-relabel"])
+                == ["run-command", "run", "run-command", "write", "write", "mkdir", "write", "selinux-relabel"])
         // What the commands wrote is unknown, so every file needs its label; the guest has no setfiles.
         let relabel = try #require(step(report, "selinux-relabel"))
         #expect(relabel["summary"] as? String == "guest commands ran and the guest has no setfiles: created "
@@ -174,7 +174,7 @@ import TestSupport
                                        "--network", "--run-command", "ls /sys/class/net", "--update",
                                        "--install", "policycoreutils",
                                        "--write", "/etc/selinux/config:SELINUX=enforcing\nSELINUXTYPE=targeted\n",
-                                       "--write", Self.fileContexts,
+                                       "--mkdir", "/etc/selinux/targeted/contexts/files", "--write", Self.fileContexts,
                                        "--run-command", "echo made > /root/made-by-a-command"])
         #expect(online.status == 0, "\(online.stderr)")
         let report = try jsonObject(online.stdout)
