@@ -34,6 +34,19 @@ private extension TestDirectory {
                                                 withIntermediateDirectories: true)
         try text.write(toFile: self.path(path), atomically: true, encoding: .utf8)
     }
+    /// Network (step 4) on RHEL 9 and Fedora: a keyfile NetworkManager loads (root-only) taking the first Ethernet NIC
+    /// by DHCP.
+    func expectCloudDHCPKeyfile(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let keyfile = "usr/lib/NetworkManager/system-connections/cloud-dhcp.nmconnection"
+        let connection = try text(keyfile)
+        #expect(connection.contains("[connection]\nid=cloud-dhcp\ntype=ethernet\nautoconnect=true\n"),
+                sourceLocation: sourceLocation)
+        #expect(connection.contains("[ipv4]\nmethod=auto\n") && !connection.contains("interface-name"),
+                sourceLocation: sourceLocation)
+        let mode = try FileManager.default.attributesOfItem(atPath: path(keyfile))[.posixPermissions] as? Int
+        #expect(mode == 0o600, sourceLocation: sourceLocation)
+    }
+
     /// Every path below the tree with its content, for "unchanged" checks.
     func snapshot() throws -> [String: Data] {
         var result: [String: Data] = [:]
@@ -88,13 +101,7 @@ enum DistroGuests {
         let report = try Pipeline().apply(BuiltinProfiles.rhel9Cloud, onTree: tree.path, guest: fixture.guest)
         #expect(report.warnings.isEmpty, "\(report.warnings)")
 
-        // Network: a keyfile NetworkManager loads (root-only) taking the first Ethernet NIC by DHCP.
-        let keyfile = "usr/lib/NetworkManager/system-connections/cloud-dhcp.nmconnection"
-        let connection = try tree.text(keyfile)
-        #expect(connection.contains("[connection]\nid=cloud-dhcp\ntype=ethernet\nautoconnect=true\n"))
-        #expect(connection.contains("[ipv4]\nmethod=auto\n") && !connection.contains("interface-name"))
-        let mode = try FileManager.default.attributesOfItem(atPath: tree.path(keyfile))[.posixPermissions] as? Int
-        #expect(mode == 0o600)
+        try tree.expectCloudDHCPKeyfile()
         // cloud-init, NOZEROCONF.
         #expect(try tree.text("etc/cloud/cloud.cfg").contains(" - ssh\n - resolv-conf\n\ncloud_config_modules:"))
         #expect(try tree.text("etc/sysconfig/network") == "# Created by anaconda\nNOZEROCONF=yes\n")
@@ -166,12 +173,7 @@ enum DistroGuests {
         #expect(report.warnings.isEmpty, "\(report.warnings)")
         #expect(!report.steps.contains { ["disable-repos", "delete"].contains($0.operation) || $0.summary.contains("subscription") })
 
-        let keyfile = "usr/lib/NetworkManager/system-connections/cloud-dhcp.nmconnection"
-        let connection = try tree.text(keyfile)
-        #expect(connection.contains("[connection]\nid=cloud-dhcp\ntype=ethernet\nautoconnect=true\n"))
-        #expect(connection.contains("[ipv4]\nmethod=auto\n") && !connection.contains("interface-name"))
-        let mode = try FileManager.default.attributesOfItem(atPath: tree.path(keyfile))[.posixPermissions] as? Int
-        #expect(mode == 0o600)
+        try tree.expectCloudDHCPKeyfile()
         // The build machine's keyfile (cloud-init's, matching its MAC) and its lease are gone.
         #expect(tree.files(under: "etc/NetworkManager/system-connections").isEmpty)
         #expect(tree.files(under: "var/lib/NetworkManager").isEmpty)
