@@ -396,6 +396,11 @@ extension Guestfs {
         try string("read the UUID of", device) { guestfs_vfs_uuid($0, device) }
     }
 
+    /// The device holding the filesystem whose UUID is `uuid` (blkid -U), by its canonical name.
+    func device(withUUID uuid: String) throws -> String {
+        try string("find the filesystem of UUID", uuid) { guestfs_findfs_uuid($0, uuid) }
+    }
+
     /// Up to `count` bytes from the start of a block device (superblocks, swap headers).
     func preadDevice(_ device: String, count: Int) throws -> [UInt8] {
         try call("read the start of", device) { handle -> [UInt8]? in

@@ -18,7 +18,9 @@ import Operations
 ///
 /// A btrfs filesystem on one device is examined as libguestfs's list_filesystems lists it: the whole device (its
 /// default subvolume) and each other subvolume as `btrfsvol:DEVICE/PATH`, mounted with `subvol=PATH`; an fstab
-/// entry of type btrfs with a `subvol=` option names that subvolume (Fedora's root and /home).
+/// entry of type btrfs with a `subvol=` option names that subvolume (Fedora's root and /home). Its devices are named
+/// canonically (/dev/sda2), where libguestfs 1.48 gives the appliance kernel's name, which varies between launches:
+/// the session's libguestfs inspection is brought to the canonical name too.
 ///
 /// Whenever the guest is anything else (a distribution whose rules it does not carry, btrfs over several devices, a
 /// closed LUKS device, RAID, an fstab entry it cannot resolve, a second operating system, a filesystem that will
