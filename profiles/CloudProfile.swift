@@ -3,7 +3,8 @@ import Operations
 
 extension BuiltinProfiles {
     /// The profiles `cloud` chooses from, the first whose requirement the guest meets.
-    public static let cloudProfiles: [Profile] = [rhel9Cloud, rhel8Cloud, rhel7Cloud, rhel6Cloud, debianCloud, ubuntuCloud]
+    public static let cloudProfiles: [Profile] = [rhel9Cloud, rhel8Cloud, rhel7Cloud, rhel6Cloud, fedoraCloud, debianCloud,
+                                                  ubuntuCloud]
 
     /// The cloud profile made for `guest`, if there is one.
     public static func cloudProfile(for guest: GuestFacts) -> Profile? {

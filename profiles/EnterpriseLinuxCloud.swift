@@ -7,29 +7,31 @@ extension BuiltinProfiles {
 
     static let networkManagerProfiles = "/usr/lib/NetworkManager/system-connections"
 
+    /// A NetworkManager keyfile taking the first Ethernet NIC by DHCP (RHEL 9, Fedora), for NetworkManager's read-only
+    /// directory for profiles the image ships: sysprep's net-nmconn empties /etc/NetworkManager/system-connections (the
+    /// build machine's profiles), and a profile cloud-init writes there at first boot overrides this one. No
+    /// interface-name: it takes the first Ethernet NIC that appears, whatever the cloud names it.
+    static let cloudDHCPKeyfile = (path: "\(networkManagerProfiles)/cloud-dhcp.nmconnection", text: """
+        [connection]
+        id=cloud-dhcp
+        type=ethernet
+        autoconnect=true
+
+        [ipv4]
+        method=auto
+
+        [ipv6]
+        method=auto
+
+        """)
+
     /// The guide's RHEL 7 procedure (1.2.1.2.1) in RHEL 9's files: NetworkManager keyfiles instead of ifcfg, dnf,
     /// and kernel arguments kept per BLS entry and in /etc/kernel/cmdline (for kernels installed later).
     public static let rhel9Cloud = enterpriseLinuxCloud(
         major: 9, rebuilds: "CentOS Stream, Rocky, AlmaLinux, Oracle Linux 9",
         network: Group("network (step 4): DHCP on the first NIC, a NetworkManager keyfile") {
-            // In NetworkManager's read-only directory for profiles the image ships: sysprep's net-nmconn empties
-            // /etc/NetworkManager/system-connections (the build machine's profiles), and a profile cloud-init writes
-            // there at first boot overrides this one. No interface-name: it takes the first Ethernet NIC that
-            // appears, whatever the cloud names it.
             MakeDirectory(networkManagerProfiles)
-            WriteFile("\(networkManagerProfiles)/cloud-dhcp.nmconnection", text: """
-                [connection]
-                id=cloud-dhcp
-                type=ethernet
-                autoconnect=true
-
-                [ipv4]
-                method=auto
-
-                [ipv6]
-                method=auto
-
-                """, mode: 0o600)
+            WriteFile(cloudDHCPKeyfile.path, text: cloudDHCPKeyfile.text, mode: 0o600)
         },
         console: "every BLS entry, /etc/kernel/cmdline, /etc/default/grub")
 

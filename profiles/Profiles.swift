@@ -3,7 +3,8 @@ import Operations
 
 /// The profiles `imgcustomize apply` knows by name.
 public enum BuiltinProfiles {
-    public static let all: [Profile] = [cloud, rhel9Cloud, rhel8Cloud, rhel7Cloud, rhel6Cloud, debianCloud, ubuntuCloud, sysprep]
+    public static let all: [Profile] = [cloud, rhel9Cloud, rhel8Cloud, rhel7Cloud, rhel6Cloud, fedoraCloud, debianCloud,
+                                        ubuntuCloud, sysprep]
 
     public static func named(_ name: String) -> Profile? { all.first { $0.name == name } }
 
@@ -56,13 +57,18 @@ public enum BuiltinProfiles {
     }, installer: "yum")
 
     /// Steps 4 to 9 of the guide and NOZEROCONF, for a release whose network stack is `network` and whose package
-    /// manager is `installer`.
-    static func redHatCloud(network: Group, installer: String) -> Group {
+    /// manager is `installer`; `subscribed`: whether the guest registers with Red Hat's CDN first (not Fedora).
+    static func redHatCloud(network: Group, installer: String, subscribed: Bool = true) -> Group {
         Group("cloud image") {
             network
-            cloudInitInstalled("register, update, install cloud-init (steps 6-8)",
-                               offline: "subscription-manager register and \(installer) -y update",
-                               install: "\(installer) install -y", growpart: "cloud-utils-growpart")
+            if subscribed {
+                cloudInitInstalled("register, update, install cloud-init (steps 6-8)",
+                                   offline: "subscription-manager register and \(installer) -y update",
+                                   install: "\(installer) install -y", growpart: "cloud-utils-growpart")
+            } else {
+                cloudInitInstalled("update, install cloud-init (steps 7-8)", offline: "\(installer) -y upgrade",
+                                   install: "\(installer) install -y", growpart: "cloud-utils-growpart")
+            }
             Group("cloud-init resolv.conf (step 9)") {
                 YAMLListAdd("/etc/cloud/cloud.cfg", key: "cloud_init_modules", item: "resolv-conf")
             }
@@ -83,20 +89,26 @@ public enum BuiltinProfiles {
         }
     }
 
-    /// Unregistering, locking root, sysprep and trimming: the end of both procedures.
-    static let cloudCleanup = Group("clean-up") {
+    /// Unregistering, locking root, sysprep and trimming: the end of the RHEL procedures.
+    static let cloudCleanup = cleanup(
         Group("subscription clean-up (subscription-manager repos --disable=*, unregister, yum clean all)") {
             DisableRepos()
             Delete("/etc/pki/consumer/*")
             Delete("/etc/pki/entitlement/*")
             PackageManagerCache()
-        }
-        Group("root account (1.2.1.1: !! in /etc/shadow)") {
-            LockRoot()
-        }
-        sysprep
-        Group("virt-sparsify --compress") {
-            TrimFreeSpace()
+        })
+
+    /// `packages` (what becomes of the repositories and the package cache), then locking root, sysprep, trimming.
+    static func cleanup(_ packages: Group) -> Group {
+        Group("clean-up") {
+            packages
+            Group("root account (1.2.1.1: !! in /etc/shadow)") {
+                LockRoot()
+            }
+            sysprep
+            Group("virt-sparsify --compress") {
+                TrimFreeSpace()
+            }
         }
     }
 }

@@ -233,8 +233,10 @@ public final class ApplianceSession {
             let value = try guestfs.inspected(fact, root: root)
             return value == "unknown" || value.isEmpty ? nil : value
         }
-        let mountpoints = Dictionary(try guestfs.inspectedMountpoints(root: root).map { ($0.mountpoint, $0.device) },
-                                     uniquingKeysWith: { first, _ in first })
+        let canonical = try canonicalSubvolumes()
+        let mountpoints = Dictionary(
+            try guestfs.inspectedMountpoints(root: root).map { ($0.mountpoint, canonical($0.device)) },
+            uniquingKeysWith: { first, _ in first })
         let version = try guestfs.inspectedVersion(root: root)
         return GuestFacts(
             type: try text(.type), distro: try text(.distribution),
@@ -243,7 +245,26 @@ public final class ApplianceSession {
             productName: try text(.productName), packageFormat: try text(.packageFormat),
             packageManagement: try text(.packageManager),
             mountpoints: mountpoints,
-            root: root)
+            root: canonical(root))
+    }
+
+    /// libguestfs 1.48 names a btrfs subvolume's device as the appliance's kernel named it, unlike every other device
+    /// name it returns: btrfsvol:/dev/sdb2/root for the guest's /dev/sda2 when the appliance's own disk was probed
+    /// first, which varies between launches. This gives such a name as the quick inspection does, by the canonical
+    /// name of the device holding the filesystem's UUID (what libguestfs translates back when mounting); a name that
+    /// is a canonical device already stays.
+    private func canonicalSubvolumes() throws -> (String) -> String {
+        let devices = Set(try guestfs.disks() + guestfs.partitions())
+        return { mountable in
+            guard mountable.hasPrefix("btrfsvol:/dev/") else { return mountable }
+            let rest = mountable.dropFirst("btrfsvol:/dev/".count)
+            guard let slash = rest.firstIndex(of: "/") else { return mountable }
+            let device = "/dev/" + rest[..<slash]
+            guard !devices.contains(device), let uuid = try? self.guestfs.filesystemUUID(device), !uuid.isEmpty,
+                  let found = try? self.guestfs.device(withUUID: uuid), devices.contains(found)
+            else { return mountable }
+            return "btrfsvol:\(found)\(rest[slash...])"
+        }
     }
 
     /// Inspects the guest and mounts every filesystem of its root, parents before children (/ before /boot),

@@ -359,6 +359,26 @@ extension Guestfs {
         }
     }
 
+    /// The subvolumes of the btrfs filesystem on `device` (mounted by libguestfs on a directory of its own for the
+    /// call), each with its id and its path from the top level.
+    func btrfsSubvolumes(_ device: String) throws -> [(id: UInt64, path: String)] {
+        let list = try call("list the btrfs subvolumes of", device) { guestfs_btrfs_subvolume_list($0, device) }
+        defer { guestfs_free_btrfssubvolume_list(list) }
+        return (0..<Int(list.pointee.len)).map { index in
+            let subvolume = list.pointee.val[index]
+            return (subvolume.btrfssubvolume_id, String(cString: subvolume.btrfssubvolume_path))
+        }
+    }
+
+    /// The id of the subvolume the btrfs filesystem on `device` mounts when no subvolume is named (5, the top level,
+    /// unless set otherwise).
+    func btrfsDefaultSubvolume(_ device: String) throws -> UInt64 {
+        try call("read the default btrfs subvolume of", device) { handle -> UInt64? in
+            let id = guestfs_btrfs_subvolume_get_default(handle, device)
+            return id < 0 ? nil : UInt64(id)
+        }
+    }
+
     /// Filesystems and their types (device, type), as libguestfs's list_filesystems sees them (LUKS left out).
     func filesystems() throws -> [(device: String, type: String)] {
         try pairs("list filesystems") { guestfs_list_filesystems($0) }.map { ($0.0, $0.1) }
@@ -374,6 +394,11 @@ extension Guestfs {
 
     func filesystemUUID(_ device: String) throws -> String {
         try string("read the UUID of", device) { guestfs_vfs_uuid($0, device) }
+    }
+
+    /// The device holding the filesystem whose UUID is `uuid` (blkid -U), by its canonical name.
+    func device(withUUID uuid: String) throws -> String {
+        try string("find the filesystem of UUID", uuid) { guestfs_findfs_uuid($0, uuid) }
     }
 
     /// Up to `count` bytes from the start of a block device (superblocks, swap headers).

@@ -16,10 +16,16 @@ import Operations
 /// stand. (Later libguestfs resolves them through the guest's /etc/crypttab; a guest whose crypttab names a mapping
 /// otherwise than luks-UUID leaves an fstab entry this inspection cannot resolve, and libguestfs decides.)
 ///
-/// Whenever the guest is anything else (a distribution whose rules it does not carry, btrfs, a closed LUKS device,
-/// RAID, an fstab entry it cannot resolve, a second operating system, a filesystem that will not mount), it returns
-/// nil and the caller asks libguestfs, so that a guest it does not know is never misread. A test compares both on
-/// every fixture.
+/// A btrfs filesystem on one device is examined as libguestfs's list_filesystems lists it: the whole device (its
+/// default subvolume) and each other subvolume as `btrfsvol:DEVICE/PATH`, mounted with `subvol=PATH`; an fstab
+/// entry of type btrfs with a `subvol=` option names that subvolume (Fedora's root and /home). Its devices are named
+/// canonically (/dev/sda2), where libguestfs 1.48 gives the appliance kernel's name, which varies between launches:
+/// the session's libguestfs inspection is brought to the canonical name too.
+///
+/// Whenever the guest is anything else (a distribution whose rules it does not carry, btrfs over several devices, a
+/// closed LUKS device, RAID, an fstab entry it cannot resolve, a second operating system, a filesystem that will
+/// not mount), it returns nil and the caller asks libguestfs, so that a guest it does not know is never misread. A
+/// test compares both on every fixture.
 struct QuickInspection {
     let guestfs: Guestfs
     /// The LUKS devices the session opened, and their mappings.
@@ -64,13 +70,17 @@ struct QuickInspection {
             guard case .filesystem(let type, let uuid, let label) = entry.content else { return nil }
             return (entry.device, type, uuid, label)
         }
+        var subvolumes: [String] = []
+        for filesystem in filesystems where filesystem.type == "btrfs" {
+            subvolumes += try btrfsSubvolumes(filesystem.device)
+        }
         let devices = Devices(disks: disks, partitions: partitions, volumes: volumes, mappings: Array(decrypted.values),
-                              uuids: filesystems.map { ($0.uuid, $0.device) },
+                              subvolumes: subvolumes, uuids: filesystems.map { ($0.uuid, $0.device) },
                               labels: filesystems.filter { !$0.label.isEmpty }.map { ($0.label, $0.device) })
 
         // Likely roots first: a root's fstab then names the other filesystems, which need not be mounted to be
         // ruled out as another operating system.
-        var unchecked = filesystems.map(\.device).sorted {
+        var unchecked = (filesystems.map(\.device) + subvolumes).sorted {
             (Self.rootLikelihood($0), $0) < (Self.rootLikelihood($1), $1)
         }
         var found: GuestFacts?
@@ -89,6 +99,13 @@ struct QuickInspection {
             }
         }
         return found
+    }
+
+    /// The subvolumes of the btrfs filesystem on `device` but its default one (mounting the device gives that), as
+    /// libguestfs names them.
+    private func btrfsSubvolumes(_ device: String) throws -> [String] {
+        let defaultID = try guestfs.btrfsDefaultSubvolume(device)
+        return try guestfs.btrfsSubvolumes(device).filter { $0.id != defaultID }.map { "btrfsvol:\(device)/\($0.path)" }
     }
 
     private enum Verdict {
@@ -139,8 +156,12 @@ struct QuickInspection {
         return !rest.isEmpty && rest.allSatisfy(\.isNumber)
     }
 
-    /// Logical volumes named like a root first, then other volumes, then partitions from the last.
+    /// Logical volumes and btrfs subvolumes named like a root first, then other volumes and subvolumes, then
+    /// partitions from the last.
     static func rootLikelihood(_ device: String) -> Int {
+        if device.hasPrefix("btrfsvol:") {
+            return device.split(separator: "/").last?.contains("root") == true ? 0 : 1
+        }
         let components = device.split(separator: "/")
         guard components.count == 3 else { return 2 }  // /dev/VG/LV
         return components[2].contains("root") ? 0 : 1
@@ -172,7 +193,13 @@ struct QuickInspection {
         if (0..<4).contains(where: { at($0 * 512, "LABELONE") && at($0 * 512 + 24, "LVM2 001") }) {
             return .lvmPhysicalVolume
         }
-        if at(65536 + 64, "_BHRfS_M") { return .unsupported("btrfs") }
+        if at(65536 + 64, "_BHRfS_M") {
+            guard bytes.count >= 65536 + 299 + 256 else { return .unsupported("btrfs") }
+            // A filesystem over several devices (its num_devices, little-endian) is not one this inspection follows.
+            let deviceCount = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[65536 + 136 + $1]) << (8 * $1) }
+            guard deviceCount == 1 else { return .unsupported("btrfs over \(deviceCount) devices") }
+            return .filesystem(type: "btrfs", uuid: uuid(65536 + 32), label: label(65536 + 299, 256))
+        }
         if bytes.count >= 6, Array(bytes[0..<6]) == [0x4C, 0x55, 0x4B, 0x53, 0xBA, 0xBE] { return .unsupported("LUKS") }
         // An MD RAID member with a version 1.1 or 1.2 superblock (a92b4efc little-endian, at 0 or 4 KiB).
         let raidMagic: [UInt8] = [0xFC, 0x4E, 0x2B, 0xA9]
@@ -211,6 +238,8 @@ struct QuickInspection {
         var volumes: [String]
         /// The mappings of opened LUKS devices (/dev/mapper/luks-UUID).
         var mappings: [String] = []
+        /// The btrfs subvolumes, as `btrfsvol:DEVICE/PATH`.
+        var subvolumes: [String] = []
         var uuids: [(String, String)]
         var labels: [(String, String)]
 
@@ -309,8 +338,7 @@ struct QuickInspection {
                 || path.hasPrefix("/media/") {
                 continue
             }
-            if type == "btrfs" { return nil }
-            let device: String
+            var device: String
             if spec.hasPrefix("UUID=") {
                 guard let found = devices.byUUID(unquote(String(spec.dropFirst(5)))) else { return nil }
                 device = found
@@ -327,9 +355,27 @@ struct QuickInspection {
             } else {
                 continue  // tmpfs, none...
             }
+            if type == "btrfs", !device.hasPrefix("btrfsvol:") {
+                guard let subvolume = btrfsSubvolume(options: fields.count > 3 ? String(fields[3]) : "",
+                                                     device: device, devices: devices) else { return nil }
+                device = subvolume
+            }
             if result[path] == nil { result[path] = device }
         }
         return result
+    }
+
+    /// What a btrfs entry on `device` mounts: the subvolume of its first `subvol=` option, else the whole device (as
+    /// libguestfs's get_btrfs_mountable decides); nil for a subvolume that is not on `device` as named (a leading
+    /// slash, a nested path libguestfs would name otherwise) or for `subvolid=` alone, which libguestfs reads as the
+    /// whole device although the guest mounts a subvolume.
+    static func btrfsSubvolume(options: String, device: String, devices: Devices) -> String? {
+        let options = options.split(separator: ",")
+        guard let subvol = options.first(where: { $0.hasPrefix("subvol=") })?.dropFirst("subvol=".count) else {
+            return options.contains(where: { $0.hasPrefix("subvolid=") }) ? nil : device
+        }
+        let subvolume = "btrfsvol:\(device)/\(subvol)"
+        return devices.subvolumes.contains(subvolume) ? subvolume : nil
     }
 
     /// /dev/mapper/VG-LV and /dev/VG/LV to the volume; /dev/vda1, /dev/xvda1, /dev/hda1 to the same partition of

@@ -7,7 +7,7 @@ import TestSupport
 /// appliance. (Every step of each profile is read back on its tree, in-process: CustomizeTests/DistroProfileTests.)
 @Suite(.serialized, .tags(.appliance)) struct CloudProfileTests {
     @Test(arguments: [("rocky9.qcow2", "rhel9-cloud"), ("ubuntu2404.qcow2", "ubuntu-cloud"),
-                      ("debian12-bios.qcow2", "debian-cloud")])
+                      ("debian12-bios.qcow2", "debian-cloud"), ("fedora40.qcow2", "fedora-cloud")])
     func cloudPicksTheProfileAndASecondRunChangesNoFile(file: String, expected: String) throws {
         let directory = try TestDirectory()
         let image = expected == "debian-cloud" ? try debianFixture(file) : try fixture(file)
@@ -25,14 +25,29 @@ import TestSupport
             // Root's entry, wherever it is (Debian's shadow starts with systemd-network), locked: "!" before the hash.
             let root = try guest.readText("/etc/shadow").split(separator: "\n").first { $0.hasPrefix("root:") }
             #expect(root?.hasPrefix("root:!") == true, "\(root ?? "no root entry")")
-            if expected == "rhel9-cloud" {
+            if expected == "rhel9-cloud" || expected == "fedora-cloud" {
                 let keyfile = "/usr/lib/NetworkManager/system-connections/cloud-dhcp.nmconnection"
                 #expect(try guest.readText(keyfile).contains("[ipv4]\nmethod=auto\n"))
                 #expect(try guest.stat(keyfile)?.mode == 0o600)
-                for entry in try guest.glob("/boot/loader/entries/*.conf") {
+                let entries = try guest.glob("/boot/loader/entries/*.conf")
+                #expect(entries.count == 3)
+                for entry in entries {
                     #expect(try guest.readText(entry).contains(" console=tty0 console=ttyS0,115200n8\n"), "\(entry)")
                 }
-                #expect(try guest.readText("/etc/yum.repos.d/rocky.repo").contains("enabled=1") == false)
+                #expect(try guest.readText("/etc/kernel/cmdline").hasSuffix(" console=tty0 console=ttyS0,115200n8\n"))
+                #expect(try guest.readText("/etc/cloud/cloud.cfg").contains(" - resolv-conf\n"))
+                // dnf's cache: its files gone, its directories kept (virt-sysprep's package-manager-cache).
+                let cached = try guest.glob("/var/cache/dnf/*") + guest.glob("/var/cache/dnf/*/repodata/*")
+                #expect(try !cached.isEmpty && cached.allSatisfy { try guest.isDirectory($0) }, "\(cached)")
+                if expected == "rhel9-cloud" {
+                    #expect(try guest.readText("/etc/yum.repos.d/rocky.repo").contains("enabled=1") == false)
+                } else {
+                    // Fedora's public repositories stay enabled; its /home, a subvolume of its own, was cleaned too.
+                    #expect(try guest.readText("/etc/yum.repos.d/fedora.repo").contains("[fedora]\nname="))
+                    #expect(try guest.readText("/etc/yum.repos.d/fedora-updates.repo").contains("\nenabled=1\n"))
+                    #expect(try guest.isFile("/home/fedora/.bashrc") && !guest.exists("/home/fedora/.bash_history"))
+                    #expect(try guest.glob("/etc/NetworkManager/system-connections/*").isEmpty)
+                }
             } else if expected == "debian-cloud" {
                 // The real guest: its first boot's lease, its console-less GRUB, cloud-init's rendered ifupdown.
                 #expect(try guest.glob("/var/lib/dhcp/*").isEmpty)
@@ -84,7 +99,7 @@ import TestSupport
         let report = try jsonObject(run.stdout)
         let error = try #require(report["error"] as? [String: Any])
         let message = try #require(error["message"] as? String)
-        #expect(message.contains("profile cloud needs a rhel, centos, rocky, redhat-based or oraclelinux 9; rhel, centos, rocky, redhat-based or oraclelinux 8; rhel 7; "))
+        #expect(message.contains("profile cloud needs a rhel, centos, rocky, redhat-based or oraclelinux 9; rhel, centos, rocky, redhat-based or oraclelinux 8; rhel 7; rhel 6; fedora; "))
         #expect(message.hasSuffix("guest, found opensuse 15.5 (openSUSE Leap 15.5)"))
         #expect((error["hint"] as? String)?.contains("no cloud profile for this guest") == true)
         #expect(report["image-unchanged"] as? Bool == true)
@@ -98,6 +113,7 @@ import TestSupport
         ("ubuntu2404.qcow2", false, ["os_distro": "ubuntu", "os_version": "24.04", "os_name": "ubuntu24.04",
                                      "hw_qemu_guest_agent": "yes"]),
         ("rocky9.qcow2", false, ["os_distro": "rocky", "os_version": "9.4", "os_name": "rocky9"]),
+        ("fedora40.qcow2", false, ["os_distro": "fedora", "os_version": "40", "os_name": "fedora40"]),
         ("debian12-uefi.qcow2", true, ["os_distro": "debian", "os_version": "12", "os_name": "debian12",
                                        "hw_firmware_type": "uefi", "hw_qemu_guest_agent": "yes"]),
     ])

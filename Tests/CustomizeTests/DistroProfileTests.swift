@@ -34,6 +34,19 @@ private extension TestDirectory {
                                                 withIntermediateDirectories: true)
         try text.write(toFile: self.path(path), atomically: true, encoding: .utf8)
     }
+    /// Network (step 4) on RHEL 9 and Fedora: a keyfile NetworkManager loads (root-only) taking the first Ethernet NIC
+    /// by DHCP.
+    func expectCloudDHCPKeyfile(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let keyfile = "usr/lib/NetworkManager/system-connections/cloud-dhcp.nmconnection"
+        let connection = try text(keyfile)
+        #expect(connection.contains("[connection]\nid=cloud-dhcp\ntype=ethernet\nautoconnect=true\n"),
+                sourceLocation: sourceLocation)
+        #expect(connection.contains("[ipv4]\nmethod=auto\n") && !connection.contains("interface-name"),
+                sourceLocation: sourceLocation)
+        let mode = try FileManager.default.attributesOfItem(atPath: path(keyfile))[.posixPermissions] as? Int
+        #expect(mode == 0o600, sourceLocation: sourceLocation)
+    }
+
     /// Every path below the tree with its content, for "unchanged" checks.
     func snapshot() throws -> [String: Data] {
         var result: [String: Data] = [:]
@@ -55,6 +68,9 @@ enum DistroGuests {
     static let rhel8 = GuestFacts(type: "linux", distro: "rhel", majorVersion: 8, minorVersion: 10, osinfo: "rhel8.10",
                                   productName: "Red Hat Enterprise Linux 8.10 (Ootpa)", packageFormat: "rpm",
                                   packageManagement: "dnf")
+    static let fedora40 = GuestFacts(type: "linux", distro: "fedora", majorVersion: 40, minorVersion: 0,
+                                     osinfo: "fedora40", productName: "Fedora Linux 40 (Cloud Edition)",
+                                     packageFormat: "rpm", packageManagement: "dnf")
     static let debian12 = GuestFacts(type: "linux", distro: "debian", majorVersion: 12, minorVersion: 7,
                                      osinfo: "debian12", productName: "12.7", packageFormat: "deb",
                                      packageManagement: "apt")
@@ -85,13 +101,7 @@ enum DistroGuests {
         let report = try Pipeline().apply(BuiltinProfiles.rhel9Cloud, onTree: tree.path, guest: fixture.guest)
         #expect(report.warnings.isEmpty, "\(report.warnings)")
 
-        // Network: a keyfile NetworkManager loads (root-only) taking the first Ethernet NIC by DHCP.
-        let keyfile = "usr/lib/NetworkManager/system-connections/cloud-dhcp.nmconnection"
-        let connection = try tree.text(keyfile)
-        #expect(connection.contains("[connection]\nid=cloud-dhcp\ntype=ethernet\nautoconnect=true\n"))
-        #expect(connection.contains("[ipv4]\nmethod=auto\n") && !connection.contains("interface-name"))
-        let mode = try FileManager.default.attributesOfItem(atPath: tree.path(keyfile))[.posixPermissions] as? Int
-        #expect(mode == 0o600)
+        try tree.expectCloudDHCPKeyfile()
         // cloud-init, NOZEROCONF.
         #expect(try tree.text("etc/cloud/cloud.cfg").contains(" - ssh\n - resolv-conf\n\ncloud_config_modules:"))
         #expect(try tree.text("etc/sysconfig/network") == "# Created by anaconda\nNOZEROCONF=yes\n")
@@ -150,6 +160,49 @@ enum DistroGuests {
         #expect(try tree.text("etc/shadow").hasPrefix("root:!$6$"))
 
         let again = try Pipeline().apply(BuiltinProfiles.rhel8Cloud, onTree: tree.path, guest: DistroGuests.rhel8)
+        for step in again.steps { #expect(step.changed == .no, "\(step.operation) \(step.target): \(step.summary)") }
+    }
+
+    /// fedora-cloud: rhel9-cloud's network, cloud-init and console steps in Fedora's files; its public repositories
+    /// stay enabled, and nothing of a subscription is asked for.
+    @Test func fedoraCloudOnTheFedoraTree() throws {
+        let tree = try fixtureTree(["fedora40"])
+        try tree.write("etc/ssh/ssh_host_ed25519_key", "build machine's key\n")
+        let repos = try ["fedora.repo", "fedora-updates.repo"].map { try tree.text("etc/yum.repos.d/\($0)") }
+        let report = try Pipeline().apply(BuiltinProfiles.fedoraCloud, onTree: tree.path, guest: DistroGuests.fedora40)
+        #expect(report.warnings.isEmpty, "\(report.warnings)")
+        #expect(!report.steps.contains { ["disable-repos", "delete"].contains($0.operation) || $0.summary.contains("subscription") })
+
+        try tree.expectCloudDHCPKeyfile()
+        // The build machine's keyfile (cloud-init's, matching its MAC) and its lease are gone.
+        #expect(tree.files(under: "etc/NetworkManager/system-connections").isEmpty)
+        #expect(tree.files(under: "var/lib/NetworkManager").isEmpty)
+        #expect(try tree.text("etc/cloud/cloud.cfg").contains(" - ssh\n - resolv-conf\n\ncloud_config_modules:"))
+        #expect(try tree.text("etc/sysconfig/network") == "NOZEROCONF=yes\n")
+        let entries = tree.files(under: "boot/loader/entries")
+        #expect(entries.count == 3)
+        for entry in entries {
+            let options = try tree.text("boot/loader/entries/\(entry)").split(separator: "\n")
+                .filter { $0.hasPrefix("options ") }
+            #expect(options == ["options root=UUID=6d0a5f3c-2b1e-4c9d-8a7f-3e2d1c0b9a87 ro rootflags=subvol=root "
+                                + "no_timer_check net.ifnames=0 \(console)"], "\(entry)")
+        }
+        #expect(try tree.text("etc/kernel/cmdline").hasSuffix("net.ifnames=0 \(console)\n"))
+        let grub = try tree.text("etc/default/grub")
+        #expect(grub.contains("GRUB_CMDLINE_LINUX_DEFAULT=\"\(console)\"") && grub.contains("GRUB_ENABLE_BLSCFG=true"))
+        let grubenv = try #require(FileManager.default.contents(atPath: tree.path("boot/grub2/grubenv")))
+        #expect(grubenv.count == 1024)
+        // The repositories as they were, dnf's cache gone, root locked.
+        #expect(try ["fedora.repo", "fedora-updates.repo"].map { try tree.text("etc/yum.repos.d/\($0)") } == repos)
+        #expect(tree.files(under: "var/cache/dnf").isEmpty)
+        #expect(try tree.text("etc/shadow").hasPrefix("root:!"))
+        #expect(try tree.text("etc/machine-id") == "")
+        for gone in ["var/log/dnf.log", "var/log/messages", "var/log/cloud-init.log", "root/.bash_history",
+                     "home/fedora/.bash_history", "var/lib/cloud/instances", "etc/ssh/ssh_host_ed25519_key"] {
+            #expect(!tree.exists(gone), "\(gone)")
+        }
+
+        let again = try Pipeline().apply(BuiltinProfiles.fedoraCloud, onTree: tree.path, guest: DistroGuests.fedora40)
         for step in again.steps { #expect(step.changed == .no, "\(step.operation) \(step.target): \(step.summary)") }
     }
 
@@ -239,7 +292,8 @@ enum DistroGuests {
         let picks: [(GuestFacts, String)] = [(rhel7, "rhel7-cloud"), (rhel6, "rhel6-cloud"),
                                              (DistroGuests.rhel9, "rhel9-cloud"), (DistroGuests.rocky9, "rhel9-cloud"),
                                              (DistroGuests.rhel8, "rhel8-cloud"),
-                                             (alma, "rhel9-cloud"), (DistroGuests.debian12, "debian-cloud"),
+                                             (alma, "rhel9-cloud"), (DistroGuests.fedora40, "fedora-cloud"),
+                                             (DistroGuests.debian12, "debian-cloud"),
                                              (DistroGuests.ubuntu2404, "ubuntu-cloud")]
         for (guest, expected) in picks {
             #expect(BuiltinProfiles.cloudProfile(for: guest)?.name == expected, "\(guest.distro ?? "")")
@@ -260,7 +314,7 @@ enum DistroGuests {
             try Pipeline().apply(BuiltinProfiles.cloud, onTree: other.path, guest: suse)
         }
         let error = try #require(failure.error as? CustomizeError)
-        #expect(error.message.hasPrefix("profile cloud needs a rhel, centos, rocky, redhat-based or oraclelinux 9; rhel, centos, rocky, redhat-based or oraclelinux 8; rhel 7; "))
+        #expect(error.message.hasPrefix("profile cloud needs a rhel, centos, rocky, redhat-based or oraclelinux 9; rhel, centos, rocky, redhat-based or oraclelinux 8; rhel 7; rhel 6; fedora; "))
         #expect(error.message.hasSuffix("guest, found opensuse 15.5 (openSUSE Leap 15.5)"))
         #expect(error.hint?.contains("no cloud profile for this guest") == true)
         #expect(failure.imageUnchanged && failure.report.steps.isEmpty)

@@ -15,6 +15,8 @@ struct Fixture: Sendable, CustomTestStringConvertible {
     var bootFile: String
     /// A release file and what it says of the version.
     var release: (path: String, text: String)
+    /// A file on a /home mounted from a filesystem (or subvolume) of its own, for a guest that has one.
+    var homeFile: String?
     var images: FixtureImages = guestFixtures
 
     var testDescription: String { file }
@@ -45,6 +47,18 @@ struct Fixture: Sendable, CustomTestStringConvertible {
                              productName: "Ubuntu 24.04.1 LTS", packageFormat: "deb", packageManagement: "apt",
                              mountpoints: ["/": "/dev/sda1"], root: "/dev/sda1"),
         bootFile: "/boot/grub/grub.cfg", release: ("/etc/os-release", "VERSION_ID=\"24.04\""))
+    /// Fedora Cloud's layout: / and /home are the subvolumes root and home of one btrfs filesystem.
+    static let fedora40 = Fixture(
+        file: "fedora40.qcow2", format: .qcow2,
+        expected: GuestFacts(type: "linux", distro: "fedora", majorVersion: 40, minorVersion: 0, osinfo: "fedora40",
+                             arch: "x86_64", hostname: "fedora40-build.example.com",
+                             productName: "Fedora Linux 40 (Cloud Edition)", packageFormat: "rpm",
+                             packageManagement: "dnf",
+                             mountpoints: ["/": "btrfsvol:/dev/sda2/root", "/boot": "/dev/sda1",
+                                           "/home": "btrfsvol:/dev/sda2/home"],
+                             root: "btrfsvol:/dev/sda2/root"),
+        bootFile: "/boot/grub2/grubenv", release: ("/etc/os-release", "VERSION_ID=40\n"),
+        homeFile: "/home/fedora/.bashrc")
     /// Debian's real guests: version and product come from /etc/debian_version, whose point release the archive
     /// decided when they were built.
     static let debian12BIOS = debian(file: "debian12-bios.qcow2", hostname: "deb12-bios",
@@ -92,7 +106,7 @@ struct Fixture: Sendable, CustomTestStringConvertible {
             .map { String($0.dropFirst("inspect product: ".count)) } ?? "unknown"
     }()
 
-    static let all = [rhel7, rhel6, rhel7Single, rhel9, rocky9, ubuntu2404, debian12BIOS, debian12UEFI]
+    static let all = [rhel7, rhel6, rhel7Single, rhel9, rocky9, ubuntu2404, fedora40, debian12BIOS, debian12UEFI]
 
     /// Builds the images on first use (minutes), then finds them in the cache (a moment).
     func path() throws -> String { try images.path(file) }
@@ -121,6 +135,7 @@ extension ApplianceTests {
             #expect(fs.facts == fixture.expected)
             #expect(try fs.isFile(fixture.bootFile))
             #expect(try fs.readText(fixture.release.path).contains(fixture.release.text))
+            if let homeFile = fixture.homeFile { #expect(try fs.isFile(homeFile)) }
             let error = #expect(throws: GuestError.self) { try fs.writeText("/etc/motd", "hello\n") }
             #expect(error?.message.contains("Read-only file system") == true)
             #expect(throws: GuestError.self) { try fs.blockDevices.trimFreeSpace() }

@@ -56,6 +56,17 @@ import Testing
                                         "/usr/bin/dnf": ""],
              expected: .init(distro: "fedora", major: 40, minor: 0, product: "Fedora Linux 40 (Cloud Edition)"),
              osinfo: "fedora40", packageManagement: "dnf"),
+        // Fedora's own os-release leaves ID and VERSION_ID unquoted, and sets an empty VERSION_CODENAME.
+        Case(name: "Fedora 40 Cloud", files: ["/etc/os-release": "NAME=\"Fedora Linux\"\nVERSION=\"40 (Cloud Edition)\"\n"
+                                                + "ID=fedora\nVERSION_ID=40\nVERSION_CODENAME=\"\"\n"
+                                                + "PRETTY_NAME=\"Fedora Linux 40 (Cloud Edition)\"\nVARIANT_ID=cloud\n",
+                                              "/etc/redhat-release": "Fedora release 40 (Forty)\n", "/usr/bin/dnf": ""],
+             expected: .init(distro: "fedora", major: 40, minor: 0, product: "Fedora Linux 40 (Cloud Edition)"),
+             osinfo: "fedora40", packageManagement: "dnf"),
+        // Without os-release, redhat-release's "Fedora release N" (the first line, whole, is the product name).
+        Case(name: "Fedora 40 without os-release", files: ["/etc/redhat-release": "Fedora release 40 (Forty)\n"],
+             expected: .init(distro: "fedora", major: 40, minor: 0, product: "Fedora release 40 (Forty)"),
+             osinfo: "fedora40", packageManagement: "yum"),
         // Debian's os-release has the major version only: /etc/debian_version gives version and product name.
         Case(name: "Debian 12", files: ["/etc/os-release": osRelease(id: "debian", version: "12",
                                                                      pretty: "Debian GNU/Linux 12 (bookworm)"),

@@ -27,13 +27,20 @@ import Testing
         #expect(QuickInspection.identify(Self.device([(4086, Array("SWAPSPACE2".utf8))])) == .swap)
         #expect(QuickInspection.identify(Self.device([(512, Array("LABELONE".utf8)), (536, Array("LVM2 001".utf8))]))
                 == .lvmPhysicalVolume)
-        #expect(QuickInspection.identify(Self.device([(65536 + 64, Array("_BHRfS_M".utf8))])) == .unsupported("btrfs"))
+        let twoDeviceBtrfs = Self.device([(65536 + 64, Array("_BHRfS_M".utf8)), (65536 + 136, [2])])
+        #expect(QuickInspection.identify(twoDeviceBtrfs) == .unsupported("btrfs over 2 devices"))
         let luks: [UInt8] = [0x4C, 0x55, 0x4B, 0x53, 0xBA, 0xBE], raid: [UInt8] = [0xFC, 0x4E, 0x2B, 0xA9]
         #expect(QuickInspection.identify(Self.device([(0, luks)])) == .unsupported("LUKS"))
         #expect(QuickInspection.identify(Self.device([(4096, raid)])) == .unsupported("RAID member"))
         // An extended partition's boot record, and nothing at all.
         #expect(QuickInspection.identify(Self.device([(510, [0x55, 0xAA])])) == .other)
         #expect(QuickInspection.identify(Self.device([])) == .other)
+    }
+
+    @Test func recognisesABtrfsFilesystemOnOneDeviceWithItsUUIDAndLabel() {
+        let btrfs = Self.device([(65536 + 64, Array("_BHRfS_M".utf8)), (65536 + 32, Self.uuidBytes),
+                                 (65536 + 136, [1]), (65536 + 299, Array("fedora".utf8))])
+        #expect(QuickInspection.identify(btrfs) == .filesystem(type: "btrfs", uuid: Self.uuid, label: "fedora"))
     }
 
     @Test func recognisesAnEFISystemPartitionBySerialAsFstabWritesIt() {
@@ -64,6 +71,32 @@ import Testing
                                                                    devices: Self.devices))
         #expect(mountpoints == ["/": "/dev/rhel/root", "/boot": "/dev/sda1", "/boot/efi": "/dev/sdb1",
                                 "/srv/data": "/dev/my-vg/lv-data", "/var": "/dev/sdb1"])
+    }
+
+    /// Fedora's layout: subvolumes root and home of one btrfs filesystem, by its UUID, the subvolume in the options.
+    @Test func btrfsEntriesNameTheSubvolumeOfTheirSubvolOption() throws {
+        let devices = QuickInspection.Devices(
+            disks: ["/dev/sda"], partitions: ["/dev/sda1", "/dev/sda2"], volumes: [],
+            subvolumes: ["btrfsvol:/dev/sda2/root", "btrfsvol:/dev/sda2/home"],
+            uuids: [(Self.uuid, "/dev/sda2"), ("1234-5678", "/dev/sda1")], labels: [("fedora", "/dev/sda2")])
+        let fstab = """
+            UUID=\(Self.uuid) /                       btrfs   subvol=root,compress=zstd:1 0 0
+            UUID=1234-5678 /boot                   ext4    defaults        1 2
+            LABEL=fedora /home                   btrfs   compress=zstd:1,subvol=home,subvol=root 0 0
+            /dev/sda2 /mnt/top                   btrfs   defaults 0 0
+            """
+        let mountpoints = try #require(QuickInspection.mountpoints(fstab: fstab, root: "btrfsvol:/dev/sda2/root",
+                                                                   devices: devices))
+        #expect(mountpoints == ["/": "btrfsvol:/dev/sda2/root", "/boot": "/dev/sda1",
+                                "/home": "btrfsvol:/dev/sda2/home", "/mnt/top": "/dev/sda2"])
+        // /dev/root is the root as it was found, a subvolume already.
+        #expect(QuickInspection.mountpoints(fstab: "/dev/root / btrfs subvol=root 0 0", root: "btrfsvol:/dev/sda2/root",
+                                            devices: devices) == ["/": "btrfsvol:/dev/sda2/root"])
+        // A subvolume the filesystem does not have as named, or subvolid= alone: libguestfs decides.
+        for options in ["subvol=/root", "subvol=var", "subvolid=256"] {
+            #expect(QuickInspection.mountpoints(fstab: "/dev/sda2 / btrfs \(options) 0 0",
+                                                root: "btrfsvol:/dev/sda2/root", devices: devices) == nil)
+        }
     }
 
     @Test func devMapperNamesUndoubleTheirDashes() {

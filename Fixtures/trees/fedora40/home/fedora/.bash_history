@@ -1,0 +1,6 @@
+sudo -i
+cat /etc/redhat-release
+df -h
+ip addr
+sudo yum repolist
+exit
