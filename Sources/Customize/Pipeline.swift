@@ -199,7 +199,7 @@ public struct Pipeline: Sendable {
             try checkCancelled()
             let trim = operation.phase == .devices
             if trim, !relabelled {
-                report.steps += try relabel(runner, clock: &clock)
+                try relabel(runner, into: &report, image: image, clock: &clock, progress)
                 relabelled = true
             }
             let step: StepReport
@@ -213,7 +213,7 @@ public struct Pipeline: Sendable {
             progress(.step(index: index, count: ordered.count, step))
             if let warning = step.warning { report.warn("\(image): \(warning)", progress) }
         }
-        if !relabelled { report.steps += try relabel(runner, clock: &clock) }
+        if !relabelled { try relabel(runner, into: &report, image: image, clock: &clock, progress) }
         try clock.measure("shutdown") { try session.close() }
 
         guard let transaction else { return }
@@ -273,10 +273,13 @@ public struct Pipeline: Sendable {
 
     /// The labels phase's own steps (SELinux labels from the guest's own policy) for what the run touched, or for
     /// every file after guest commands; nothing when nothing was touched or the user turned it off.
-    private func relabel(_ runner: OperationRunner, clock: inout StageClock) throws -> [StepReport] {
-        guard options.selinuxRelabel, !runner.touchedPaths.isEmpty || runner.ranGuestCommands else { return [] }
-        return try OperationRegistry.flags(in: .labels).map { operation in
-            try clock.measure("relabel") { try runner.run(operation) }
+    private func relabel(_ runner: OperationRunner, into report: inout RunReport, image: String,
+                         clock: inout StageClock, _ progress: (RunProgress) -> Void) throws {
+        guard options.selinuxRelabel, !runner.touchedPaths.isEmpty || runner.ranGuestCommands else { return }
+        for operation in OperationRegistry.flags(in: .labels) {
+            let step = try clock.measure("relabel") { try runner.run(operation) }
+            report.steps.append(step)
+            if let warning = step.warning { report.warn("\(image): \(warning)", progress) }
         }
     }
 
@@ -399,8 +402,8 @@ extension Pipeline {
             }
 
             let tree = try clock.measure("open") { try TreeFilesystem(root: workRoot) }
-            let runner = OperationRunner(guest: tree, context: OperationContext(guest: guest, logger: logger),
-                                         recordDiffs: options.diffs || options.dryRun)
+            let context = OperationContext(guest: guest, logger: logger, passwordCrypto: options.passwordCrypto)
+            let runner = OperationRunner(guest: tree, context: context, recordDiffs: options.diffs || options.dryRun)
             let operations = operations.expandingCommandFiles
             for (index, operation) in operations.enumerated() {
                 try options.cancellation?.check(image: root)
