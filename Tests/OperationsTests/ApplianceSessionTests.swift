@@ -166,10 +166,22 @@ func hangingHypervisor(in directory: TestDirectory, when pattern: String) throws
     let script = directory.path("hanging-qemu")
     let pids = directory.path("qemu-pids")
     let qemu = "/usr/bin/qemu-system-x86_64"
+    // A launch matching `pattern` hangs whatever this host's KVM does (it may hang by itself, or abort with "failed
+    // to set MSR"): its guest is never started (-S), and it runs under software emulation (accel=tcg, -cpu max).
     let text = """
         #!/bin/sh
         case " $* " in *" -kernel "*) echo $$ >> '\(pids)' ;; esac
-        case " $* " in \(pattern)) exec \(qemu) -S "$@" ;; esac
+        case " $* " in \(pattern))
+          previous=
+          for argument in "$@"; do
+            shift
+            case "$previous" in -cpu) argument=max ;; esac
+            case "$argument" in *accel=kvm*) argument=$(printf '%s' "$argument" | sed 's/accel=kvm[:a-z]*/accel=tcg/') ;; esac
+            set -- "$@" "$argument"
+            previous=$argument
+          done
+          exec \(qemu) -S "$@" ;;
+        esac
         exec \(qemu) "$@"
 
         """
