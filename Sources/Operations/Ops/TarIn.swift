@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// `tar-in TARBALL:REMOTEDIR` (virt-customize's --tar-in): a host tarball (plain, gzip, xz, bzip2, zstd: the host's
 /// tar tells) unpacked into the existing guest directory REMOTEDIR, modes and numeric owners kept. The host's tar
@@ -81,11 +82,20 @@ private func runTar(_ arguments: [String], _ failure: (String, String?) -> Guest
     do { try process.run() } catch {
         throw failure("cannot run tar: \(error.localizedDescription)", "install GNU tar on the host")
     }
+    // stderr is drained on its own thread while stdout is read here: with one pipe read after the other, a tar that
+    // fills the unread pipe (64 KiB of warnings) would wait for us while we wait for it.
+    let message = Mutex(Data())
+    let drained = DispatchSemaphore(value: 0)
+    DispatchQueue.global().async {
+        let data = errors.fileHandleForReading.readDataToEndOfFile()
+        message.withLock { $0 = data }
+        drained.signal()
+    }
     let text = output.fileHandleForReading.readDataToEndOfFile()
-    let message = errors.fileHandleForReading.readDataToEndOfFile()
+    drained.wait()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-        let said = String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let said = String(decoding: message.withLock { $0 }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         throw failure("tar \(arguments.first ?? "") failed: \(said)", "check that it is a tarball tar can read")
     }
     return String(decoding: text, as: UTF8.self)
