@@ -6,10 +6,96 @@ import Operations
 public final class ApplianceDevices: GuestDevices {
     let guestfs: Guestfs
     public let readonly: Bool
+    /// What the session mounted where (mountpoint, device), parents first: how the filesystems are mounted again
+    /// after an identity change unmounted them.
+    let mountPlan: [(mountpoint: String, device: String)]
 
-    init(guestfs: Guestfs, readonly: Bool) {
+    init(guestfs: Guestfs, readonly: Bool, mountPlan: [(mountpoint: String, device: String)]) {
         self.guestfs = guestfs
         self.readonly = readonly
+        self.mountPlan = mountPlan
+    }
+
+    // MARK: Identities
+
+    public func mountedFilesystems() throws -> [MountedFilesystem] {
+        var found: [MountedFilesystem] = []
+        for (mountpoint, mountable) in mountPlan {
+            let device = filesystemDevice(of: mountable)
+            if let index = found.firstIndex(where: { $0.device == device }) {
+                found[index].mountpoints.append(mountpoint)
+                continue
+            }
+            found.append(MountedFilesystem(device: device, type: guestfs.filesystemType(device) ?? "unknown",
+                                           uuid: (try? guestfs.filesystemUUID(device)) ?? "",
+                                           mountpoints: [mountpoint]))
+        }
+        return found
+    }
+
+    public func setFilesystemUUIDs(_ changes: [(device: String, uuid: String)]) throws {
+        try withFilesystemsUnmounted(for: "fs-uuids", deactivatingVolumeGroups: false) {
+            for (device, uuid) in changes { try guestfs.setUUID(device, uuid) }
+        }
+    }
+
+    public func renewLVMUUIDs() throws -> [LVMIdentityChange] {
+        let volumes = try guestfs.physicalVolumes()
+        guard !volumes.isEmpty else { return [] }
+        let groups = try guestfs.volumeGroupNames()
+        let oldVolumes = try volumes.map { try guestfs.physicalVolumeUUID($0) }
+        let oldGroups = try groups.map { try guestfs.volumeGroupUUID($0) }
+        try withFilesystemsUnmounted(for: "lvm-uuids", deactivatingVolumeGroups: true) {
+            try guestfs.renewLVMUUIDs()
+        }
+        return try zip(volumes, oldVolumes).map { volume, old in
+            LVMIdentityChange(kind: .physicalVolume, name: volume, oldUUID: old,
+                              newUUID: try guestfs.physicalVolumeUUID(volume))
+        } + zip(groups, oldGroups).map { group, old in
+            LVMIdentityChange(kind: .volumeGroup, name: group, oldUUID: old,
+                              newUUID: try guestfs.volumeGroupUUID(group))
+        }
+    }
+
+    /// Runs `body` with every guest filesystem unmounted (and the volume groups inactive, when asked), then mounts
+    /// them again as the session did, whether or not `body` succeeded.
+    private func withFilesystemsUnmounted(for operation: String, deactivatingVolumeGroups: Bool,
+                                          _ body: () throws -> Void) throws {
+        guard !readonly else {
+            throw GuestError(guest: guestfs.guest, action: operation, message: "the image is open read-only")
+        }
+        try guestfs.unmountAll()
+        var outcome: Result<Void, Error> = .success(())
+        if deactivatingVolumeGroups {
+            do {
+                try guestfs.activateVolumeGroups(false)
+            } catch let error as GuestError {
+                outcome = .failure(GuestError(
+                    guest: guestfs.guest, action: operation,
+                    message: "cannot deactivate the volume groups to change their UUIDs: \(error.message)",
+                    hint: "a LUKS device or another mapping inside a logical volume holds its volume group open; "
+                        + "leave \(operation) out for this guest (apply sysprep --operations defaults,-\(operation))"))
+            }
+        }
+        if case .success = outcome { outcome = Result { try body() } }
+        if deactivatingVolumeGroups { try guestfs.activateVolumeGroups(true) }
+        for (mountpoint, device) in mountPlan {
+            try guestfs.mount(device, on: mountpoint, readonly: false)
+        }
+        try outcome.get()
+    }
+
+    /// The block device under a mountable: itself, or for a btrfs subvolume (btrfsvol:/dev/sda2/root) the device
+    /// holding the filesystem.
+    private func filesystemDevice(of mountable: String) -> String {
+        guard mountable.hasPrefix("btrfsvol:") else { return mountable }
+        let components = mountable.dropFirst("btrfsvol:".count).split(separator: "/").map(String.init)
+        // dev/sda2/root, or dev/mapper/NAME/root and dev/VG/LV/root for btrfs over device-mapper.
+        for length in [2, 3] where components.count > length {
+            let device = "/" + components.prefix(length).joined(separator: "/")
+            if guestfs.filesystemType(device) == "btrfs" { return device }
+        }
+        return mountable
     }
 
     /// Discards every mounted filesystem's unused blocks, every swap area (its header page put back byte for byte, so

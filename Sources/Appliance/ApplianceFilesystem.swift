@@ -28,7 +28,9 @@ public final class ApplianceFilesystem: GuestFilesystem {
         self.guestfs = guestfs
         self.facts = facts
         self.readonly = readonly
-        self.blockDevices = ApplianceDevices(guestfs: guestfs, readonly: readonly)
+        self.blockDevices = ApplianceDevices(
+            guestfs: guestfs, readonly: readonly,
+            mountPlan: facts.mountOrder)
         self.guestCommands = ApplianceCommands(guestfs: guestfs, facts: facts, network: network)
     }
 
@@ -211,5 +213,13 @@ public final class ApplianceFilesystem: GuestFilesystem {
     public func setxattr(_ path: String, name: String, value: [UInt8]) throws {
         try validate(path, "set the extended attribute \(name) of")
         try guestfs.setExtendedAttribute(path, name: name, value: value)
+    }
+}
+
+extension GuestFacts {
+    /// The guest's mountpoints (mountpoint, device), parents before children (/ before /boot): the order to mount
+    /// them in.
+    var mountOrder: [(mountpoint: String, device: String)] {
+        mountpoints.sorted { ($0.key.count, $0.key) < ($1.key.count, $1.key) }.map { ($0.key, $0.value) }
     }
 }

@@ -272,11 +272,11 @@ public final class ApplianceSession {
     public func mountOperatingSystem() throws -> ApplianceFilesystem {
         if let mountedFilesystem { return mountedFilesystem }
         let facts = try inspect()
-        let ordered = facts.mountpoints.sorted { ($0.key.count, $0.key) < ($1.key.count, $1.key) }
+        let ordered = facts.mountOrder
         for (mountpoint, device) in ordered {
             try guestfs.mount(device, on: mountpoint, readonly: readonly)
         }
-        logger.debug("mounted \(ordered.map { "\($0.value) on \($0.key)" }.joined(separator: ", "))")
+        logger.debug("mounted \(ordered.map { "\($0.device) on \($0.mountpoint)" }.joined(separator: ", "))")
         let filesystem = ApplianceFilesystem(guestfs: guestfs, facts: facts, readonly: readonly, network: network)
         mountedFilesystem = filesystem
         return filesystem

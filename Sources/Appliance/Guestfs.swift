@@ -396,6 +396,36 @@ extension Guestfs {
         try string("read the UUID of", device) { guestfs_vfs_uuid($0, device) }
     }
 
+    /// Sets the UUID of the (unmounted) filesystem or swap area on `device`.
+    func setUUID(_ device: String, _ uuid: String) throws {
+        try run("set the UUID \(uuid) on", device) { guestfs_set_uuid($0, device, uuid) }
+    }
+
+    /// LVM physical volumes, by device.
+    func physicalVolumes() throws -> [String] {
+        try strings("list the LVM physical volumes") { guestfs_pvs($0) }
+    }
+
+    /// The UUID of an LVM physical volume, as LVM prints it.
+    func physicalVolumeUUID(_ device: String) throws -> String {
+        try string("read the LVM UUID of", device) { guestfs_pvuuid($0, device) }
+    }
+
+    /// Volume group names.
+    func volumeGroupNames() throws -> [String] {
+        try strings("list the volume groups") { guestfs_vgs($0) }
+    }
+
+    func volumeGroupUUID(_ group: String) throws -> String {
+        try string("read the UUID of the volume group", group) { guestfs_vguuid($0, group) }
+    }
+
+    /// New random UUIDs for every physical volume, then for every volume group (which must be inactive).
+    func renewLVMUUIDs() throws {
+        try run("give the LVM physical volumes new UUIDs") { guestfs_pvchange_uuid_all($0) }
+        try run("give the LVM volume groups new UUIDs") { guestfs_vgchange_uuid_all($0) }
+    }
+
     /// The device holding the filesystem whose UUID is `uuid` (blkid -U), by its canonical name.
     func device(withUUID uuid: String) throws -> String {
         try string("find the filesystem of UUID", uuid) { guestfs_findfs_uuid($0, uuid) }

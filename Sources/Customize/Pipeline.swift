@@ -191,23 +191,24 @@ public struct Pipeline: Sendable {
         let context = OperationContext(guest: guest, logger: logger, passwordCrypto: options.passwordCrypto)
         let runner = OperationRunner(guest: filesystem, context: context, recordDiffs: options.diffs || options.dryRun)
         let steps = operations(guest).expandingCommandFiles
-        // By phase wherever a profile puts them: files, labels, then devices, so that trimming discards what the
-        // other steps and the relabelling free.
+        // By phase wherever a profile puts them: files, labels, device identities, then free space, so that trimming
+        // discards what the other steps and the relabelling free.
         let ordered = OperationPhase.allCases.flatMap { phase in steps.filter { $0.phase == phase } }
         var relabelled = false
         for (index, operation) in ordered.enumerated() {
             try checkCancelled()
-            let trim = operation.phase == .devices
-            if trim, !relabelled {
+            let blockDevices = operation.phase.needsBlockDevices
+            if blockDevices, !relabelled {
                 try relabel(runner, into: &report, image: image, clock: &clock, progress)
                 relabelled = true
             }
             let step: StepReport
-            if options.dryRun, trim {
+            if options.dryRun, blockDevices {
                 step = StepReport(operation: operation.name, target: operation.target, changed: .no,
                                   summary: "skipped in a dry run")
             } else {
-                step = try clock.measure(trim ? "trim" : "apply") { try runner.run(operation) }
+                let stage = operation.phase == .devices ? "trim" : operation.phase == .identities ? "identities" : "apply"
+                step = try clock.measure(stage) { try runner.run(operation) }
             }
             report.steps.append(step)
             progress(.step(index: index, count: ordered.count, step))
@@ -341,7 +342,7 @@ func runTool(_ tool: String, _ arguments: [String], image: String) throws {
 
 extension Pipeline {
     /// Runs `profile`'s file and label steps for `guest` on a directory tree: the same steps, in the same order, as
-    /// `apply` runs on an image of that guest, without the block devices a tree does not have (trimming). The
+    /// `apply` runs on an image of that guest, without the block devices a tree does not have (UUIDs, trimming). The
     /// profile's requirement is checked first, as `apply` checks it, `--force` included.
     @discardableResult
     public func apply(_ profile: Profile, onTree root: String, guest: GuestFacts,
@@ -356,7 +357,7 @@ extension Pipeline {
                              imageUnchanged: true)
         }
         let operations = profile.steps(for: guest).map(\.operation)
-        let ordered = OperationPhase.allCases.filter { $0 != .devices }
+        let ordered = OperationPhase.allCases.filter { !$0.needsBlockDevices }
             .flatMap { phase in operations.filter { $0.phase == phase } }
         var report = try customize(ordered, onTree: root, guest: guest, progress: progress)
         report.profile = profile.name

@@ -58,6 +58,52 @@ public protocol GuestDevices: AnyObject {
     /// Discards the unused blocks of every mounted filesystem, unused swap and free LVM space, so that a rewrite
     /// skips them. Returns a one-line summary of what was trimmed, or nil when there was nothing to trim.
     func trimFreeSpace() throws -> String?
+
+    /// The filesystems the guest mounts (as inspection mounted them from its fstab), one entry per device, in
+    /// mountpoint order.
+    func mountedFilesystems() throws -> [MountedFilesystem]
+    /// Gives each device its new UUID (the filesystem's own, as blkid reports it). The guest's filesystems are
+    /// unmounted for it, since no filesystem changes its UUID while mounted, and mounted again as they were.
+    func setFilesystemUUIDs(_ changes: [(device: String, uuid: String)]) throws
+    /// New random UUIDs for every LVM physical volume and volume group, with the volume groups deactivated for it
+    /// (the filesystems on them unmounted and mounted again); empty when the guest has no LVM.
+    func renewLVMUUIDs() throws -> [LVMIdentityChange]
+}
+
+/// A filesystem the guest mounts, and what identifies it.
+public struct MountedFilesystem: Sendable, Equatable {
+    /// The block device (for a btrfs subvolume, the device holding the filesystem).
+    public var device: String
+    /// blkid's name for it: "ext4", "xfs", "btrfs", "vfat".
+    public var type: String
+    public var uuid: String
+    /// Where the guest mounts it: several places for a btrfs filesystem's subvolumes.
+    public var mountpoints: [String]
+
+    public init(device: String, type: String, uuid: String, mountpoints: [String]) {
+        self.device = device
+        self.type = type
+        self.uuid = uuid
+        self.mountpoints = mountpoints
+    }
+}
+
+/// One LVM object that got a new UUID.
+public struct LVMIdentityChange: Sendable, Equatable {
+    public enum Kind: String, Sendable { case physicalVolume = "PV", volumeGroup = "VG" }
+    public var kind: Kind
+    /// The PV's device or the VG's name.
+    public var name: String
+    /// As LVM prints them: "Zx0RQb-Ve9k-...".
+    public var oldUUID: String
+    public var newUUID: String
+
+    public init(kind: Kind, name: String, oldUUID: String, newUUID: String) {
+        self.kind = kind
+        self.name = name
+        self.oldUUID = oldUUID
+        self.newUUID = newUUID
+    }
 }
 
 /// The Augeas tree of one file, as `GuestFilesystem.withAugeas` hands it out. Paths are Augeas path expressions;

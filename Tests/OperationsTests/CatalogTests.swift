@@ -44,11 +44,15 @@ import Testing
         #expect(OperationRegistry.named("check-installed") != nil)
     }
 
-    @Test func phasesOrderFilesLabelsDevices() {
+    @Test func phasesOrderFilesLabelsIdentitiesDevices() {
         #expect(OperationRegistry.named("selinux-relabel")?.phase == .labels)
         #expect(OperationRegistry.named("trim-free-space")?.phase == .devices)
-        #expect(OperationRegistry.all.filter { $0.phase != .files }.map(\.name) == ["trim-free-space", "selinux-relabel"])
+        #expect(OperationRegistry.all.filter { $0.phase == .identities }.map(\.name) == ["fs-uuids", "lvm-uuids"])
+        #expect(OperationRegistry.all.filter { $0.phase != .files }.map(\.name)
+                == ["trim-free-space", "fs-uuids", "lvm-uuids", "selinux-relabel"])
+        // What `sparsify` runs: trimming only, never a new identity.
         #expect(OperationRegistry.flags(in: .devices).map(\.name) == ["trim-free-space"])
+        #expect(OperationPhase.allCases.filter(\.needsBlockDevices) == [.identities, .devices])
     }
 
     @Test func optionalArgumentsAreTyped() {

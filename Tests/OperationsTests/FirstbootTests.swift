@@ -64,7 +64,7 @@ import TestSupport
         let tree = try systemdTree()
         let runner = OperationRunner(guest: tree.guest)
         for command in ["echo one", "echo two >&2; exit 3", "echo three"] {
-            try runner.run(FirstbootCommand(command))
+            _ = try runner.run(FirstbootCommand(command))
         }
         let queue = tree.path + FirstbootQueue.scripts, log = tree.path + FirstbootQueue.log
         try FileManager.default.createDirectory(atPath: tree.path + "/var/log", withIntermediateDirectories: true)

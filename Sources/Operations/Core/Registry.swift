@@ -99,7 +99,7 @@ public enum OperationRegistry {
     /// Every operation, in the order `imgcustomize operations` lists them: customize's, then sysprep's.
     static let types: [any RegisteredOperation.Type] = [
         EditFile.self, SetLine.self, AppendGrubArgs.self, LockRoot.self, LockPassword.self, DisableRepos.self,
-        RemoveMachineID.self, TrimFreeSpace.self,
+        RemoveMachineID.self, TrimFreeSpace.self, FilesystemUUIDs.self, LVMUUIDs.self,
         WriteFile.self, WriteLines.self, AppendLine.self, YAMLListAdd.self, Upload.self, Delete.self,
         MakeDirectory.self, Chmod.self, Chown.self, Link.self, Touch.self, Truncate.self, TruncateRecursive.self,
         Scrub.self, Copy.self, Move.self, CopyIn.self, TarIn.self,

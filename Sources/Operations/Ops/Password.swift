@@ -173,7 +173,7 @@ enum PasswordHash {
                              message: "libcrypt does not support \(method.prefix) hashes",
                              hint: "use --password-crypto sha512")
         }
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// 16 characters without look-alikes (l, 1, O, 0), as a user may have to type it.
