@@ -66,11 +66,26 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
     /// What a user does to a Debian guest: `apply debian-cloud` (sysprep, the serial console, root locked, the
     /// OpenStack datasources, free space trimmed, a compressed qcow2), whose result each test then rewrites its
     /// own way.
-    func prepare(_ fixture: String, in directory: TestDirectory) throws -> String {
+    /// `renewing` is what its lvm-uuids step must have given new UUIDs, when the guest has LVM.
+    func prepare(_ fixture: String, in directory: TestDirectory, renewing lvm: String? = nil) throws -> String {
         let image = directory.path("prepared.qcow2")
-        let apply = try imgcustomize(["apply", "debian-cloud", try debianFixture(fixture), "--output", image, "--quiet"])
+        let apply = try imgcustomize(["apply", "debian-cloud", try debianFixture(fixture), "--output", image, "--json"])
         #expect(apply.status == 0, "\(apply.stderr)")
+        let step = steps(try jsonObject(apply.stdout)).first { $0["operation"] as? String == "lvm-uuids" }
+        #expect(step?["summary"] as? String == lvm.map { "new UUIDs for " + $0 } ?? "no LVM physical volume")
         return image
+    }
+
+    /// `customize --fs-uuids`: every filesystem in `expecting` ("/boot (/dev/sda1)") got a new UUID, and the files
+    /// `rewritten` names were rewritten to match.
+    func renewFilesystemUUIDs(_ image: String, expecting filesystems: [String], rewritten: [String]) throws {
+        let run = try imgcustomize(["customize", image, "--fs-uuids", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let summary = steps(try jsonObject(run.stdout)).first?["summary"] as? String ?? ""
+        for filesystem in filesystems { #expect(summary.contains(filesystem + " "), "\(summary)") }
+        let references = summary.components(separatedBy: "references rewritten in ").last?
+            .components(separatedBy: ";").first?.components(separatedBy: ", ") ?? []
+        for file in rewritten { #expect(references.contains(file), "\(summary)") }
     }
 
     func convert(_ arguments: [String], _ input: String, _ output: String) throws {
@@ -91,11 +106,15 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
         #expect(boot.status == 1)
     }
 
-    /// The BIOS layout (MBR, /boot, root and swap on LVM) prepared by imgcustomize, then written raw and sparsified:
-    /// both boot and pass every check, as two machines with their own machine-id and SSH host keys.
-    @Test func aPreparedBIOSGuestBootsRawAndSparsifiedAsTwoMachines() throws {
+    /// The BIOS layout (MBR, /boot, root and swap on LVM) prepared by imgcustomize (whose sysprep gives the PV and
+    /// the VG new UUIDs) and given new filesystem UUIDs, then written raw and sparsified: both boot and pass every
+    /// check, as two machines with their own machine-id and SSH host keys. GRUB found /boot by its new UUID, the
+    /// initramfs the root LV, systemd every fstab entry.
+    @Test func aPreparedBIOSGuestWithNewUUIDsBootsRawAndSparsifiedAsTwoMachines() throws {
         let directory = try TestDirectory()
-        let prepared = try prepare("debian12-bios.qcow2", in: directory)
+        let prepared = try prepare("debian12-bios.qcow2", in: directory, renewing: "PV /dev/sda5, VG deb12-bios-vg")
+        try renewFilesystemUUIDs(prepared, expecting: ["/boot (/dev/sda1)", "/ (/dev/deb12-bios-vg/root)"],
+                                 rewritten: ["/etc/fstab", "/boot/grub/grub.cfg"])
         let raw = directory.path("prepared.raw")
         try convert(["-O", "raw"], prepared, raw)
         let sparsified = directory.path("sparsified.qcow2")
@@ -111,8 +130,8 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
         #expect(first.hostKeys.isDisjoint(with: second.hostKeys), "\(first.hostKeys) \(second.hostKeys)")
     }
 
-    /// The UEFI layout (GPT, ESP) prepared by imgcustomize, given first-boot steps and rewritten zstd-compressed,
-    /// boots twice as one machine and passes every check both times: the first-boot steps ran at the first boot, in
+    /// The UEFI layout (GPT, ESP) prepared by imgcustomize, given first-boot steps and a new root filesystem UUID and
+    /// rewritten zstd-compressed, boots twice as one machine and passes every check both times: the first-boot steps ran at the first boot, in
     /// order, and not at the second.
     @Test func aPreparedUEFIGuestWithFirstBootStepsBootsTwiceFromZstdClusters() throws {
         let directory = try TestDirectory()
@@ -124,6 +143,9 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
                                           "--firstboot-command", "echo command >> /var/tmp/first-boot",
                                           "--firstboot", script])
         #expect(customize.status == 0, "\(customize.stderr)")
+        // The root's new UUID is also in the configuration GRUB's EFI images carry; the ESP's vfat ID stays.
+        try renewFilesystemUUIDs(prepared, expecting: ["/ (/dev/sda2)"],
+                                 rewritten: ["/etc/fstab", "/boot/grub/grub.cfg", "/boot/efi/EFI/BOOT/BOOTX64.EFI"])
         let zstd = directory.path("zstd.qcow2")
         try convert(["--compress", "zstd"], prepared, zstd)
         try FileManager.default.removeItem(atPath: prepared)

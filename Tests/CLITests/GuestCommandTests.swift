@@ -140,7 +140,8 @@ import TestSupport
         #expect(install["exit-status"] as? Int == 0)
         #expect((install["output"] as? [String] ?? []).contains { $0.contains("Setting up imgcustomize-test (1.0)") },
                 "\(install)")
-        #expect((step(report, "run-command")?["output"] as? [String] ?? []).contains("Status: install ok installed"))
+        let dpkgStatus = step(report, "run-command")?["output"] as? [String] ?? []
+        #expect(dpkgStatus.contains("Status: install ok installed"), "\(dpkgStatus)")
 
         try readBack(output) { guest throws in
             #expect(try guest.readText("/usr/share/imgcustomize-test/hello") == "installed\n")

@@ -158,7 +158,7 @@ private func usedRHEL7Tree() throws -> TemporaryTree {
         let virtSysprep = [
             "abrt-data", "backup-files", "bash-history", "blkid-tab", "crash-data", "cron-spool", "dhcp-client-state",
             "dhcp-server-state", "dovecot-data", "ipa-client", "kerberos-hostkeytab", "logfiles", "lvm-system-devices",
-            "mail-spool", "net-hostname", "net-hwaddr", "net-nmconn", "pacct-log", "package-manager-cache", "pam-data",
+            "lvm-uuids", "mail-spool", "net-hostname", "net-hwaddr", "net-nmconn", "pacct-log", "package-manager-cache", "pam-data",
             "passwd-backups", "puppet-data-log", "rh-subscription-manager", "rhn-systemid", "rpm-db", "samba-db-log",
             "smolt-uuid", "ssh-hostkeys", "ssh-userdir", "sssd-db-log", "tmp-files", "udev-persistent-net", "utmp",
             "yum-uuid", "zsh-history", "cloud-init-state", "net-uuid", "remove-machine-id",
@@ -205,7 +205,7 @@ private func usedRHEL7Tree() throws -> TemporaryTree {
         #expect(sysprepDefaults.map(\.name) == [
             "abrt-data", "backup-files", "bash-history", "blkid-tab", "crash-data", "cron-spool", "dhcp-client-state",
             "dhcp-server-state", "dovecot-data", "ipa-client", "kerberos-hostkeytab", "logfiles", "lvm-system-devices",
-            "remove-machine-id", "mail-spool", "net-hostname", "net-hwaddr", "net-nmconn", "pacct-log",
+            "lvm-uuids", "remove-machine-id", "mail-spool", "net-hostname", "net-hwaddr", "net-nmconn", "pacct-log",
             "package-manager-cache", "pam-data", "passwd-backups", "puppet-data-log", "rh-subscription-manager",
             "rhn-systemid", "rpm-db", "samba-db-log", "smolt-uuid", "ssh-hostkeys", "ssh-userdir", "sssd-db-log",
             "tmp-files", "udev-persistent-net", "utmp", "yum-uuid", "zsh-history", "cloud-init-state", "net-uuid",

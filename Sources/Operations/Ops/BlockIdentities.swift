@@ -63,7 +63,9 @@ public struct FilesystemUUIDs: RegisteredOperation {
                 [(change.filesystem.uuid.lowercased(), change.uuid),
                  (change.filesystem.uuid.uppercased(), change.uuid.uppercased())]
             })
-        let changed = changes.map { "\($0.filesystem.mountpoints.joined(separator: ", ")) (\($0.filesystem.device))" }
+        let changed = changes.map {
+            "\($0.filesystem.mountpoints.joined(separator: ", ")) (\($0.filesystem.device)) \($0.uuid)"
+        }
         let references = rewritten.isEmpty ? "no file referred to them" : "references rewritten in "
             + rewritten.joined(separator: ", ")
         return .changed("new UUIDs for " + changed.joined(separator: ", ") + "; " + references + keptNote)

@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// lvm-uuids and fs-uuids on the real Debian 12 guest (MBR, /boot on a partition, root and swap on LVM), read back
+/// with guestfish: new UUIDs on the devices, the same new UUIDs in the files that name them. The boot tests boot
+/// such images (BootTests).
+@Suite(.serialized, .tags(.appliance)) struct BlockIdentityImageTests {
+    static let group = "deb12-bios-vg"
+
+    /// What guestfish reads of an image: the PV's and VG's UUIDs, /boot's and the root LV's filesystem UUIDs, and
+    /// the fstab and grub.cfg that name them.
+    struct Identities {
+        var pv, vg, boot, root: String
+        var fstab, grub: String
+    }
+
+    func identities(_ image: String) throws -> Identities {
+        let marker = "=== imgcustomize-test ==="
+        let printed = try runTool("guestfish", [
+            "--ro", "-a", image, "-i",
+            "pvuuid", "/dev/sda5", ":", "vguuid", Self.group, ":", "vfs-uuid", "/dev/sda1", ":",
+            "vfs-uuid", "/dev/\(Self.group)/root", ":", "echo", marker, ":", "cat", "/etc/fstab", ":",
+            "echo", marker, ":", "cat", "/boot/grub/grub.cfg",
+        ])
+        let parts = printed.components(separatedBy: marker + "\n")
+        let lines = parts[0].split(separator: "\n").map(String.init)
+        guard parts.count == 3, lines.count == 4 else { throw TestFailure("guestfish printed: \(printed.prefix(500))") }
+        return Identities(pv: lines[0], vg: lines[1], boot: lines[2], root: lines[3], fstab: parts[1], grub: parts[2])
+    }
+
+    @Test func newUUIDsOnTheDevicesAndInEveryFileThatNamesThem() throws {
+        let directory = try TestDirectory()
+        let fixture = try debianFixture("debian12-bios.qcow2")
+        let image = directory.path("debian12.qcow2")
+        try FileManager.default.copyItem(atPath: fixture, toPath: image)
+        let before = try identities(image)
+        #expect(before.fstab.contains("UUID=\(before.root) /"))
+        #expect(before.grub.contains(before.boot))
+
+        let output = directory.path("renewed.qcow2")
+        let run = try imgcustomize(["customize", image, "--output", output, "--json", "--lvm-uuids", "--fs-uuids"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try jsonObject(run.stdout)
+        #expect(steps(report).map { $0["operation"] as? String } == ["lvm-uuids", "fs-uuids"])
+        let lvm = steps(report).first { $0["operation"] as? String == "lvm-uuids" }
+        #expect(lvm?["summary"] as? String == "new UUIDs for PV /dev/sda5, VG \(Self.group)", "\(String(describing: lvm))")
+        let fs = try #require(steps(report).first { $0["operation"] as? String == "fs-uuids" })
+        #expect(fs["changed"] as? Bool == true)
+
+        let after = try identities(output)
+        for (old, new) in [(before.pv, after.pv), (before.vg, after.vg), (before.boot, after.boot),
+                           (before.root, after.root)] {
+            #expect(!new.isEmpty && new != old, "\(old) -> \(new)")
+        }
+        let summary = fs["summary"] as? String ?? ""
+        #expect(summary.hasPrefix("new UUIDs for / (/dev/\(Self.group)/root) \(after.root), /boot (/dev/sda1) "
+                                  + "\(after.boot); references rewritten in /etc/fstab, /boot/grub/grub.cfg"), "\(summary)")
+        // Every reference now names the new UUIDs, none the old.
+        #expect(after.fstab == before.fstab.replacingOccurrences(of: before.root, with: after.root)
+            .replacingOccurrences(of: before.boot, with: after.boot))
+        #expect(after.grub.contains(after.boot) && !after.grub.contains(before.boot))
+    }
+}
