@@ -64,7 +64,7 @@ import TestSupport
             }
         }
 
-        try expectNoStepChangedButTrimming(
+        try expectNoStepChangedButTrimmingAndTheSeed(
             try imgcustomize(["apply", "cloud", output, "--output", directory.path("again.qcow2"), "--json"]))
     }
 
