@@ -35,15 +35,44 @@ public final class ApplianceCommands: GuestCommands {
 
     public func run(_ command: String, operation: String) throws -> GuestCommandResult {
         try checkArchitecture(operation)
-        let marker = "imgcustomize-exit-status-\(UUID().uuidString)"
+        let marker = Self.marker()
         let action = "\(operation): run \(command.debugDescription) in the guest"
         let printed = try guestfs.command(["/bin/sh", "-c", Self.wrapper, "sh", command, marker], action: action)
+        return try result(of: command, printed: printed, marker: marker, action: action, shell: "the guest's shell",
+                          hint: "does the guest have a working /bin/sh and tail?")
+    }
+
+    /// Uploads the script into the appliance's /tmp, runs it from the guest's root (the daemon's `debug sh` runs in
+    /// the appliance's /, with the guest mounted at $root), then removes the copy. The appliance's programs are the
+    /// host's, so the architecture of the guest does not matter. The exit status comes after a marker, as for
+    /// `run`: `debug sh` passes on the output only of a command that exits 0.
+    public func runInAppliance(hostScript: String, operation: String) throws -> GuestCommandResult {
+        let copy = "/tmp/imgcustomize-script-\(UUID().uuidString)"
+        let marker = Self.marker()
+        let action = "\(operation): run \(hostScript) in the appliance"
+        try guestfs.uploadToAppliance(hostScript, to: copy, mode: 0o700)
+        let printed = Result {
+            try guestfs.applianceShell("""
+                cd "$root" || exit; { \(copy) 2>&1 </dev/null; printf '\\n%s %d\\n' \(marker) "$?"; } \
+                | tail -c \(Self.outputLimit)
+                """, action: action)
+        }
+        try guestfs.applianceShell("rm -f \(copy)", action: "\(operation): remove the copy \(copy) from the appliance")
+        return try result(of: hostScript, printed: printed.get(), marker: marker, action: action,
+                          shell: "the appliance's shell", hint: "the appliance has the host's programs: check that "
+                            + "the host's /bin/sh and tail work")
+    }
+
+    private static func marker() -> String { "imgcustomize-exit-status-\(UUID().uuidString)" }
+
+    /// The command's result from what the wrapper printed: its output, then its exit status after `marker`.
+    private func result(of command: String, printed: String, marker: String, action: String, shell: String,
+                        hint: String) throws -> GuestCommandResult {
         guard let line = printed.range(of: "\n\(marker) ", options: .backwards),
               let status = Int32(printed[line.upperBound...].trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw GuestError(guest: guestfs.guest, action: action,
-                             message: "the guest's shell gave no exit status; it printed: "
-                                + String(printed.suffix(2000)),
-                             hint: "does the guest have a working /bin/sh and tail?")
+                             message: "\(shell) gave no exit status; it printed: " + String(printed.suffix(2000)),
+                             hint: hint)
         }
         return GuestCommandResult(command: command, exitStatus: status, output: String(printed[..<line.lowerBound]))
     }

@@ -701,4 +701,24 @@ extension Guestfs {
             cStrings.withUnsafeBufferPointer { guestfs_command(handle, $0.baseAddress) }
         }
     }
+
+    /// Runs `command` with the appliance's own /bin/sh (the libguestfs daemon's `debug sh`): not chrooted, in the
+    /// appliance's / with the guest mounted at $root (/sysroot), stdin /dev/null, stderr and stdout together.
+    /// Returns what it printed; a non-zero exit fails with the output (cut at 64 KiB) as libguestfs's message.
+    @discardableResult
+    func applianceShell(_ command: String, action: String) throws -> String {
+        // The daemon joins the extra arguments with spaces into one `sh -c` string: one argument keeps it as is.
+        let cStrings: [UnsafeMutablePointer<CChar>?] = [strdup(command), nil]
+        defer { cStrings.forEach { free($0) } }
+        return try string(action) { handle in
+            cStrings.withUnsafeBufferPointer { guestfs_debug(handle, "sh", $0.baseAddress) }
+        }
+    }
+
+    /// Uploads the host file `hostFile` to `path` in the appliance itself (not the guest), created with `mode`.
+    func uploadToAppliance(_ hostFile: String, to path: String, mode: UInt32) throws {
+        try run("upload \(hostFile) into the appliance", path) {
+            guestfs_debug_upload($0, hostFile, path, Int32(mode))
+        }
+    }
 }

@@ -1,7 +1,8 @@
 /// Running the guest's own programs against its mounted filesystems, as virt-customize's `--run-command` does:
 /// chrooted into the guest, with the guest's /bin/sh. Only an image in the appliance offers it
 /// (`GuestFilesystem.commands`); a directory tree on the host does not, since running its programs would run them
-/// on the host.
+/// on the host. The appliance can also run a host script with its own programs against the mounted guest
+/// (`runInAppliance`), as virt-sysprep's `--script` does on a guest mounted on the host.
 public protocol GuestCommands: AnyObject {
     /// Whether the guest's programs reach the network (the appliance's user-mode network, off unless asked for).
     var network: Bool { get }
@@ -9,9 +10,14 @@ public protocol GuestCommands: AnyObject {
     /// error; an error means the command could not be run at all (another architecture, no /bin/sh). `operation`
     /// names what asked for it in errors ("run-command").
     func run(_ command: String, operation: String) throws -> GuestCommandResult
+    /// Runs the host script at `hostScript` with the appliance's own programs (the host's, which supermin built the
+    /// appliance from), not chrooted, its current directory the root of the mounted guest, stdout and stderr
+    /// together: virt-sysprep's `--script`, without mounting the guest on the host. The copy it runs lives in the
+    /// appliance's /tmp, never in the guest. A non-zero exit is a result, not an error, as for `run`.
+    func runInAppliance(hostScript: String, operation: String) throws -> GuestCommandResult
 }
 
-/// How a guest command ended and what it printed.
+/// How a guest command (or an appliance script) ended and what it printed.
 public struct GuestCommandResult: Sendable, Equatable {
     /// The command as given to the guest's shell.
     public var command: String

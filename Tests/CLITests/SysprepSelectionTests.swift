@@ -42,6 +42,23 @@ import TestSupport
             == ["logfiles", "remove-machine-id", "user-account"])
     }
 
+    /// virt-sysprep's `script` needs its SCRIPT, which a sysprep list cannot give: adding it is refused with where
+    /// to give it, `all` leaves it out, and removing it is fine.
+    @Test func scriptIsChosenThroughCustomizeOnly() throws {
+        let error = #expect(throws: ValidationError.self) { try steps(["--enable", "logfiles,script"]) }
+        #expect(error?.message == "--enable: script needs an argument, which a sysprep list cannot give: run "
+                + "`imgcustomize customize IMAGE --script SCRIPT`")
+        #expect(throws: ValidationError.self) { try steps(["--operations", "defaults,script"]) }
+        let all = try steps(["--operations", "all,-script"])
+        #expect(all == (try steps(["--operations", "all"])))
+        #expect(!all.contains("script") && all.contains("user-account") && all.last == "random-seed")
+        let customize = try #require(try IMGCustomize.parseAsRoot(["customize", "img.qcow2", "--script", "./x.sh",
+                                                                   "--random-seed"])
+            as? IMGCustomize.CustomizeCommand)
+        let operations = try customize.parseOperations(customize.arguments).1
+        #expect(operations.map(\.name) == ["script", "random-seed"] && operations.first?.target == "./x.sh")
+    }
+
     @Test func badChoicesAreRefusedWhenParsed() throws {
         let unknown = #expect(throws: ValidationError.self) { try steps(["--enable", "logfiles,no-such-op"]) }
         #expect(unknown?.message.contains("no sysprep operation named \"no-such-op\"") == true)
@@ -63,6 +80,8 @@ import TestSupport
         #expect(line("user-account").contains(" off "))
         #expect(line("remove-machine-id").contains("default (virt-sysprep's machine-id)"))
         #expect(line("cloud-init-state").contains("default (not in virt-sysprep)"))
+        #expect(line("random-seed").contains("default (virt-sysprep does it in every run)"))
+        #expect(line("script").contains(" off "))
         #expect(lines.count == SysprepSelection.known.count)
     }
 

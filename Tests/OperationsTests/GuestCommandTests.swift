@@ -156,3 +156,60 @@ import TestSupport
         #expect(PackageManager.zypper.update == "zypper -n update")
     }
 }
+
+/// virt-sysprep's `script` needs the appliance, which a directory tree does not have.
+@Suite struct ScriptRefusalTests {
+    @Test func aTreeRefusesAScriptBeforeReadingIt() throws {
+        let tree = try TemporaryTree()
+        let error = #expect(throws: OperationFailure.self) {
+            try OperationRunner(guest: tree.guest).run(Script("/no/such/script.sh"))
+        }
+        #expect(error?.description == "script /no/such/script.sh failed: \(tree.path): script /no/such/script.sh: "
+                + "a directory tree has no appliance to run the script in\n  hint: run script on an image; on a tree, "
+                + "run the script yourself from the tree's root directory")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tree.path).isEmpty)
+    }
+}
+
+extension ApplianceTests {
+    /// `script` on a fixture image: the host script runs in the appliance from the guest's root, with the
+    /// appliance's programs; one launch for the whole story.
+    @Suite struct ApplianceScriptTests {
+        @Test func aScriptRunsFromTheGuestsRootInTheAppliance() throws {
+            let directory = try TestDirectory()
+            let overlay = try makeOverlay(over: Fixture.rhel7Single.path(), format: .raw, in: directory)
+            let script = directory.path("prepare.sh")
+            try """
+                #!/bin/sh
+                set -e
+                . ./etc/os-release
+                echo "guest: $ID $VERSION_ID, in $(pwd)"
+                printf '%s\\n' "$PRETTY_NAME" > ./root/from-script
+                ls /tmp | grep -c '^imgcustomize-script-'
+
+                """.write(toFile: script, atomically: true, encoding: .utf8)
+            let failing = directory.path("failing.sh")
+            try "echo checking the guest\necho 'no such file: ./etc/missing' >&2\nexit 3\n"
+                .write(toFile: failing, atomically: true, encoding: .utf8)
+
+            let session = try ApplianceSession(drives: [ApplianceDrive(path: overlay, format: .qcow2)])
+            defer { try? session.close() }
+            let fs = try session.mountOperatingSystem()
+            let runner = OperationRunner(guest: fs, context: OperationContext(guest: fs.facts))
+            let report = try runner.run(Script(script))
+            #expect(report.changed == .unknown && report.summary == "exit status 0" && report.exitStatus == 0)
+            // The guest's os-release read by its relative path; the copy that ran is the one in the appliance's /tmp.
+            #expect(report.output == ["guest: rhel 7.9, in /sysroot", "1"])
+            #expect(try fs.readText("/root/from-script") == "Red Hat Enterprise Linux Server 7.9 (Maipo)\n")
+            #expect(runner.ranGuestCommands)
+            #expect(try fs.glob("/tmp/imgcustomize-*").isEmpty)
+            #expect(try !fs.guestfs.applianceShell("ls /tmp", action: "list the appliance's /tmp")
+                .contains("imgcustomize-script-"))
+
+            // A script without #! runs with /bin/sh; its failure fails the step with its status and last lines.
+            let error = #expect(throws: OperationFailure.self) { try runner.run(Script(failing)) }
+            #expect(error?.description == "script \(failing) failed: \(overlay): script: \(failing.debugDescription) "
+                    + "exited with status 3, its last lines:\n    checking the guest\n    no such file: ./etc/missing")
+        }
+    }
+}

@@ -144,11 +144,14 @@ private func usedRHEL7Tree() throws -> TemporaryTree {
         #expect(tree.text("/etc/machine-id") == "")
         #expect(outcomes["logfiles"]?.changed == .yes)
         #expect(outcomes["net-hwaddr"]?.summary == "removed HWADDR from /etc/sysconfig/network-scripts/ifcfg-eth0")
+        // The tree has no /var/lib/systemd: the seed is the classic one.
+        #expect(outcomes["random-seed"]?.summary == "wrote fresh random bytes to /var/lib/random-seed (512 bytes)")
 
-        // The second run finds nothing left to do, and says so, for every operation.
+        // The second run finds nothing left to do, and says so, for every operation but the random seed, which
+        // gets new bytes every run.
         for operation in sysprepOperations(for: context.guest) {
             let again = try operation.apply(to: tree.guest, context: context)
-            #expect(again.changed == .no, "\(operation.name): \(again.summary)")
+            #expect(again.changed == (operation is RandomSeed ? .yes : .no), "\(operation.name): \(again.summary)")
             if operation is any CleanupOperation { #expect(again.summary == "nothing to remove") }
         }
     }
@@ -161,7 +164,7 @@ private func usedRHEL7Tree() throws -> TemporaryTree {
             "lvm-uuids", "mail-spool", "net-hostname", "net-hwaddr", "net-nmconn", "pacct-log", "package-manager-cache", "pam-data",
             "passwd-backups", "puppet-data-log", "rh-subscription-manager", "rhn-systemid", "rpm-db", "samba-db-log",
             "smolt-uuid", "ssh-hostkeys", "ssh-userdir", "sssd-db-log", "tmp-files", "udev-persistent-net", "utmp",
-            "yum-uuid", "zsh-history", "cloud-init-state", "net-uuid", "remove-machine-id",
+            "yum-uuid", "zsh-history", "cloud-init-state", "net-uuid", "remove-machine-id", "random-seed",
         ]
         for name in virtSysprep { #expect(names.contains(name), "\(name) missing") }
         #expect(Set(names).count == names.count)
@@ -200,7 +203,8 @@ private func usedRHEL7Tree() throws -> TemporaryTree {
     }
 
     /// The sysprep profile's order comes from each operation's `sysprep` declaration: virt-sysprep's defaults sorted
-    /// by virt-sysprep's names (remove-machine-id is its machine-id), then the cloud-image extras.
+    /// by virt-sysprep's names (remove-machine-id is its machine-id), then the cloud-image extras, then the random
+    /// seed virt-sysprep writes in every run after its operations.
     @Test func sysprepRunsInVirtSysprepOrderThenTheCloudExtras() {
         #expect(sysprepDefaults.map(\.name) == [
             "abrt-data", "backup-files", "bash-history", "blkid-tab", "crash-data", "cron-spool", "dhcp-client-state",
@@ -209,7 +213,7 @@ private func usedRHEL7Tree() throws -> TemporaryTree {
             "package-manager-cache", "pam-data", "passwd-backups", "puppet-data-log", "rh-subscription-manager",
             "rhn-systemid", "rpm-db", "samba-db-log", "smolt-uuid", "ssh-hostkeys", "ssh-userdir", "sssd-db-log",
             "tmp-files", "udev-persistent-net", "utmp", "yum-uuid", "zsh-history", "cloud-init-state", "net-uuid",
-            "apt-lists", "dhcp-leases", "cloud-init-network",
+            "apt-lists", "dhcp-leases", "cloud-init-network", "random-seed",
         ])
     }
 

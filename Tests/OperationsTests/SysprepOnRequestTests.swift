@@ -53,10 +53,12 @@ import Testing
     }
 
     @Test func theyAreOffByDefaultUnderVirtSysprepsNames() throws {
-        let onRequest = ["ca-certificates", "firewall-rules", "flag-reconfiguration", "kerberos-data", "user-account"]
+        let onRequest = ["ca-certificates", "firewall-rules", "flag-reconfiguration", "kerberos-data", "script",
+                         "user-account"]
         for name in onRequest {
             let descriptor = try #require(OperationRegistry.named(name))
-            #expect(descriptor.sysprep == .virtSysprepOnRequest(as: name) && descriptor.isFlag == (name != "user-account"))
+            #expect(descriptor.sysprep == .virtSysprepOnRequest(as: name)
+                    && descriptor.isFlag == !["script", "user-account"].contains(name))
         }
         #expect(Set(sysprepDefaults.map(\.name)).isDisjoint(with: onRequest))
         #expect(SysprepSelection.known.filter { !$0.isSysprepDefault }.map(\.name) == onRequest)

@@ -35,7 +35,8 @@ extension IMGCustomize {
                 case .virtSysprep(let alias), .virtSysprepOnRequest(let alias):
                     if alias != descriptor.name { state += " (virt-sysprep's \(alias))" }
                 case .cloudImages: state += " (not in virt-sysprep)"
-                default: break
+                case .virtSysprepImplicit: state += " (virt-sysprep does it in every run)"
+                case .no: break
                 }
                 let name = descriptor.name.padding(toLength: width, withPad: " ", startingAt: 0)
                 return "\(name)  \(state)  \(descriptor.summary)"

@@ -37,6 +37,26 @@ package enum HostFiles {
         }
     }
 
+    /// `count` bytes from the host's /dev/urandom.
+    static func randomBytes(_ count: Int) throws -> [UInt8] {
+        let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemCallError.last() }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let read = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, count - filled) }
+            if read < 0 {
+                if errno == EINTR { continue }
+                throw SystemCallError.last()
+            }
+            // /dev/urandom never ends; a read of nothing means it is not the kernel's device.
+            guard read > 0 else { throw SystemCallError(code: EIO) }
+            filled += read
+        }
+        return bytes
+    }
+
     /// The names in a host directory, without "." and "..".
     static func list(_ directory: String) throws -> [String] {
         guard let stream = opendir(directory) else { throw SystemCallError.last() }

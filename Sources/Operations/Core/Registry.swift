@@ -69,6 +69,9 @@ public enum SysprepDefault: Sendable, Equatable {
     case virtSysprepOnRequest(as: String)
     /// Not a virt-sysprep operation: what cloud images need on top, run after virt-sysprep's, in registry order.
     case cloudImages
+    /// What virt-sysprep does in every run without an operation of its own (its customize step, which it runs last,
+    /// writes a random seed): on by default, run after everything else, in registry order.
+    case virtSysprepImplicit
 }
 
 /// One operation as the command line presents it.
@@ -115,7 +118,8 @@ public enum OperationRegistry {
         RHSubscriptionManager.self, RHNSystemID.self, RPMDB.self, SambaDBLog.self, SmoltUUID.self, SSHHostKeys.self,
         SSHUserDir.self, SSSDDBLog.self, TmpFiles.self, UdevPersistentNet.self, UTmp.self, YumUUID.self,
         ZshHistory.self, CACertificates.self, FirewallRules.self, FlagReconfiguration.self, KerberosData.self,
-        UserAccount.self, CloudInitState.self, NetUUID.self, AptLists.self, DHCPLeases.self, CloudInitNetwork.self,
+        Script.self, UserAccount.self, CloudInitState.self, NetUUID.self, AptLists.self, DHCPLeases.self, CloudInitNetwork.self,
+        RandomSeed.self,
     ]
 
     public static let all: [OperationDescriptor] = types.map { $0.descriptor }

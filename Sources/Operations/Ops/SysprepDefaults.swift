@@ -1,7 +1,7 @@
 /// The `sysprep` profile's operations, in order: virt-sysprep's default Linux clean-ups in the order it runs them
 /// (sorted by its names; its machine-id is remove-machine-id), then what cloud images need on top (cloud-init state,
-/// UUID= in ifcfg files), as each operation declares in its `sysprep` property. Nothing here writes /etc/machine-id
-/// after remove-machine-id empties it.
+/// UUID= in ifcfg files), then what virt-sysprep does in every run (a fresh random seed), as each operation declares
+/// in its `sysprep` property. Nothing here writes /etc/machine-id after remove-machine-id empties it.
 public let sysprepDefaults: [any GuestOperation] = SysprepSelection.defaults.operations
 
 /// The sysprep operations that mean something on `guest`: all of them on Linux, the ifcfg and subscription ones
@@ -20,20 +20,24 @@ public struct SysprepSelection: Sendable, Equatable {
     public var names: Set<String>
 
     /// Every operation the selection can name: virt-sysprep's, on by default or not, sorted by virt-sysprep's
-    /// names as it runs them, then the cloud-image extras in registry order.
+    /// names as it runs them, then the cloud-image extras, then what virt-sysprep does in every run (it runs its
+    /// customize step last), each in registry order.
     public static let known: [OperationDescriptor] = {
         let virtSysprep = OperationRegistry.all.compactMap { descriptor -> (String, OperationDescriptor)? in
             switch descriptor.sysprep {
             case .virtSysprep(let name), .virtSysprepOnRequest(let name): (name, descriptor)
-            case .no, .cloudImages: nil
+            case .no, .cloudImages, .virtSysprepImplicit: nil
             }
         }.sorted { $0.0 < $1.0 }.map(\.1)
         return virtSysprep + OperationRegistry.all.filter { $0.sysprep == .cloudImages }
+            + OperationRegistry.all.filter { $0.sysprep == .virtSysprepImplicit }
     }()
 
-    /// What the `sysprep` profile runs when nothing is chosen: virt-sysprep's defaults and the cloud-image extras.
+    /// What the `sysprep` profile runs when nothing is chosen: virt-sysprep's defaults, the cloud-image extras and
+    /// the random seed.
     public static let defaults = SysprepSelection(names: Set(known.filter(\.isSysprepDefault).map(\.name)))
-    public static let all = SysprepSelection(names: Set(known.map(\.name)))
+    /// Every known operation that runs without an argument (`script` needs one, which only `customize` gives).
+    public static let all = SysprepSelection(names: Set(known.filter(\.runsWithoutArgument).map(\.name)))
 
     /// The chosen operations with their default arguments, in the order they run.
     public var operations: [any GuestOperation] {
@@ -53,7 +57,8 @@ public struct SysprepSelection: Sendable, Equatable {
             switch item {
             case "defaults": names.formUnion(defaults.names)
             case "all": names.formUnion(all.names)
-            case _ where item.hasPrefix("-"): names.remove(try resolve(String(item.dropFirst()), option: "--operations"))
+            case _ where item.hasPrefix("-"):
+                names.remove(try resolve(String(item.dropFirst()), option: "--operations", adding: false))
             default: names.insert(try resolve(item, option: "--operations"))
             }
         }
@@ -69,24 +74,29 @@ public struct SysprepSelection: Sendable, Equatable {
         return items
     }
 
-    /// This tool's name for `name`, which may be virt-sysprep's.
-    private static func resolve(_ name: String, option: String) throws -> String {
+    /// This tool's name for `name`, which may be virt-sysprep's. An operation that needs an argument cannot be added.
+    private static func resolve(_ name: String, option: String, adding: Bool = true) throws -> String {
         let match = known.first { descriptor in
             if descriptor.name == name { return true }
             switch descriptor.sysprep {
             case .virtSysprep(let alias), .virtSysprepOnRequest(let alias): return alias == name
-            case .no, .cloudImages: return false
+            case .no, .cloudImages, .virtSysprepImplicit: return false
             }
         }
         guard let match else {
             throw SysprepSelectionError(option: option, problem: "no sysprep operation named \"\(name)\"; "
                                         + "`imgcustomize operations --sysprep` lists them")
         }
+        guard match.runsWithoutArgument || !adding else {
+            throw SysprepSelectionError(option: option, problem: "\(match.name) needs an argument, which a sysprep "
+                                        + "list cannot give: run `imgcustomize customize IMAGE "
+                                        + "\(match.argument.usage("--" + match.name))`")
+        }
         return match.name
     }
 }
 
-/// A `--enable` or `--operations` list that names no known sysprep operation.
+/// A `--enable` or `--operations` list that names no known sysprep operation, or adds one that needs an argument.
 public struct SysprepSelectionError: Error, CustomStringConvertible, Sendable {
     public var option: String
     public var problem: String
@@ -97,8 +107,13 @@ extension OperationDescriptor {
     /// Whether the `sysprep` profile runs it when nothing is chosen.
     public var isSysprepDefault: Bool {
         switch sysprep {
-        case .virtSysprep, .cloudImages: true
+        case .virtSysprep, .cloudImages, .virtSysprepImplicit: true
         case .virtSysprepOnRequest, .no: false
         }
+    }
+
+    /// Whether a sysprep list can choose it: a flag, or an argument it can leave out.
+    var runsWithoutArgument: Bool {
+        if case .required = argument { false } else { true }
     }
 }
