@@ -35,7 +35,10 @@ public final class ApplianceDevices: GuestDevices {
 
     public func setFilesystemUUIDs(_ changes: [(device: String, uuid: String)]) throws {
         try withFilesystemsUnmounted(for: "fs-uuids", deactivatingVolumeGroups: false) {
-            for (device, uuid) in changes { try guestfs.setUUID(device, uuid) }
+            for (device, uuid) in changes {
+                if guestfs.filesystemType(device)?.hasPrefix("ext") == true { try guestfs.checkExtFilesystem(device) }
+                try guestfs.setUUID(device, uuid)
+            }
         }
     }
 

@@ -396,6 +396,12 @@ extension Guestfs {
         try string("read the UUID of", device) { guestfs_vfs_uuid($0, device) }
     }
 
+    /// Checks the (unmounted) ext2/3/4 filesystem on `device` all through, fixing what is safe to fix (e2fsck -p -f):
+    /// tune2fs changes the UUID of a filesystem with metadata checksums only when it was checked just before.
+    func checkExtFilesystem(_ device: String) throws {
+        try run("check the filesystem (e2fsck -f) on", device) { guestfs_e2fsck_f($0, device) }
+    }
+
     /// Sets the UUID of the (unmounted) filesystem or swap area on `device`.
     func setUUID(_ device: String, _ uuid: String) throws {
         try run("set the UUID \(uuid) on", device) { guestfs_set_uuid($0, device, uuid) }

@@ -40,17 +40,31 @@ import TestSupport
             write:/root/written:by the command file
 
             """.write(toFile: commands, atomically: true, encoding: .utf8)
+        // Host trees for copy-in and tar-in, with a mode and an owner that must arrive as they are; a secret to scrub.
+        let tree = directory.path("skel")
+        try FileManager.default.createDirectory(atPath: tree + "/conf.d", withIntermediateDirectories: true)
+        try "copied\n".write(toFile: tree + "/conf.d/app.conf", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o640, .ownerAccountID: 1000, .groupOwnerAccountID: 1000],
+                                              ofItemAtPath: tree + "/conf.d/app.conf")
+        let tarball = directory.path("overlay.tar.gz")
+        try runTool("tar", ["-C", tree, "--owner=0", "--group=4", "-czf", tarball, "conf.d"])
         let run = try imgcustomize(["customize", try debianGuest(in: directory), "--output", output, "--json",
                                     "--run-command", "echo inside > /root/marker; uname -m; cat /etc/debian_version",
-                                    "--run", script, "--commands-from-file", commands,
+                                    "--run", script, "--commands-from-file", commands, "--inject-qemu-ga",
                                     // SELinux on, with a policy's file contexts but no setfiles to apply them.
                                     "--write", "/etc/selinux/config:SELINUX=permissive\nSELINUXTYPE=targeted\n",
-                                    "--mkdir", "/etc/selinux/targeted/contexts/files", "--write", Self.fileContexts])
+                                    "--mkdir", "/etc/selinux/targeted/contexts/files", "--write", Self.fileContexts,
+                                    "--copy-in", tree + ":/srv", "--tar-in", tarball + ":/opt",
+                                    "--write", "/root/bootstrap.key:secret", "--scrub", "/root/bootstrap.key"])
         #expect(run.status == 0, "\(run.stderr)")
         let report = try jsonObject(run.stdout)
         // In command-line order, the file's lines in its place; then the labels phase.
         #expect(steps(report).map { $0["operation"] as? String ?? "" }
-                == ["run-command", "run", "run-command", "write", "write", "mkdir", "write", "selinux-relabel"])
+                == ["run-command", "run", "run-command", "write", "inject-qemu-ga", "write", "mkdir", "write",
+                    "copy-in", "tar-in", "write", "scrub", "selinux-relabel"])
+        // The fixture has the agent: nothing to install, offline.
+        #expect(step(report, "inject-qemu-ga")?["summary"] as? String
+                == "qemu-guest-agent was installed already; enabled at boot", "\(report)")
         // What the commands wrote is unknown, so every file needs its label; the guest has no setfiles.
         let relabel = try #require(step(report, "selinux-relabel"))
         #expect(relabel["summary"] as? String == "guest commands ran and the guest has no setfiles: created "
@@ -71,6 +85,14 @@ import TestSupport
             #expect(try guest.readText("/root/from-script") == "from-script\n")
             #expect(try guest.readText("/root/from-file") == "from-file\n")
             #expect(try guest.readText("/root/written") == "by the command file")
+            // copy-in and tar-in: content, mode and owner as on the host and in the tarball; the scrubbed file gone.
+            #expect(try guest.readText("/srv/skel/conf.d/app.conf") == "copied\n")
+            let copied = try #require(try guest.stat("/srv/skel/conf.d/app.conf"))
+            #expect((copied.mode, copied.uid, copied.gid) == (0o640, 1000, 1000))
+            #expect(try guest.readText("/opt/conf.d/app.conf") == "copied\n")
+            let unpacked = try #require(try guest.stat("/opt/conf.d/app.conf"))
+            #expect((unpacked.mode, unpacked.uid, unpacked.gid) == (0o640, 0, 4))
+            #expect(try guest.lstat("/root/bootstrap.key") == nil)
             // The script's copy in /tmp is gone again.
             #expect(try guest.glob("/tmp/imgcustomize-*").isEmpty)
             #expect(try guest.isFile("/.autorelabel"))
@@ -131,6 +153,14 @@ import TestSupport
         try runTool("dpkg-deb", ["--build", "--root-owner-group", root, deb])
 
         let output = directory.path("out.qcow2")
+        // Host trees for copy-in and tar-in, with a mode and an owner that must arrive as they are; a secret to scrub.
+        let tree = directory.path("skel")
+        try FileManager.default.createDirectory(atPath: tree + "/conf.d", withIntermediateDirectories: true)
+        try "copied\n".write(toFile: tree + "/conf.d/app.conf", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o640, .ownerAccountID: 1000, .groupOwnerAccountID: 1000],
+                                              ofItemAtPath: tree + "/conf.d/app.conf")
+        let tarball = directory.path("overlay.tar.gz")
+        try runTool("tar", ["-C", tree, "--owner=0", "--group=4", "-czf", tarball, "conf.d"])
         let run = try imgcustomize(["customize", try debianGuest(in: directory), "--output", output, "--json",
                                     "--install", deb, "--run-command", "dpkg -s imgcustomize-test"])
         #expect(run.status == 0, "\(run.stderr)")
@@ -174,6 +204,8 @@ import TestSupport
         let online = try imgcustomize(["customize", image, "--output", directory.path("online.qcow2"), "--json",
                                        "--network", "--run-command", "ls /sys/class/net", "--update",
                                        "--install", "policycoreutils",
+                                       // The fixture has the agent: removed, then back from the archive.
+                                       "--uninstall", "qemu-guest-agent", "--inject-qemu-ga",
                                        "--write", "/etc/selinux/config:SELINUX=enforcing\nSELINUXTYPE=targeted\n",
                                        "--mkdir", "/etc/selinux/targeted/contexts/files", "--write", Self.fileContexts,
                                        "--run-command", "echo made > /root/made-by-a-command"])
@@ -181,16 +213,20 @@ import TestSupport
         let report = try jsonObject(online.stdout)
         let interfaces = step(report, "run-command")?["output"] as? [String] ?? []
         #expect(interfaces.contains("lo") && interfaces.count > 1, "\(interfaces)")
-        for name in ["update", "install"] {
+        for name in ["update", "install", "uninstall", "inject-qemu-ga"] {
             #expect(step(report, name)?["exit-status"] as? Int == 0, "\(step(report, name) ?? [:])")
         }
+        #expect(step(report, "inject-qemu-ga")?["summary"] as? String
+                == "installed qemu-guest-agent with apt; enabled at boot")
         let relabel = try #require(step(report, "selinux-relabel"))
         #expect(relabel["changed"] as? String == "unknown")
         #expect(relabel["summary"] as? String == "guest commands ran: relabelled every file with the guest's "
                 + "/usr/sbin/setfiles (policy targeted)", "\(relabel)")
 
         try readBack(directory.path("online.qcow2")) { guest throws in
-            #expect(try guest.readText("/var/lib/dpkg/status").contains("Package: policycoreutils\nStatus: install ok installed\n"))
+            let status = try guest.readText("/var/lib/dpkg/status")
+            #expect(status.contains("Package: policycoreutils\nStatus: install ok installed\n"))
+            #expect(status.contains("Package: qemu-guest-agent\nStatus: install ok installed\n"))
             func label(_ path: String) throws -> String? {
                 try guest.getxattr(path, name: "security.selinux").map { String(decoding: $0.filter { $0 != 0 }, as: UTF8.self) }
             }

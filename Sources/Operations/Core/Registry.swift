@@ -107,7 +107,7 @@ public enum OperationRegistry {
         MakeDirectory.self, Chmod.self, Chown.self, Link.self, Touch.self, Truncate.self, TruncateRecursive.self,
         Scrub.self, Copy.self, Move.self, CopyIn.self, TarIn.self,
         CheckInstalled.self, RunCommand.self, RunScript.self, Install.self, Uninstall.self, Update.self,
-        Firstboot.self, FirstbootCommand.self, FirstbootInstall.self,
+        Firstboot.self, FirstbootCommand.self, FirstbootInstall.self, InjectQemuGA.self,
 
         Hostname.self, Timezone.self, SSHInject.self, Password.self, RootPassword.self, CommandsFromFile.self,
         SELinuxRelabel.self,
