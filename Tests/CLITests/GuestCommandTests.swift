@@ -153,14 +153,6 @@ import TestSupport
         try runTool("dpkg-deb", ["--build", "--root-owner-group", root, deb])
 
         let output = directory.path("out.qcow2")
-        // Host trees for copy-in and tar-in, with a mode and an owner that must arrive as they are; a secret to scrub.
-        let tree = directory.path("skel")
-        try FileManager.default.createDirectory(atPath: tree + "/conf.d", withIntermediateDirectories: true)
-        try "copied\n".write(toFile: tree + "/conf.d/app.conf", atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o640, .ownerAccountID: 1000, .groupOwnerAccountID: 1000],
-                                              ofItemAtPath: tree + "/conf.d/app.conf")
-        let tarball = directory.path("overlay.tar.gz")
-        try runTool("tar", ["-C", tree, "--owner=0", "--group=4", "-czf", tarball, "conf.d"])
         let run = try imgcustomize(["customize", try debianGuest(in: directory), "--output", output, "--json",
                                     "--install", deb, "--run-command", "dpkg -s imgcustomize-test"])
         #expect(run.status == 0, "\(run.stderr)")
