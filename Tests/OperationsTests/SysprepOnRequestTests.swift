@@ -53,8 +53,8 @@ import Testing
     }
 
     @Test func theyAreOffByDefaultUnderVirtSysprepsNames() throws {
-        let onRequest = ["ca-certificates", "firewall-rules", "flag-reconfiguration", "kerberos-data", "script",
-                         "user-account"]
+        let onRequest = ["ca-certificates", "firewall-rules", "flag-reconfiguration", "fs-uuids", "kerberos-data",
+                         "script", "user-account"]
         for name in onRequest {
             let descriptor = try #require(OperationRegistry.named(name))
             #expect(descriptor.sysprep == .virtSysprepOnRequest(as: name)
