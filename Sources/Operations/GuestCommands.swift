@@ -80,7 +80,11 @@ extension GuestFilesystem {
 
     /// Runs `command` in the guest, failing with its output when it exits non-zero.
     func runChecked(_ command: String, operation: String, hint: String? = nil) throws -> GuestCommandResult {
-        let result = try commands(for: operation).run(command, operation: operation)
+        try succeeded(try commands(for: operation).run(command, operation: operation), operation: operation, hint: hint)
+    }
+
+    /// `result`, or a failure with its output when the command exited non-zero.
+    func succeeded(_ result: GuestCommandResult, operation: String, hint: String? = nil) throws -> GuestCommandResult {
         guard result.exitStatus == 0 else {
             throw GuestCommandFailure(guest: guestDescription, operation: operation, result: result, hint: hint)
         }

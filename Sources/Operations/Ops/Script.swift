@@ -30,10 +30,8 @@ public struct Script: RegisteredOperation {
         }
         // Refused with the path's own problem before anything is uploaded.
         _ = try hostScript(script, for: Self.name, guest: guest)
-        let result = try commands.runInAppliance(hostScript: script, operation: Self.name)
-        guard result.exitStatus == 0 else {
-            throw GuestCommandFailure(guest: guest.guestDescription, operation: Self.name, result: result)
-        }
+        let result = try guest.succeeded(try commands.runInAppliance(hostScript: script, operation: Self.name),
+                                         operation: Self.name)
         return .ran(result, "exit status 0")
     }
 }
