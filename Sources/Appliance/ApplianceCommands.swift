@@ -34,11 +34,15 @@ public final class ApplianceCommands: GuestCommands {
     }
 
     public func run(_ command: String, operation: String) throws -> GuestCommandResult {
+        try run(command, shownAs: command, operation: operation)
+    }
+
+    public func run(_ command: String, shownAs display: String, operation: String) throws -> GuestCommandResult {
         try checkArchitecture(operation)
         let marker = Self.marker()
-        let action = "\(operation): run \(command.debugDescription) in the guest"
+        let action = "\(operation): run \(display.debugDescription) in the guest"
         let printed = try guestfs.command(["/bin/sh", "-c", Self.wrapper, "sh", command, marker], action: action)
-        return try result(of: command, printed: printed, marker: marker, action: action, shell: "the guest's shell",
+        return try result(of: display, printed: printed, marker: marker, action: action, shell: "the guest's shell",
                           hint: "does the guest have a working /bin/sh and tail?")
     }
 

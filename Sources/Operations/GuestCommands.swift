@@ -10,6 +10,9 @@ public protocol GuestCommands: AnyObject {
     /// error; an error means the command could not be run at all (another architecture, no /bin/sh). `operation`
     /// names what asked for it in errors ("run-command").
     func run(_ command: String, operation: String) throws -> GuestCommandResult
+    /// `run`, with `display` standing for the command in its result and in every error: for a command that holds a
+    /// secret (a password given to subscription-manager), which must reach no report, log or error message.
+    func run(_ command: String, shownAs display: String, operation: String) throws -> GuestCommandResult
     /// Runs the host script at `hostScript` with the appliance's own programs (the host's, which supermin built the
     /// appliance from), not chrooted, its current directory the root of the mounted guest, stdout and stderr
     /// together: virt-sysprep's `--script`, without mounting the guest on the host. The copy it runs lives in the

@@ -176,6 +176,32 @@ import TestSupport
     /// The appliance has a network only with --network: without it the guest's commands see only the loopback
     /// interface and `update` is refused, saying what to do; with it they see the appliance's NIC, and update and
     /// install packages from the guest's repositories (Debian's archive).
+    /// The subscription-manager steps on a guest that has no client (Debian): the run fails naming what is missing
+    /// and how to get it, before anything reaches the network; the image is as it was and the password is in no
+    /// output. (Registering for real needs Red Hat's subscription service, which no test here can reach.)
+    @Test func subscriptionStepsRefuseAGuestWithoutTheClientAndShowNoPassword() throws {
+        let directory = try TestDirectory()
+        let image = try debianGuest(in: directory)
+        let before = try sha256(image)
+        let run = try imgcustomize(["customize", image, "--json", "--network",
+                                    "--sm-credentials", "builder@example.com:password:pw-8c41e2",
+                                    "--write", "/root/first:written first", "--sm-register", "--sm-unregister"])
+        #expect(run.status != 0)
+        let report = try jsonObject(run.stdout)
+        let error = try #require(report["error"] as? [String: Any])
+        #expect((error["message"] as? String)?.hasSuffix("sm-register: the guest has no subscription-manager "
+                                                         + "(neither /usr/sbin/subscription-manager nor "
+                                                         + "/usr/bin/subscription-manager): it is Red Hat's "
+                                                         + "subscription client, the subscription-manager package of "
+                                                         + "RHEL and its clones") == true, "\(error)")
+        #expect((error["hint"] as? String)?.hasPrefix("install it first (--network --install subscription-manager)")
+                == true)
+        #expect(report["image-unchanged"] as? Bool == true)
+        #expect(steps(report).map { $0["operation"] as? String ?? "" } == ["write"])
+        #expect(!run.stdout.contains("pw-8c41e2") && !run.stderr.contains("pw-8c41e2"))
+        #expect(try sha256(image) == before)
+    }
+
     @Test func theNetworkIsOffUnlessAskedFor() throws {
         let directory = try TestDirectory()
         let image = try debianGuest(in: directory)

@@ -87,6 +87,27 @@ import TestSupport
         #expect(try online.parseOperations(online.arguments).1.map(\.name) == ["update"])
     }
 
+    /// --sm-credentials, wherever it stands, is the account of every --sm-register; an --sm-register without one is
+    /// refused as the command line is parsed, before any appliance starts.
+    @Test func subscriptionStepsTakeTheirAccountFromTheCommandLine() throws {
+        func planned(_ arguments: [String]) throws -> [any GuestOperation] {
+            let command = try #require(try IMGCustomize.parseAsRoot(["customize"] + arguments)
+                as? IMGCustomize.CustomizeCommand)
+            return try command.plannedOperations().1
+        }
+        let operations = try planned(["img.qcow2", "--network", "--sm-register", "--sm-attach", "pool:8a85f98c6",
+                                      "--sm-remove", "--sm-unregister", "--sm-credentials", "builder:password:s3cret"])
+        #expect(operations.map(\.name) == ["sm-register", "sm-attach", "sm-remove", "sm-unregister"])
+        #expect((operations[0] as? SMRegister)?.credentials == SubscriptionCredentials(user: "builder", password: "s3cret"))
+        let missing = #expect(throws: ValidationError.self) { try planned(["img.qcow2", "--sm-register"]) }
+        #expect(missing?.message == "--sm-register: needs the account to register with: give --sm-credentials "
+                + "USER:password:PASSWORD|USER:file:FILE")
+        let bad = #expect(throws: ValidationError.self) {
+            try planned(["img.qcow2", "--sm-credentials", "builder", "--sm-register"])
+        }
+        #expect(bad?.message.hasPrefix("--sm-credentials: expected USER:password:PASSWORD or USER:file:FILE") == true)
+    }
+
     /// A command file is read as the command line is parsed: a bad line stops the run before any appliance starts.
     @Test func aCommandFileIsReadWithTheCommandLine() throws {
         let directory = try TestDirectory()

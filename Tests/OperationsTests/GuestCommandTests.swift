@@ -38,10 +38,20 @@ import TestSupport
             edit /etc/ssh/sshd_config:s/^PermitRootLogin yes/PermitRootLogin no/
             install cloud-init,qemu-guest-agent
             update
+            sm-register
+            firstboot-command systemctl enable --now chronyd
+            copy-in \(directory.path):/srv
+            sm-credentials builder@example.com:password:s3:cret
+            sm-attach pool:8a85f98c6
             """, in: directory)
         let operations = try CommandFile.read(path)
         #expect(operations.map(\.name) == ["run-command", "chown", "link", "link", "ssh-inject", "touch", "edit-file",
-                                           "install", "update"])
+                                           "install", "update", "sm-register", "firstboot-command", "copy-in",
+                                           "sm-attach"])
+        // sm-credentials is the account of the file's sm-register, wherever it stands.
+        #expect((operations[9] as? SMRegister)?.credentials
+                == SubscriptionCredentials(user: "builder@example.com", password: "s3:cret"))
+        #expect((operations[12] as? SMAttach)?.pool == .id("8a85f98c6"))
         #expect((operations[0] as? RunCommand)?.command == "systemctl enable chronyd")
         #expect(operations[1].target == "/home/u/.bashrc")
         #expect(operations[2].target == "/etc/localtime" && operations[3].target == "/etc/localtime.bak")
@@ -60,10 +70,11 @@ import TestSupport
         #expect(error?.description == "\(path):3: unknown command \"frobnicate\"\n"
                 + "  hint: `imgcustomize operations` lists the operations a command file may use")
 
-        let unsupported = try file("\nfirstboot-command echo hi\n", in: directory, "firstboot.commands")
-        let firstboot = #expect(throws: CommandFileError.self) { try CommandFile.read(unsupported) }
-        #expect(firstboot?.line == 2)
-        #expect(firstboot?.problem == "virt-customize's firstboot-command is not supported by imgcustomize yet")
+        let credentials = try file("\nsm-register\nsm-credentials builder\n", in: directory, "sm.commands")
+        let account = #expect(throws: CommandFileError.self) { try CommandFile.read(credentials) }
+        #expect(account?.line == 3)
+        #expect(account?.problem.hasPrefix("--sm-credentials: expected USER:password:PASSWORD or USER:file:FILE")
+                == true, "\(account.map { "\($0)" } ?? "")")
 
         let badArgument = try file("write /etc/motd\n", in: directory, "bad.commands")
         let write = #expect(throws: CommandFileError.self) { try CommandFile.read(badArgument) }

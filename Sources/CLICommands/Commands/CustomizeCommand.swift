@@ -25,11 +25,20 @@ extension IMGCustomize {
               imgcustomize customize debian12.qcow2 --install ./agent.deb --run-command 'systemctl enable agent'
               imgcustomize customize rhel9.qcow2 --network --install cloud-init --update
               imgcustomize customize rhel7.qcow2 --commands-from-file virt-customize.commands
+              imgcustomize customize rhel9.qcow2 --network --sm-credentials me@example.com:file:rhsm.pw \\
+                --sm-register --sm-attach auto --install cloud-init --sm-remove --sm-unregister
               imgcustomize customize --root /srv/chroot/rhel7 --disable-repos --json
             """)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var runOptions: RunArguments
+
+        @Option(name: .customLong("sm-credentials"), help: ArgumentHelp("""
+            The account --sm-register registers the guest with, as virt-customize's: USER:password:PASSWORD, or \
+            USER:file:FILE (the first line of a host file, which keeps the password out of the process list). The \
+            password is never shown in reports, logs or errors.
+            """, valueName: "selector"))
+        var smCredentials: String?
 
         @Option(help: "Work on this directory tree instead of an image (no appliance; paths never leave the tree).")
         var root: String?
@@ -38,7 +47,7 @@ extension IMGCustomize {
         var arguments: [String] = []
 
         func run() throws {
-            let (image, operations) = try parseOperations(arguments)
+            let (image, operations) = try plannedOperations()
             guard !operations.isEmpty else {
                 throw ValidationError("no operation given; `imgcustomize operations` lists them")
             }
@@ -53,6 +62,17 @@ extension IMGCustomize {
             guard let image else { throw ValidationError("missing IMAGE (or --root DIR)") }
             try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
                 try pipeline.customize(operations, on: image, progress: progress)
+            }
+        }
+
+        /// The image and the operations as they will run: every sm-register with the account of --sm-credentials.
+        func plannedOperations() throws -> (String?, [any GuestOperation]) {
+            let (image, parsed) = try parseOperations(arguments)
+            do {
+                return (image, try parsed.supplyingSubscriptionCredentials(
+                    try smCredentials.map { try SubscriptionCredentials(selector: $0) }))
+            } catch let error as ArgumentError {
+                throw ValidationError(error.description)
             }
         }
 

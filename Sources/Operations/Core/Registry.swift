@@ -108,6 +108,7 @@ public enum OperationRegistry {
         Scrub.self, Copy.self, Move.self, CopyIn.self, TarIn.self,
         CheckInstalled.self, RunCommand.self, RunScript.self, Install.self, Uninstall.self, Update.self,
         Firstboot.self, FirstbootCommand.self, FirstbootInstall.self, InjectQemuGA.self,
+        SMRegister.self, SMAttach.self, SMRemove.self, SMUnregister.self,
 
         Hostname.self, Timezone.self, SSHInject.self, Password.self, RootPassword.self, CommandsFromFile.self,
         SELinuxRelabel.self,

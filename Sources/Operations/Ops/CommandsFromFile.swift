@@ -48,8 +48,8 @@ extension Sequence where Element == any GuestOperation {
 /// virt-customize's command-file syntax: one command per line, `option argument` or `option:argument` (whichever
 /// separator comes first), a line whose first non-blank character is `#` a comment, blank lines ignored, and a line
 /// ending in a backslash continued by the next (whose leading blanks are dropped). Options are virt-customize's
-/// names: most are imgcustomize's too, and the few that differ (`edit`, `chown`, `ssh-inject`, a `link` with
-/// several links) are translated.
+/// names: most are imgcustomize's too, and the few that differ (`edit`, `chown`, a `link` with
+/// several links) are translated, and `sm-credentials` gives the file's `sm-register` lines their account.
 public enum CommandFile {
     /// One logical line: its option and argument, and the number of its first physical line.
     public struct Command: Sendable, Equatable {
@@ -60,12 +60,6 @@ public enum CommandFile {
 
     /// How deep files may name each other with `commands-from-file` (a file that names itself stops here).
     static let nestingLimit = 8
-
-    /// virt-customize commands imgcustomize has no operation for yet.
-    static let unsupported: Set<String> = [
-        "copy-in", "firstboot", "firstboot-command", "firstboot-install", "scrub", "sm-attach", "sm-credentials",
-        "sm-register", "sm-remove", "sm-unregister", "tar-in", "truncate-recursive",
-    ]
 
     /// Reads the host file `path` and builds its operations, in order.
     public static func read(_ path: String) throws -> [any GuestOperation] {
@@ -85,10 +79,22 @@ public enum CommandFile {
                                    hint: "a command file is text: one `option argument` per line")
         }
         var operations: [any GuestOperation] = []
+        // virt-customize's sm-credentials is a setting, not a step: the account of every sm-register in the file,
+        // wherever the line is (the last one wins, as on virt-customize's command line).
+        var credentials: SubscriptionCredentials?
         for command in parse(text) {
-            operations += try self.operations(for: command, file: path, depth: depth)
+            guard command.option == "sm-credentials" else {
+                operations += try self.operations(for: command, file: path, depth: depth)
+                continue
+            }
+            do {
+                credentials = try SubscriptionCredentials(selector: command.argument ?? "")
+            } catch {
+                throw CommandFileError(file: path, line: command.line, problem: "\(error)",
+                                       hint: "give sm-credentials USER:password:PASSWORD or USER:file:FILE")
+            }
         }
-        return operations
+        return try operations.supplyingSubscriptionCredentials(credentials, required: false)
     }
 
     /// The logical lines of a command file's text.
@@ -131,9 +137,6 @@ public enum CommandFile {
                              hint: hint ?? "`imgcustomize operations` lists the operations a command file may use")
         }
         let option = command.option
-        if unsupported.contains(option) {
-            throw fail("virt-customize's \(option) is not supported by imgcustomize yet")
-        }
         if option == "commands-from-file" {
             guard depth < nestingLimit, let nested = command.argument else {
                 throw fail(command.argument == nil ? "commands-from-file needs a file"
@@ -153,16 +156,6 @@ public enum CommandFile {
             if let argument = command.argument, let colon = argument.firstIndex(of: ":"),
                let dot = argument[..<colon].firstIndex(of: ".") {
                 arguments = [argument[..<dot] + ":" + argument[argument.index(after: dot)...]]
-            }
-        case "ssh-inject":
-            // USER:file:PATH or USER:string:KEY; USER alone means the host user's default key.
-            guard let argument = command.argument, let colon = argument.firstIndex(of: ":") else {
-                throw fail("ssh-inject without a key (the host user's default key) is not supported",
-                           hint: "give the key: ssh-inject USER:file:PATH or ssh-inject USER:string:KEY")
-            }
-            let user = argument[..<colon], selector = argument[argument.index(after: colon)...]
-            for kind in ["file:", "string:"] where selector.hasPrefix(kind) {
-                arguments = ["\(user):\(selector.dropFirst(kind.count))"]
             }
         case "link":
             // TARGET:LINK[:LINK...]
