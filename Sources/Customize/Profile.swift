@@ -29,6 +29,24 @@ public struct Profile: Sendable {
         self.body = body
     }
 
+    private init(_ name: String, summary: String, requirement: GuestRequirement?, output: OutputPolicy,
+                 body: @escaping @Sendable (GuestFacts) -> [ProfileItem]) {
+        self.name = name
+        self.summary = summary
+        self.requirement = requirement
+        self.output = output
+        self.body = body
+    }
+
+    /// This profile with `operations` after its own steps, under the heading `group`: the same name, requirement
+    /// and output, as `apply PROFILE IMAGE --OPERATION...` runs it (virt-sysprep's customize operation).
+    public func adding(_ operations: [any GuestOperation], as group: String) -> Profile {
+        guard !operations.isEmpty else { return self }
+        let body = self.body
+        let extra = ProfileItem.group(group, operations.map { .operation($0) })
+        return Profile(name, summary: summary, requirement: requirement, output: output) { body($0) + [extra] }
+    }
+
     /// What a run of this profile does besides its file steps, in a few words ("trims free space, writes compressed
     /// qcow2"), judged on a representative guest of its kind.
     public var effects: String {

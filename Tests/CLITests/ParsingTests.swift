@@ -36,7 +36,7 @@ import TestSupport
     private func customize(_ arguments: [String]) throws -> (image: String?, operations: [any GuestOperation]) {
         let command = try #require(try IMGCustomize.parseAsRoot(["customize"] + arguments)
             as? IMGCustomize.CustomizeCommand)
-        return try command.parseOperations(command.arguments)
+        return try command.operationArguments.parse()
     }
 
     @Test func operationsKeepTheirCommandLineOrder() throws {
@@ -84,7 +84,7 @@ import TestSupport
         let online = try #require(try IMGCustomize.parseAsRoot(["customize", "img.qcow2", "--network", "--update"])
             as? IMGCustomize.CustomizeCommand)
         #expect(try online.runOptions.options().network)
-        #expect(try online.parseOperations(online.arguments).1.map(\.name) == ["update"])
+        #expect(try online.operationArguments.parse().1.map(\.name) == ["update"])
     }
 
     /// --sm-credentials, wherever it stands, is the account of every --sm-register; an --sm-register without one is
@@ -93,7 +93,7 @@ import TestSupport
         func planned(_ arguments: [String]) throws -> [any GuestOperation] {
             let command = try #require(try IMGCustomize.parseAsRoot(["customize"] + arguments)
                 as? IMGCustomize.CustomizeCommand)
-            return try command.plannedOperations().1
+            return try command.operationArguments.planned().1
         }
         let operations = try planned(["img.qcow2", "--network", "--sm-register", "--sm-attach", "pool:8a85f98c6",
                                       "--sm-remove", "--sm-unregister", "--sm-credentials", "builder:password:s3cret"])
@@ -106,6 +106,31 @@ import TestSupport
             try planned(["img.qcow2", "--sm-credentials", "builder", "--sm-register"])
         }
         #expect(bad?.message.hasPrefix("--sm-credentials: expected USER:password:PASSWORD or USER:file:FILE") == true)
+    }
+
+    /// apply takes operations after the profile, as virt-sysprep takes customize's options: they run after the
+    /// profile's steps, under "command line", with the options of apply wherever they stand.
+    @Test func applyRunsTheCommandLinesOperationsAfterTheProfile() throws {
+        let apply = try #require(try IMGCustomize.parseAsRoot([
+            "apply", "sysprep", "--operations", "defaults,-ssh-userdir", "guest.qcow2", "--hostname", "web1.example.com",
+            "--dry-run", "--firstboot-command", "dnf -y update",
+        ]) as? IMGCustomize.Apply)
+        #expect(apply.profile == "sysprep" && apply.runOptions.dryRun)
+        let (image, operations) = try apply.operationArguments.planned()
+        #expect(image == "guest.qcow2")
+        #expect(operations.map(\.name) == ["hostname", "firstboot-command"])
+        let steps = try apply.chosenProfile().adding(operations, as: "command line").steps(for: GuestFacts(type: "linux"))
+        #expect(steps.suffix(2).map(\.operation.name) == ["hostname", "firstboot-command"])
+        #expect(steps.last?.path == ["sysprep", "command line"])
+        #expect(!steps.contains { $0.operation.name == "ssh-userdir" })
+        let plain = try #require(try IMGCustomize.parseAsRoot(["apply", "rhel7-cloud", "rhel7.qcow2"]) as? IMGCustomize.Apply)
+        #expect(try plain.operationArguments.planned().image == "rhel7.qcow2")
+        #expect(try plain.operationArguments.planned().operations.isEmpty)
+        let unknown = #expect(throws: ValidationError.self) {
+            try (IMGCustomize.parseAsRoot(["apply", "sysprep", "g.qcow2", "--frobnicate"]) as? IMGCustomize.Apply)?
+                .operationArguments.planned()
+        }
+        #expect(unknown?.message.hasPrefix("unknown option or operation '--frobnicate'") == true)
     }
 
     /// A command file is read as the command line is parsed: a bad line stops the run before any appliance starts.

@@ -44,10 +44,10 @@ import TestSupport
 
     /// virt-sysprep's `script` needs its SCRIPT, which a sysprep list cannot give: adding it is refused with where
     /// to give it, `all` leaves it out, and removing it is fine.
-    @Test func scriptIsChosenThroughCustomizeOnly() throws {
+    @Test func scriptIsGivenAsAnOperationNotInAList() throws {
         let error = #expect(throws: ValidationError.self) { try steps(["--enable", "logfiles,script"]) }
-        #expect(error?.message == "--enable: script needs an argument, which a sysprep list cannot give: run "
-                + "`imgcustomize customize IMAGE --script SCRIPT`")
+        #expect(error?.message == "--enable: script needs an argument, which a sysprep list cannot give: give it "
+                + "as an operation, `imgcustomize apply sysprep IMAGE --script SCRIPT`")
         #expect(throws: ValidationError.self) { try steps(["--operations", "defaults,script"]) }
         let all = try steps(["--operations", "all,-script"])
         #expect(all == (try steps(["--operations", "all"])))
@@ -55,8 +55,11 @@ import TestSupport
         let customize = try #require(try IMGCustomize.parseAsRoot(["customize", "img.qcow2", "--script", "./x.sh",
                                                                    "--random-seed"])
             as? IMGCustomize.CustomizeCommand)
-        let operations = try customize.parseOperations(customize.arguments).1
+        let operations = try customize.operationArguments.parse().1
         #expect(operations.map(\.name) == ["script", "random-seed"] && operations.first?.target == "./x.sh")
+        let apply = try #require(try IMGCustomize.parseAsRoot(["apply", "sysprep", "img.qcow2", "--script", "./x.sh"])
+            as? IMGCustomize.Apply)
+        #expect(try apply.operationArguments.parse().1.map(\.target) == ["./x.sh"])
     }
 
     @Test func badChoicesAreRefusedWhenParsed() throws {
@@ -99,11 +102,14 @@ import TestSupport
                                                     withIntermediateDirectories: true)
             try text.write(toFile: root + path, atomically: true, encoding: .utf8)
         }
-        let arguments = ["apply", "sysprep", "--root", root, "--json", "--enable", "logfiles,user-account"]
+        // An operation after the options runs after the chosen ones, as virt-sysprep's customize operation.
+        let arguments = ["apply", "sysprep", "--root", root, "--json", "--enable", "logfiles,user-account",
+                         "--write", "/etc/motd:prepared\n"]
         let first = try imgcustomize(arguments)
         #expect(first.status == 0, "\(first.stderr)")
         let done = CLITests.steps(try jsonObject(first.stdout))
-        #expect(done.map { $0["operation"] as? String } == ["logfiles", "user-account"])
+        #expect(done.map { $0["operation"] as? String } == ["logfiles", "user-account", "write"])
+        #expect(try String(contentsOfFile: root + "/etc/motd", encoding: .utf8) == "prepared\n")
         #expect(done.allSatisfy { $0["changed"] as? Bool == true })
         #expect(!FileManager.default.fileExists(atPath: root + "/var/log/messages"))
         #expect(!FileManager.default.fileExists(atPath: root + "/home/bob"))

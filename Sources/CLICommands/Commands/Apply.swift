@@ -18,6 +18,10 @@ extension IMGCustomize {
             another program changes the image meanwhile, nothing is committed. With --json a failed run still prints \
             one document: the error and what to do, the stage, the steps done and whether the image is unchanged.
 
+            Operations given after the profile (any of `imgcustomize operations`, as options named after them) run \
+            after the profile's steps, in the same launch, under the heading "command line": what virt-sysprep's \
+            customize operation does with `virt-sysprep --hostname ...`.
+
             EXAMPLES:
               imgcustomize apply rhel7-cloud rhel7.qcow2
               imgcustomize apply rhel7-cloud rhel7.qcow2 --output rhel7-cloud.qcow2 --json
@@ -25,6 +29,7 @@ extension IMGCustomize {
               imgcustomize apply sysprep guest.qcow2 --dry-run
               imgcustomize apply sysprep guest.qcow2 --operations defaults,-ssh-userdir,user-account
               imgcustomize apply sysprep --root /srv/chroot/rhel9 --enable logfiles,tmp-files --json
+              imgcustomize apply sysprep guest.qcow2 --hostname web1.example.com --firstboot-command 'dnf -y update'
             """)
 
         @OptionGroup var global: GlobalOptions
@@ -33,8 +38,7 @@ extension IMGCustomize {
         @Argument(help: "The profile to run (see `imgcustomize profiles`).")
         var profile: String
 
-        @Argument(help: "The disk image (qcow2, raw, or another format the inspection accepts).")
-        var image: String?
+        @OptionGroup var operationArguments: OperationArguments
 
         @Option(help: "Work on this directory tree instead of an image (no appliance; paths never leave the tree; the guest is not inspected).")
         var root: String?
@@ -52,7 +56,8 @@ extension IMGCustomize {
         var force = false
 
         func run() throws {
-            let profile = try chosenProfile()
+            let (image, operations) = try operationArguments.planned()
+            let profile = try chosenProfile().adding(operations.expandingCommandFiles, as: "command line")
             var options = try runOptions.options()
             options.compression = compress
             options.force = force

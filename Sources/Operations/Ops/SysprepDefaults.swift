@@ -89,8 +89,8 @@ public struct SysprepSelection: Sendable, Equatable {
         }
         guard match.runsWithoutArgument || !adding else {
             throw SysprepSelectionError(option: option, problem: "\(match.name) needs an argument, which a sysprep "
-                                        + "list cannot give: run `imgcustomize customize IMAGE "
-                                        + "\(match.argument.usage("--" + match.name))`")
+                                        + "list cannot give: give it as an operation, `imgcustomize apply "
+                                        + "sysprep IMAGE \(match.argument.usage("--" + match.name))`")
         }
         return match.name
     }
