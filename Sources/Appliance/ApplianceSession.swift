@@ -81,6 +81,10 @@ public struct ApplianceOptions: Sendable {
     /// Gives the appliance a user-mode network, for guest commands that download (`install`, `update`); off by
     /// default, so that nothing a run does depends on, or reaches, the network.
     public var network = false
+    /// The appliance's virtual CPUs; nil for two where the host has two cores or more (virt-customize's `--smp`).
+    public var virtualCPUs: Int?
+    /// The appliance's memory in MiB; nil for libguestfs's default (virt-customize's `--memsize`).
+    public var memoryMiB: Int?
 
     public init(acceleration: Acceleration = .auto, accelerationCache: URL? = nil,
                 logger: Logger = Logger(label: "imgcustomize.appliance"),
@@ -386,8 +390,9 @@ struct Launcher {
         if let hypervisor = options.hypervisor { try guestfs.setHypervisor(hypervisor) }
         // Two virtual CPUs where the host has two cores: under software emulation each is a host thread, and the
         // appliance's boot (udev, LVM scanning) keeps both busy. Measured here: launches about 3 s shorter.
-        let cpus = Int32(min(2, ProcessInfo.processInfo.activeProcessorCount))
+        let cpus = Int32(options.virtualCPUs ?? min(2, ProcessInfo.processInfo.activeProcessorCount))
         try guestfs.setVirtualCPUs(cpus)
+        if let memory = options.memoryMiB { try guestfs.setMemory(mebibytes: Int32(memory)) }
         try guestfs.setNetwork(options.network)
         for drive in drives { try add(drive, to: guestfs) }
         return guestfs

@@ -290,6 +290,10 @@ extension Guestfs {
         try run("\(enabled ? "enable" : "disable") the appliance's network") { guestfs_set_network($0, enabled ? 1 : 0) }
     }
 
+    func setMemory(mebibytes: Int32) throws {
+        try run("give the appliance \(mebibytes) MiB of memory") { guestfs_set_memsize($0, mebibytes) }
+    }
+
     func setVirtualCPUs(_ cpus: Int32) throws {
         try run("give the appliance \(cpus) virtual CPUs") { guestfs_set_smp($0, cpus) }
     }

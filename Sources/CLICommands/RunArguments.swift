@@ -13,7 +13,8 @@ struct RunArguments: ParsableArguments {
     @Option(name: .shortAndLong, help: "Write the result here and leave the image untouched.")
     var output: String?
 
-    @Flag(help: "Show the plan and the diffs; the image stays byte-identical.")
+    @Flag(name: [.customLong("dry-run"), .customLong("dryrun"), .customShort("n")],
+          help: "Show the plan and the diffs; the image stays byte-identical.")
     var dryRun = false
 
     @Flag(help: "Print one JSON document on stdout (logs stay on stderr).")
@@ -26,7 +27,7 @@ struct RunArguments: ParsableArguments {
 
     @OptionGroup var appliance: ApplianceArguments
 
-    @Flag(help: "Give the appliance a network (user-mode, through the host) for guest commands that download: install, update. Off by default: nothing reaches the network.")
+    @Flag(inversion: .prefixedNo, help: "Give the appliance a network (user-mode, through the host) for guest commands that download: install, update, sm-register. Off by default (--no-network): nothing reaches the network.")
     var network = false
 
     @Option(help: ArgumentHelp("How the passwords the run sets are hashed: md5, sha256, sha512 (the default, read by every RHEL 6+ and Debian guest) or yescrypt (Debian 11+, Ubuntu 22.04+, Fedora 35+, RHEL 9+).", valueName: "METHOD"))
@@ -45,6 +46,8 @@ struct RunArguments: ParsableArguments {
         options.launchLimits = try appliance.limits()
         options.keys = try appliance.luksKeys()
         options.network = network
+        options.virtualCPUs = appliance.smp
+        options.memoryMiB = appliance.memsize
         options.selinuxRelabel = !noSELinuxRelabel
         options.passwordCrypto = passwordCrypto
         return options
@@ -97,6 +100,22 @@ struct ApplianceArguments: ParsableArguments {
     @Flag(help: "Read the key of each LUKS device no --key is for from stdin, one line each, in device order.")
     var keysFromStdin = false
 
+    @Flag(help: "With --keys-from-stdin on a terminal: show the keys as they are typed.")
+    var echoKeys = false
+
+    @Option(help: ArgumentHelp("The appliance's virtual CPUs (default: 2 where the host has 2 cores or more); more can speed up guest commands such as install and update.", valueName: "N"))
+    var smp: Int?
+
+    @Option(help: ArgumentHelp("The appliance's memory in MiB (default: libguestfs's, 1280 here); more for guest commands that need it.", valueName: "MiB"))
+    var memsize: Int?
+
+    func validate() throws {
+        if let smp, !(1...255).contains(smp) { throw ValidationError("--smp \(smp): give 1 to 255 virtual CPUs") }
+        if let memsize, !(256...1_048_576).contains(memsize) {
+            throw ValidationError("--memsize \(memsize): give 256 MiB or more (the appliance does not boot in less)")
+        }
+    }
+
     func luksKeys() throws -> LUKSKeys {
         let keys = try self.keys.map { selector in
             do {
@@ -106,7 +125,10 @@ struct ApplianceArguments: ParsableArguments {
             }
         }
         var luksKeys = LUKSKeys(keys)
-        if keysFromStdin { luksKeys.prompt = { readKey(for: $0) } }
+        if keysFromStdin {
+            let echo = echoKeys
+            luksKeys.prompt = { readKey(for: $0, echo: echo) }
+        }
         return luksKeys
     }
 
@@ -119,20 +141,23 @@ struct ApplianceArguments: ParsableArguments {
     }
 }
 
-/// One line of stdin, for `--keys-from-stdin`: on a terminal after a prompt on stderr, not echoed.
-private func readKey(for device: String) -> String? {
+/// One line of stdin, for `--keys-from-stdin`: on a terminal after a prompt on stderr, not echoed unless `echo`
+/// (`--echo-keys`).
+private func readKey(for device: String, echo: Bool) -> String? {
     guard isatty(STDIN_FILENO) == 1 else { return readLine(strippingNewline: true) }
     FileHandle.standardError.write(Data("Enter key or passphrase (\"\(device)\"): ".utf8))
     var saved = termios()
-    let echoOff = tcgetattr(STDIN_FILENO, &saved) == 0
+    let echoOff = !echo && tcgetattr(STDIN_FILENO, &saved) == 0
     if echoOff {
         var quiet = saved
         quiet.c_lflag &= ~tcflag_t(ECHO)
         tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet)
     }
     defer {
-        if echoOff { tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved) }
-        FileHandle.standardError.write(Data("\n".utf8))
+        if echoOff {
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved)
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
     }
     return readLine(strippingNewline: true)
 }

@@ -33,6 +33,9 @@ public struct RunOptions: Sendable {
     public var keys = LUKSKeys()
     /// Gives the appliance a user-mode network for guest commands (`install`, `update`); off by default.
     public var network = false
+    /// The appliance's virtual CPUs and memory (MiB); nil for the defaults (see `ApplianceOptions`).
+    public var virtualCPUs: Int?
+    public var memoryMiB: Int?
     /// Runs the labels phase (SELinux labels for what the run touched, every file after guest commands); on by
     /// default, off with `--no-selinux-relabel`.
     public var selinuxRelabel = true
@@ -169,6 +172,8 @@ public struct Pipeline: Sendable {
                 acceleration: options.acceleration, logger: logger, guestName: image, limits: options.launchLimits,
                 cancellation: options.cancellation, keys: options.keys)
             applianceOptions.network = options.network
+            applianceOptions.virtualCPUs = options.virtualCPUs
+            applianceOptions.memoryMiB = options.memoryMiB
             return try ApplianceSession(drives: [drive], options: applianceOptions)
         }
         defer { try? session.close() }

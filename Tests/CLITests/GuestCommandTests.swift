@@ -49,7 +49,10 @@ import TestSupport
         let tarball = directory.path("overlay.tar.gz")
         try runTool("tar", ["-C", tree, "--owner=0", "--group=4", "-czf", tarball, "conf.d"])
         let run = try imgcustomize(["customize", try debianGuest(in: directory), "--output", output, "--json",
-                                    "--run-command", "echo inside > /root/marker; uname -m; cat /etc/debian_version",
+                                    // The appliance as --smp and --memsize (virt-customize's) make it.
+                                    "--smp", "1", "--memsize", "900",
+                                    "--run-command", "echo inside > /root/marker; uname -m; nproc; "
+                                        + "grep MemTotal /proc/meminfo; cat /etc/debian_version",
                                     "--run", script, "--commands-from-file", commands, "--inject-qemu-ga",
                                     // SELinux on, with a policy's file contexts but no setfiles to apply them.
                                     "--write", "/etc/selinux/config:SELINUX=permissive\nSELINUXTYPE=targeted\n",
@@ -77,6 +80,9 @@ import TestSupport
         let lines = command["output"] as? [String] ?? []
         #expect(lines.first == (try runTool("uname", ["-m"])).trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(lines.last?.hasPrefix("12.") == true, "\(lines)")
+        #expect(lines.dropFirst().first == "1", "\(lines)")
+        let memory = lines.dropFirst(2).first?.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        #expect((700 * 1024..<900 * 1024).contains(memory), "\(lines)")
         #expect(step(report, "run")?["output"] as? [String] == ["script ran by perl as 0"])
         #expect(step(report, "write")?["changed"] as? Bool == true)
 

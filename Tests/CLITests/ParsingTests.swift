@@ -174,6 +174,24 @@ import TestSupport
         #expect(options.launchLimits?.launchSeconds == 90)
         #expect(options.dryRun && options.output == "out.qcow2")
         #expect(throws: (any Error).self) { try IMGCustomize.parseAsRoot(["apply", "sysprep", "img", "--accel", "fast"]) }
+        #expect(options.virtualCPUs == nil && options.memoryMiB == nil && !options.network)
+
+        // virt-customize's spellings: --smp, --memsize, --no-network, --dryrun and -n.
+        let customize = try #require(try IMGCustomize.parseAsRoot([
+            "customize", "img.qcow2", "--smp", "1", "--memsize", "2048", "--network", "--no-network", "-n", "--lock-root",
+        ]) as? IMGCustomize.CustomizeCommand)
+        let sized = try customize.runOptions.options()
+        #expect(sized.virtualCPUs == 1 && sized.memoryMiB == 2048 && !sized.network && sized.dryRun)
+        let dryrun = try #require(try IMGCustomize.parseAsRoot(["customize", "img.qcow2", "--dryrun", "--lock-root"])
+            as? IMGCustomize.CustomizeCommand)
+        #expect(dryrun.runOptions.dryRun)
+        for (option, value, message) in [("--smp", "0", "--smp 0: give 1 to 255 virtual CPUs"),
+                                         ("--memsize", "128", "--memsize 128: give 256 MiB or more")] {
+            let error = #expect(throws: (any Error).self) {
+                try IMGCustomize.parseAsRoot(["customize", "img.qcow2", option, value, "--lock-root"])
+            }
+            #expect(IMGCustomize.message(for: error!).hasPrefix(message), "\(IMGCustomize.message(for: error!))")
+        }
     }
 
     @Test func verbosityChoosesTheLogLevel() throws {
