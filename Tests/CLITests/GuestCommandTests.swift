@@ -38,6 +38,7 @@ import TestSupport
             run-command echo from-file \\
               > /root/from-file
             write:/root/written:by the command file
+            edit /root/written:s/command file$/virt-customize file/ if $. == 1
 
             """.write(toFile: commands, atomically: true, encoding: .utf8)
         // Host trees for copy-in and tar-in, with a mode and an owner that must arrive as they are; a secret to scrub.
@@ -63,7 +64,7 @@ import TestSupport
         let report = try jsonObject(run.stdout)
         // In command-line order, the file's lines in its place; then the labels phase.
         #expect(steps(report).map { $0["operation"] as? String ?? "" }
-                == ["run-command", "run", "run-command", "write", "inject-qemu-ga", "write", "mkdir", "write",
+                == ["run-command", "run", "run-command", "write", "edit", "inject-qemu-ga", "write", "mkdir", "write",
                     "copy-in", "tar-in", "write", "scrub", "selinux-relabel"])
         // The fixture has the agent: nothing to install, offline.
         #expect(step(report, "inject-qemu-ga")?["summary"] as? String
@@ -90,7 +91,7 @@ import TestSupport
             #expect(try guest.readText("/root/marker") == "inside\n")
             #expect(try guest.readText("/root/from-script") == "from-script\n")
             #expect(try guest.readText("/root/from-file") == "from-file\n")
-            #expect(try guest.readText("/root/written") == "by the command file")
+            #expect(try guest.readText("/root/written") == "by the virt-customize file")
             // copy-in and tar-in: content, mode and owner as on the host and in the tarball; the scrubbed file gone.
             #expect(try guest.readText("/srv/skel/conf.d/app.conf") == "copied\n")
             let copied = try #require(try guest.stat("/srv/skel/conf.d/app.conf"))

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Operations
 @testable import DirectoryTree
@@ -65,5 +66,53 @@ import Testing
         let error = #expect(throws: ArgumentError.self) { try EditFile.parse(argument) }
         #expect(error?.description.hasPrefix("--edit-file: ") == true)
         #expect(error?.description.contains("expected --edit-file PATH:s/REGEX/REPLACEMENT/FLAGS") == true)
+    }
+}
+
+/// `edit FILE:EXPR`, virt-customize's --edit: the host's perl over each line of a guest file.
+@Suite struct PerlEditTests {
+    @Test func perlExpressionsEditEachLineAndASecondRunChangesNothing() throws {
+        let tree = try TemporaryTree()
+        try tree.file("/etc/ssh/sshd_config", "# sshd\n#PermitRootLogin yes\nPasswordAuthentication yes\n", mode: 0o600)
+        // Perl's own syntax: a lookbehind, a statement modifier, $. (the line number).
+        let steps = [
+            try PerlEdit.parse("/etc/ssh/sshd_config:s/^#?PermitRootLogin.*/PermitRootLogin no/"),
+            try PerlEdit.parse("/etc/ssh/sshd_config:s/(?<=PasswordAuthentication )yes/no/"),
+            try PerlEdit.parse("/etc/ssh/sshd_config:$_ = \"\" if /^# sshd/; $_ .= \"# prepared\\n\" if eof"),
+        ]
+        let runner = OperationRunner(guest: tree.guest)
+        #expect(try steps.map { try runner.run($0).changed } == [.yes, .yes, .yes])
+        #expect(tree.text("/etc/ssh/sshd_config") == "PermitRootLogin no\nPasswordAuthentication no\n# prepared\n")
+        #expect(try tree.hostStatus("/etc/ssh/sshd_config").mode == 0o600)
+        let again = try steps.dropLast().map { try runner.run($0) }
+        #expect(again.map(\.changed) == [.no, .no])
+        #expect(again[0].summary == "s/^#?PermitRootLogin.*/PermitRootLogin no/: nothing to change")
+    }
+
+    /// The bytes go through as they are: a Latin-1 file stays Latin-1, a CRLF file keeps its line endings.
+    @Test func bytesThatAreNotUTF8PassThrough() throws {
+        let tree = try TemporaryTree()
+        let host = tree.path + "/etc/motd"
+        try FileManager.default.createDirectory(atPath: tree.path + "/etc", withIntermediateDirectories: true)
+        try Data([0x63, 0x61, 0x66, 0xE9, 0x0D, 0x0A, 0x78, 0x0D, 0x0A]).write(to: URL(fileURLWithPath: host))
+        _ = try OperationRunner(guest: tree.guest).run(try PerlEdit.parse("/etc/motd:s/x/y/"))
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: host))) == [0x63, 0x61, 0x66, 0xE9, 0x0D, 0x0A, 0x79,
+                                                                            0x0D, 0x0A])
+    }
+
+    @Test func aBadExpressionOrAMissingFileNamesTheGuestAndThePath() throws {
+        let tree = try TemporaryTree()
+        try tree.file("/etc/motd", "hello\n")
+        let runner = OperationRunner(guest: tree.guest)
+        let bad = #expect(throws: (any Error).self) { try runner.run(try PerlEdit.parse("/etc/motd:s/(unclosed/x/")) }
+        let text = "\(bad.map { "\($0)" } ?? "")"
+        #expect(text.contains(tree.path) && text.contains("/etc/motd"), "\(text)")
+        #expect(text.contains("the Perl expression \"s/(unclosed/x/\" failed (perl exited with status 255): "
+                              + "Unmatched ( in regex"), "\(text)")
+        #expect(tree.text("/etc/motd") == "hello\n")
+        let missing = #expect(throws: (any Error).self) { try runner.run(try PerlEdit.parse("/etc/nope:s/a/b/")) }
+        #expect("\(missing.map { "\($0)" } ?? "")".contains("no such file"))
+        #expect(throws: ArgumentError.self) { try PerlEdit.parse("/etc/motd:") }
+        #expect(throws: ArgumentError.self) { try PerlEdit.parse("etc/motd:s/a/b/") }
     }
 }

@@ -45,7 +45,7 @@ import TestSupport
             sm-attach pool:8a85f98c6
             """, in: directory)
         let operations = try CommandFile.read(path)
-        #expect(operations.map(\.name) == ["run-command", "chown", "link", "link", "ssh-inject", "touch", "edit-file",
+        #expect(operations.map(\.name) == ["run-command", "chown", "link", "link", "ssh-inject", "touch", "edit",
                                            "install", "update", "sm-register", "firstboot-command", "copy-in",
                                            "sm-attach"])
         // sm-credentials is the account of the file's sm-register, wherever it stands.

@@ -103,7 +103,7 @@ public enum OperationRegistry {
     static let types: [any RegisteredOperation.Type] = [
         EditFile.self, SetLine.self, AppendGrubArgs.self, LockRoot.self, LockPassword.self, DisableRepos.self,
         RemoveMachineID.self, TrimFreeSpace.self, FilesystemUUIDs.self, LVMUUIDs.self,
-        WriteFile.self, WriteLines.self, AppendLine.self, YAMLListAdd.self, Upload.self, Delete.self,
+        WriteFile.self, WriteLines.self, AppendLine.self, PerlEdit.self, YAMLListAdd.self, Upload.self, Delete.self,
         MakeDirectory.self, Chmod.self, Chown.self, Link.self, Touch.self, Truncate.self, TruncateRecursive.self,
         Scrub.self, Copy.self, Move.self, CopyIn.self, TarIn.self,
         CheckInstalled.self, RunCommand.self, RunScript.self, Install.self, Uninstall.self, Update.self,

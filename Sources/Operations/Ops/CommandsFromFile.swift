@@ -48,7 +48,7 @@ extension Sequence where Element == any GuestOperation {
 /// virt-customize's command-file syntax: one command per line, `option argument` or `option:argument` (whichever
 /// separator comes first), a line whose first non-blank character is `#` a comment, blank lines ignored, and a line
 /// ending in a backslash continued by the next (whose leading blanks are dropped). Options are virt-customize's
-/// names: most are imgcustomize's too, and the few that differ (`edit`, `chown`, a `link` with
+/// names: most are imgcustomize's too, and the few that differ (`chown`'s UID.GID, a `link` with
 /// several links) are translated, and `sm-credentials` gives the file's `sm-register` lines their account.
 public enum CommandFile {
     /// One logical line: its option and argument, and the number of its first physical line.
@@ -146,11 +146,7 @@ public enum CommandFile {
             return try read(nested, depth: depth + 1)
         }
         var arguments: [String?] = [command.argument]
-        var name = option
         switch option {
-        case "edit":
-            // virt-customize's EXPR is Perl; edit-file takes the s/REGEX/REPLACEMENT/FLAGS most files use.
-            name = EditFile.name
         case "chown":
             // UID.GID:PATH
             if let argument = command.argument, let colon = argument.firstIndex(of: ":"),
@@ -166,7 +162,7 @@ public enum CommandFile {
         default:
             break
         }
-        guard let descriptor = OperationRegistry.named(name) else {
+        guard let descriptor = OperationRegistry.named(option) else {
             throw fail("unknown command \"\(option)\"")
         }
         return try arguments.map { argument in
