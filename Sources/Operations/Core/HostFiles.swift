@@ -23,6 +23,13 @@ package enum HostFiles {
         return (try readAll(fd), UInt32(status.st_mode & 0o7777))
     }
 
+    /// The first line of a host file, without its newline (a password or a pool ID kept out of the process list);
+    /// "" when the file is empty or starts with an empty line.
+    static func firstLine(_ path: String) throws -> String {
+        let content = try read(path).content
+        return String(decoding: content.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
+    }
+
     package static func readAll(_ fd: Int32) throws -> [UInt8] {
         var content: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 1 << 16)

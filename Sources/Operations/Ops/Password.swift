@@ -46,17 +46,14 @@ public struct Password: RegisteredOperation {
         case _ where text.hasPrefix("password:"): return .plain(String(text.dropFirst("password:".count)))
         case _ where text.hasPrefix("file:"):
             let path = String(text.dropFirst("file:".count))
-            let content: [UInt8]
+            let line: String
             do {
-                content = try HostFiles.read(path).content
+                line = try HostFiles.firstLine(path)
             } catch {
                 throw invalid("cannot read the password file \(path) on this host: \(error)")
             }
-            guard let line = String(decoding: content, as: UTF8.self).split(separator: "\n").first,
-                  !line.isEmpty else {
-                throw invalid("the password file \(path) starts with an empty line")
-            }
-            return .plain(String(line))
+            guard !line.isEmpty else { throw invalid("the password file \(path) starts with an empty line") }
+            return .plain(line)
         default:
             throw invalid("unknown selector \"\(text)\": use locked, disabled, random, password:PLAIN or file:PATH")
         }

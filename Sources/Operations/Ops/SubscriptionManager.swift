@@ -88,14 +88,11 @@ public struct SubscriptionCredentials: Sendable, Equatable, CustomStringConverti
         case "password":
             password = parts[2]
         case "file":
-            let content: [UInt8]
             do {
-                content = try HostFiles.read(parts[2]).content
+                password = try HostFiles.firstLine(parts[2])
             } catch {
                 throw invalid("cannot read the password file \(parts[2]) on this host: \(error)")
             }
-            password = String(decoding: content, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-                .first.map(String.init) ?? ""
         default:
             throw invalid("unknown kind \"\(parts[1])\" after the user: use password or file")
         }
@@ -177,14 +174,12 @@ public struct SMAttach: RegisteredOperation {
         }
         if argument.hasPrefix("file:") {
             let path = String(argument.dropFirst("file:".count))
-            let content: [UInt8]
+            let id: String
             do {
-                content = try HostFiles.read(path).content
+                id = try HostFiles.firstLine(path).trimmed
             } catch {
                 throw invalid("cannot read the pool file \(path) on this host: \(error)")
             }
-            let id = String(decoding: content, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-                .first.map { $0.trimmed } ?? ""
             guard !id.isEmpty else { throw invalid("the pool file \(path) starts with an empty line") }
             return SMAttach(.id(id))
         }
