@@ -81,11 +81,16 @@ public final class ApplianceDevices: GuestDevices {
             }
         }
         if case .success = outcome { outcome = Result { try body() } }
-        if deactivatingVolumeGroups { try guestfs.activateVolumeGroups(true) }
-        for (mountpoint, device) in mountPlan {
-            try guestfs.mount(device, on: mountpoint, readonly: false)
+        let restored = Result {
+            if deactivatingVolumeGroups { try guestfs.activateVolumeGroups(true) }
+            for (mountpoint, device) in mountPlan {
+                try guestfs.mount(device, on: mountpoint, readonly: false)
+            }
         }
+        // The change's own failure is the cause: a remount that fails after it (the run fails either way, and the
+        // image is left as it was) must not hide it.
         try outcome.get()
+        try restored.get()
     }
 
     /// The block device under a mountable: itself, or for a btrfs subvolume (btrfsvol:/dev/sda2/root) the device
