@@ -211,6 +211,8 @@ public struct Pipeline: Sendable {
             if options.dryRun, blockDevices {
                 step = StepReport(operation: operation.name, target: operation.target, changed: .no,
                                   summary: "skipped in a dry run")
+            } else if options.dryRun, let reason = operation.effectBeyondTheImage {
+                step = .skippedInDryRun(operation, reason)
             } else {
                 let stage = operation.phase == .devices ? "trim" : operation.phase == .identities ? "identities" : "apply"
                 step = try clock.measure(stage) { try runner.run(operation) }
@@ -413,7 +415,9 @@ extension Pipeline {
             let operations = operations.expandingCommandFiles
             for (index, operation) in operations.enumerated() {
                 try options.cancellation?.check(image: root)
-                let step = try clock.measure("apply") { try runner.run(operation) }
+                let step = options.dryRun && operation.effectBeyondTheImage != nil
+                    ? .skippedInDryRun(operation, operation.effectBeyondTheImage ?? "")
+                    : try clock.measure("apply") { try runner.run(operation) }
                 report.steps.append(step)
                 progress(.step(index: index, count: operations.count, step))
                 if let warning = step.warning { report.warn("\(root): \(warning)", progress) }

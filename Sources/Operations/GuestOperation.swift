@@ -10,6 +10,9 @@ public protocol GuestOperation: Sendable {
     static var phase: OperationPhase { get }
     /// What this instance works on, for reports: a path, a user, a glob; "" when the operation has no target.
     var target: String { get }
+    /// Why a dry run must not apply it, for an operation whose effect reaches beyond the image (registering with a
+    /// subscription service): a dry run's copy is thrown away, those effects would not be. nil for most.
+    static var effectBeyondTheImage: String? { get }
     func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome
 }
 
@@ -17,6 +20,8 @@ extension GuestOperation {
     public var name: String { Self.name }
     public static var phase: OperationPhase { .files }
     public var phase: OperationPhase { Self.phase }
+    public static var effectBeyondTheImage: String? { nil }
+    public var effectBeyondTheImage: String? { Self.effectBeyondTheImage }
 }
 
 /// When in a run an operation is applied, whatever order a profile or the command line gives: every change to files

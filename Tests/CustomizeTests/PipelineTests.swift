@@ -67,6 +67,27 @@ import Synchronization
         #expect(try String(contentsOfFile: directory.path("etc/sysconfig/network"), encoding: .utf8) == "NETWORKING=yes\n")
     }
 
+    /// A dry run does not try what reaches beyond the guest (the subscription service): the step says so and the
+    /// run warns; the same step without a dry run does run (and, on a tree, cannot).
+    @Test func aDryRunSkipsWhatReachesBeyondTheImage() throws {
+        let directory = try tree()
+        for (path, text) in ["usr/sbin/subscription-manager": "#!/usr/bin/python3\n",
+                             "etc/pki/consumer/cert.pem": "-----BEGIN CERTIFICATE-----\n"] {
+            try FileManager.default.createDirectory(atPath: directory.path((path as NSString).deletingLastPathComponent),
+                                                    withIntermediateDirectories: true)
+            try text.write(toFile: directory.path(path), atomically: true, encoding: .utf8)
+        }
+        var options = RunOptions()
+        options.dryRun = true
+        let report = try Pipeline(options: options).customize([LockRoot(), SMUnregister()], onTree: directory.path)
+        #expect(report.steps.map(\.changed) == [.yes, .no])
+        #expect(report.steps.last?.summary == "skipped in a dry run: it changes the subscription service's records, "
+                + "which a dry run cannot undo")
+        #expect(report.warnings.contains { $0.hasSuffix("sm-unregister skipped in a dry run: it changes the "
+                                                       + "subscription service's records, which a dry run cannot undo") })
+        #expect(throws: (any Error).self) { try Pipeline().customize([SMUnregister()], onTree: directory.path) }
+    }
+
     /// A dry run says what it would do, in the conditional: it changed only a throwaway overlay.
     @Test func aDryRunSpeaksInTheConditional() {
         #expect(conditional("removed /root/.bash_history, removed /home/a/.bash_history and 2 more")

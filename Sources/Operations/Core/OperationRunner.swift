@@ -28,6 +28,14 @@ public struct StepReport: Codable, Sendable, Equatable {
         self.output = command?.lastLines(Self.outputLines)
     }
 
+    /// A step a dry run did not apply because its effect reaches beyond the image (`effectBeyondTheImage`): the
+    /// report says so, and warns, since the plan is then not all tried.
+    public static func skippedInDryRun(_ operation: any GuestOperation, _ reason: String) -> StepReport {
+        let summary = "skipped in a dry run: \(reason)"
+        return StepReport(operation: operation.name, target: operation.target, changed: .no, summary: summary,
+                          warning: "\(operation.name) \(summary)")
+    }
+
     enum CodingKeys: String, CodingKey {
         case operation, target, changed, summary, warning, output
         case diffs = "diff"

@@ -14,6 +14,9 @@ public enum SubscriptionManager {
     /// The consumer certificate a registration writes and an unregistration removes: subscription-manager's own test
     /// of whether the system is registered.
     static let consumerCertificate = "/etc/pki/consumer/cert.pem"
+    /// Why a dry run skips the steps: they change the subscription service's records (a consumer registered for a
+    /// copy that is thrown away, or the real guest's consumer unregistered), not only the image.
+    static let serverSide = "it changes the subscription service's records, which a dry run cannot undo"
 
     /// The guest's client, or an error saying the guest has none.
     static func client(in guest: GuestFilesystem, operation: String) throws -> String {
@@ -107,6 +110,7 @@ public struct SubscriptionCredentials: Sendable, Equatable, CustomStringConverti
 /// --username=USER --password=PASSWORD` (virt-customize's `--sm-register`), with the account of `--sm-credentials`.
 /// A guest that is registered already is left as it is. It needs `--network`.
 public struct SMRegister: RegisteredOperation {
+    public static let effectBeyondTheImage: String? = SubscriptionManager.serverSide
     public static let name = "sm-register"
     public static let summary = "Register the guest with subscription-manager, with --sm-credentials (needs --network)"
     public static let argument = OperationArgument.none
@@ -145,6 +149,7 @@ public struct SMRegister: RegisteredOperation {
 /// attach --auto` or `--pool=ID` (virt-customize's `--sm-attach`; `file:` reads the pool ID from the first line
 /// of a host file). It needs `--network` and a registered guest.
 public struct SMAttach: RegisteredOperation {
+    public static let effectBeyondTheImage: String? = SubscriptionManager.serverSide
     public static let name = "sm-attach"
     public static let summary = "Attach subscriptions to the registered guest: auto, or a pool (needs --network)"
     public static let argument = OperationArgument.required(syntax: "auto|pool:ID|file:FILE", example: "auto")
@@ -207,6 +212,7 @@ public struct SMAttach: RegisteredOperation {
 /// `sm-remove`: removes every subscription from the registered guest, as `subscription-manager remove --all`
 /// (virt-customize's `--sm-remove`). A guest that is not registered has none, and is left as it is.
 public struct SMRemove: RegisteredOperation {
+    public static let effectBeyondTheImage: String? = SubscriptionManager.serverSide
     public static let name = "sm-remove"
     public static let summary = "Remove every subscription from the guest with subscription-manager (needs --network)"
     public static let argument = OperationArgument.none
@@ -234,6 +240,7 @@ public struct SMRemove: RegisteredOperation {
 /// `--sm-unregister`), which also removes its consumer identity and entitlements. A guest that is not registered is
 /// left as it is.
 public struct SMUnregister: RegisteredOperation {
+    public static let effectBeyondTheImage: String? = SubscriptionManager.serverSide
     public static let name = "sm-unregister"
     public static let summary = "Unregister the guest with subscription-manager (needs --network)"
     public static let argument = OperationArgument.none
