@@ -64,24 +64,25 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
     }
 
     /// What a user does to a Debian guest: `apply debian-cloud` (sysprep, the serial console, root locked, the
-    /// OpenStack datasources, free space trimmed, a compressed qcow2), whose result each test then rewrites its
-    /// own way.
-    /// `renewing` is what its lvm-uuids step must have given new UUIDs, when the guest has LVM.
-    func prepare(_ fixture: String, in directory: TestDirectory, renewing lvm: String? = nil) throws -> String {
+    /// OpenStack datasources, free space trimmed, a compressed qcow2), with `operations` after the profile's steps in
+    /// the same launch, whose result each test then rewrites its own way. `renewing` is what its lvm-uuids step must
+    /// have given new UUIDs, when the guest has LVM. Returns the image and the run's JSON report.
+    func prepare(_ fixture: String, in directory: TestDirectory, renewing lvm: String? = nil,
+                 then operations: [String] = []) throws -> (image: String, report: [String: Any]) {
         let image = directory.path("prepared.qcow2")
-        let apply = try imgcustomize(["apply", "debian-cloud", try debianFixture(fixture), "--output", image, "--json"])
+        let apply = try imgcustomize(["apply", "debian-cloud", try debianFixture(fixture), "--output", image, "--json"]
+                                     + operations)
         #expect(apply.status == 0, "\(apply.stderr)")
-        let step = steps(try jsonObject(apply.stdout)).first { $0["operation"] as? String == "lvm-uuids" }
+        let report = try jsonObject(apply.stdout)
+        let step = steps(report).first { $0["operation"] as? String == "lvm-uuids" }
         #expect(step?["summary"] as? String == lvm.map { "new UUIDs for " + $0 } ?? "no LVM physical volume")
-        return image
+        return (image, report)
     }
 
-    /// `customize --fs-uuids`: every filesystem in `expecting` ("/boot (/dev/sda1)") got a new UUID, and the files
-    /// `rewritten` names were rewritten to match.
-    func renewFilesystemUUIDs(_ image: String, expecting filesystems: [String], rewritten: [String]) throws {
-        let run = try imgcustomize(["customize", image, "--fs-uuids", "--json"])
-        #expect(run.status == 0, "\(run.stderr)")
-        let summary = steps(try jsonObject(run.stdout)).first?["summary"] as? String ?? ""
+    /// The `--fs-uuids` step of `report` gave every filesystem in `expecting` ("/boot (/dev/sda1)") a new UUID and
+    /// rewrote the files `rewritten` names to match.
+    func expectNewFilesystemUUIDs(_ report: [String: Any], expecting filesystems: [String], rewritten: [String]) {
+        let summary = steps(report).first { $0["operation"] as? String == "fs-uuids" }?["summary"] as? String ?? ""
         for filesystem in filesystems { #expect(summary.contains(filesystem + " "), "\(summary)") }
         let references = summary.components(separatedBy: "references rewritten in ").last?
             .components(separatedBy: ";").first?.components(separatedBy: ", ") ?? []
@@ -112,8 +113,9 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
     /// initramfs the root LV, systemd every fstab entry.
     @Test func aPreparedBIOSGuestWithNewUUIDsBootsRawAndSparsifiedAsTwoMachines() throws {
         let directory = try TestDirectory()
-        let prepared = try prepare("debian12-bios.qcow2", in: directory, renewing: "PV /dev/sda5, VG deb12-bios-vg")
-        try renewFilesystemUUIDs(prepared, expecting: ["/boot (/dev/sda1)", "/ (/dev/deb12-bios-vg/root)"],
+        let (prepared, report) = try prepare("debian12-bios.qcow2", in: directory,
+                                             renewing: "PV /dev/sda5, VG deb12-bios-vg", then: ["--fs-uuids"])
+        expectNewFilesystemUUIDs(report, expecting: ["/boot (/dev/sda1)", "/ (/dev/deb12-bios-vg/root)"],
                                  rewritten: ["/etc/fstab", "/boot/grub/grub.cfg"])
         let raw = directory.path("prepared.raw")
         try convert(["-O", "raw"], prepared, raw)
@@ -135,17 +137,18 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
     /// order, and not at the second.
     @Test func aPreparedUEFIGuestWithFirstBootStepsBootsTwiceFromZstdClusters() throws {
         let directory = try TestDirectory()
-        let prepared = try prepare("debian12-uefi.qcow2", in: directory)
         let script = directory.path("first-boot.sh")
         try "#!/bin/sh\necho script >> /var/tmp/first-boot\n"
             .write(toFile: script, atomically: true, encoding: .utf8)
-        let customize = try imgcustomize(["customize", prepared, "--quiet",
-                                          "--firstboot-command", "echo command >> /var/tmp/first-boot",
-                                          "--firstboot", script])
-        #expect(customize.status == 0, "\(customize.stderr)")
+        // The first-boot steps and the new UUIDs in the profile's launch: operations after `apply debian-cloud`.
+        let (prepared, report) = try prepare("debian12-uefi.qcow2", in: directory, then: [
+            "--firstboot-command", "echo command >> /var/tmp/first-boot", "--firstboot", script, "--fs-uuids",
+        ])
+        let named: Set = ["firstboot-command", "firstboot", "lvm-uuids", "fs-uuids", "trim-free-space"]
+        #expect(steps(report).compactMap { $0["operation"] as? String }.filter(named.contains)
+                == ["firstboot-command", "firstboot", "lvm-uuids", "fs-uuids", "trim-free-space"], "\(steps(report))")
         // grub-install found the root by partition here (its EFI images name no UUID); the ESP's vfat ID stays.
-        try renewFilesystemUUIDs(prepared, expecting: ["/ (/dev/sda2)"],
-                                 rewritten: ["/etc/fstab", "/boot/grub/grub.cfg"])
+        expectNewFilesystemUUIDs(report, expecting: ["/ (/dev/sda2)"], rewritten: ["/etc/fstab", "/boot/grub/grub.cfg"])
         let zstd = directory.path("zstd.qcow2")
         try convert(["--compress", "zstd"], prepared, zstd)
         try FileManager.default.removeItem(atPath: prepared)
