@@ -24,6 +24,10 @@ public struct ApplianceDrive: Sendable, Equatable {
     /// For overlays that are thrown away or rewritten after the session: qemu skips flushing to the host disk
     /// (cachemode "unsafe"). The data still reaches the file when the appliance shuts down cleanly.
     public var scratch: Bool
+    /// A data disk for guest commands (virt-customize's `--attach`: a repository ISO, a disk of packages), not part
+    /// of the guest: always read-only, added after the guest's drives, and left out of inspection, LUKS, LVM,
+    /// identities and trimming. Guest commands find it by its label (`mount LABEL=EXTRA /mnt`).
+    public var attached: Bool
 
     public init(path: String, format: Format, readonly: Bool = false, discard: Discard? = nil, scratch: Bool = false) {
         self.path = path
@@ -31,6 +35,14 @@ public struct ApplianceDrive: Sendable, Equatable {
         self.readonly = readonly
         self.discard = discard
         self.scratch = scratch
+        self.attached = false
+    }
+
+    /// A data disk attached for guest commands (see `attached`).
+    public static func attachment(path: String, format: Format) -> ApplianceDrive {
+        var drive = ApplianceDrive(path: path, format: format, readonly: true)
+        drive.attached = true
+        return drive
     }
 }
 
@@ -127,11 +139,19 @@ public final class ApplianceSession {
     /// Adds the drives and launches the appliance, coping with an unusable KVM (see `Acceleration`), then opens the
     /// LUKS devices the options have keys for.
     public init(drives: [ApplianceDrive], options: ApplianceOptions = ApplianceOptions()) throws {
-        guard let first = drives.first else {
+        guard let first = drives.first, !first.attached else {
             throw GuestError(guest: "imgcustomize", action: "launch the appliance", message: "no image given")
         }
+        // The guest's disks first, so that they keep their names (/dev/sda...) whatever is attached.
+        let guestDrives = drives.filter { !$0.attached }
+        let attached = drives.filter(\.attached).map { drive in
+            var drive = drive
+            drive.readonly = true
+            return drive
+        }
+        let drives = guestDrives + attached
         self.drives = drives
-        self.readonly = drives.allSatisfy(\.readonly)
+        self.readonly = guestDrives.allSatisfy(\.readonly)
         self.network = options.network
         self.logger = options.logger
         self.inspectionMethod = try InspectionMethod.resolve(options.inspection)
@@ -142,6 +162,7 @@ public final class ApplianceSession {
         }
         do {
             if let warning = launchReport.warning { warnings.append(warning) }
+            if !attached.isEmpty { try guestfs.restrictLVMToGuestDisks() }
             let unlocked = try LUKSUnlock(guestfs: guestfs, keys: options.keys, readonly: readonly,
                                           logger: logger).run()
             openedLUKS = unlocked.opened
@@ -395,6 +416,7 @@ struct Launcher {
         if let memory = options.memoryMiB { try guestfs.setMemory(mebibytes: Int32(memory)) }
         try guestfs.setNetwork(options.network)
         for drive in drives { try add(drive, to: guestfs) }
+        guestfs.attachedDrives = drives.filter(\.attached).count
         return guestfs
     }
 

@@ -27,6 +27,11 @@ final class Guestfs {
     /// Names the image in every error.
     let guest: String
     let events: EventSink
+    /// How many drives, added after the guest's, are attached data disks (`ApplianceDrive.attached`): the device
+    /// listings below leave them out, so that inspection, LUKS, LVM, identities and trimming see only the guest's.
+    var attachedDrives = 0
+    /// The LUKS mappings this handle opened (/dev/mapper/NAME), all on the guest's devices: LVM may look inside them.
+    private var openedMappings: [String] = []
 
     init(guest: String, logger: Logger, progress: ((ApplianceProgress) -> Void)?) throws {
         // The environment stays honoured (LIBGUESTFS_DEBUG, LIBGUESTFS_TRACE, LIBGUESTFS_HV help debugging);
@@ -335,17 +340,70 @@ extension Guestfs {
 // MARK: Devices and inspection
 
 extension Guestfs {
-    /// Whole disks: /dev/sda, /dev/sdb...
+    /// The guest's whole disks: /dev/sda, /dev/sdb... An attached disk is none of them: libguestfs names the disks in
+    /// the order they were added, and the attached ones are added last.
     func disks() throws -> [String] {
-        try strings("list the disks") { guestfs_list_devices($0) }
+        let all = try strings("list the disks") { guestfs_list_devices($0) }
+        return Array(all.prefix(max(0, all.count - attachedDrives)))
     }
 
+    /// The partitions of the guest's disks.
     func partitions() throws -> [String] {
-        try strings("list the partitions") { guestfs_list_partitions($0) }
+        let all = try strings("list the partitions") { guestfs_list_partitions($0) }
+        guard attachedDrives > 0 else { return all }
+        let disks = try disks()
+        return all.filter { partition in disks.contains { QuickInspection.partition(partition, isOn: $0) } }
     }
 
+    /// The RAID arrays made of the guest's devices only.
     func raidArrays() throws -> [String] {
-        try strings("list the RAID arrays") { guestfs_list_md_devices($0) }
+        let all = try strings("list the RAID arrays") { guestfs_list_md_devices($0) }
+        guard attachedDrives > 0 else { return all }
+        return try all.filter { try isGuestDevice($0) }
+    }
+
+    /// Whether `device` (a disk, a partition, a RAID array, a btrfsvol: mountable; a logical volume or a LUKS mapping,
+    /// which are the guest's once `restrictLVMToGuestDisks` ran) is one of the guest's, not of an attached disk.
+    func isGuestDevice(_ device: String) throws -> Bool {
+        guard attachedDrives > 0 else { return true }
+        var name = device
+        if name.hasPrefix("btrfsvol:") {
+            // btrfsvol:/dev/sda2/root: the device is the first two components (a partition or an md array).
+            let components = name.dropFirst("btrfsvol:".count).split(separator: "/")
+            name = "/" + components.prefix(2).joined(separator: "/")
+        }
+        let all = try strings("list the disks") { guestfs_list_devices($0) }
+        let guestDisks = all.prefix(max(0, all.count - attachedDrives))
+        if let disk = all.first(where: { $0 == name || QuickInspection.partition(name, isOn: $0) }) {
+            return guestDisks.contains(disk)
+        }
+        if name.hasPrefix("/dev/md") {
+            let members = try raidMembers(name)
+            return !members.isEmpty && members.allSatisfy { member in
+                guestDisks.contains { $0 == member || QuickInspection.partition(member, isOn: $0) }
+            }
+        }
+        return true
+    }
+
+    /// The devices an md array is made of.
+    private func raidMembers(_ array: String) throws -> [String] {
+        let list = try call("read the members of the RAID array", array) { guestfs_md_stat($0, array) }
+        defer { guestfs_free_mdstat_list(list) }
+        return (0..<Int(list.pointee.len)).map { String(cString: list.pointee.val[$0].mdstat_device) }
+    }
+
+    /// Makes LVM see only the guest's disks and the LUKS mappings opened on them, so that a volume group of an
+    /// attached disk (even a clone of the guest's, with the same names and UUIDs) is never activated, renamed, given
+    /// new UUIDs or trimmed. Every volume group is deactivated and scanned again: nothing may be mounted from one.
+    func restrictLVMToGuestDisks() throws {
+        let devices = try disks() + openedMappings
+        var cStrings = devices.map { strdup($0) }
+        defer { cStrings.forEach { free($0) } }
+        cStrings.append(nil)
+        try run("limit LVM to the guest's disks (\(devices.joined(separator: ", ")))") { handle in
+            cStrings.withUnsafeBufferPointer { guestfs_lvm_set_filter(handle, $0.baseAddress) }
+        }
     }
 
     /// Logical volumes, as /dev/VG/LV.
@@ -386,6 +444,7 @@ extension Guestfs {
     /// Filesystems and their types (device, type), as libguestfs's list_filesystems sees them (LUKS left out).
     func filesystems() throws -> [(device: String, type: String)] {
         try pairs("list filesystems") { guestfs_list_filesystems($0) }.map { ($0.0, $0.1) }
+            .filter { try isGuestDevice($0.0) }
     }
 
     /// What blkid says a device holds ("ext4", "swap", "crypto_LUKS"...); nil when it reports nothing.
@@ -477,8 +536,9 @@ extension Guestfs {
     }
 
     /// The operating systems' root devices libguestfs's inspection finds.
+    /// (An operating system on an attached disk is not the guest's, and is left out.)
     func inspectOS() throws -> [String] {
-        try strings("inspect for operating systems") { guestfs_inspect_os($0) }
+        try strings("inspect for operating systems") { guestfs_inspect_os($0) }.filter { try isGuestDevice($0) }
     }
 
     /// An inspected root's textual facts.
@@ -549,15 +609,22 @@ extension Guestfs {
         optargs.bitmask = imgc_cryptsetup_open_readonly
         optargs.readonly = readonly ? 1 : 0
         try run("open the LUKS device", device) { guestfs_cryptsetup_open_argv($0, device, key, name, &optargs) }
+        openedMappings.append("/dev/mapper/\(name)")
     }
 
     func cryptsetupClose(_ mapping: String) throws {
         try run("close the LUKS mapping", mapping) { guestfs_cryptsetup_close($0, mapping) }
+        openedMappings.removeAll { $0 == mapping || $0 == "/dev/mapper/\(mapping)" }
     }
 
     /// Scans for LVM volume groups again (those inside newly opened LUKS devices) and activates them all, or
     /// deactivates them all.
+    /// With attached disks, the scan is `restrictLVMToGuestDisks`, which takes in the mappings opened since; where a
+    /// volume group is in use (a LUKS device open inside a logical volume), LVM keeps the filter it had.
     func activateVolumeGroups(_ activate: Bool) throws {
+        if activate, attachedDrives > 0, (try? restrictLVMToGuestDisks()) != nil {
+            return
+        }
         if activate {
             try run("scan for LVM volume groups") { guestfs_lvm_scan($0, 1) }
         } else {

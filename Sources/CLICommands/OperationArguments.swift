@@ -1,4 +1,6 @@
 import ArgumentParser
+import Customize
+import Formats
 import Operations
 
 /// The image and the operations of the commands that take operations on the command line: `customize`, and `apply`
@@ -12,25 +14,32 @@ struct OperationArguments: ParsableArguments {
         """, valueName: "selector"))
     var smCredentials: String?
 
-    @Argument(parsing: .allUnrecognized, help: "IMAGE, then operations: --OPERATION [ARGUMENT]...")
+    @Argument(parsing: .allUnrecognized, help: """
+        IMAGE, then operations: --OPERATION [ARGUMENT]...; and --attach FILE (repeatable): a disk or ISO attached         read-only for guest commands, which mount it by its label (mount LABEL=EXTRA /mnt); --attach-format FORMAT         before it opens it as FORMAT (raw, qcow2...; auto, the default, is the format detected).
+        """)
     var arguments: [String] = []
 
     /// The image and the operations as they will run: every sm-register with the account of --sm-credentials.
-    func planned() throws -> (image: String?, operations: [any GuestOperation]) {
-        let (image, parsed) = try parse()
+    func planned() throws -> (image: String?, operations: [any GuestOperation], attachments: [AttachedDisk]) {
+        let (image, parsed, attachments) = try parse()
         do {
             return (image, try parsed.supplyingSubscriptionCredentials(
-                try smCredentials.map { try SubscriptionCredentials(selector: $0) }))
+                try smCredentials.map { try SubscriptionCredentials(selector: $0) }), attachments)
         } catch let error as ArgumentError {
             throw ValidationError(error.description)
         }
     }
 
-    /// The image and the operations, in command-line order: `--name ARG`, `--name=ARG`, or `--name` for those
-    /// that take no argument.
-    func parse() throws -> (image: String?, operations: [any GuestOperation]) {
+    /// The image, the operations in command-line order (`--name ARG`, `--name=ARG`, or `--name` for those that
+    /// take no argument), and the disks to attach: `--attach FILE`, each in the format of the `--attach-format`
+    /// before it (virt-customize's rule: a format given after the last --attach is an error).
+    func parse() throws -> (image: String?, operations: [any GuestOperation], attachments: [AttachedDisk]) {
         var image: String?
         var operations: [any GuestOperation] = []
+        var attachments: [AttachedDisk] = []
+        /// The format for the next --attach: nil for the one detected ("auto").
+        var attachFormat: ImageFormat?
+        var attachFormatUsed = true
         var index = 0
         while index < arguments.count {
             let token = arguments[index]
@@ -45,6 +54,32 @@ struct OperationArguments: ParsableArguments {
             if let equals = name.firstIndex(of: "=") {
                 value = String(name[name.index(after: equals)...])
                 name = String(name[..<equals])
+            }
+            if name == "attach" || name == "attach-format" {
+                if value == nil {
+                    guard index < arguments.count, !arguments[index].hasPrefix("--") else {
+                        throw ValidationError(name == "attach" ? "--attach needs a disk image or ISO: --attach FILE"
+                                              : "--attach-format needs a format: raw, qcow2... or auto")
+                    }
+                    value = arguments[index]
+                    index += 1
+                }
+                let argument = value ?? ""
+                if name == "attach" {
+                    attachments.append(AttachedDisk(path: argument, format: attachFormat))
+                    attachFormatUsed = true
+                } else if argument == "auto" {
+                    attachFormat = nil
+                    attachFormatUsed = false
+                } else {
+                    guard let format = ImageFormat(name: argument), format.isRead else {
+                        throw ValidationError("--attach-format \(argument): not a format the appliance opens "
+                                              + "(raw, qcow2, vmdk, vdi, vhdx, vpc, iso, or auto)")
+                    }
+                    attachFormat = format
+                    attachFormatUsed = false
+                }
+                continue
             }
             guard let descriptor = OperationRegistry.named(name) else {
                 throw ValidationError("unknown option or operation '--\(name)'; `imgcustomize operations` lists them")
@@ -64,6 +99,9 @@ struct OperationArguments: ParsableArguments {
                 throw ValidationError("--\(name): \(error)")
             }
         }
-        return (image, operations)
+        guard attachFormatUsed else {
+            throw ValidationError("--attach-format must come before the --attach it is for")
+        }
+        return (image, operations, attachments)
     }
 }

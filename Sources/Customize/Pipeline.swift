@@ -41,6 +41,9 @@ public struct RunOptions: Sendable {
     public var selinuxRelabel = true
     /// How passwords set by the run are hashed.
     public var passwordCrypto = PasswordCrypto.sha512
+    /// Disks attached to the appliance, read-only, for guest commands (virt-customize's `--attach`): a repository
+    /// ISO, a disk of packages. They pass the same safety checks as the image; the run never writes them.
+    public var attachments: [AttachedDisk] = []
 
     public init(output: String? = nil, dryRun: Bool = false, force: Bool = false, compression: ClusterCompression? = nil,
                 allowedFormats: Set<ImageFormat>? = nil, acceleration: Acceleration = .auto, diffs: Bool = false,
@@ -53,6 +56,42 @@ public struct RunOptions: Sendable {
         self.acceleration = acceleration
         self.diffs = diffs
         self.scratchDirectory = scratchDirectory
+    }
+}
+
+/// A disk attached to the appliance for guest commands (virt-customize's `--attach FILE`, with `--attach-format`).
+public struct AttachedDisk: Sendable, Equatable, Encodable {
+    public var path: String
+    /// The format to open it as (virt-customize's `--attach-format`); nil for the one detected. Only raw may be
+    /// asked of a file detected as another format (its bytes, as they are); any other must be the one detected.
+    public var format: ImageFormat?
+
+    public init(path: String, format: ImageFormat? = nil) {
+        self.path = path
+        self.format = format
+    }
+
+    /// Checks the file as an image is checked (no backing file, no external data file, no extent naming a host
+    /// path) and gives the drive to attach, in the format it will be opened as.
+    func checked(access: FileAccess, image: String) throws -> (drive: ApplianceDrive, reported: AttachedDisk) {
+        let inspection: ImageInspection
+        do {
+            inspection = try ImageInspector.check(path: path, policy: SafetyPolicy(access: access)).inspection
+        } catch {
+            throw CustomizeError(image: image, "the disk to attach, \(path), cannot be used: \(error)",
+                                 hint: "attach a raw disk, an ISO or a self-contained qcow2")
+        }
+        let detected = inspection.format
+        let chosen = format ?? detected
+        guard chosen == detected || chosen == .raw else {
+            throw CustomizeError(image: image, "--attach-format \(chosen.rawValue) for \(path), which is a \(detected.rawValue) image",
+                                 hint: "give --attach-format \(detected.rawValue) or raw, or leave it out to use the format detected")
+        }
+        guard let driveFormat = ApplianceDrive.Format(rawValue: chosen.qemuFormat) else {
+            throw CustomizeError(image: image, "the appliance does not open \(chosen.rawValue) disks: \(path)",
+                                 hint: "convert it to raw or qcow2 first (imgcustomize convert)")
+        }
+        return (.attachment(path: inspection.resolvedPath, format: driveFormat), AttachedDisk(path: path, format: chosen))
     }
 }
 
@@ -140,6 +179,8 @@ public struct Pipeline: Sendable {
             try ImageInspector.check(path: image, policy: SafetyPolicy(allowedFormats: options.allowedFormats,
                                                                        access: options.access))
         }
+        let attached = try options.attachments.map { try $0.checked(access: options.access, image: image) }
+        report.attached = attached.map(\.reported)
         let target = try outputTarget(image: image, format: checked.inspection.format, policy: policy)
         if !options.dryRun { try FileAccess.checkDestination(destination, image: image) }
 
@@ -174,7 +215,7 @@ public struct Pipeline: Sendable {
             applianceOptions.network = options.network
             applianceOptions.virtualCPUs = options.virtualCPUs
             applianceOptions.memoryMiB = options.memoryMiB
-            return try ApplianceSession(drives: [drive], options: applianceOptions)
+            return try ApplianceSession(drives: [drive] + attached.map(\.drive), options: applianceOptions)
         }
         defer { try? session.close() }
         for warning in session.warnings { report.warn(warning, progress) }
@@ -389,6 +430,10 @@ extension Pipeline {
             }
         }
         do {
+            guard options.attachments.isEmpty else {
+                throw CustomizeError(image: root, "disks are attached for guest commands, which a directory tree does not run",
+                                     hint: "leave --attach out, or run on an image")
+            }
             var workRoot = root
             if options.dryRun {
                 let scratch = try clock.measure("prepare") { () throws -> TemporaryDirectory in

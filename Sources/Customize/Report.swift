@@ -15,6 +15,8 @@ public struct RunReport: Encodable, Sendable {
     /// What the user should know although the run succeeded, in order: KVM given up for TCG, a package a step
     /// found missing, a profile forced onto a guest it was not made for.
     public var warnings: [String] = []
+    /// The disks attached read-only for guest commands (`--attach`), with the format each was opened as.
+    public var attached: [AttachedDisk] = []
 
     public struct Size: Encodable, Sendable {
         /// Allocated bytes of the image before the run and of the result after it.
@@ -23,7 +25,7 @@ public struct RunReport: Encodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case profile, image, output, dryRun = "dry-run", guest = "os", steps, timings, size, warnings
+        case profile, image, output, dryRun = "dry-run", guest = "os", steps, timings, size, warnings, attached
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -37,6 +39,7 @@ public struct RunReport: Encodable, Sendable {
         try container.encode(timings.mapValues { ($0 * 1000).rounded() / 1000 }, forKey: .timings)
         try container.encode(size, forKey: .size)
         try container.encode(warnings, forKey: .warnings)
+        if !attached.isEmpty { try container.encode(attached, forKey: .attached) }
     }
 
     public func json() -> String { jsonDocument(self) }
@@ -84,6 +87,9 @@ extension RunReport {
         var lines: [String] = []
         if let guest {
             lines.append("guest: \(guest.productName ?? guest.distro ?? "unknown") (\(guest.osinfo ?? "?"), \(guest.arch ?? "?"))")
+        }
+        for disk in attached {
+            lines.append("attached: \(disk.path) (\(disk.format?.rawValue ?? "?"), read-only)")
         }
         for step in steps {
             let mark = switch step.changed {

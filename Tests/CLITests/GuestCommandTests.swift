@@ -143,21 +143,7 @@ import TestSupport
     /// file is in the result.
     @Test func aLocalPackageInstallsOffline() throws {
         let directory = try TestDirectory()
-        let root = directory.path("package")
-        try FileManager.default.createDirectory(atPath: root + "/DEBIAN", withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: root + "/usr/share/imgcustomize-test",
-                                                withIntermediateDirectories: true)
-        try """
-            Package: imgcustomize-test
-            Version: 1.0
-            Architecture: all
-            Maintainer: imgcustomize tests <tests@example.com>
-            Description: a package the guest-command tests install
-
-            """.write(toFile: root + "/DEBIAN/control", atomically: true, encoding: .utf8)
-        try "installed\n".write(toFile: root + "/usr/share/imgcustomize-test/hello", atomically: true, encoding: .utf8)
-        let deb = directory.path("imgcustomize-test_1.0_all.deb")
-        try runTool("dpkg-deb", ["--build", "--root-owner-group", root, deb])
+        let deb = try testPackage(in: directory)
 
         let output = directory.path("out.qcow2")
         let run = try imgcustomize(["customize", try debianGuest(in: directory), "--output", output, "--json",
@@ -178,6 +164,73 @@ import TestSupport
             #expect(status.contains("Package: imgcustomize-test\nStatus: install ok installed\n"))
             #expect(try guest.glob("/tmp/imgcustomize-*").isEmpty)
         }
+    }
+
+    /// virt-customize's --attach: an ISO of packages, mounted by its label by the guest's own commands, installs
+    /// offline; and a clone of the guest's own disk attached beside it (same partitions, same volume group, same
+    /// UUIDs: what confuses LVM and inspection most) is seen by nothing but those commands: one guest is found,
+    /// lvm-uuids and trimming work on the guest's disk alone, and neither attached file changes by a byte.
+    @Test func attachedDisksServeGuestCommandsAndNothingElseSeesThem() throws {
+        let directory = try TestDirectory()
+        let repository = directory.path("repository")
+        try FileManager.default.createDirectory(atPath: repository, withIntermediateDirectories: true)
+        _ = try testPackage(in: directory, into: repository)
+        let iso = directory.path("extra.iso")
+        try runTool("xorriso", ["-as", "mkisofs", "-quiet", "-V", "EXTRA", "-R", "-o", iso, repository])
+        let clone = directory.path("clone.qcow2")
+        try FileManager.default.copyItem(atPath: try debianFixture("debian12-bios.qcow2"), toPath: clone)
+        let untouched = try [iso, clone].map { try sha256($0) }
+
+        let output = directory.path("out.qcow2")
+        let run = try imgcustomize([
+            "customize", "--attach", iso, try debianGuest(in: directory), "--output", output, "--json",
+            "--attach-format", "qcow2", "--attach", clone,
+            "--run-command", "mkdir -p /tmp/extra && mount -o ro LABEL=EXTRA /tmp/extra && dpkg -i /tmp/extra/*.deb; "
+                + "status=$?; umount /tmp/extra; rmdir /tmp/extra; exit $status",
+            "--lvm-uuids", "--trim-free-space",
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try jsonObject(run.stdout)
+        let attached = report["attached"] as? [[String: Any]] ?? []
+        #expect(attached.map { "\($0["path"] ?? "") \($0["format"] ?? "")" } == ["\(iso) iso", "\(clone) qcow2"])
+        #expect((report["os"] as? [String: Any])?["hostname"] as? String == "deb12-bios")
+        let command = try #require(step(report, "run-command"))
+        #expect(command["exit-status"] as? Int == 0)
+        #expect((command["output"] as? [String] ?? []).contains { $0.contains("Setting up imgcustomize-test (1.0)") },
+                "\(command)")
+        // The guest's PV, on the guest's disk; the clone's is /dev/sdc5, which LVM never saw.
+        #expect(step(report, "lvm-uuids")?["summary"] as? String
+                == "new UUIDs for PV /dev/sda5, VG \(BlockIdentityImageTests.group)", "\(report)")
+        let trimmed = step(report, "trim-free-space")?["summary"] as? String ?? ""
+        #expect(trimmed.contains("swap \(BlockIdentityImageTests.group)/swap_1") && !trimmed.contains("sdc")
+                && !trimmed.contains("sdb"), "\(trimmed)")
+        #expect(try [iso, clone].map { try sha256($0) } == untouched)
+
+        try readBack(output) { guest throws in
+            #expect(try guest.readText("/usr/share/imgcustomize-test/hello") == "installed\n")
+            #expect(try guest.lstat("/tmp/extra") == nil)
+        }
+    }
+
+    /// A package the tests install: imgcustomize-test 1.0, which installs /usr/share/imgcustomize-test/hello.
+    func testPackage(in directory: TestDirectory, into destination: String? = nil) throws -> String {
+        let root = directory.path("package")
+        try FileManager.default.createDirectory(atPath: root + "/DEBIAN", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/usr/share/imgcustomize-test",
+                                                withIntermediateDirectories: true)
+        try """
+            Package: imgcustomize-test
+            Version: 1.0
+            Architecture: all
+            Maintainer: imgcustomize tests <tests@example.com>
+            Description: a package the guest-command tests install
+
+            """.write(toFile: root + "/DEBIAN/control", atomically: true, encoding: .utf8)
+        try "installed\n".write(toFile: root + "/usr/share/imgcustomize-test/hello", atomically: true, encoding: .utf8)
+        let name = "imgcustomize-test_1.0_all.deb"
+        let deb = destination.map { $0 + "/" + name } ?? directory.path(name)
+        try runTool("dpkg-deb", ["--build", "--root-owner-group", root, deb])
+        return deb
     }
 
     /// The appliance has a network only with --network: without it the guest's commands see only the loopback

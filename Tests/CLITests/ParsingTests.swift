@@ -3,6 +3,7 @@ import Foundation
 import Testing
 @testable import CLICommands
 @testable import Operations
+import Customize
 import Formats
 import Profiles
 import TestSupport
@@ -33,10 +34,37 @@ import TestSupport
         #expect(IMGCustomize.configuration.subcommands.map { $0._commandName } == Self.commands.map(\.name))
     }
 
-    private func customize(_ arguments: [String]) throws -> (image: String?, operations: [any GuestOperation]) {
+    private func customize(_ arguments: [String]) throws
+        -> (image: String?, operations: [any GuestOperation], attachments: [AttachedDisk]) {
         let command = try #require(try IMGCustomize.parseAsRoot(["customize"] + arguments)
             as? IMGCustomize.CustomizeCommand)
         return try command.operationArguments.parse()
+    }
+
+    /// virt-customize's --attach and --attach-format: each --attach in the format of the --attach-format before it
+    /// (auto: the format detected), wherever they stand among the operations, which they are not.
+    @Test func attachedDisksTakeTheFormatGivenBeforeThem() throws {
+        let parsed = try customize(["--attach", "repo.iso", "img.qcow2", "--attach-format", "qcow2", "--attach=data.qcow2",
+                                    "--run-command", "mount LABEL=EXTRA /mnt", "--attach-format", "auto",
+                                    "--attach", "more.img"])
+        #expect(parsed.image == "img.qcow2")
+        #expect(parsed.operations.map(\.name) == ["run-command"])
+        #expect(parsed.attachments == [AttachedDisk(path: "repo.iso"), AttachedDisk(path: "data.qcow2", format: .qcow2),
+                                       AttachedDisk(path: "more.img")])
+        let late = #expect(throws: ValidationError.self) {
+            try customize(["img.qcow2", "--attach", "a.iso", "--attach-format", "raw"])
+        }
+        #expect(late?.message == "--attach-format must come before the --attach it is for")
+        let unknown = #expect(throws: ValidationError.self) {
+            try customize(["img.qcow2", "--attach-format", "dmg", "--attach", "a.dmg"])
+        }
+        #expect(unknown?.message.hasPrefix("--attach-format dmg: not a format the appliance opens") == true)
+        #expect(throws: ValidationError.self) { try customize(["img.qcow2", "--attach"]) }
+        let tree = #expect(throws: ValidationError.self) {
+            var command = try IMGCustomize.parseAsRoot(["customize", "--root", "/srv/tree", "--attach", "a.iso", "--lock-root"])
+            try command.run()
+        }
+        #expect(tree?.message.hasPrefix("--attach needs an image") == true)
     }
 
     @Test func operationsKeepTheirCommandLineOrder() throws {
@@ -116,7 +144,7 @@ import TestSupport
             "--dry-run", "--firstboot-command", "dnf -y update",
         ]) as? IMGCustomize.Apply)
         #expect(apply.profile == "sysprep" && apply.runOptions.dryRun)
-        let (image, operations) = try apply.operationArguments.planned()
+        let (image, operations, _) = try apply.operationArguments.planned()
         #expect(image == "guest.qcow2")
         #expect(operations.map(\.name) == ["hostname", "firstboot-command"])
         let steps = try apply.chosenProfile().adding(operations, as: "command line").steps(for: GuestFacts(type: "linux"))

@@ -56,12 +56,14 @@ extension IMGCustomize {
         var force = false
 
         func run() throws {
-            let (image, operations) = try operationArguments.planned()
+            let (image, operations, attachments) = try operationArguments.planned()
             let profile = try chosenProfile().adding(operations.expandingCommandFiles, as: "command line")
             var options = try runOptions.options()
             options.compression = compress
             options.force = force
+            options.attachments = attachments
             if let root {
+                guard attachments.isEmpty else { throw ValidationError("--attach needs an image: no guest command runs on a directory tree") }
                 guard image == nil else { throw ValidationError("give either IMAGE or --root DIR, not both") }
                 try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
                     try pipeline.apply(profile, onTree: root, guest: GuestFacts(), progress: progress)

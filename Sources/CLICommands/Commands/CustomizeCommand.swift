@@ -12,7 +12,9 @@ extension IMGCustomize {
             Operations are options named after them (`imgcustomize operations` lists them all). The image goes \
             through the same transaction as `apply`: it is never modified in place. Guest commands (run-command, \
             run, install, uninstall, update) run the guest's own programs inside the appliance; the appliance has \
-            no network unless --network is given.
+            no network unless --network is given. A disk given with --attach (virt-customize's: an ISO of \
+            packages, a data disk) is there for guest commands only, read-only: inspection, LVM, identities and \
+            trimming see the guest's disks alone.
 
             EXAMPLES:
               imgcustomize customize rhel7.qcow2 \\
@@ -25,6 +27,8 @@ extension IMGCustomize {
               imgcustomize customize debian12.qcow2 --install ./agent.deb --run-command 'systemctl enable agent'
               imgcustomize customize rhel9.qcow2 --network --install cloud-init --update
               imgcustomize customize rhel7.qcow2 --commands-from-file virt-customize.commands
+              imgcustomize customize debian12.qcow2 --attach packages.iso \\
+                --run-command 'mount -o ro LABEL=EXTRA /mnt && dpkg -i /mnt/*.deb; umount /mnt'
               imgcustomize customize rhel9.qcow2 --network --sm-credentials me@example.com:file:rhsm.pw \\
                 --sm-register --sm-attach auto --install cloud-init --sm-remove --sm-unregister
               imgcustomize customize --root /srv/chroot/rhel7 --disable-repos --json
@@ -39,12 +43,14 @@ extension IMGCustomize {
         @OptionGroup var operationArguments: OperationArguments
 
         func run() throws {
-            let (image, operations) = try operationArguments.planned()
+            let (image, operations, attachments) = try operationArguments.planned()
             guard !operations.isEmpty else {
                 throw ValidationError("no operation given; `imgcustomize operations` lists them")
             }
-            let options = try runOptions.options()
+            var options = try runOptions.options()
+            options.attachments = attachments
             if let root {
+                guard attachments.isEmpty else { throw ValidationError("--attach needs an image: no guest command runs on a directory tree") }
                 guard image == nil else { throw ValidationError("give either IMAGE or --root DIR, not both") }
                 try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
                     try pipeline.customize(operations, onTree: root, progress: progress)
