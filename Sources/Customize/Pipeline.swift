@@ -85,7 +85,8 @@ public struct AttachedDisk: Sendable, Equatable, Encodable {
         let chosen = format ?? detected
         guard chosen == detected || chosen == .raw else {
             throw CustomizeError(image: image, "--attach-format \(chosen.rawValue) for \(path), which is a \(detected.rawValue) image",
-                                 hint: "give --attach-format \(detected.rawValue) or raw, or leave it out to use the format detected")
+                                 hint: detected == .raw ? "give --attach-format raw, or leave it out"
+                                    : "give --attach-format \(detected.rawValue) (or raw, for its bytes as they are), or leave it out")
         }
         guard let driveFormat = ApplianceDrive.Format(rawValue: chosen.qemuFormat) else {
             throw CustomizeError(image: image, "the appliance does not open \(chosen.rawValue) disks: \(path)",

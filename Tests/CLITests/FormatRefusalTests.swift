@@ -35,6 +35,31 @@ import TestSupport
         #expect(try sha256(image) == before)
     }
 
+    /// A disk to attach is checked as the image is, before any appliance starts: one with a backing file (a host
+    /// file qemu would open) is refused, and so is an --attach-format the file is not; the image is untouched.
+    @Test func anUnsafeOrMisnamedAttachedDiskIsRefusedBeforeAnyLaunch() throws {
+        let directory = try TestDirectory()
+        let image = directory.path("guest.qcow2")
+        try runTool("qemu-img", ["create", "-q", "-f", "qcow2", image, "64M"])
+        let before = try sha256(image)
+        let hostile = directory.path("hostile.qcow2")
+        try runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/etc/shadow", hostile, "64M"])
+        let refused = try imgcustomize(["customize", image, "--attach", hostile, "--lock-root", "--json"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("\(image): the disk to attach, \(hostile), cannot be used:"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("/etc/shadow"), "\(refused.stderr)")
+        let report = try jsonObject(refused.stdout)
+        #expect(report["stage"] as? String == "check" && report["image-unchanged"] as? Bool == true, "\(report)")
+
+        let raw = directory.path("data.img")
+        try runTool("qemu-img", ["create", "-q", "-f", "raw", raw, "16M"])
+        let misnamed = try imgcustomize(["customize", image, "--attach-format", "qcow2", "--attach", raw, "--lock-root"])
+        #expect(misnamed.status != 0)
+        #expect(misnamed.stderr.contains("--attach-format qcow2 for \(raw), which is a raw image"), "\(misnamed.stderr)")
+        #expect(misnamed.stderr.contains("give --attach-format raw, or leave it out"), "\(misnamed.stderr)")
+        #expect(try sha256(image) == before)
+    }
+
     @Test(arguments: commands)
     func symlinkIsRefusedInEveryCommand(_ command: [String]) throws {
         let directory = try TestDirectory()
