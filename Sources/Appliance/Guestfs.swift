@@ -343,8 +343,13 @@ extension Guestfs {
     /// The guest's whole disks: /dev/sda, /dev/sdb... An attached disk is none of them: libguestfs names the disks in
     /// the order they were added, and the attached ones are added last.
     func disks() throws -> [String] {
+        try allAndGuestDisks().guest
+    }
+
+    /// Every disk, attached ones included, and the guest's.
+    private func allAndGuestDisks() throws -> (all: [String], guest: [String]) {
         let all = try strings("list the disks") { guestfs_list_devices($0) }
-        return Array(all.prefix(max(0, all.count - attachedDrives)))
+        return (all, Array(all.prefix(max(0, all.count - attachedDrives))))
     }
 
     /// The partitions of the guest's disks.
@@ -358,32 +363,31 @@ extension Guestfs {
     /// The RAID arrays made of the guest's devices only.
     func raidArrays() throws -> [String] {
         let all = try strings("list the RAID arrays") { guestfs_list_md_devices($0) }
-        guard attachedDrives > 0 else { return all }
-        return try all.filter { try isGuestDevice($0) }
+        let isGuestDevice = try guestDeviceTest()
+        return try all.filter(isGuestDevice)
     }
 
-    /// Whether `device` (a disk, a partition, a RAID array, a btrfsvol: mountable; a logical volume or a LUKS mapping,
-    /// which are the guest's once `restrictLVMToGuestDisks` ran) is one of the guest's, not of an attached disk.
-    func isGuestDevice(_ device: String) throws -> Bool {
-        guard attachedDrives > 0 else { return true }
-        var name = device
-        if name.hasPrefix("btrfsvol:") {
-            // btrfsvol:/dev/sda2/root: the device is the first two components (a partition or an md array).
-            let components = name.dropFirst("btrfsvol:".count).split(separator: "/")
-            name = "/" + components.prefix(2).joined(separator: "/")
+    /// Tells whether a device (a disk, a partition, a RAID array, a btrfsvol: mountable; a logical volume or a LUKS
+    /// mapping, which are the guest's once `restrictLVMToGuestDisks` ran) is one of the guest's, not of an attached
+    /// disk; the disks are listed once, for every device the test is asked about.
+    private func guestDeviceTest() throws -> (String) throws -> Bool {
+        guard attachedDrives > 0 else { return { _ in true } }
+        let (all, guestDisks) = try allAndGuestDisks()
+        func onGuestDisk(_ device: String) -> Bool? {
+            all.first { $0 == device || QuickInspection.partition(device, isOn: $0) }.map(guestDisks.contains)
         }
-        let all = try strings("list the disks") { guestfs_list_devices($0) }
-        let guestDisks = all.prefix(max(0, all.count - attachedDrives))
-        if let disk = all.first(where: { $0 == name || QuickInspection.partition(name, isOn: $0) }) {
-            return guestDisks.contains(disk)
-        }
-        if name.hasPrefix("/dev/md") {
-            let members = try raidMembers(name)
-            return !members.isEmpty && members.allSatisfy { member in
-                guestDisks.contains { $0 == member || QuickInspection.partition(member, isOn: $0) }
+        return { device in
+            var name = device
+            if name.hasPrefix("btrfsvol:") {
+                // btrfsvol:/dev/sda2/root: the device is the first two components (a partition or an md array).
+                let components = name.dropFirst("btrfsvol:".count).split(separator: "/")
+                name = "/" + components.prefix(2).joined(separator: "/")
             }
+            if let onGuest = onGuestDisk(name) { return onGuest }
+            guard name.hasPrefix("/dev/md") else { return true }
+            let members = try self.raidMembers(name)
+            return !members.isEmpty && members.allSatisfy { onGuestDisk($0) == true }
         }
-        return true
     }
 
     /// The devices an md array is made of.
@@ -443,7 +447,8 @@ extension Guestfs {
 
     /// Filesystems and their types (device, type), as libguestfs's list_filesystems sees them (LUKS left out).
     func filesystems() throws -> [(device: String, type: String)] {
-        try pairs("list filesystems") { guestfs_list_filesystems($0) }.map { ($0.0, $0.1) }
+        let isGuestDevice = try guestDeviceTest()
+        return try pairs("list filesystems") { guestfs_list_filesystems($0) }.map { ($0.0, $0.1) }
             .filter { try isGuestDevice($0.0) }
     }
 
@@ -538,7 +543,9 @@ extension Guestfs {
     /// The operating systems' root devices libguestfs's inspection finds.
     /// (An operating system on an attached disk is not the guest's, and is left out.)
     func inspectOS() throws -> [String] {
-        try strings("inspect for operating systems") { guestfs_inspect_os($0) }.filter { try isGuestDevice($0) }
+        let roots = try strings("inspect for operating systems") { guestfs_inspect_os($0) }
+        let isGuestDevice = try guestDeviceTest()
+        return try roots.filter(isGuestDevice)
     }
 
     /// An inspected root's textual facts.

@@ -15,7 +15,9 @@ struct OperationArguments: ParsableArguments {
     var smCredentials: String?
 
     @Argument(parsing: .allUnrecognized, help: """
-        IMAGE, then operations: --OPERATION [ARGUMENT]...; and --attach FILE (repeatable): a disk or ISO attached         read-only for guest commands, which mount it by its label (mount LABEL=EXTRA /mnt); --attach-format FORMAT         before it opens it as FORMAT (raw, qcow2...; auto, the default, is the format detected).
+        IMAGE, then operations: --OPERATION [ARGUMENT]...; and --attach FILE (repeatable): a disk or ISO attached \
+        read-only for guest commands, which mount it by its label (mount LABEL=EXTRA /mnt); --attach-format FORMAT \
+        before it opens it as FORMAT (raw, qcow2...; auto, the default, is the format detected).
         """)
     var arguments: [String] = []
 

@@ -176,11 +176,11 @@ public struct Pipeline: Sendable {
 
         // check: refuse unsafe images before any qemu process sees them, and remember which file was checked.
         progress(.stage("check"))
-        let checked = try clock.measure("check") {
-            try ImageInspector.check(path: image, policy: SafetyPolicy(allowedFormats: options.allowedFormats,
-                                                                       access: options.access))
+        let (checked, attached) = try clock.measure("check") {
+            (try ImageInspector.check(path: image, policy: SafetyPolicy(allowedFormats: options.allowedFormats,
+                                                                        access: options.access)),
+             try options.attachments.map { try $0.checked(access: options.access, image: image) })
         }
-        let attached = try options.attachments.map { try $0.checked(access: options.access, image: image) }
         report.attached = attached.map(\.reported)
         let target = try outputTarget(image: image, format: checked.inspection.format, policy: policy)
         if !options.dryRun { try FileAccess.checkDestination(destination, image: image) }
