@@ -116,7 +116,16 @@ struct AccelerationCache {
                                                     withIntermediateDirectories: true)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(entry).write(to: file, options: .atomic)
+            // Written beside the file and renamed over it: Foundation's .atomic goes through a directory in /tmp
+            // that it leaves behind on every write.
+            let temporary = file.deletingLastPathComponent()
+                .appendingPathComponent(".\(file.lastPathComponent).\(getpid())")
+            try encoder.encode(entry).write(to: temporary)
+            guard rename(temporary.path, file.path) == 0 else {
+                let reason = String(cString: strerror(errno))
+                try? FileManager.default.removeItem(at: temporary)
+                throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: reason])
+            }
         } catch {
             logger.debug("could not record the acceleration verdict in \(file.path): \(error)")
         }

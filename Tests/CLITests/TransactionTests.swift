@@ -10,6 +10,7 @@ import TestSupport
         let image = directory.path("guest.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
         let before = try sha256(image)
+        var original = try inode(image)
         let binary = try imgcustomizeBinary()
 
         // Moments spread over the whole run: checking, launching, applying, rewriting, just before the rename.
@@ -26,14 +27,19 @@ import TestSupport
             let finished = !process.isRunning
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            if finished {
-                // The run completed before the kill: the image was replaced as a whole; start again from a copy.
+            // Killed after the rename (while the directory is fsynced, which waits for the journal on a busy disk)
+            // or after the run ended, the image was replaced as a whole: a new file, complete. Written in place, it
+            // would keep its inode.
+            let replaced = try inode(image) != original
+            if finished || replaced {
+                #expect(replaced, "the run ended but the image is the same file")
                 #expect(try runTool("qemu-img", ["check", "-f", "qcow2", image]).contains("No errors"))
                 try FileManager.default.removeItem(atPath: image)
                 try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
+                original = try inode(image)
                 continue
             }
-            #expect(try sha256(image) == before, "killed after \(moment) s")
+            #expect(try sha256(image) == before, "killed after \(moment) s: the image was changed in place")
         }
         // The next run removes what the killed ones left.
         let next = try imgcustomize(["apply", "sysprep", image, "--dry-run", "--quiet"])
@@ -84,4 +90,9 @@ import TestSupport
         // Refused at the header check: no overlay, no scratch, no output was made beside it.
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.url.path) == ["hostile.qcow2"])
     }
+}
+
+private func inode(_ path: String) throws -> UInt64 {
+    let attributes = try FileManager.default.attributesOfItem(atPath: path)
+    return (attributes[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
 }
