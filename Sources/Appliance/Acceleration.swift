@@ -120,11 +120,15 @@ struct AccelerationCache {
             // that it leaves behind on every write.
             let temporary = file.deletingLastPathComponent()
                 .appendingPathComponent(".\(file.lastPathComponent).\(getpid())")
-            try encoder.encode(entry).write(to: temporary)
-            guard rename(temporary.path, file.path) == 0 else {
-                let reason = String(cString: strerror(errno))
+            do {
+                try encoder.encode(entry).write(to: temporary)
+                guard rename(temporary.path, file.path) == 0 else {
+                    throw CocoaError(.fileWriteUnknown,
+                                     userInfo: [NSLocalizedDescriptionKey: String(cString: strerror(errno))])
+                }
+            } catch {
                 try? FileManager.default.removeItem(at: temporary)
-                throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: reason])
+                throw error
             }
         } catch {
             logger.debug("could not record the acceleration verdict in \(file.path): \(error)")

@@ -93,6 +93,9 @@ import TestSupport
 }
 
 private func inode(_ path: String) throws -> UInt64 {
-    let attributes = try FileManager.default.attributesOfItem(atPath: path)
-    return (attributes[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
+    var info = stat()
+    guard stat(path, &info) == 0 else {
+        throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: path])
+    }
+    return UInt64(info.st_ino)
 }
