@@ -443,8 +443,13 @@ struct Launcher {
             // The guest kernel's boot messages are what tells a hung KVM from a slow one, and what a failed launch
             // is explained with: libguestfs boots it "quiet" unless debugging.
             try guestfs.appendKernelArguments("loglevel=7")
+            let kernels = PVHKernel.cacheDirectory()
+            if let kernels, let cache = try? guestfs.cacheDirectory {
+                PVHKernel.prepare(kernel: PVHKernel.applianceKernel(cacheDirectory: cache), in: kernels,
+                                  logger: options.logger)
+            }
             let started = try LaunchWatch(hypervisor: try guestfs.hypervisor, underKVM: mode != .forceTCG,
-                                          limits: limits)
+                                          limits: limits, kernels: kernels)
             watch = started
             try guestfs.setHypervisor(started.wrapper)
             guestfs.events.forgetConsole()
@@ -456,6 +461,7 @@ struct Launcher {
                 return .failure(failure(verdict, mode: mode, console: guestfs.events.recentConsole, closing: guestfs))
             }
             try launched.get()
+            logKernel(started.kernelUsed, kernels: kernels)
             return .success(guestfs)
         } catch {
             _ = watch?.finish()
@@ -473,6 +479,22 @@ struct Launcher {
                     + "\(Acceleration.environmentVariable)=tcg or =kvm chooses the acceleration"
             }
             return .failure(LaunchFailure(error: guestError, reason: qemuMessage.map { "qemu: \($0)" } ?? guestError.message))
+        }
+    }
+
+    /// Says at -v which kernel the appliance booted; after a stock boot of a kernel the cache lacks (an appliance
+    /// other than supermin's, or one rebuilt during this launch), extracts its PVH entry for the next launch.
+    private func logKernel(_ used: String?, kernels: String?) {
+        guard let used, let space = used.firstIndex(of: " ") else {
+            options.logger.info("appliance kernel: as libguestfs gives it (the PVH entry is off: \(PVHKernel.environmentVariable)=stock)")
+            return
+        }
+        let path = String(used[used.index(after: space)...])
+        if used.hasPrefix("pvh ") {
+            options.logger.info("appliance kernel: booted through its PVH entry (\(path))")
+        } else {
+            options.logger.info("appliance kernel: the stock kernel \(path) (no PVH entry cached for it)")
+            if let kernels { PVHKernel.prepare(kernel: path, in: kernels, logger: options.logger) }
         }
     }
 

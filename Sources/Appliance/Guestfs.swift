@@ -263,6 +263,11 @@ extension Guestfs {
         get throws { try string("find the hypervisor") { guestfs_get_hv($0) } }
     }
 
+    /// Where libguestfs keeps the appliance supermin builds (LIBGUESTFS_CACHEDIR, TMPDIR or /var/tmp).
+    var cacheDirectory: String {
+        get throws { try string("find the appliance cache directory") { guestfs_get_cachedir($0) } }
+    }
+
     func setHypervisor(_ path: String) throws {
         try run("use the hypervisor", path) { guestfs_set_hv($0, path) }
     }

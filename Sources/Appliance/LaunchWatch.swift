@@ -77,18 +77,21 @@ final class LaunchWatch: Sendable {
         var verdict: Verdict?
         var qemuPID: pid_t?
         var killed = false
+        var kernelUsed: String?
     }
 
     private let directory: TemporaryDirectory
     let wrapper: String
     private let pidFile: String
+    /// Where the wrapper says which kernel qemu was given: "pvh PATH" or "stock PATH".
+    private let kernelFile: String
     private let underKVM: Bool
     private let limits: LaunchLimits
     private let state = Mutex(State())
 
     /// Writes the wrapper for `hypervisor` (the qemu libguestfs would run). `underKVM` turns on the early hang
-    /// checks.
-    init(hypervisor: String, underKVM: Bool, limits: LaunchLimits) throws {
+    /// checks. `kernels`, the cache of `PVHKernel`, lets the wrapper boot the kernel's PVH entry where one is cached.
+    init(hypervisor: String, underKVM: Bool, limits: LaunchLimits, kernels: String? = nil) throws {
         self.underKVM = underKVM
         self.limits = limits
         do {
@@ -98,13 +101,28 @@ final class LaunchWatch: Sendable {
                              hint: "set TMPDIR to a writable directory")
         }
         pidFile = directory.appending("qemu.pid")
+        kernelFile = directory.appending("kernel")
         wrapper = directory.appending("qemu")
         // Only the launch itself (the run with -kernel) records its pid; libguestfs also runs the hypervisor
-        // to query its version and devices.
+        // to query its version and devices. The kernel argument is looked up in the PVH cache under the content the
+        // file has now (libguestfs may have just rebuilt it): a cached ELF replaces it, else it stays.
+        let swap = kernels.map { kernels in """
+            prev=
+            for a do
+              shift
+              if [ "$prev" = -kernel ]; then
+                pvh=\(Self.quoted(kernels))/vmlinux-$(sha256sum < "$a" 2>/dev/null | cut -d' ' -f1)
+                if [ -f "$pvh" ]; then echo "pvh $pvh" > \(Self.quoted(kernelFile)); a=$pvh; else echo "stock $a" > \(Self.quoted(kernelFile)); fi
+              fi
+              set -- "$@" "$a"
+              prev=$a
+            done
+
+            """ } ?? ""
         let script = """
             #!/bin/sh
             case " $* " in *" -kernel "*) echo $$ > \(Self.quoted(pidFile)).new && mv \(Self.quoted(pidFile)).new \(Self.quoted(pidFile)) ;; esac
-            exec \(Self.quoted(hypervisor)) "$@"
+            \(swap)exec \(Self.quoted(hypervisor)) "$@"
 
             """
         do {
@@ -207,7 +225,13 @@ final class LaunchWatch: Sendable {
             state.finished = true
             return state.verdict
         }
+        let used = (try? String(contentsOfFile: kernelFile, encoding: .utf8))
+            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        state.withLock { $0.kernelUsed = used }
         directory.remove()
         return verdict
     }
+
+    /// After `finish`: the kernel the wrapper gave qemu, "pvh PATH" or "stock PATH"; nil when it looked up none.
+    var kernelUsed: String? { state.withLock { $0.kernelUsed } }
 }

@@ -39,6 +39,11 @@ extension ApplianceTests {
             #expect(second.launchReport.acceleration == first.launchReport.acceleration)
             #expect(second.launchReport.kvmFailure == nil)
 
+            // The first launch extracts the kernel's PVH entry (before it when supermin's appliance was there
+            // already, after it otherwise); the second boots it, with no firmware loading and no decompression.
+            #expect(secondLogs.messages.contains { $0.1.hasPrefix("appliance kernel: booted through its PVH entry") },
+                    "\(secondLogs.messages.map(\.1).filter { $0.contains("kernel") })")
+
             // The library logs no warning: it returns them, and the CLI prints them.
             let logged = { (logs: LogRecorder) in logs.messages.filter { $0.0 >= .warning }.map(\.1) }
             #expect(logged(firstLogs).isEmpty && logged(secondLogs).isEmpty)
