@@ -18,6 +18,8 @@ public protocol GuestFilesystem: AnyObject {
     func glob(_ pattern: String) throws -> [String]
     func readlink(_ path: String) throws -> String
 
+    /// The whole content of a regular file; a file larger than `guestReadLimit` is refused with its size, since
+    /// nothing an operation edits is that large and a 6 GiB /etc/machine-id must not exhaust memory.
     func read(_ path: String) throws -> [UInt8]
     /// Replaces the content of `path`, creating it with `mode` (and owner root) when it does not exist; an existing
     /// file keeps its mode, owner and SELinux label.
@@ -120,6 +122,10 @@ public protocol AugeasEdit {
     /// The node's label (its last path component, without position).
     func label(_ path: String) throws -> String?
 }
+
+/// The largest file `GuestFilesystem.read` returns whole (256 MiB): far above any configuration file, far below
+/// what would exhaust a host's memory. Operations that only need a file's size or first bytes ask `stat`.
+public let guestReadLimit: Int64 = 256 << 20
 
 /// The most symlinks one lookup of a guest path follows, as the kernel's own limit (MAXSYMLINKS).
 package let guestSymlinkLimit = 40

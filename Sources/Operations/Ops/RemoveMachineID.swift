@@ -37,8 +37,10 @@ public struct RemoveMachineID: RegisteredOperation, Equatable {
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
         var done: [String] = []
-        if let status = try guest.lstat(Self.path), status.kind == .regular,
-           try guest.read(Self.path) != Array(mode.content.utf8) {
+        // stat, not lstat: a machine-id that is a symlink (to a file the guest keeps elsewhere) is judged by the
+        // file it leads to, inside the guest, and that file is what truncate and write change.
+        if let status = try guest.stat(Self.path), status.kind == .regular,
+           try !Self.holds(guest, Self.path, status, mode.content) {
             if mode == .empty {
                 try guest.truncate(Self.path, size: 0)
             } else {
@@ -52,5 +54,13 @@ public struct RemoveMachineID: RegisteredOperation, Equatable {
         }
         if done.isEmpty { return .unchanged("machine-id already \(mode.rawValue)") }
         return .changed(done.joined(separator: ", "))
+    }
+
+    /// Whether the file already holds `content`, judged by its size first: a machine-id of any size (6 GiB of a
+    /// broken image) is never read whole to learn that it is not "uninitialized\n".
+    private static func holds(_ guest: GuestFilesystem, _ path: String, _ status: FileStatus,
+                              _ content: String) throws -> Bool {
+        guard status.size == Int64(content.utf8.count) else { return false }
+        return try content.isEmpty || guest.read(path) == Array(content.utf8)
     }
 }
