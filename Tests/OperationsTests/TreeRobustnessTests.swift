@@ -162,28 +162,29 @@ extension TemporaryTree {
         #expect(try tree.guest.readlink("/home/loop") == "loop")
     }
 
-    /// A racing process swaps the directory mkdir has just made for a symlink to a host file: the mode must never
-    /// land on the host file (it did: chmod by name follows the symlink).
+    /// A racing process swaps the directory mkdir has just made for a symlink to a host file (renameat2's
+    /// RENAME_EXCHANGE, one atomic call, over and over): the mode must never land on the host file. It did, when
+    /// the mode was set by name, since chmod follows a symlink.
     @Test func mkdirNeverChmodsThroughASwappedSymlink() throws {
+        typealias Rename2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+        let renameat2 = unsafeBitCast(try #require(dlsym(nil, "renameat2")), to: Rename2.self)
+        let exchange: UInt32 = 2  // RENAME_EXCHANGE
         let outside = try TestDirectory("imgcustomize-outside")
         let victim = outside.path("victim")
         try Data("host file\n".utf8).write(to: URL(fileURLWithPath: victim))
         #expect(Glibc.chmod(victim, 0o600) == 0)
         let tree = try TemporaryTree()
-        let racing = tree.path + "/race"
+        let racing = tree.path + "/race", swap = tree.path + "/swap"
         let deadline = Date().addingTimeInterval(1)
         let group = DispatchGroup()
         DispatchQueue.global().async(group: group) {
-            while Date() < deadline {
-                rmdir(racing)
-                Glibc.symlink(victim, racing)
-                unlink(racing)
-            }
+            while Date() < deadline { _ = renameat2(AT_FDCWD, swap, AT_FDCWD, racing, exchange) }
         }
         var made = 0
         while Date() < deadline {
+            for path in [racing, swap] where unlink(path) != 0 { rmdir(path) }
+            Glibc.symlink(victim, swap)
             if (try? tree.guest.mkdir("/race", mode: 0o7777, parents: false)) != nil { made += 1 }
-            rmdir(racing)
         }
         group.wait()
         var status = stat()
