@@ -12,7 +12,8 @@ public protocol GuestFilesystem: AnyObject {
     func lstat(_ path: String) throws -> FileStatus?
     /// Status of what `path` leads to, following symlinks inside the guest; nil when nothing is there.
     func stat(_ path: String) throws -> FileStatus?
-    /// Names (not paths) of the entries of a directory, without "." and "..".
+    /// Names (not paths) of the entries of a directory, without "." and "..". A name that is not UTF-8 comes
+    /// escaped (see `guestName(decoding:)`), so that the path made from it names the same entry.
     func list(_ directory: String) throws -> [String]
     /// Guest paths matching a shell glob (`*`, `?`, `[...]`), sorted; empty when nothing matches.
     func glob(_ pattern: String) throws -> [String]
