@@ -186,6 +186,15 @@ extension GuestFilesystem {
     public func isFile(_ path: String) throws -> Bool { try stat(path)?.kind == .regular }
     public func isDirectory(_ path: String) throws -> Bool { try stat(path)?.kind == .directory }
 
+    /// Whether `path` is a regular file (symlinks followed) holding exactly `content`. The size decides first, so
+    /// a file of any size, over `guestReadLimit` too, is never read whole to learn that it differs.
+    public func holds(_ path: String, exactly content: [UInt8]) throws -> Bool {
+        guard let status = try stat(path), status.kind == .regular, status.size == Int64(content.count) else {
+            return false
+        }
+        return try content.isEmpty || read(path) == content
+    }
+
     public func readText(_ path: String) throws -> String {
         String(decoding: try read(path), as: UTF8.self)
     }

@@ -130,6 +130,23 @@ extension TemporaryTree {
         #expect(outcome.diffs?.first?.unified.contains("file of 6442450944 bytes") == true)
     }
 
+    /// write and the sysprep resets compare by size before content: a 6 GiB file is replaced, never read.
+    @Test func hugeFilesAreReplacedWithoutBeingRead() throws {
+        let tree = try TemporaryTree()
+        for path in ["/etc/motd", "/var/spool/at/.SEQ"] {
+            try tree.file(path, "")
+            let fd = open(tree.path + path, O_WRONLY)
+            #expect(fd >= 0)
+            #expect(ftruncate(fd, 6 << 30) == 0)
+            close(fd)
+        }
+        #expect(try WriteFile("/etc/motd", text: "welcome\n").apply(to: tree.guest, context: OperationContext())
+            .changed == .yes)
+        #expect(tree.text("/etc/motd") == "welcome\n")
+        #expect(try CronSpool().apply(to: tree.guest, context: OperationContext()).changed == .yes)
+        #expect(tree.text("/var/spool/at/.SEQ") == "00000\n")
+    }
+
     @Test func augeasRefusesAFileWithANUL() throws {
         let tree = try TemporaryTree()
         let shadow = Data("root:*:19000:0:99999:7:::\n\0bin:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n".utf8)

@@ -39,8 +39,7 @@ public struct RemoveMachineID: RegisteredOperation, Equatable {
         var done: [String] = []
         // stat, not lstat: a machine-id that is a symlink (to a file the guest keeps elsewhere) is judged by the
         // file it leads to, inside the guest, and that file is what truncate and write change.
-        if let status = try guest.stat(Self.path), status.kind == .regular,
-           try !Self.holds(guest, Self.path, status, mode.content) {
+        if try guest.stat(Self.path)?.kind == .regular, try !guest.holds(Self.path, exactly: Array(mode.content.utf8)) {
             if mode == .empty {
                 try guest.truncate(Self.path, size: 0)
             } else {
@@ -54,13 +53,5 @@ public struct RemoveMachineID: RegisteredOperation, Equatable {
         }
         if done.isEmpty { return .unchanged("machine-id already \(mode.rawValue)") }
         return .changed(done.joined(separator: ", "))
-    }
-
-    /// Whether the file already holds `content`, judged by its size first: a machine-id of any size (6 GiB of a
-    /// broken image) is never read whole to learn that it is not "uninitialized\n".
-    private static func holds(_ guest: GuestFilesystem, _ path: String, _ status: FileStatus,
-                              _ content: String) throws -> Bool {
-        guard status.size == Int64(content.utf8.count) else { return false }
-        return try content.isEmpty || guest.read(path) == Array(content.utf8)
     }
 }
