@@ -21,7 +21,8 @@ final class FuzzTree {
     nonisolated(unsafe) static let shared = FuzzTree()
 
     private init() {
-        var template = Array("/tmp/imgcustomize-tree-fuzz-XXXXXX".utf8CString)
+        let parent = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array("\(parent)/imgcustomize-tree-fuzz-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { fatalError("mkdtemp: \(String(cString: strerror(errno)))") }
         scratch = String(cString: made)
         root = scratch + "/tree"
