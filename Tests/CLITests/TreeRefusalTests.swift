@@ -32,4 +32,20 @@ import TestSupport
         #expect(try String(contentsOfFile: root + "/etc/motd", encoding: .utf8) == "old\n")
         #expect(FileManager.default.fileExists(atPath: directory.path("out.qcow2")) == false)
     }
+
+    /// A 6 GiB /etc/machine-id (holes: no disk space) trapped the run ("failed to allocate", rc 134, nothing on
+    /// stdout): now it is emptied, and the JSON document says so.
+    @Test func aHugeMachineIDIsEmptied() throws {
+        let directory = try TestDirectory()
+        let root = directory.path("guest")
+        try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: root + "/etc/machine-id", contents: nil))
+        let fd = open(root + "/etc/machine-id", O_WRONLY)
+        #expect(fd >= 0 && ftruncate(fd, 6 << 30) == 0)
+        close(fd)
+        let result = try imgcustomize(["customize", "--root", root, "--json", "--remove-machine-id"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(steps(try jsonObject(result.stdout)).first?["summary"] as? String == "emptied /etc/machine-id")
+        #expect(try FileManager.default.attributesOfItem(atPath: root + "/etc/machine-id")[.size] as? Int == 0)
+    }
 }

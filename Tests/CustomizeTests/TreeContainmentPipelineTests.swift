@@ -84,10 +84,23 @@ import Profiles
             try text.write(toFile: directory.path(path), atomically: true, encoding: .utf8)
         }
         try FileManager.default.createSymbolicLink(atPath: directory.path("home/loop"), withDestinationPath: "loop")
+        // Names that are not UTF-8: a directory in /tmp holding one more, and a log.
+        try FileManager.default.createDirectory(atPath: directory.path("tmp"), withIntermediateDirectories: true)
+        let tmp = Array(directory.path("tmp/").utf8)
+        #expect(mkdir(cString(tmp + [0xFF]), 0o755) == 0)
+        for file in [tmp + [0xFF, 0x2F, 0xE9], Array(directory.path("var/log/").utf8) + [0xE9] + Array(".log".utf8)] {
+            let fd = creat(cString(file), 0o644)
+            #expect(fd >= 0)
+            close(fd)
+        }
         let report = try Pipeline().apply(BuiltinProfiles.sysprep, onTree: directory.path, guest: GuestFacts())
         #expect(report.steps.count > 10)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path("tmp")) == [])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path("var/log")) == [])
         #expect(FileManager.default.fileExists(atPath: directory.path("home/alice/.bash_history")) == false)
         #expect(FileManager.default.fileExists(atPath: directory.path("var/log/messages")) == false)
         #expect(try String(contentsOfFile: directory.path("etc/machine-id"), encoding: .utf8) == "")
     }
 }
+
+private func cString(_ bytes: [UInt8]) -> [CChar] { bytes.map { CChar(bitPattern: $0) } + [0] }
