@@ -115,6 +115,28 @@ func modificationTime(_ hostPath: String) throws -> Int {
         #expect(tree.text("/etc/stamp") == "outside\n")
     }
 
+    /// Breaking the link of a sparse file copies its data, not its holes: 6 GiB of holes cost no disk.
+    @Test func aSparseLinkedFileIsCopiedSparse() throws {
+        let tree = try TemporaryTree()
+        try tree.file("/var/lib/sparse", "")
+        let fd = open(tree.path + "/var/lib/sparse", O_WRONLY)
+        #expect(fd >= 0)
+        #expect(pwrite(fd, "tail", 4, (6 << 30) - 4) == 4)
+        close(fd)
+        #expect(link(tree.path + "/var/lib/sparse", tree.path + "/var/lib/other") == 0)
+        try tree.guest.chmod("/var/lib/sparse", mode: 0o600)
+        var status = stat()
+        #expect(lstat(tree.path + "/var/lib/sparse", &status) == 0)
+        #expect(status.st_size == 6 << 30)
+        #expect(status.st_nlink == 1)
+        #expect(status.st_blocks < 1024)
+        let copy = open(tree.path + "/var/lib/sparse", O_RDONLY)
+        var tail = [UInt8](repeating: 0, count: 4)
+        #expect(pread(copy, &tail, 4, (6 << 30) - 4) == 4)
+        close(copy)
+        #expect(tail == Array("tail".utf8))
+    }
+
     @Test func aLinkToAFileInTheTreeIsBrokenKeepingTheFile() throws {
         let tree = try TemporaryTree()
         try tree.file("/usr/bin/gzip", "#!/bin/sh\n", mode: 0o755)
