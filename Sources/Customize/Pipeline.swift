@@ -476,8 +476,8 @@ extension Pipeline {
             }
         } catch {
             report.timings = clock.timings
-            // A tree is changed in place, step by step: only a dry run, or a failure before the first step, leaves
-            // it as it was.
+            // A tree is changed in place, step by step: a dry run, a failure before the first step, or one before
+            // any step changed anything leaves it as it was.
             let untouched = options.dryRun || clock.stage != "apply"
             var failure = RunFailure(error, stage: clock.stage ?? "prepare", report: report, imageUnchanged: untouched)
             if !untouched {
@@ -485,7 +485,7 @@ extension Pipeline {
                 // run found it; otherwise the message lists what was changed.
                 failure.treeChanges = report.steps.filter { $0.changed != .no }.map { step in
                     step.target.isEmpty ? step.operation : "\(step.operation) \(step.target)"
-                } + ((error as? OperationFailure)?.changedPaths ?? [])
+                } + ((error as? OperationFailure).map { failed in failed.changedPaths.map { "\(failed.operation): \($0)" } } ?? [])
                 failure.imageUnchanged = failure.treeChanges.isEmpty
             }
             throw failure

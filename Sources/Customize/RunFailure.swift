@@ -9,7 +9,7 @@ public struct RunFailure: Error, CustomStringConvertible, Encodable {
     /// The steps done before the failure, the guest when it was inspected, the timings so far.
     public var report: RunReport
     /// imgcustomize did not replace the image (false only when the failure came after the commit's rename, or
-    /// part-way through the steps on a directory tree, which is changed in place).
+    /// on a directory tree, which is changed in place, after a step had changed it: see `treeChanges`).
     public var imageUnchanged: Bool
     /// On a directory tree, which is changed in place: what the run had changed before it failed (steps, and the
     /// paths the failing step had changed), so that the user knows what state the tree is in.

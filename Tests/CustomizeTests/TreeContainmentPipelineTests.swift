@@ -65,6 +65,24 @@ import Profiles
         #expect(json["image-unchanged"] as? Bool == false)
     }
 
+    /// The failing step's own changes are listed too: tmp-files removed /tmp/a before /tmp/b, a directory it
+    /// cannot enter, stopped it.
+    @Test func theFailingStepsOwnChangesAreListed() throws {
+        let directory = try TestDirectory("customize-tree")
+        try FileManager.default.createDirectory(atPath: directory.path("tmp/b"), withIntermediateDirectories: true)
+        try "x\n".write(toFile: directory.path("tmp/a"), atomically: true, encoding: .utf8)
+        try "y\n".write(toFile: directory.path("tmp/b/c"), atomically: true, encoding: .utf8)
+        // Immutable: not even root can remove what is in it (ext4, xfs, btrfs, and tmpfs since Linux 6.0).
+        _ = try runTool("chattr", ["+i", directory.path("tmp/b")])
+        defer { _ = try? runTool("chattr", ["-i", directory.path("tmp/b")]) }
+        let failure = #expect(throws: RunFailure.self) {
+            try Pipeline().customize([TmpFiles()], onTree: directory.path)
+        }
+        #expect(failure?.treeChanges == ["tmp-files: /tmp/a"])
+        #expect(failure?.imageUnchanged == false)
+        #expect(FileManager.default.fileExists(atPath: directory.path("tmp/a")) == false)
+    }
+
     @Test func aFirstStepThatFailsLeavesTheTreeUnchangedAndSaysSo() throws {
         let directory = try TestDirectory("customize-tree")
         let failure = #expect(throws: RunFailure.self) {
