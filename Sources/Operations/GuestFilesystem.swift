@@ -33,7 +33,8 @@ public protocol GuestFilesystem: AnyObject {
     func symlink(target: String, at path: String) throws
     func truncate(_ path: String, size: Int64) throws
     /// Overwrites the regular file's content where it lies, then removes it (guestfs scrub-file), so that its old
-    /// data is not left in the filesystem's free blocks.
+    /// data is not left in the filesystem's free blocks. A directory tree refuses a file with other hard links,
+    /// whose blocks are those names' content too.
     func scrub(_ path: String) throws
     /// Creates an empty file, or sets the times of an existing one to now.
     func touch(_ path: String) throws
