@@ -149,24 +149,35 @@ final class Guestfs {
     }
 
     /// Takes ownership of a malloc'ed C string.
-    private static func takeString(_ pointer: UnsafeMutablePointer<CChar>?) -> String? {
+    private static func takeString(_ pointer: UnsafeMutablePointer<CChar>?,
+                                   decode: (UnsafeMutablePointer<CChar>) -> String = { String(cString: $0) })
+        -> String? {
         guard let pointer else { return nil }
         defer { free(pointer) }
-        return String(cString: pointer)
+        return decode(pointer)
     }
 
     /// Takes ownership of a malloc'ed, NULL-terminated array of malloc'ed C strings.
-    private static func takeStrings(_ list: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> [String]? {
+    private static func takeStrings(_ list: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+                                    decode: (UnsafeMutablePointer<CChar>) -> String = { String(cString: $0) })
+        -> [String]? {
         guard let list else { return nil }
         defer { free(list) }
         var strings: [String] = []
         var index = 0
         while let element = list[index] {
-            strings.append(String(cString: element))
+            strings.append(decode(element))
             free(element)
             index += 1
         }
         return strings
+    }
+
+    /// A guest name or path from libguestfs, decoded as the tree decodes names (`guestName(decoding:)`):
+    /// String(cString:) would turn a byte that is not UTF-8 into U+FFFD, and the path made from it would name
+    /// another file.
+    private static func guestPath(_ pointer: UnsafeMutablePointer<CChar>) -> String {
+        guestName(decoding: UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)))
     }
 
     /// Takes ownership of a malloc'ed buffer of `count` bytes (pread, lgetxattr).
@@ -647,11 +658,15 @@ extension Guestfs {
 
 // MARK: Files
 
+/// A guest path as libguestfs takes it: its bytes (`guestPathBytes`), so that a name listed with a byte that is not
+/// UTF-8 reaches the same file. The implicit String conversion would send the escape characters' UTF-8 instead.
+private func cPath(_ path: String) -> [CChar] { guestPathBytes(path).map { CChar(bitPattern: $0) } + [0] }
+
 extension Guestfs {
     /// Status of a guest path, following symlinks (inside the guest) or not; nil when nothing is there.
     func status(_ path: String, followingLinks: Bool) throws -> FileStatus? {
         guard let raw = try callUnlessAbsent("read the status of", path, absentWhen: [ENOENT, ENOTDIR], {
-            followingLinks ? guestfs_statns($0, path) : guestfs_lstatns($0, path)
+            followingLinks ? guestfs_statns($0, cPath(path)) : guestfs_lstatns($0, cPath(path))
         }) else { return nil }
         defer { guestfs_free_statns(raw) }
         let mode = raw.pointee.st_mode
@@ -668,13 +683,13 @@ extension Guestfs {
 
     /// The inode number of `path` itself.
     func inode(_ path: String) throws -> Int64 {
-        let raw = try call("read the inode of", path) { guestfs_lstatns($0, path) }
+        let raw = try call("read the inode of", path) { guestfs_lstatns($0, cPath(path)) }
         defer { guestfs_free_statns(raw) }
         return raw.pointee.st_ino
     }
 
     func list(_ directory: String) throws -> [String] {
-        try strings("list", directory) { guestfs_ls($0, directory) }
+        try call("list", directory) { Self.takeStrings(guestfs_ls($0, cPath(directory)), decode: Self.guestPath) }
     }
 
     /// The paths matching a glob, directories without a trailing slash.
@@ -682,18 +697,20 @@ extension Guestfs {
         var optargs = guestfs_glob_expand_opts_argv()
         optargs.bitmask = imgc_glob_expand_directoryslash
         optargs.directoryslash = 0
-        return try strings("expand the glob", pattern) { guestfs_glob_expand_opts_argv($0, pattern, &optargs) }
+        return try call("expand the glob", pattern) {
+            Self.takeStrings(guestfs_glob_expand_opts_argv($0, cPath(pattern), &optargs), decode: Self.guestPath)
+        }
     }
 
     func readlink(_ path: String) throws -> String {
-        try string("read the link", path) { guestfs_readlink($0, path) }
+        try call("read the link", path) { Self.takeString(guestfs_readlink($0, cPath(path)), decode: Self.guestPath) }
     }
 
     /// Up to `count` bytes of a guest file from `offset`, carried in the reply of one call (a short read is the end).
     func pread(_ path: String, count: Int, offset: Int64 = 0) throws -> [UInt8] {
         try call("read", path) { handle -> [UInt8]? in
             var size = 0
-            return Guestfs.takeBytes(guestfs_pread(handle, path, Int32(count), offset, &size), count: size)
+            return Guestfs.takeBytes(guestfs_pread(handle, cPath(path), Int32(count), offset, &size), count: size)
         }
     }
 
@@ -702,7 +719,7 @@ extension Guestfs {
         try callUnlessAbsent("read the extended attribute \(name) of", path,
                              absentWhen: [ENODATA, EOPNOTSUPP]) { handle -> [UInt8]? in
             var size = 0
-            let value = guestfs_lgetxattr(handle, path, name, &size)
+            let value = guestfs_lgetxattr(handle, cPath(path), name, &size)
             return Guestfs.takeBytes(value, count: size)
         }
     }
@@ -714,65 +731,65 @@ extension Guestfs {
                              message: "a value of \(value.count) bytes is too large")
         }
         try Self.withCBuffer(value) { pointer, _ in
-            try run(action, path) { guestfs_lsetxattr($0, name, pointer, length, path) }
+            try run(action, path) { guestfs_lsetxattr($0, name, pointer, length, cPath(path)) }
         }
     }
 
     /// Replaces the content of `path` with the bytes of one message (limited to a few MiB).
     func write(_ path: String, _ content: [UInt8]) throws {
         try Self.withCBuffer(content) { pointer, count in
-            try run("write", path) { guestfs_write($0, path, pointer, count) }
+            try run("write", path) { guestfs_write($0, cPath(path), pointer, count) }
         }
     }
 
     /// Replaces the content of `path` with the host file `hostFile`, as a file transfer.
     func upload(_ hostFile: String, to path: String) throws {
-        try run("upload", path) { guestfs_upload($0, hostFile, path) }
+        try run("upload", path) { guestfs_upload($0, hostFile, cPath(path)) }
     }
 
     func mkdirWithParents(_ path: String) throws {
-        try run("create the directory (with parents)", path) { guestfs_mkdir_p($0, path) }
+        try run("create the directory (with parents)", path) { guestfs_mkdir_p($0, cPath(path)) }
     }
 
     func mkdir(_ path: String, mode: UInt32) throws {
-        try run("create the directory", path) { guestfs_mkdir_mode($0, path, Int32(mode & 0o7777)) }
+        try run("create the directory", path) { guestfs_mkdir_mode($0, cPath(path), Int32(mode & 0o7777)) }
     }
 
     func removeRecursively(_ path: String) throws {
-        try run("remove recursively", path) { guestfs_rm_rf($0, path) }
+        try run("remove recursively", path) { guestfs_rm_rf($0, cPath(path)) }
     }
 
     func remove(_ path: String) throws {
-        try run("remove", path) { guestfs_rm_f($0, path) }
+        try run("remove", path) { guestfs_rm_f($0, cPath(path)) }
     }
 
     func chmod(_ path: String, mode: UInt32) throws {
-        try run("change the mode (\(String(mode, radix: 8))) of", path) { guestfs_chmod($0, Int32(mode & 0o7777), path) }
+        try run("change the mode (\(String(mode, radix: 8))) of", path) { guestfs_chmod($0, Int32(mode & 0o7777), cPath(path)) }
     }
 
     /// lchown: a symlink's own owner changes, never what it points to.
     func lchown(_ path: String, uid: Int32, gid: Int32) throws {
-        try run("change the owner (\(uid):\(gid)) of", path) { guestfs_lchown($0, uid, gid, path) }
+        try run("change the owner (\(uid):\(gid)) of", path) { guestfs_lchown($0, uid, gid, cPath(path)) }
     }
 
     func symlink(target: String, at path: String) throws {
-        try run("create the symlink (to \(target))", path) { guestfs_ln_s($0, target, path) }
+        try run("create the symlink (to \(target))", path) { guestfs_ln_s($0, cPath(target), cPath(path)) }
     }
 
     func truncate(_ path: String, size: Int64) throws {
-        try run("truncate (to \(size) bytes)", path) { guestfs_truncate_size($0, path, size) }
+        try run("truncate (to \(size) bytes)", path) { guestfs_truncate_size($0, cPath(path), size) }
     }
 
     func touch(_ path: String) throws {
-        try run("touch", path) { guestfs_touch($0, path) }
+        try run("touch", path) { guestfs_touch($0, cPath(path)) }
     }
 
     func scrubFile(_ path: String) throws {
-        try run("scrub", path) { guestfs_scrub_file($0, path) }
+        try run("scrub", path) { guestfs_scrub_file($0, cPath(path)) }
     }
 
     func rename(_ from: String, to: String) throws {
-        try run("rename (to \(to))", from) { guestfs_rename($0, from, to) }
+        try run("rename (to \(to))", from) { guestfs_rename($0, cPath(from), cPath(to)) }
     }
 }
 

@@ -1,11 +1,28 @@
 #ifndef IMGCUSTOMIZE_CLINUX_SHIM_H
 #define IMGCUSTOMIZE_CLINUX_SHIM_H
-/* Linux calls the Swift Glibc module leaves out: extended attributes (SELinux labels in a tree) and
-   sync_file_range (declared by glibc only under _GNU_SOURCE, which the Glibc module is built without). */
+/* Linux calls the Swift Glibc module leaves out: extended attributes (SELinux labels in a tree), sync_file_range
+   (declared by glibc only under _GNU_SOURCE, which the Glibc module is built without) and openat2 (no glibc
+   wrapper at all: a raw syscall, which Swift cannot make since syscall() is variadic). */
 #include <stdint.h>
 #include <sys/xattr.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/openat2.h>
 
 int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags);
 /* Start writeback of the range's dirty pages without waiting for it. */
 #define IMGCUSTOMIZE_SYNC_FILE_RANGE_WRITE 2
+
+/* openat2(2); -1 with errno ENOSYS on a kernel before 5.6 (or where seccomp filters it out). */
+static inline int imgcustomize_openat2(int directory, const char *path, uint64_t flags, uint64_t mode,
+                                       uint64_t resolve) {
+    struct open_how how = { .flags = flags, .mode = mode, .resolve = resolve };
+    return (int)syscall(SYS_openat2, directory, path, &how, sizeof how);
+}
+/* The RESOLVE_* macros, which Swift imports only when they are plain literals. */
+static const uint64_t IMGCUSTOMIZE_RESOLVE_BENEATH = RESOLVE_BENEATH;
+static const uint64_t IMGCUSTOMIZE_RESOLVE_NO_SYMLINKS = RESOLVE_NO_SYMLINKS;
+static const uint64_t IMGCUSTOMIZE_RESOLVE_NO_MAGICLINKS = RESOLVE_NO_MAGICLINKS;
+/* AT_EMPTY_PATH (fcntl.h declares it only under _GNU_SOURCE): fchownat on the descriptor itself. */
+static const int IMGCUSTOMIZE_AT_EMPTY_PATH = 0x1000;
 #endif

@@ -435,6 +435,12 @@ extension Pipeline {
                 throw CustomizeError(image: root, "disks are attached for guest commands, which a directory tree does not run",
                                      hint: "leave --attach out, or run on an image")
             }
+            // A tree is changed in place: a result "written elsewhere" would silently be the tree itself.
+            guard options.output == nil else {
+                throw CustomizeError(image: root, "--output does not apply to a directory tree, which is changed in place",
+                                     hint: "leave --output out, or copy the tree (cp -a) and run on the copy; --dry-run shows the changes without making them")
+            }
+            try TreeFilesystem.refuseHostRoot(root)
             var workRoot = root
             if options.dryRun {
                 let scratch = try clock.measure("prepare") { () throws -> TemporaryDirectory in
@@ -470,10 +476,19 @@ extension Pipeline {
             }
         } catch {
             report.timings = clock.timings
-            // A tree is changed in place, step by step: only a dry run, or a failure before the first step, leaves
-            // it as it was.
+            // A tree is changed in place, step by step: a dry run, a failure before the first step, or one before
+            // any step changed anything leaves it as it was.
             let untouched = options.dryRun || clock.stage != "apply"
-            throw RunFailure(error, stage: clock.stage ?? "prepare", report: report, imageUnchanged: untouched)
+            var failure = RunFailure(error, stage: clock.stage ?? "prepare", report: report, imageUnchanged: untouched)
+            if !untouched {
+                // Every change goes through the runner's recording filesystem: when it saw none, the tree is as the
+                // run found it; otherwise the message lists what was changed.
+                failure.treeChanges = report.steps.filter { $0.changed != .no }.map { step in
+                    step.target.isEmpty ? step.operation : "\(step.operation) \(step.target)"
+                } + ((error as? OperationFailure).map { failed in failed.changedPaths.map { "\(failed.operation): \($0)" } } ?? [])
+                failure.imageUnchanged = failure.treeChanges.isEmpty
+            }
+            throw failure
         }
         report.timings = clock.timings
         return report

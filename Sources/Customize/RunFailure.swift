@@ -9,8 +9,11 @@ public struct RunFailure: Error, CustomStringConvertible, Encodable {
     /// The steps done before the failure, the guest when it was inspected, the timings so far.
     public var report: RunReport
     /// imgcustomize did not replace the image (false only when the failure came after the commit's rename, or
-    /// part-way through the steps on a directory tree, which is changed in place).
+    /// on a directory tree, which is changed in place, after a step had changed it: see `treeChanges`).
     public var imageUnchanged: Bool
+    /// On a directory tree, which is changed in place: what the run had changed before it failed (steps, and the
+    /// paths the failing step had changed), so that the user knows what state the tree is in.
+    public var treeChanges: [String] = []
 
     public init(_ error: any Error, stage: String, report: RunReport, imageUnchanged: Bool) {
         self.error = error
@@ -19,10 +22,18 @@ public struct RunFailure: Error, CustomStringConvertible, Encodable {
         self.imageUnchanged = imageUnchanged
     }
 
-    public var description: String { command.map(String.init(describing:)) ?? String(describing: error) }
+    public var description: String {
+        if let command { return String(describing: command) }
+        guard !treeChanges.isEmpty else { return String(describing: error) }
+        return withHint(message, hint)
+    }
 
     /// What failed, without the hint.
-    public var message: String { Self.explain(error).message }
+    public var message: String {
+        let message = Self.explain(error).message
+        guard !treeChanges.isEmpty else { return message }
+        return "\(message); already changed in the tree before the failure: \(treeChanges.joined(separator: ", "))"
+    }
 
     /// What to do about it, when the error says.
     public var hint: String? { Self.explain(error).hint }

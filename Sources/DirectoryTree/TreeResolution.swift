@@ -1,15 +1,17 @@
+import CLinux
 import Glibc
 import Operations
+import Synchronization
 
 /// Where a guest path ends up inside the tree: the directory that holds it (an open descriptor, valid only inside
-/// the `TreeFilesystem.resolve` body) and the name in that directory. `name` is "." when the path is a directory
-/// reached through `..` or the root itself.
+/// the `TreeFilesystem.resolve` body) and the name in that directory, as bytes (see `guestPathBytes`). `name` is
+/// "." when the path is a directory reached through `..` or the root itself.
 struct TreeLocation {
     var directory: Int32
-    var name: String
-    /// The host path of the entry with every symlink already resolved, for the calls that only take a path
-    /// (lgetxattr and friends).
-    var hostPath: String
+    /// NUL-terminated, for the *at calls.
+    var name: [CChar]
+
+    var isDot: Bool { name == [46, 0] }
 }
 
 extension TreeFilesystem {
@@ -18,8 +20,8 @@ extension TreeFilesystem {
     /// root, and `..` stops at the root. Nothing outside the tree can be reached, and a directory swapped for a
     /// symlink during the walk makes the walk fail instead of escaping.
     ///
-    /// openat2(RESOLVE_IN_ROOT) would do the same in the kernel, but it is a raw syscall Swift cannot call without
-    /// a variadic C shim, and seccomp filters in containers often refuse it; this walk needs only POSIX calls.
+    /// openat2(RESOLVE_IN_ROOT) would do the walk in the kernel, but seccomp filters in containers often refuse it,
+    /// and the fallback would be this walk anyway; it is used for the last step instead (`openBeneath`).
     ///
     /// With `followLast`, a final symlink is followed too (what stat, read and write want); without it the final
     /// component is returned as it is (lstat, unlink, readlink, rename). A missing final component is not an error
@@ -29,30 +31,30 @@ extension TreeFilesystem {
             throw GuestError(guest: guestDescription, action: "resolve", path: path,
                              message: "not an absolute guest path", hint: "guest paths start with /")
         }
-        var opened: [(fd: Int32, name: String)] = []
-        defer { for entry in opened { Glibc.close(entry.fd) } }
-        var pending = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init).reversed()
-            as [String]
+        let bytes = guestPathBytes(path)
+        // A C path ends at its first NUL: "/etc/x\0/../shadow" would name another file than the one checked.
+        guard !bytes.contains(0) else { throw SystemCallError(code: EINVAL) }
+        var opened: [Int32] = []
+        defer { for fd in opened { Glibc.close(fd) } }
+        var pending = bytes.split(separator: UInt8(ascii: "/")).map(Array.init).reversed() as [[UInt8]]
         var followed = 0
 
-        func location(_ name: String) -> TreeLocation {
-            let directory = opened.last?.fd ?? rootFD
-            let hostDirectory = ([root] + opened.map(\.name)).joined(separator: "/")
-            return TreeLocation(directory: directory, name: name,
-                                hostPath: name == "." ? hostDirectory : hostDirectory + "/" + name)
+        func location(_ name: [UInt8]) -> TreeLocation {
+            TreeLocation(directory: opened.last ?? rootFD, name: name.map { CChar(bitPattern: $0) } + [0])
         }
 
         while let component = pending.popLast() {
-            if component == "." { continue }
-            if component == ".." {
-                if let top = opened.popLast() { Glibc.close(top.fd) }
+            if component == [46] { continue }
+            if component == [46, 46] {
+                if let top = opened.popLast() { Glibc.close(top) }
                 continue
             }
             let isLast = pending.isEmpty
             if isLast && !followLast { return try body(location(component)) }
-            let directory = opened.last?.fd ?? rootFD
+            let directory = opened.last ?? rootFD
+            let name = component.map { CChar(bitPattern: $0) } + [0]
             var status = Glibc.stat()
-            if fstatat(directory, component, &status, AT_SYMLINK_NOFOLLOW) != 0 {
+            if fstatat(directory, name, &status, AT_SYMLINK_NOFOLLOW) != 0 {
                 let error = SystemCallError.last()
                 if error.code == ENOENT && isLast { return try body(location(component)) }
                 throw error
@@ -61,29 +63,52 @@ extension TreeFilesystem {
             case S_IFLNK:
                 followed += 1
                 guard followed <= guestSymlinkLimit else { throw SystemCallError(code: ELOOP) }
-                let target = try readLink(directory, component)
-                if target.hasPrefix("/") {
-                    for entry in opened { Glibc.close(entry.fd) }
+                let target = try readLink(directory, name)
+                if target.first == UInt8(ascii: "/") {
+                    for fd in opened { Glibc.close(fd) }
                     opened.removeAll()
                 }
-                pending.append(contentsOf: target.split(separator: "/").map(String.init).reversed())
+                pending.append(contentsOf: target.split(separator: UInt8(ascii: "/")).map(Array.init).reversed())
             case S_IFDIR:
                 if isLast { return try body(location(component)) }
-                let fd = openat(directory, component, __O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                guard fd >= 0 else { throw SystemCallError.last() }
-                opened.append((fd, component))
+                let fd = try openBeneath(directory, name, __O_PATH | O_DIRECTORY)
+                opened.append(fd)
             default:
                 if isLast { return try body(location(component)) }
                 throw SystemCallError(code: ENOTDIR)
             }
         }
-        return try body(location("."))
+        return try body(location([46]))
     }
 
-    func readLink(_ directory: Int32, _ name: String) throws -> String {
+    /// What the symlink `name` in `directory` holds, as bytes.
+    func readLink(_ directory: Int32, _ name: [CChar]) throws -> [UInt8] {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let count = readlinkat(directory, name, &buffer, buffer.count - 1)
         guard count >= 0 else { throw SystemCallError.last() }
-        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return buffer[0..<count].map { UInt8(bitPattern: $0) }
     }
+}
+
+/// Set once openat2 turned out to be missing (ENOSYS: a kernel before 5.6) or filtered (EPERM from a seccomp
+/// policy), so that every later open goes straight to openat.
+private let openat2Unavailable = Atomic<Bool>(false)
+
+/// Opens the single name `name` in `directory`, never following a symlink there (O_NOFOLLOW: a final symlink
+/// fails with ELOOP, or is opened itself with O_PATH). openat2 with RESOLVE_BENEATH also refuses a name that would
+/// leave `directory` in any way (`..`, a magic link of /proc); where the kernel lacks it, openat with O_NOFOLLOW
+/// gives the same for the single components the resolver hands out. Every descriptor is close-on-exec.
+func openBeneath(_ directory: Int32, _ name: [CChar], _ flags: Int32, mode: mode_t = 0) throws -> Int32 {
+    let flags = flags | O_NOFOLLOW | O_CLOEXEC
+    if !openat2Unavailable.load(ordering: .relaxed) {
+        let fd = imgcustomize_openat2(directory, name, UInt64(UInt32(bitPattern: flags)), UInt64(mode),
+                                      IMGCUSTOMIZE_RESOLVE_BENEATH | IMGCUSTOMIZE_RESOLVE_NO_SYMLINKS
+                                          | IMGCUSTOMIZE_RESOLVE_NO_MAGICLINKS)
+        if fd >= 0 { return fd }
+        guard errno == ENOSYS || errno == EPERM else { throw SystemCallError.last() }
+        if errno == ENOSYS { openat2Unavailable.store(true, ordering: .relaxed) }
+    }
+    let fd = openat(directory, name, flags, mode)
+    guard fd >= 0 else { throw SystemCallError.last() }
+    return fd
 }

@@ -12,12 +12,15 @@ public protocol GuestFilesystem: AnyObject {
     func lstat(_ path: String) throws -> FileStatus?
     /// Status of what `path` leads to, following symlinks inside the guest; nil when nothing is there.
     func stat(_ path: String) throws -> FileStatus?
-    /// Names (not paths) of the entries of a directory, without "." and "..".
+    /// Names (not paths) of the entries of a directory, without "." and "..". A name that is not UTF-8 comes
+    /// escaped (see `guestName(decoding:)`), so that the path made from it names the same entry.
     func list(_ directory: String) throws -> [String]
     /// Guest paths matching a shell glob (`*`, `?`, `[...]`), sorted; empty when nothing matches.
     func glob(_ pattern: String) throws -> [String]
     func readlink(_ path: String) throws -> String
 
+    /// The whole content of a regular file; a file larger than `guestReadLimit` is refused with its size, since
+    /// nothing an operation edits is that large and a 6 GiB /etc/machine-id must not exhaust memory.
     func read(_ path: String) throws -> [UInt8]
     /// Replaces the content of `path`, creating it with `mode` (and owner root) when it does not exist; an existing
     /// file keeps its mode, owner and SELinux label.
@@ -30,7 +33,8 @@ public protocol GuestFilesystem: AnyObject {
     func symlink(target: String, at path: String) throws
     func truncate(_ path: String, size: Int64) throws
     /// Overwrites the regular file's content where it lies, then removes it (guestfs scrub-file), so that its old
-    /// data is not left in the filesystem's free blocks.
+    /// data is not left in the filesystem's free blocks. A directory tree refuses a file with other hard links,
+    /// whose blocks are those names' content too.
     func scrub(_ path: String) throws
     /// Creates an empty file, or sets the times of an existing one to now.
     func touch(_ path: String) throws
@@ -121,6 +125,10 @@ public protocol AugeasEdit {
     func label(_ path: String) throws -> String?
 }
 
+/// The largest file `GuestFilesystem.read` returns whole (256 MiB): far above any configuration file, far below
+/// what would exhaust a host's memory. Operations that only need a file's size or first bytes ask `stat`.
+public let guestReadLimit: Int64 = 256 << 20
+
 /// The most symlinks one lookup of a guest path follows, as the kernel's own limit (MAXSYMLINKS).
 package let guestSymlinkLimit = 40
 
@@ -178,6 +186,15 @@ extension GuestFilesystem {
     public func exists(_ path: String) throws -> Bool { try lstat(path) != nil }
     public func isFile(_ path: String) throws -> Bool { try stat(path)?.kind == .regular }
     public func isDirectory(_ path: String) throws -> Bool { try stat(path)?.kind == .directory }
+
+    /// Whether `path` is a regular file (symlinks followed) holding exactly `content`. The size decides first, so
+    /// a file of any size, over `guestReadLimit` too, is never read whole to learn that it differs.
+    public func holds(_ path: String, exactly content: [UInt8]) throws -> Bool {
+        guard let status = try stat(path), status.kind == .regular, status.size == Int64(content.count) else {
+            return false
+        }
+        return try content.isEmpty || read(path) == content
+    }
 
     public func readText(_ path: String) throws -> String {
         String(decoding: try read(path), as: UTF8.self)

@@ -14,7 +14,15 @@ extension GuestFilesystem {
         case nil:
             original = ""
         case .regular:
-            guard let text = String(validating: try read(path), as: UTF8.self) else {
+            let content = try read(path)
+            // Augeas takes the text as a C string: everything after a NUL would be dropped from the file, and
+            // the edit reported as done.
+            if let offset = content.firstIndex(of: 0) {
+                throw GuestError(guest: guestDescription, action: "edit with Augeas", path: path,
+                                 message: "the file holds a NUL byte (at offset \(offset)), which is not text",
+                                 hint: "repair the file (a NUL in a text file is damage), then run again")
+            }
+            guard let text = String(validating: content, as: UTF8.self) else {
                 throw GuestError(guest: guestDescription, action: "edit with Augeas", path: path,
                                  message: "the file is not UTF-8 text", hint: "change it with edit-file instead")
             }

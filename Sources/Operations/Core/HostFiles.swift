@@ -30,7 +30,9 @@ package enum HostFiles {
         return String(decoding: content.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
     }
 
-    package static func readAll(_ fd: Int32) throws -> [UInt8] {
+    /// Everything left to read from `fd`; EFBIG past `limit` bytes, so that a file growing while it is read (or
+    /// one whose size was not checked) never takes all memory.
+    package static func readAll(_ fd: Int32, limit: Int = .max) throws -> [UInt8] {
         var content: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
@@ -40,6 +42,7 @@ package enum HostFiles {
                 throw SystemCallError.last()
             }
             if count == 0 { return content }
+            guard content.count + count <= limit else { throw SystemCallError(code: EFBIG) }
             content.append(contentsOf: buffer[0..<count])
         }
     }

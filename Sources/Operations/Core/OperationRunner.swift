@@ -95,6 +95,8 @@ public struct OperationFailure: Error, CustomStringConvertible {
     public var operation: String
     public var target: String
     public var underlying: Error
+    /// The guest paths the operation had already changed when it failed (on a directory tree these stay changed).
+    public var changedPaths: [String] = []
 
     public var description: String {
         "\(operation)\(target.isEmpty ? "" : " \(target)") failed: \(underlying)"
@@ -126,7 +128,8 @@ public final class OperationRunner {
         do {
             outcome = try operation.apply(to: recorder, context: context)
         } catch {
-            throw OperationFailure(operation: operation.name, target: operation.target, underlying: error)
+            throw OperationFailure(operation: operation.name, target: operation.target, underlying: error,
+                                   changedPaths: recorder.changes.map(\.path))
         }
         if outcome.command != nil { context.guestCommandsRan = true }
         context.logger.debug("\(operation.name) \(operation.target): \(outcome.summary)")

@@ -47,7 +47,7 @@ private func copyEntry(_ guest: GuestFilesystem, from source: String, to destina
     switch status.kind {
     case .regular:
         let content = try guest.read(source)
-        if try existing?.kind != .regular || guest.read(destination) != content {
+        if try existing?.kind != .regular || !guest.holds(destination, exactly: content) {
             if let existing, existing.kind != .regular { try guest.remove(destination, recursive: true) }
             try guest.write(destination, content, mode: status.mode)
             written += 1

@@ -83,7 +83,7 @@ struct HostTreeCopier {
         case .regular:
             if existing?.kind == .directory { throw inTheWay(destination, "a directory is in the way of a file") }
             let content = try host("read host file", source) { try HostFiles.readRegular(source) }
-            if try existing?.kind != .regular || guest.read(destination) != content {
+            if try existing?.kind != .regular || !guest.holds(destination, exactly: content) {
                 if existing != nil && existing?.kind != .regular { try guest.remove(destination, recursive: false) }
                 try guest.write(destination, content, mode: entry.mode)
                 files += 1

@@ -143,7 +143,7 @@ public enum FirstbootQueue {
     static func enqueue(_ content: [UInt8], named base: String, in guest: GuestFilesystem) throws -> OperationOutcome {
         var done = try install(in: guest)
         let queued = try guest.isDirectory(scripts) ? try guest.list(scripts).sorted() : []
-        if let same = try queued.first(where: { try guest.read(scripts + "/" + $0) == content }) {
+        if let same = try queued.first(where: { try guest.holds(scripts + "/" + $0, exactly: content) }) {
             return done.isEmpty ? .unchanged("already queued as \(scripts)/\(same)")
                 : .changed(done.joined(separator: "; "))
         }

@@ -37,8 +37,9 @@ public struct RemoveMachineID: RegisteredOperation, Equatable {
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
         var done: [String] = []
-        if let status = try guest.lstat(Self.path), status.kind == .regular,
-           try guest.read(Self.path) != Array(mode.content.utf8) {
+        // stat, not lstat: a machine-id that is a symlink (to a file the guest keeps elsewhere) is judged by the
+        // file it leads to, inside the guest, and that file is what truncate and write change.
+        if try guest.stat(Self.path)?.kind == .regular, try !guest.holds(Self.path, exactly: Array(mode.content.utf8)) {
             if mode == .empty {
                 try guest.truncate(Self.path, size: 0)
             } else {

@@ -129,7 +129,7 @@ extension CleanupStep {
             }
             return removed
         case .reset(let path, let content):
-            guard try guest.lstat(path)?.kind == .regular, try guest.read(path) != Array(content.utf8) else {
+            guard try guest.lstat(path)?.kind == .regular, try !guest.holds(path, exactly: Array(content.utf8)) else {
                 return []
             }
             try guest.write(path, Array(content.utf8), mode: 0o600)

@@ -34,7 +34,7 @@ public struct WriteFile: RegisteredOperation {
 /// Writes `content` unless the file already holds it.
 func ensureContent(_ guest: GuestFilesystem, _ path: String, _ content: [UInt8], mode: UInt32) throws
     -> OperationOutcome {
-    if try guest.isFile(path), try guest.read(path) == content {
+    if try guest.holds(path, exactly: content) {
         return .unchanged("\(path) already has this content")
     }
     try guest.write(path, content, mode: mode)
