@@ -60,11 +60,14 @@ extension IMGCustomize {
             if createArgs, let properties {
                 guard inspection.safety.safe else {
                     FileHandle.standardError.write(Data(try Self.text(inspection, glance: nil).utf8))
+                    // With --json, the refusal is the document: no arguments to give, and why.
+                    if json { try inspection.requireSafe() }
                     throw ExitCode.failure
                 }
-                print(try Self.createArguments(properties, json: json))
+                let arguments = try Self.createArguments(properties, json: json)
+                if json { Output.document(arguments) } else { print(arguments) }
             } else if json {
-                print(try Self.json(inspection, glance: properties, os: facts))
+                Output.document(try Self.json(inspection, glance: properties, os: facts))
             } else {
                 print(try Self.text(inspection, glance: properties) + (facts.map(Self.osText) ?? ""), terminator: "")
             }
