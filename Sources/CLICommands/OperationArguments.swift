@@ -102,8 +102,9 @@ struct OperationArguments: ParsableArguments {
                 // It names its option already.
                 throw UsageError(error.diagnostic)
             } catch {
-                let inner = Diagnostic(of: error)
-                throw UsageError("--\(name): \(inner.message)", hint: inner.hint)
+                var diagnostic = Diagnostic(of: error)
+                diagnostic.message = "--\(name): \(diagnostic.message)"
+                throw UsageError(diagnostic)
             }
         }
         guard attachFormatUsed else {
