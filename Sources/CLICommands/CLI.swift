@@ -63,6 +63,8 @@ public struct IMGCustomize: ParsableCommand {
             }
             Self.exit(withError: exit)
         }
+        // Help asked for through `imgcustomize help apply` comes as an error too: ArgumentParser prints it.
+        if exitCode(for: error).isSuccess { Self.exit(withError: error) }
         let diagnostic: Diagnostic
         let code: Int32
         switch error {
@@ -72,9 +74,13 @@ public struct IMGCustomize: ParsableCommand {
         case let usage as UsageError:
             diagnostic = usage.diagnostic
             code = ExitCode.validationFailure.rawValue
+        case let error as any DiagnosticError:
+            diagnostic = error.diagnostic
+            code = ExitCode.failure.rawValue
         default:
-            diagnostic = Diagnostic(of: error)
-            code = exitCode(for: error).rawValue == 0 ? 1 : exitCode(for: error).rawValue
+            // ArgumentParser's own errors read best in its words.
+            diagnostic = Diagnostic(message(for: error))
+            code = exitCode(for: error).rawValue
         }
         if Output.json { Output.failure(diagnostic, run: error as? RunFailure, exitCode: code) }
         FileHandle.standardError.write(Data((diagnostic.text(program: "imgcustomize") + "\n").utf8))

@@ -38,7 +38,7 @@ public struct TarIn: RegisteredOperation {
         do {
             fd = try HostFiles.openRegular(tarball).fd
         } catch let error as SystemCallError {
-            throw failure("cannot read the tarball: \(error.message)", hint: "give the path of a tarball on this host")
+            throw failure("cannot read the tarball: \(error.message)", hint: "check the path on the host")
         }
         defer { close(fd) }
         let listing = try runTar(["-tf", "/dev/stdin"], input: fd, failure)
