@@ -161,6 +161,25 @@ import TestSupport
         #expect(run.stderr.contains(error["message"] as? String ?? "\u{0}"), "\(run.stderr)")
     }
 
+    /// The most common refusal, an image with a backing file, through the binary: the run's document (stage,
+    /// steps, image unchanged) with the hint as the hint, and the same on stderr, each said once.
+    @Test func anUnsafeImageRefusedByApplyGivesItsHintApart() throws {
+        let directory = try TestDirectory()
+        let image = directory.path("backed.qcow2")
+        _ = try runTool("qemu-img", ["create", "-f", "qcow2", "-u", "-b", "/etc/passwd", "-F", "raw", image, "1M"])
+        let run = try imgcustomize(["apply", "sysprep", image, "--json"])
+        #expect(run.status == 1)
+        let document = try jsonObject(run.stdout)
+        #expect(document["stage"] as? String == "check" && document["image-unchanged"] as? Bool == true, "\(document)")
+        #expect(document["exit-code"] as? Int == 1 && document["steps"] is [Any])
+        let error = try #require(document["error"] as? [String: Any])
+        let message = try #require(error["message"] as? String)
+        let hint = try #require(error["hint"] as? String, "\(error)")
+        #expect(message.hasPrefix("refusing \(image): ") && !message.contains(hint) && !message.contains("hint:"))
+        #expect(error["image"] as? String == image)
+        #expect(run.stderr.contains("imgcustomize: error: \(message)\n  hint: \(hint)\n"), "\(run.stderr)")
+    }
+
     @Test func aSymlinkGivenToInspectPrintsTheRefusal() throws {
         let directory = try TestDirectory()
         let link = directory.path("disk.qcow2")
