@@ -344,3 +344,14 @@ import TestSupport
         #expect(run.stdout.contains("A\\x00AA\\x0asafety: safe"), "\(run.stdout)")
     }
 }
+
+extension InspectTextTests {
+    /// `inspect --os`'s text: what inspection read from the guest's files (its hostname here) is escaped too.
+    @Test func aGuestsNamesCannotInjectALine() {
+        var facts = GuestFacts(type: "linux")
+        facts.hostname = "web1\n    root: /dev/evil\u{1b}[2J"
+        let text = IMGCustomize.Inspect.osText(facts)
+        #expect(!text.contains("\n    root: /dev/evil"), "\(text)")
+        #expect(text.contains("    hostname: web1\\x0a    root: /dev/evil\\x1b[2J\n"), "\(text)")
+    }
+}
