@@ -217,8 +217,10 @@ import TestSupport
 /// A host file given as an input is opened without waiting and checked to be a regular file: a FIFO fails the run
 /// at once, naming it, where it used to hang forever.
 @Suite struct HostInputTests {
-    /// Runs the binary; a run still going after `seconds` is killed and reported as such.
-    func run(_ arguments: [String], seconds: Double = 2) throws -> (result: CLIResult, hung: Bool) {
+    /// Runs the binary; a run still going after `seconds` is killed and reported as such. A refused FIFO takes a
+    /// few milliseconds, a hang forever: 10 s tells them apart even while the whole suite loads two cores (2 s did
+    /// not, for a debug binary that merely started late).
+    func run(_ arguments: [String], seconds: Double = 10) throws -> (result: CLIResult, hung: Bool) {
         let directory = try TestDirectory("imgcustomize-deadline")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try imgcustomizeBinary())
@@ -263,7 +265,7 @@ import TestSupport
         #expect(mkfifo(fifo, 0o600) == 0)
         let arguments = try #require(Self.options.first { $0.0 == option }).1(fifo)
         let (result, hung) = try run(["customize", "--root", tree, "--json"] + arguments)
-        #expect(!hung, "--\(option) with a FIFO still ran after 2 s")
+        #expect(!hung, "--\(option) with a FIFO still ran after 10 s")
         #expect(result.status != 0)
         #expect(result.stderr.contains(fifo), "\(result.stderr)")
         let error = try jsonObject(result.stdout)["error"] as? [String: Any]
