@@ -308,13 +308,14 @@ import TestSupport
         #expect(process.isRunning, "the conversion ended before it could be interrupted")
         let sent = Date()
         kill(process.processIdentifier, SIGTERM)
-        let deadline = sent.addingTimeInterval(5)
+        // Well under the 30 s after which Interruption ends a run that does not stop by itself.
+        let deadline = sent.addingTimeInterval(10)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
         let stopped = !process.isRunning
         if !stopped { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-        #expect(stopped, "still running 5 s after SIGTERM: \(stderr)")
+        #expect(stopped, "still running 10 s after SIGTERM: \(stderr)")
         #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGTERM, "\(stderr)")
         let document = try jsonObject((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "")
         #expect(document["exit-code"] as? Int == Int(128 + SIGTERM), "\(document)")
