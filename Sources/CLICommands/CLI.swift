@@ -72,7 +72,9 @@ public struct IMGCustomize: ParsableCommand {
             diagnostic = Diagnostic(usage.message, hint: usageHint(arguments))
             code = ExitCode.validationFailure.rawValue
         case let usage as UsageError:
-            diagnostic = usage.diagnostic
+            var given = usage.diagnostic
+            given.hint = given.hint ?? usageHint(arguments)
+            diagnostic = given
             code = ExitCode.validationFailure.rawValue
         case let error as any DiagnosticError:
             diagnostic = error.diagnostic
