@@ -46,18 +46,7 @@ public struct FileAccess: Sendable, Equatable {
 
     /// What `path` is when it is not a regular file or a directory entry the caller may read: nil for a regular
     /// file. Never follows a final symlink.
-    static func kind(_ mode: mode_t) -> String? {
-        switch mode & S_IFMT {
-        case S_IFREG: nil
-        case S_IFDIR: "a directory"
-        case S_IFLNK: "a symbolic link"
-        case S_IFBLK: "a block device"
-        case S_IFCHR: "a character device"
-        case S_IFIFO: "a FIFO"
-        case S_IFSOCK: "a socket"
-        default: "not a regular file"
-        }
-    }
+    static func kind(_ mode: mode_t) -> String? { fileKind(mode) }
 
     /// Throws unless `path` is free to be written: missing, or a regular file. The commands call this on every
     /// path they write, so that no result is ever written through a symlink or over a device node.

@@ -37,22 +37,10 @@ package enum HostFiles {
         guard status.st_mode & S_IFMT == S_IFREG else {
             close(fd)
             let code = status.st_mode & S_IFMT == S_IFDIR ? EISDIR : EINVAL
-            throw SystemCallError(code: code, problem: "it is \(kind(status.st_mode)), not a regular file")
+            let kind = fileKind(status.st_mode) ?? "not a regular file"
+            throw SystemCallError(code: code, problem: kind.hasPrefix("not ") ? "it is \(kind)" : "it is \(kind), not a regular file")
         }
         return (fd, status)
-    }
-
-    /// What a file that is not a regular one is, in words.
-    static func kind(_ mode: mode_t) -> String {
-        switch mode & S_IFMT {
-        case S_IFDIR: "a directory"
-        case S_IFLNK: "a symbolic link"
-        case S_IFBLK: "a block device"
-        case S_IFCHR: "a character device"
-        case S_IFIFO: "a FIFO"
-        case S_IFSOCK: "a socket"
-        default: "not a regular file"
-        }
     }
 
     package static func read(_ path: String) throws -> (content: [UInt8], mode: UInt32) {
