@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Logging
 import Operations
@@ -19,9 +20,8 @@ public enum Acceleration: String, Sendable, CaseIterable, Codable {
                                environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Acceleration {
         guard requested == .auto, let value = environment[environmentVariable], !value.isEmpty else { return requested }
         guard let chosen = Acceleration(rawValue: value.lowercased()) else {
-            throw GuestError(guest: "imgcustomize", action: "read \(environmentVariable)",
-                             message: "unknown acceleration \"\(value)\"",
-                             hint: "use kvm, tcg or auto, or unset \(environmentVariable)")
+            throw HostError("\(environmentVariable): unknown acceleration \"\(value)\"",
+                            hint: "use kvm, tcg or auto, or unset \(environmentVariable)")
         }
         return chosen
     }

@@ -1,3 +1,4 @@
+import Diagnostics
 import Operations
 
 extension ApplianceFilesystem {
@@ -10,9 +11,10 @@ extension ApplianceFilesystem {
             do {
                 augeas = try Augeas()
             } catch {
+                let inner = Diagnostic(of: error)
                 throw GuestError(guest: guestDescription, action: "start Augeas to edit", path: path,
-                                 message: "\(error)",
-                                 hint: "check that augeas-lenses is installed (scripts/install-deps)")
+                                 message: inner.message,
+                                 hint: inner.hint ?? "check that augeas-lenses is installed (scripts/install-deps)")
             }
         }
         return try editWithHostAugeas(augeas!, lens: lens, path: path, body)

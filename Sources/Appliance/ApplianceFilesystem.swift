@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Operations
 
@@ -101,7 +102,7 @@ public final class ApplianceFilesystem: GuestFilesystem {
         do {
             directory = try TemporaryDirectory(prefix: "imgcustomize-transfer")
         } catch {
-            throw GuestError(guest: guestDescription, action: action, path: path, message: "\(error)",
+            throw GuestError(guest: guestDescription, action: action, path: path, message: Diagnostic(of: error).message,
                              hint: "set TMPDIR to a writable directory")
         }
         defer { directory.remove() }

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Logging
 import Operations
@@ -63,9 +64,8 @@ public enum InspectionMethod: String, Sendable, CaseIterable {
             return requested
         }
         guard let chosen = InspectionMethod(rawValue: value.lowercased()) else {
-            throw GuestError(guest: "imgcustomize", action: "read \(environmentVariable)",
-                             message: "unknown inspection method \"\(value)\"",
-                             hint: "use libguestfs or automatic, or unset \(environmentVariable)")
+            throw HostError("\(environmentVariable): unknown inspection method \"\(value)\"",
+                            hint: "use libguestfs or automatic, or unset \(environmentVariable)")
         }
         return chosen
     }
@@ -140,7 +140,7 @@ public final class ApplianceSession {
     /// LUKS devices the options have keys for.
     public init(drives: [ApplianceDrive], options: ApplianceOptions = ApplianceOptions()) throws {
         guard let first = drives.first, !first.attached else {
-            throw GuestError(guest: "imgcustomize", action: "launch the appliance", message: "no image given")
+            throw HostError("cannot launch the appliance: no image given", hint: "give the image as the first drive")
         }
         // The guest's disks first, so that they keep their names (/dev/sda...) whatever is attached.
         let guestDrives = drives.filter { !$0.attached }
@@ -433,8 +433,9 @@ struct Launcher {
         do {
             guestfs = try handle ?? makeHandle()
         } catch {
+            let inner = Diagnostic(of: error)
             let guestError = error as? GuestError
-                ?? GuestError(guest: guest, action: "prepare the appliance", message: "\(error)")
+                ?? GuestError(guest: guest, action: "prepare the appliance", message: inner.message, hint: inner.hint)
             return .failure(LaunchFailure(error: guestError, reason: guestError.message))
         }
         var watch: LaunchWatch?
@@ -467,8 +468,9 @@ struct Launcher {
             _ = watch?.finish()
             let qemuMessage = Self.qemuError(in: guestfs.events.recentConsole)
             guestfs.close()
+            let inner = Diagnostic(of: error)
             var guestError = error as? GuestError
-                ?? GuestError(guest: guest, action: "launch the appliance", message: "\(error)")
+                ?? GuestError(guest: guest, action: "launch the appliance", message: inner.message, hint: inner.hint)
             if let qemuMessage {
                 // The earlier messages libguestfs refers to are qemu's: say the one that matters.
                 let message = guestError.message.replacingOccurrences(of: ", see earlier error messages", with: "")

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 
 /// The keys that open a guest's LUKS devices, given as virt-customize takes them (`--key DEVICE:key:PASSPHRASE`,
@@ -75,14 +76,15 @@ public struct LUKSKeys: Sendable, CustomStringConvertible, CustomDebugStringConv
 }
 
 /// A --key that cannot be used. Never carries the passphrase.
-public enum LUKSKeyError: Error, CustomStringConvertible {
+public enum LUKSKeyError: DiagnosticError {
     case invalidSelector(device: String)
 
-    public var description: String {
+    public var diagnostic: Diagnostic {
         switch self {
         case .invalidSelector(let device):
-            return "invalid --key for '\(device)': use DEVICE:key:PASSPHRASE or DEVICE:file:PATH, where DEVICE is "
-                + "a device name inside the appliance (/dev/sda2) or the LUKS UUID"
+            return Diagnostic("invalid --key for '\(device)'",
+                              hint: "use DEVICE:key:PASSPHRASE or DEVICE:file:PATH, where DEVICE is a device name "
+                                + "inside the appliance (/dev/sda2) or the LUKS UUID")
         }
     }
 }

@@ -106,9 +106,11 @@ struct LUKSUnlock {
 
     /// A key file's first line without its newline, as virt-customize reads it.
     static func firstLine(ofKeyFile path: String, for device: String, guest: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let reason = access(path, F_OK) == 0 ? "it cannot be read" : "there is no such file"
-            throw GuestError(guest: guest, action: "read the key file for \(device),", path: path, message: reason,
+        let data: [UInt8]
+        do {
+            data = try HostFiles.read(path).content
+        } catch let error as SystemCallError {
+            throw GuestError(guest: guest, action: "read the key file for \(device),", path: path, message: error.message,
                              hint: "give a readable file: --key \(device):file:PATH")
         }
         guard !data.isEmpty else {

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Operations
 import Synchronization
@@ -38,16 +39,14 @@ public struct LaunchLimits: Sendable, Equatable {
             limits.launchSeconds = seconds
         } else if let value = environment[environmentVariable], !value.isEmpty {
             guard let parsed = Double(value) else {
-                throw GuestError(guest: "imgcustomize", action: "read \(environmentVariable)",
-                                 message: "\"\(value)\" is not a number of seconds",
-                                 hint: "set it to a number of seconds, or unset \(environmentVariable)")
+                throw HostError("\(environmentVariable): \"\(value)\" is not a number of seconds",
+                                hint: "set it to a number of seconds, or unset \(environmentVariable)")
             }
             limits.launchSeconds = parsed
         }
         guard limits.launchSeconds > 0, limits.launchSeconds.isFinite else {
-            throw GuestError(guest: "imgcustomize", action: "set the launch timeout",
-                             message: "\(limits.launchSeconds) is not a positive number of seconds",
-                             hint: "give a timeout of at least a few seconds (software emulation needs 20-100)")
+            throw HostError("launch timeout: \(limits.launchSeconds) is not a positive number of seconds",
+                            hint: "give a timeout of at least a few seconds (software emulation needs 20-100)")
         }
         return limits
     }
@@ -97,8 +96,8 @@ final class LaunchWatch: Sendable {
         do {
             directory = try TemporaryDirectory(prefix: "imgcustomize-launch")
         } catch {
-            throw GuestError(guest: "imgcustomize", action: "prepare the appliance launch", message: "\(error)",
-                             hint: "set TMPDIR to a writable directory")
+            throw HostError("cannot prepare the appliance launch: \(Diagnostic(of: error).message)",
+                            hint: "set TMPDIR to a writable directory")
         }
         pidFile = directory.appending("qemu.pid")
         kernelFile = directory.appending("kernel")
@@ -128,8 +127,8 @@ final class LaunchWatch: Sendable {
         do {
             try Data(script.utf8).write(to: URL(fileURLWithPath: wrapper))
             guard chmod(wrapper, 0o700) == 0 else {
-                throw GuestError(guest: "imgcustomize", action: "make the hypervisor wrapper executable", path: wrapper,
-                                 message: String(cString: strerror(errno)))
+                throw HostError("cannot make the hypervisor wrapper \(wrapper) executable: \(String(cString: strerror(errno)))",
+                                hint: "set TMPDIR to a directory on a filesystem that allows executables", path: wrapper)
             }
             // libguestfs caches what it learns about a hypervisor under the binary's size and modification time:
             // the real qemu's time keeps that cache valid across runs instead of querying qemu every launch.
@@ -141,8 +140,8 @@ final class LaunchWatch: Sendable {
             }
         } catch {
             directory.remove()
-            throw error as? GuestError ?? GuestError(guest: "imgcustomize", action: "write the hypervisor wrapper",
-                                                     path: wrapper, message: "\(error)")
+            throw error as? HostError ?? HostError("cannot write the hypervisor wrapper \(wrapper): \(Diagnostic(of: error).message)",
+                                                   hint: "set TMPDIR to a writable directory", path: wrapper)
         }
     }
 

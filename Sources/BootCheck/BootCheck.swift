@@ -1,3 +1,4 @@
+import Diagnostics
 import Appliance
 import Foundation
 import Formats
@@ -101,7 +102,7 @@ public struct BootCheck: Sendable {
         do {
             return try TemporaryDirectory(prefix: prefix)
         } catch {
-            throw GuestError(guest: image, action: "boot-check", message: "\(error)", hint: "set TMPDIR to a writable directory")
+            throw GuestError(guest: image, action: "boot-check", message: Diagnostic(of: error).message, hint: "set TMPDIR to a writable directory")
         }
     }
 

@@ -1,4 +1,5 @@
 import Customize
+import Diagnostics
 import Dispatch
 import Foundation
 import Operations
@@ -46,9 +47,15 @@ enum Interruption {
         DispatchQueue.global().asyncAfter(deadline: .now() + graceSeconds) { endNow(sig) }
     }
 
-    /// Ends the process by `sig` after removing what open transactions left; nothing waits for the run to unwind.
+    /// Ends the process by `sig` after removing what open transactions left; nothing waits for the run to unwind,
+    /// so with --json the failure's document is printed from here (unless the run printed one already).
     private static func endNow(_ sig: Int32) -> Never {
         Transaction.removeAllScratch()
+        if Output.json {
+            Output.failure(Diagnostic("interrupted by \(name(sig)); the run did not stop by itself, and was ended",
+                                      hint: "nothing was committed: the image stays as it was"),
+                           exitCode: 128 + sig)
+        }
         die(by: sig)
     }
 
@@ -64,10 +71,13 @@ enum Interruption {
         _exit(128 + sig)
     }
 
+    /// The signal that cancelled the run (SIGINT when the cancellation came from elsewhere).
+    static var signalReceived: Int32 { state.withLock { $0.signal } ?? SIGINT }
+
     /// After a cancelled run has unwound: says so and ends the process by the signal that cancelled it.
     static func finish(_ cancelled: RunCancelled) -> Never {
         FileHandle.standardError.write(Data("imgcustomize: \(cancelled)\n".utf8))
-        die(by: state.withLock { $0.signal } ?? SIGINT)
+        die(by: signalReceived)
     }
 
     private static func name(_ sig: Int32) -> String {

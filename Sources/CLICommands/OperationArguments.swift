@@ -1,5 +1,6 @@
 import ArgumentParser
 import Customize
+import Diagnostics
 import Formats
 import Operations
 
@@ -28,7 +29,7 @@ struct OperationArguments: ParsableArguments {
             return (image, try parsed.supplyingSubscriptionCredentials(
                 try smCredentials.map { try SubscriptionCredentials(selector: $0) }), attachments)
         } catch let error as ArgumentError {
-            throw ValidationError(error.description)
+            throw UsageError(error.diagnostic)
         }
     }
 
@@ -97,8 +98,13 @@ struct OperationArguments: ParsableArguments {
             }
             do {
                 operations.append(try descriptor.parse(value))
+            } catch let error as ArgumentError {
+                // It names its option already.
+                throw UsageError(error.diagnostic)
             } catch {
-                throw ValidationError("--\(name): \(error)")
+                var diagnostic = Diagnostic(of: error)
+                diagnostic.message = "--\(name): \(diagnostic.message)"
+                throw UsageError(diagnostic)
             }
         }
         guard attachFormatUsed else {

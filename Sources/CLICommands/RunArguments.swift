@@ -1,5 +1,6 @@
 import ArgumentParser
 import Customize
+import Diagnostics
 import Foundation
 import Formats
 import Operations
@@ -121,7 +122,7 @@ struct ApplianceArguments: ParsableArguments {
             do {
                 return try LUKSKeys.Key(selector: selector)
             } catch let error as LUKSKeyError {
-                throw ValidationError(error.description)
+                throw UsageError(error.diagnostic)
             }
         }
         var luksKeys = LUKSKeys(keys)
@@ -135,8 +136,8 @@ struct ApplianceArguments: ParsableArguments {
     func limits() throws -> LaunchLimits {
         do {
             return try LaunchLimits.resolve(launchSeconds: launchTimeout)
-        } catch let error as GuestError {
-            throw ValidationError("\(error.message): \(error.hint ?? "")")
+        } catch let error as HostError {
+            throw UsageError(error.diagnostic)
         }
     }
 }
@@ -163,8 +164,8 @@ private func readKey(for device: String, echo: Bool) -> String? {
 }
 
 /// Runs the pipeline with the CLI's logging and progress, then prints the report: JSON alone on stdout with
-/// --json, a line per step otherwise. A run that fails prints its failure as the JSON document with --json (the
-/// error, the stage, the steps done, whether the image is unchanged), and the error on stderr either way.
+/// --json, a line per step otherwise. A run that fails throws its `RunFailure`, which `IMGCustomize.main` prints
+/// (with --json as the document: the error, the stage, the steps done, whether the image is unchanged).
 func execute(options: RunOptions, global: GlobalOptions, json: Bool,
              _ body: (Pipeline, @escaping @Sendable (RunProgress) -> Void) throws -> RunReport) throws {
     let logger = global.makeLogger()
@@ -173,24 +174,18 @@ func execute(options: RunOptions, global: GlobalOptions, json: Bool,
     options.access = global.access
     let pipeline = Pipeline(options: options, logger: logger)
     let bar = ProgressBar("rewriting", enabled: !global.quiet)
-    let report: RunReport
-    do {
-        report = try body(pipeline) { event in
-            switch event {
-            case .stage(let stage): logger.info("\(stage)")
-            case .step(let index, let count, let step):
-                let target = step.target.isEmpty ? "" : " \(step.target)"
-                logger.info("[\(index + 1)/\(count)] \(step.operation)\(target): \(step.summary)")
-            case .rewrite(let done, let total): bar.update(done: done, total: total)
-            case .warning(let warning): logger.warning("\(warning)")
-            }
+    let report = try body(pipeline) { event in
+        switch event {
+        case .stage(let stage): logger.info("\(stage)")
+        case .step(let index, let count, let step):
+            let target = step.target.isEmpty ? "" : " \(step.target)"
+            logger.info("[\(index + 1)/\(count)] \(step.operation)\(target): \(step.summary)")
+        case .rewrite(let done, let total): bar.update(done: done, total: total)
+        case .warning(let warning): logger.warning("\(warning)")
         }
-    } catch let failure as RunFailure {
-        if json { print(failure.json()) }
-        throw failure
     }
     if json {
-        print(report.json())
+        Output.document(report.json())
     } else {
         print(report.text(diffs: options.diffs || options.dryRun))
     }

@@ -1,7 +1,8 @@
+import Diagnostics
 import Operations
 
 /// A failure of a customize/apply/sparsify run, as the user sees it: the image, what failed, what to do.
-public struct CustomizeError: Error, CustomStringConvertible, Sendable {
+public struct CustomizeError: DiagnosticError, Sendable {
     public var image: String
     public var message: String
     public var hint: String?
@@ -12,5 +13,5 @@ public struct CustomizeError: Error, CustomStringConvertible, Sendable {
         self.hint = hint
     }
 
-    public var description: String { withHint("\(image): \(message)", hint) }
+    public var diagnostic: Diagnostic { Diagnostic("\(image): \(message)", hint: hint, image: image) }
 }

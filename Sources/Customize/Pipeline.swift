@@ -1,3 +1,4 @@
+import Diagnostics
 import Appliance
 import DirectoryTree
 import Foundation
@@ -78,8 +79,9 @@ public struct AttachedDisk: Sendable, Equatable, Encodable {
         do {
             inspection = try ImageInspector.check(path: path, policy: SafetyPolicy(access: access)).inspection
         } catch {
-            throw CustomizeError(image: image, "the disk to attach, \(path), cannot be used: \(error)",
-                                 hint: "attach a raw disk, an ISO or a self-contained qcow2")
+            let inner = Diagnostic(of: error)
+            throw CustomizeError(image: image, "the disk to attach, \(path), cannot be used: \(inner.message)",
+                                 hint: inner.hint ?? "attach a raw disk, an ISO or a self-contained qcow2")
         }
         let detected = inspection.format
         let chosen = format ?? detected
@@ -363,7 +365,7 @@ extension Pipeline {
             ScratchRegistry.shared.add(directory.path)
             return directory
         } catch {
-            throw CustomizeError(image: image, "cannot make a place for the dry run's overlay: \(error)",
+            throw CustomizeError(image: image, "cannot make a place for the dry run's overlay: \(Diagnostic(of: error).message)",
                                  hint: "set TMPDIR, or --scratch, to a writable directory")
         }
     }
@@ -449,7 +451,7 @@ extension Pipeline {
                     do {
                         return try TemporaryDirectory(in: parent, prefix: "imgcustomize-dry-run")
                     } catch {
-                        throw CustomizeError(image: root, "cannot make a place for the dry run's copy: \(error)",
+                        throw CustomizeError(image: root, "cannot make a place for the dry run's copy: \(Diagnostic(of: error).message)",
                                              hint: "set TMPDIR, or --scratch, to a writable directory")
                     }
                 }

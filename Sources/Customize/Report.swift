@@ -52,7 +52,7 @@ public struct RunReport: Encodable, Sendable {
 }
 
 /// One pretty-printed JSON document with sorted keys, what --json prints.
-func jsonDocument(_ value: some Encodable) -> String {
+public func jsonDocument(_ value: some Encodable) -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     // Encoding plain strings, numbers and booleans cannot fail.

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Synchronization
 import Logging
@@ -80,7 +81,7 @@ public final class Transaction {
         do {
             scratchDirectory = try TemporaryDirectory(in: directory, prefix: prefix)
         } catch {
-            throw fail(CustomizeError(image: image.path, "cannot write beside the destination \(destination): \(error)",
+            throw fail(CustomizeError(image: image.path, "cannot write beside the destination \(destination): \(Diagnostic(of: error).message)",
                 hint: "the new image is written in \(directory) so that it replaces \(destination) in one atomic rename; "
                     + "make that directory writable, or write the result to a writable place with --output PATH"))
         }
@@ -91,7 +92,7 @@ public final class Transaction {
             do {
                 overlayTemporary = try TemporaryDirectory(in: scratchParent, prefix: Self.overlayPrefix)
             } catch {
-                throw fail(CustomizeError(image: image.path, "cannot use the scratch directory: \(error)",
+                throw fail(CustomizeError(image: image.path, "cannot use the scratch directory: \(Diagnostic(of: error).message)",
                                           hint: "choose a writable --scratch directory"))
             }
             made.append(overlayTemporary)

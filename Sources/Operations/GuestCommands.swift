@@ -1,3 +1,4 @@
+import Diagnostics
 /// Running the guest's own programs against its mounted filesystems, as virt-customize's `--run-command` does:
 /// chrooted into the guest, with the guest's /bin/sh. Only an image in the appliance offers it
 /// (`GuestFilesystem.commands`); a directory tree on the host does not, since running its programs would run them
@@ -43,7 +44,7 @@ public struct GuestCommandResult: Sendable, Equatable {
 }
 
 /// A guest command that exited non-zero: the run fails with its exit status and its last lines of output.
-public struct GuestCommandFailure: Error, CustomStringConvertible, Sendable {
+public struct GuestCommandFailure: DiagnosticError, Sendable {
     public var guest: String
     /// What ran it: "run-command", "install".
     public var operation: String
@@ -66,7 +67,7 @@ public struct GuestCommandFailure: Error, CustomStringConvertible, Sendable {
             + output
     }
 
-    public var description: String { withHint(summary, hint) }
+    public var diagnostic: Diagnostic { Diagnostic(summary, hint: hint, image: guest) }
 }
 
 extension GuestFilesystem {

@@ -1,3 +1,4 @@
+import Diagnostics
 /// What operations need of a guest's filesystem.
 ///
 /// Two implementations stand behind it: `ApplianceFilesystem` (target Appliance: the filesystems of an image,
@@ -149,14 +150,9 @@ public struct FileStatus: Sendable, Equatable {
     }
 }
 
-/// How every error prints what to do next: on a line of its own after the message, `  hint: ...`.
-public func withHint(_ message: String, _ hint: String?) -> String {
-    hint.map { "\(message)\n  hint: \($0)" } ?? message
-}
-
 /// A failure inside a guest filesystem: what was being done, to which path, in which guest, and the underlying
 /// library's own message.
-public struct GuestError: Error, CustomStringConvertible, Sendable {
+public struct GuestError: DiagnosticError, Sendable {
     public var guest: String
     public var action: String
     public var path: String?
@@ -171,7 +167,7 @@ public struct GuestError: Error, CustomStringConvertible, Sendable {
         self.hint = hint
     }
 
-    public var description: String { withHint(summary, hint) }
+    public var diagnostic: Diagnostic { Diagnostic(summary, hint: hint, image: guest, path: path) }
 
     /// What failed, without the hint.
     public var summary: String {

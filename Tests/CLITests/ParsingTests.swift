@@ -4,6 +4,7 @@ import Testing
 @testable import CLICommands
 @testable import Operations
 import Customize
+import Diagnostics
 import Formats
 import Profiles
 import TestSupport
@@ -89,8 +90,8 @@ import TestSupport
         #expect(error?.message == "--write needs an argument: --write PATH:CONTENT")
         let unknown = #expect(throws: ValidationError.self) { try customize(["img.qcow2", "--no-such-thing"]) }
         #expect(unknown?.message.contains("unknown option or operation '--no-such-thing'") == true)
-        let flag = #expect(throws: ValidationError.self) { try customize(["img.qcow2", "--lock-root=yes"]) }
-        #expect(flag?.message.contains("takes no argument, got \"yes\"") == true)
+        let flag = #expect(throws: UsageError.self) { try customize(["img.qcow2", "--lock-root=yes"]) }
+        #expect(flag?.diagnostic.message == "--lock-root: takes no argument, got \"yes\"")
     }
 
     @Test func checkInstalledIsAnOption() throws {
@@ -127,13 +128,13 @@ import TestSupport
                                       "--sm-remove", "--sm-unregister", "--sm-credentials", "builder:password:s3cret"])
         #expect(operations.map(\.name) == ["sm-register", "sm-attach", "sm-remove", "sm-unregister"])
         #expect((operations[0] as? SMRegister)?.credentials == SubscriptionCredentials(user: "builder", password: "s3cret"))
-        let missing = #expect(throws: ValidationError.self) { try planned(["img.qcow2", "--sm-register"]) }
-        #expect(missing?.message == "--sm-register: needs the account to register with: give --sm-credentials "
+        let missing = #expect(throws: UsageError.self) { try planned(["img.qcow2", "--sm-register"]) }
+        #expect(missing?.diagnostic.message == "--sm-register: needs the account to register with: give --sm-credentials "
                 + "USER:password:PASSWORD|USER:file:FILE")
-        let bad = #expect(throws: ValidationError.self) {
+        let bad = #expect(throws: UsageError.self) {
             try planned(["img.qcow2", "--sm-credentials", "builder", "--sm-register"])
         }
-        #expect(bad?.message.hasPrefix("--sm-credentials: expected USER:password:PASSWORD or USER:file:FILE") == true)
+        #expect(bad?.diagnostic.message.hasPrefix("--sm-credentials: expected USER:password:PASSWORD or USER:file:FILE") == true)
     }
 
     /// apply takes operations after the profile, as virt-sysprep takes customize's options: they run after the
@@ -167,8 +168,8 @@ import TestSupport
         let path = directory.path("customize.commands")
         try "run-command echo hi\nwrite /etc/motd:hi\n\nfrobnicate /etc\n".write(toFile: path, atomically: true,
                                                                                     encoding: .utf8)
-        let error = #expect(throws: ValidationError.self) { try customize(["img.qcow2", "--commands-from-file", path]) }
-        #expect(error?.message.hasPrefix("--commands-from-file: \(path):4: unknown command \"frobnicate\"") == true)
+        let error = #expect(throws: UsageError.self) { try customize(["img.qcow2", "--commands-from-file", path]) }
+        #expect(error?.diagnostic.message.hasPrefix("--commands-from-file: \(path):4: unknown command \"frobnicate\"") == true)
         try "run-command echo hi\nwrite /etc/motd:hi\n".write(toFile: path, atomically: true, encoding: .utf8)
         let parsed = try customize(["img.qcow2", "--lock-root", "--commands-from-file", path])
         #expect(parsed.operations.expandingCommandFiles.map(\.name) == ["lock-root", "run-command", "write"])

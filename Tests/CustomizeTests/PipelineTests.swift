@@ -124,7 +124,7 @@ import Synchronization
         let error = #expect(throws: RunFailure.self) {
             try Pipeline().customize([RunCommand("touch /x")], onTree: directory.path)
         }
-        #expect(error?.message.contains("run-command: a directory tree cannot run the guest's programs") == true)
+        #expect(error?.diagnostic.message.contains("run-command: a directory tree cannot run the guest's programs") == true)
         #expect(error?.report.steps.isEmpty == true)
         #expect(!FileManager.default.fileExists(atPath: directory.path("x")))
     }

@@ -248,7 +248,8 @@ struct HostileImage: Sendable, CustomTestStringConvertible {
         let link = scratch.path("disk.raw")
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "/etc/shadow")
         let error = try #require(throws: InspectionError.self) { try ImageInspector.inspect(path: link) }
-        #expect(error.description == "cannot inspect \(link): it is a symbolic link to '/etc/shadow'; give the image's own path, or --follow-symlinks to read what it points to")
+        #expect(error.diagnostic.message == "cannot inspect \(link): it is a symbolic link to '/etc/shadow'")
+        #expect(error.diagnostic.hint == "give the image's own path, or --follow-symlinks to read what it points to")
 
         let target = try HostileImage.qemu(scratch, "real.qcow2", ["-f", "qcow2", "-o", "size=16M"])
         try FileManager.default.createSymbolicLink(atPath: scratch.path("link.qcow2"), withDestinationPath: "real.qcow2")

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Synchronization
 import Testing
@@ -93,10 +94,10 @@ extension ApplianceTests {
     }
 
     @Test func anUnknownAccelerationIsRefusedWithTheChoices() {
-        let error = #expect(throws: GuestError.self) {
+        let error = #expect(throws: HostError.self) {
             try Acceleration.resolve(.auto, environment: ["IMGCUSTOMIZE_ACCEL": "hvf"])
         }
-        #expect(error?.hint == "use kvm, tcg or auto, or unset IMGCUSTOMIZE_ACCEL")
+        #expect(error?.diagnostic.hint == "use kvm, tcg or auto, or unset IMGCUSTOMIZE_ACCEL")
     }
 
     @Test(arguments: [
@@ -110,11 +111,11 @@ extension ApplianceTests {
     }
 
     @Test func anUnknownInspectionMethodIsRefusedWithTheChoices() {
-        let error = #expect(throws: GuestError.self) {
+        let error = #expect(throws: HostError.self) {
             try InspectionMethod.resolve(.automatic, environment: ["IMGCUSTOMIZE_INSPECTION": "fast"])
         }
-        #expect(error?.message == "unknown inspection method \"fast\"")
-        #expect(error?.hint == "use libguestfs or automatic, or unset IMGCUSTOMIZE_INSPECTION")
+        #expect(error?.diagnostic.message == "IMGCUSTOMIZE_INSPECTION: unknown inspection method \"fast\"")
+        #expect(error?.diagnostic.hint == "use libguestfs or automatic, or unset IMGCUSTOMIZE_INSPECTION")
     }
 
     @Test func qemuErrorLineIsFoundInTheConsole() {
@@ -308,7 +309,7 @@ extension ApplianceTests {
 
     @Test(arguments: ["soon", "0", "-5"])
     func aTimeoutThatIsNotAPositiveNumberIsRefused(value: String) {
-        #expect(throws: GuestError.self) {
+        #expect(throws: HostError.self) {
             _ = try LaunchLimits.resolve(launchSeconds: nil, environment: ["IMGCUSTOMIZE_LAUNCH_TIMEOUT": value])
         }
     }

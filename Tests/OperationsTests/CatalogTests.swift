@@ -67,7 +67,8 @@ import Testing
         let lockRoot = #expect(throws: ArgumentError.self) { try OperationRegistry.named("lock-root")?.parse("yes") }
         #expect(lockRoot?.description == "--lock-root: takes no argument, got \"yes\"")
         let write = #expect(throws: ArgumentError.self) { try OperationRegistry.named("write")?.parse(nil) }
-        #expect(write?.description == "--write: an argument is required; expected --write PATH:CONTENT (e.g. --write '/etc/motd:Welcome')")
+        #expect(write?.diagnostic.message == "--write: an argument is required")
+        #expect(write?.diagnostic.hint == "expected --write PATH:CONTENT (e.g. --write '/etc/motd:Welcome')")
     }
 }
 

@@ -136,6 +136,7 @@ import Testing
         let error = #expect(throws: GuestError.self) {
             try Upload("/nonexistent/file", to: "/x").apply(to: tree.guest, context: OperationContext())
         }
-        #expect(error?.description == "\(tree.path): upload: read host file /nonexistent/file: No such file or directory")
+        #expect(error?.description == "\(tree.path): upload: read host file /nonexistent/file: No such file or directory\n"
+                + "  hint: give the path of a readable regular file on this host")
     }
 }

@@ -1,7 +1,9 @@
 import Foundation
+import Synchronization
 @testable import Operations
 @testable import Appliance
 import Testing
+import TestSupport
 
 @Suite struct LUKSKeysTests {
     @Test func selectorsAsVirtCustomizeTakesThem() throws {
@@ -46,5 +48,33 @@ import Testing
         #expect(throws: GuestError.self) {
             try LUKSUnlock.firstLine(ofKeyFile: url.path + ".missing", for: "/dev/sda2", guest: "disk.raw")
         }
+    }
+}
+
+extension LUKSKeysTests {
+    /// `--key DEVICE:file:FIFO`: refused at once, naming the file, where reading it used to wait for a writer forever.
+    @Test func aKeyFileThatIsAFIFOIsRefusedAtOnce() throws {
+        let directory = try TestDirectory()
+        let fifo = directory.path("key-fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        // A read that waits for a writer is given one after 2 s, so that a hang fails the test instead of blocking
+        // the run.
+        let state = Mutex((finished: false, unblocked: false))
+        DispatchQueue.global().asyncAfter(deadline: .now() + 2) {
+            state.withLock { state in
+                guard !state.finished else { return }
+                state.unblocked = true
+                let writer = open(fifo, O_WRONLY | O_NONBLOCK)
+                if writer >= 0 { close(writer) }
+            }
+        }
+        let error = try #require(throws: GuestError.self) {
+            defer { state.withLock { $0.finished = true } }
+            return try LUKSUnlock.firstLine(ofKeyFile: fifo, for: "/dev/sda2", guest: "disk.qcow2")
+        }
+        #expect(!state.withLock { $0.unblocked }, "reading the key file waited for a writer")
+        #expect(error.path == fifo)
+        #expect(error.message == "it is a FIFO, not a regular file")
+        #expect(error.hint == "give a readable file: --key /dev/sda2:file:PATH")
     }
 }

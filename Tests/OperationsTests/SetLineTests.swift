@@ -71,7 +71,8 @@ import Testing
         let operation = try SetLine.parse("/etc/sysconfig/network:NOZEROCONF=yes")
         #expect(operation.path == "/etc/sysconfig/network" && operation.key == "NOZEROCONF" && operation.value == "yes")
         let error = #expect(throws: ArgumentError.self) { try SetLine.parse("/etc/sysconfig/network:NOZEROCONF") }
-        #expect(error?.description == "--set-line: no '=' in \"NOZEROCONF\"; expected --set-line PATH:KEY=VALUE (e.g. --set-line '/etc/sysconfig/network:NOZEROCONF=yes')")
+        #expect(error?.diagnostic.message == "--set-line: no '=' in \"NOZEROCONF\"")
+        #expect(error?.diagnostic.hint == "expected --set-line PATH:KEY=VALUE (e.g. --set-line '/etc/sysconfig/network:NOZEROCONF=yes')")
         #expect(throws: ArgumentError.self) { try SetLine.parse("etc/x:A=b") }
         #expect(throws: ArgumentError.self) { try SetLine.parse("/etc/x:1A=b") }
     }

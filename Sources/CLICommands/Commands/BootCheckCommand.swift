@@ -79,7 +79,7 @@ extension IMGCustomize {
                 throw error
             }
             for warning in report.warnings { logger.warning("\(warning)") }
-            print(json ? report.json() : report.text())
+            if json { Output.document(report.json()) } else { print(report.text()) }
             if !report.passed { throw ExitCode.failure }
         }
     }

@@ -53,6 +53,9 @@ extension IMGCustomize {
         @Argument(help: "The image to write (replaced if it exists).")
         var output: String
 
+        @Flag(help: "Print one JSON document on stdout: what was written, or why nothing was.")
+        var json = false
+
         func run() throws {
             let policy = SafetyPolicy(allowedFormats: inputFormat.map { [$0] }, allowBackingFile: allowBacking,
                                       access: global.access)
@@ -74,6 +77,11 @@ extension IMGCustomize {
                 let directory = (output as NSString).deletingLastPathComponent
                 throw CustomizeError(image: input, "ran out of space writing \(output) after \(formatBytes(error.offset ?? 0)): \(error.message)",
                                      hint: "free space in \(directory.isEmpty ? "." : directory) or write the output elsewhere; the partial output was removed")
+            }
+            if json {
+                Output.document(jsonDocument(ConvertDocument(input: input, output: output, format: outputFormat,
+                                                             virtualSize: source.virtualSize, stats: stats)))
+                return
             }
             let megabytes = Double(source.virtualSize) / 1_000_000
             let rate = stats.seconds > 0 ? Double(stats.bytesRead) / 1_000_000 / stats.seconds : 0

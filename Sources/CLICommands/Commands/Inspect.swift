@@ -60,11 +60,14 @@ extension IMGCustomize {
             if createArgs, let properties {
                 guard inspection.safety.safe else {
                     FileHandle.standardError.write(Data(try Self.text(inspection, glance: nil).utf8))
+                    // With --json, the refusal is the document: no arguments to give, and why.
+                    if json { try inspection.requireSafe() }
                     throw ExitCode.failure
                 }
-                print(try Self.createArguments(properties, json: json))
+                let arguments = try Self.createArguments(properties, json: json)
+                if json { Output.document(arguments) } else { print(arguments) }
             } else if json {
-                print(try Self.json(inspection, glance: properties, os: facts))
+                Output.document(try Self.json(inspection, glance: properties, os: facts))
             } else {
                 print(try Self.text(inspection, glance: properties) + (facts.map(Self.osText) ?? ""), terminator: "")
             }
@@ -95,8 +98,8 @@ extension IMGCustomize {
 
         /// The layout of `qemu-img info`, then the safety verdict.
         static func text(_ inspection: ImageInspection, glance: GlanceProperties?) throws -> String {
-            var out = "image: \(inspection.filename)\n"
-            if let target = inspection.linkTarget { out += "symbolic link to: \(target)\n" }
+            var out = "image: \(shown(inspection.filename))\n"
+            if let target = inspection.linkTarget { out += "symbolic link to: \(shown(target))\n" }
             out += "file format: \(inspection.format.rawValue)\n"
             if let size = inspection.virtualSize {
                 out += "virtual size: \(formatBytes(size)) (\(size) bytes)\n"
@@ -114,14 +117,31 @@ extension IMGCustomize {
             }
             if let glance {
                 out += "Glance properties:\n"
-                for (key, value) in glance.properties { out += "    \(key): \(value)\n" }
+                for (key, value) in glance.properties { out += "    \(shown(key)): \(shown(value))\n" }
             }
             if inspection.safety.safe {
                 out += "safety: safe\n"
             } else {
                 out += "safety: UNSAFE\n"
                 for violation in inspection.safety.violations {
-                    out += "    \(violation.code.rawValue): \(violation.message)\n        \(violation.hint)\n"
+                    out += "    \(violation.code.rawValue): \(shown(violation.message))\n        \(shown(violation.hint))\n"
+                }
+            }
+            return out
+        }
+
+        /// A name taken from an image (a backing file, an extent, a path) as it can be printed on a line: control
+        /// characters as `\xNN`, so that a NUL or a newline in an image cannot end a line and inject another, and
+        /// an escape sequence cannot reach the terminal; a backslash as `\\`, so that the escaping reads back
+        /// unambiguously. Bytes that are not UTF-8 were decoded as U+FFFD, which prints as itself. JSON escapes all
+        /// of this by itself.
+        static func shown(_ text: String) -> String {
+            var out = ""
+            for scalar in text.unicodeScalars {
+                switch scalar.value {
+                case 0x5C: out += "\\\\"
+                case 0..<0x20, 0x7F..<0xA0: out += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+                default: out.unicodeScalars.append(scalar)
                 }
             }
             return out
@@ -141,11 +161,11 @@ extension IMGCustomize {
             var out = ""
             for (key, item) in items {
                 if item is [String: Any] || item is [Any] {
-                    out += "\(pad)\(key):\n" + lines(item, indent: indent + 4)
+                    out += "\(pad)\(shown(key)):\n" + lines(item, indent: indent + 4)
                 } else if let number = item as? NSNumber, String(cString: number.objCType) == "c" {
-                    out += "\(pad)\(key): \(number.boolValue)\n"
+                    out += "\(pad)\(shown(key)): \(number.boolValue)\n"
                 } else {
-                    out += "\(pad)\(key): \(item)\n"
+                    out += "\(pad)\(shown(key)): \(shown("\(item)"))\n"
                 }
             }
             return out

@@ -33,7 +33,7 @@ extension IMGCustomize.Inspect {
     static func osText(_ facts: GuestFacts) -> String {
         var out = "os:\n"
         func line(_ key: String, _ value: String?) {
-            if let value { out += "    \(key): \(value)\n" }
+            if let value { out += "    \(key): \(shown(value))\n" }
         }
         line("type", facts.type)
         line("distro", facts.distro)
@@ -47,7 +47,7 @@ extension IMGCustomize.Inspect {
         line("root", facts.root)
         out += "    mountpoints:\n"
         for (mountpoint, device) in facts.mountpoints.sorted(by: { $0.key < $1.key }) {
-            out += "        \(mountpoint): \(device)\n"
+            out += "        \(shown(mountpoint)): \(shown(device))\n"
         }
         return out
     }

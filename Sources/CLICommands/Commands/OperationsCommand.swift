@@ -1,4 +1,5 @@
 import ArgumentParser
+import Customize
 import Foundation
 import Operations
 
@@ -13,7 +14,23 @@ extension IMGCustomize {
         @Flag(help: "List the operations `apply sysprep --operations` and `--enable` choose from, in the order they run, each with whether it is on by default and its virt-sysprep name.")
         var sysprep = false
 
+        @Flag(help: "Print one JSON document on stdout.")
+        var json = false
+
         func run() {
+            if json {
+                let entries = sysprep
+                    ? SysprepSelection.known.map {
+                        OperationsDocument.Entry(name: $0.name, summary: $0.summary, usage: $0.argument.usage("--\($0.name)"),
+                                                 sysprepDefault: $0.isSysprepDefault)
+                    }
+                    : OperationRegistry.all.map {
+                        OperationsDocument.Entry(name: $0.name, summary: $0.summary, usage: $0.argument.usage("--\($0.name)"),
+                                                 example: $0.isFlag ? nil : $0.argument.exampleUsage("--\($0.name)"))
+                    }
+                Output.document(jsonDocument(OperationsDocument(operations: entries)))
+                return
+            }
             if sysprep {
                 print(sysprepListing())
                 return

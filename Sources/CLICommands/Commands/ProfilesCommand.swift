@@ -22,13 +22,16 @@ extension IMGCustomize {
                 abstract: "List the built-in profiles, with what each does besides its steps.")
             @OptionGroup var global: GlobalOptions
             @Argument(help: "A profile's name: print its steps, as `profiles show NAME` does.") var name: String?
+            @Flag(help: "Print one JSON document on stdout.") var json = false
 
             func run() throws {
                 if let name {
-                    print(try Show.steps(of: name))
-                    return
+                    try Show.print(name, json: json)
+                } else if json {
+                    Output.document(jsonDocument(ProfileListDocument()))
+                } else {
+                    print(Self.listing())
                 }
-                print(Self.listing())
             }
 
             static func listing() -> String {
@@ -46,17 +49,38 @@ extension IMGCustomize {
                 discussion: "EXAMPLE:\n  imgcustomize profiles show rhel6-cloud")
             @OptionGroup var global: GlobalOptions
             @Argument(help: "The profile's name.") var name: String
+            @Flag(help: "Print one JSON document on stdout.") var json = false
 
             func run() throws {
-                print(try Self.steps(of: name))
+                try Self.print(name, json: json)
             }
 
-            /// The profile's heading lines and its steps, indented under their groups and includes.
-            static func steps(of name: String) throws -> String {
+            static func print(_ name: String, json: Bool) throws {
+                guard json else {
+                    Swift.print(try steps(of: name))
+                    return
+                }
+                let profile = try named(name)
+                let guest = profile.requirement?.exampleGuest ?? GuestFacts(type: "linux")
+                let steps = profile.steps(for: guest).map {
+                    ProfileStepsDocument.Step(path: $0.path, operation: $0.operation.name, target: $0.operation.target)
+                }
+                Output.document(jsonDocument(ProfileStepsDocument(
+                    name: profile.name, summary: profile.summary, requires: profile.requirement.map { "\($0)" },
+                    output: profile.output == .compressedQCOW2 ? "compressed qcow2" : "the input's format", steps: steps)))
+            }
+
+            static func named(_ name: String) throws -> Profile {
                 guard let profile = BuiltinProfiles.named(name) else {
                     throw ValidationError("no profile named '\(name)'; the profiles are: "
                                           + BuiltinProfiles.all.map(\.name).joined(separator: ", "))
                 }
+                return profile
+            }
+
+            /// The profile's heading lines and its steps, indented under their groups and includes.
+            static func steps(of name: String) throws -> String {
+                let profile = try named(name)
                 var lines = ["\(profile.name): \(profile.summary)"]
                 if let requirement = profile.requirement { lines.append("requires: \(requirement) guest") }
                 lines.append("output: \(profile.output == .compressedQCOW2 ? "compressed qcow2" : "the input's format")")

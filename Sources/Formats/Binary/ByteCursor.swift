@@ -1,7 +1,8 @@
+import Diagnostics
 import Glibc
 
 /// A parse failure in an image file: what was wrong, at which byte offset, in which file.
-public struct FormatError: Error, CustomStringConvertible, Sendable, Equatable {
+public struct FormatError: DiagnosticError, Sendable, Equatable {
     public var file: String
     public var offset: Int64?
     public var message: String
@@ -22,9 +23,8 @@ public struct FormatError: Error, CustomStringConvertible, Sendable, Equatable {
                            systemError: code)
     }
 
-    public var description: String {
-        if let offset { return "\(file): at byte \(offset): \(message)" }
-        return "\(file): \(message)"
+    public var diagnostic: Diagnostic {
+        Diagnostic(offset.map { "\(file): at byte \($0): \(message)" } ?? "\(file): \(message)", path: file)
     }
 }
 

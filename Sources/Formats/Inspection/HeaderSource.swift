@@ -1,3 +1,4 @@
+import Diagnostics
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -17,16 +18,18 @@ public protocol HeaderSource {
 }
 
 /// Why an image could not be inspected at all (as opposed to an image that was read and found unsafe).
-public struct InspectionError: Error, CustomStringConvertible, Sendable, Equatable {
+public struct InspectionError: DiagnosticError, Sendable, Equatable {
     public var path: String
     public var message: String
+    public var hint: String?
 
-    public init(path: String, _ message: String) {
+    public init(path: String, _ message: String, hint: String? = nil) {
         self.path = path
         self.message = message
+        self.hint = hint
     }
 
-    public var description: String { "cannot inspect \(path): \(message)" }
+    public var diagnostic: Diagnostic { Diagnostic("cannot inspect \(path): \(message)", hint: hint, image: path) }
 }
 
 /// How an image path may be opened. A symlink is refused unless followed on purpose: `inspect link-to-shadow`
@@ -43,18 +46,7 @@ public struct FileAccess: Sendable, Equatable {
 
     /// What `path` is when it is not a regular file or a directory entry the caller may read: nil for a regular
     /// file. Never follows a final symlink.
-    static func kind(_ mode: mode_t) -> String? {
-        switch mode & S_IFMT {
-        case S_IFREG: nil
-        case S_IFDIR: "a directory"
-        case S_IFLNK: "a symbolic link"
-        case S_IFBLK: "a block device"
-        case S_IFCHR: "a character device"
-        case S_IFIFO: "a FIFO"
-        case S_IFSOCK: "a socket"
-        default: "not a regular file"
-        }
-    }
+    static func kind(_ mode: mode_t) -> String? { fileKind(mode) }
 
     /// Throws unless `path` is free to be written: missing, or a regular file. The commands call this on every
     /// path they write, so that no result is ever written through a symlink or over a device node.
@@ -64,8 +56,8 @@ public struct FileAccess: Sendable, Equatable {
         guard let kind = kind(status.st_mode) else { return }
         var message = "the destination \(path) is \(kind)"
         if status.st_mode & S_IFMT == S_IFLNK, let target = linkText(path) { message += " to '\(target)'" }
-        throw InspectionError(path: image, message + "; imgcustomize never writes through a link or over a "
-                              + "device: give --output a path that is not there yet or is a regular file")
+        throw InspectionError(path: image, message, hint: "imgcustomize never writes through a link or over a device: "
+                              + "give --output a path that is not there yet or is a regular file")
     }
 
     static func linkText(_ path: String) -> String? {
@@ -91,13 +83,13 @@ public final class HeaderFile: HeaderSource {
         var entry = stat()
         guard lstat(path, &entry) == 0 else {
             let reason = String(cString: strerror(errno))
-            throw InspectionError(path: path, "\(reason); check the path and that it is readable")
+            throw InspectionError(path: path, reason, hint: "check the path and that it is readable")
         }
         if entry.st_mode & S_IFMT == S_IFLNK {
             let text = FileAccess.linkText(path).map { " to '\($0)'" } ?? ""
             guard access.followSymlinks else {
-                throw InspectionError(path: path, "it is a symbolic link\(text); give the image's own path, or "
-                                      + "--follow-symlinks to read what it points to")
+                throw InspectionError(path: path, "it is a symbolic link\(text)",
+                                      hint: "give the image's own path, or --follow-symlinks to read what it points to")
             }
             guard let resolved = realpath(path, nil) else {
                 throw InspectionError(path: path, "it is a symbolic link\(text) that leads nowhere: "
@@ -113,7 +105,7 @@ public final class HeaderFile: HeaderSource {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (access.followSymlinks ? 0 : O_NOFOLLOW))
         guard fd >= 0 else {
             let reason = errno == ELOOP ? "it became a symbolic link while being opened" : String(cString: strerror(errno))
-            throw InspectionError(path: path, "\(reason); check the path and that it is readable")
+            throw InspectionError(path: path, reason, hint: "check the path and that it is readable")
         }
         var status = stat()
         guard fstat(fd, &status) == 0 else {
@@ -125,7 +117,7 @@ public final class HeaderFile: HeaderSource {
         if let kind = FileAccess.kind(status.st_mode), !(type == S_IFBLK && access.allowBlockDevices) {
             closeDescriptor(fd)
             let hint = type == S_IFBLK ? "give --allow-device to read a block device" : "give the path of an image file"
-            throw InspectionError(path: path, "it is \(kind)\(linkTarget.map { " (\($0))" } ?? ""); \(hint)")
+            throw InspectionError(path: path, "it is \(kind)\(linkTarget.map { " (\($0))" } ?? "")", hint: hint)
         }
         if type == S_IFBLK {
             let end = lseek(fd, 0, SEEK_END)

@@ -1,3 +1,4 @@
+import Diagnostics
 /// What an inspection found that makes the image unsafe to hand to qemu or the appliance.
 public struct Violation: Sendable, Encodable, Equatable {
     /// Stable identifiers: scripts and tests match on these, so never rename one.
@@ -68,20 +69,19 @@ public struct SafetyPolicy: Sendable, Equatable {
 }
 
 /// An image refused by the safety checks. The message names the image, every problem and what to do.
-public struct UnsafeImageError: Error, CustomStringConvertible, Sendable {
+public struct UnsafeImageError: DiagnosticError, Sendable {
     public var path: String
     public var violations: [Violation]
 
-    public var description: String {
-        // What to do next on a line of its own, `  hint: ...`, as every error prints it (Operations' `withHint`).
-        if violations.count == 1, let violation = violations.first {
-            return "refusing \(path): \(violation.message) [\(violation.code.rawValue)]\n  hint: \(violation.hint)"
-        }
-        var text = "refusing \(path):"
-        for violation in violations {
-            text += "\n  - \(violation.message) [\(violation.code.rawValue)]\n    hint: \(violation.hint)"
-        }
-        return text
+    /// One problem reads on one line with its hint apart; several are listed, and their hints (each said once)
+    /// make the hint.
+    public var diagnostic: Diagnostic {
+        let problems = violations.map { "\($0.message) [\($0.code.rawValue)]" }
+        var hints: [String] = []
+        for violation in violations where !hints.contains(violation.hint) { hints.append(violation.hint) }
+        let message = problems.count == 1 ? "refusing \(path): \(problems[0])"
+            : "refusing \(path):" + problems.map { "\n  - \($0)" }.joined()
+        return Diagnostic(message, hint: hints.isEmpty ? nil : hints.joined(separator: "; "), image: path)
     }
 }
 

@@ -1,9 +1,17 @@
+import Diagnostics
 import CAugeas
 import Glibc
 
 /// A failure reported by host libaugeas, in its own words.
-struct AugeasError: Error, CustomStringConvertible {
-    var description: String
+struct AugeasError: DiagnosticError {
+    var message: String
+    var hint: String?
+    var diagnostic: Diagnostic { Diagnostic(message, hint: hint) }
+
+    init(description: String, hint: String? = nil) {
+        message = description
+        self.hint = hint
+    }
 }
 
 /// A host libaugeas handle that never touches the host's files: it is opened with no load path search beyond the
@@ -20,7 +28,8 @@ package final class Augeas {
         do {
             emptyRoot = try TemporaryDirectory(prefix: "imgcustomize-augeas")
         } catch {
-            throw AugeasError(description: "cannot create an empty Augeas root: \(error); set TMPDIR to a writable directory")
+            throw AugeasError(description: "cannot create an empty Augeas root: \(Diagnostic(of: error).message)",
+                              hint: "set TMPDIR to a writable directory")
         }
         let flags = AUG_NO_LOAD.rawValue | AUG_NO_MODL_AUTOLOAD.rawValue | AUG_NO_STDINC.rawValue
             | AUG_NO_ERR_CLOSE.rawValue

@@ -1,3 +1,4 @@
+import Diagnostics
 import Synchronization
 
 /// Stops a run from another thread: a signal the CLI caught, a library caller's own timeout or button.
@@ -77,7 +78,7 @@ public final class Cancellation: Sendable {
 }
 
 /// The error a cancelled run throws: nothing was committed, the image is as it was.
-public struct RunCancelled: Error, CustomStringConvertible, Sendable {
+public struct RunCancelled: DiagnosticError, Sendable {
     public var image: String
     public var reason: String
 
@@ -86,5 +87,5 @@ public struct RunCancelled: Error, CustomStringConvertible, Sendable {
         self.reason = reason
     }
 
-    public var description: String { "\(image): \(reason); the image is unchanged" }
+    public var diagnostic: Diagnostic { Diagnostic("\(image): \(reason); the image is unchanged", image: image) }
 }

@@ -1,3 +1,4 @@
+import Diagnostics
 extension GuestFilesystem {
     /// The one way Augeas edits a guest file, for every implementation: the text is read through the filesystem
     /// itself, parsed by host libaugeas with `aug_text_store`, edited, printed with `aug_text_retrieve`, and written
@@ -38,7 +39,8 @@ extension GuestFilesystem {
         let node = "/files" + augeasPath(path)
         func fail(_ action: String, _ error: Error) -> GuestError {
             GuestError(guest: guestDescription, action: "\(action) with Augeas lens \(lens)", path: path,
-                       message: parseError(augeas, node: node) ?? "\(error)")
+                       message: parseError(augeas, node: node) ?? Diagnostic(of: error).message,
+                       hint: Diagnostic(of: error).hint)
         }
         func clear() throws {
             for subtree in ["/files", "/augeas/text", "/imgcustomize"] { _ = try augeas.remove(subtree) }
@@ -110,7 +112,8 @@ struct HostAugeasEdit: AugeasEdit {
         do {
             return try body()
         } catch {
-            throw GuestError(guest: guest, action: "edit with Augeas", path: file, message: "\(error)")
+            let inner = Diagnostic(of: error)
+            throw GuestError(guest: guest, action: "edit with Augeas", path: file, message: inner.message, hint: inner.hint)
         }
     }
 

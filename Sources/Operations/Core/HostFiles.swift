@@ -1,25 +1,51 @@
+import Diagnostics
 import Glibc
 
 /// A failed system call on the host (a tree's files, an upload's source), before it becomes a `GuestError`.
-package struct SystemCallError: Error, CustomStringConvertible {
+package struct SystemCallError: DiagnosticError {
     package var code: Int32
-    package var message: String { String(cString: strerror(code)) }
-    package var description: String { message }
+    /// What is wrong in words better than strerror's, when there are (a FIFO given as a file: "it is a FIFO").
+    private var problem: String?
+    package var message: String { problem ?? String(cString: strerror(code)) }
+    package var diagnostic: Diagnostic { Diagnostic(message) }
 
-    package init(code: Int32) { self.code = code }
+    package init(code: Int32, problem: String? = nil) {
+        self.code = code
+        self.problem = problem
+    }
 
     package static func last() -> SystemCallError { SystemCallError(code: errno) }
 }
 
 /// Reading files of the host itself (an upload's source), as opposed to the guest's.
 package enum HostFiles {
-    static func read(_ path: String) throws -> (content: [UInt8], mode: UInt32) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SystemCallError.last() }
-        defer { close(fd) }
+    /// A descriptor of the regular file at `path`, and its status, for reading. O_NONBLOCK: a FIFO (or a device)
+    /// is refused at once, where a plain open would wait for a writer forever; the check is made on the descriptor
+    /// the file is then read through, so a path swapped after it changes nothing. The caller closes it.
+    package static func openRegular(_ path: String, followSymlinks: Bool = true) throws -> (fd: Int32, status: stat) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followSymlinks ? 0 : O_NOFOLLOW))
+        guard fd >= 0 else {
+            throw errno == ELOOP && !followSymlinks
+                ? SystemCallError(code: ELOOP, problem: "it is a symbolic link, not a regular file") : SystemCallError.last()
+        }
         var status = stat()
-        guard fstat(fd, &status) == 0 else { throw SystemCallError.last() }
-        guard status.st_mode & S_IFMT == S_IFREG else { throw SystemCallError(code: EINVAL) }
+        guard fstat(fd, &status) == 0 else {
+            let error = SystemCallError.last()
+            close(fd)
+            throw error
+        }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            let code = status.st_mode & S_IFMT == S_IFDIR ? EISDIR : EINVAL
+            let kind = fileKind(status.st_mode) ?? "not a regular file"
+            throw SystemCallError(code: code, problem: kind.hasPrefix("not ") ? "it is \(kind)" : "it is \(kind), not a regular file")
+        }
+        return (fd, status)
+    }
+
+    package static func read(_ path: String) throws -> (content: [UInt8], mode: UInt32) {
+        let (fd, status) = try openRegular(path)
+        defer { close(fd) }
         return (try readAll(fd), UInt32(status.st_mode & 0o7777))
     }
 
@@ -111,12 +137,8 @@ extension HostFiles {
 
     /// A regular file's content; refuses (ELOOP) a symlink swapped in for it.
     static func readRegular(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw SystemCallError.last() }
+        let (fd, _) = try openRegular(path, followSymlinks: false)
         defer { close(fd) }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else { throw SystemCallError.last() }
-        guard status.st_mode & S_IFMT == S_IFREG else { throw SystemCallError(code: EINVAL) }
         return try readAll(fd)
     }
 

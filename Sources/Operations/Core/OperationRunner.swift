@@ -1,3 +1,4 @@
+import Diagnostics
 /// What one step of a run did, as `--json` prints it.
 public struct StepReport: Codable, Sendable, Equatable {
     public var operation: String
@@ -91,15 +92,20 @@ public struct FileDiff: Codable, Sendable, Equatable {
 }
 
 /// An operation that failed, named as the user wrote it.
-public struct OperationFailure: Error, CustomStringConvertible {
+public struct OperationFailure: DiagnosticError {
     public var operation: String
     public var target: String
     public var underlying: Error
     /// The guest paths the operation had already changed when it failed (on a directory tree these stay changed).
     public var changedPaths: [String] = []
 
-    public var description: String {
-        "\(operation)\(target.isEmpty ? "" : " \(target)") failed: \(underlying)"
+    /// The step's name, then the underlying error's message; its hint, image and path are the underlying error's.
+    /// A guest command's non-zero exit says which operation ran it already.
+    public var diagnostic: Diagnostic {
+        var inner = (underlying as? any DiagnosticError)?.diagnostic ?? Diagnostic(String(describing: underlying))
+        if underlying is GuestCommandFailure { return inner }
+        inner.message = "\(operation)\(target.isEmpty ? "" : " \(target)") failed: \(inner.message)"
+        return inner
     }
 }
 

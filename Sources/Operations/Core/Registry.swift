@@ -1,3 +1,4 @@
+import Diagnostics
 /// An operation the command line, `imgcustomize operations` and the built-in profiles know by name.
 ///
 /// Each operation type conforms and is listed once, in `OperationRegistry.types`; the CLI turns every entry into an
@@ -177,16 +178,14 @@ extension RegisteredOperation {
 }
 
 /// A command-line argument an operation cannot use.
-public struct ArgumentError: Error, CustomStringConvertible, Sendable {
+public struct ArgumentError: DiagnosticError, Sendable {
     public var option: String
     public var problem: String
     public var argument: OperationArgument
 
-    public var description: String {
-        var text = "\(option): \(problem)"
-        if argument != .none {
-            text += "; expected \(argument.usage(option)) (e.g. \(argument.exampleUsage(option)))"
-        }
-        return text
+    /// The problem names the option once; the hint shows the usage.
+    public var diagnostic: Diagnostic {
+        Diagnostic("\(option): \(problem)", hint: argument == .none ? nil
+                   : "expected \(argument.usage(option)) (e.g. \(argument.exampleUsage(option)))")
     }
 }

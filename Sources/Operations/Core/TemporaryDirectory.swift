@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Logging
 
@@ -66,11 +67,12 @@ package final class TemporaryDirectory: Sendable {
     }
 }
 
-package struct TemporaryDirectoryError: Error, CustomStringConvertible {
+package struct TemporaryDirectoryError: DiagnosticError {
     package var parent: String
     package var code: Int32
 
-    package var description: String {
-        "cannot create a temporary directory in \(parent): \(String(cString: strerror(code)))"
+    package var diagnostic: Diagnostic {
+        Diagnostic("cannot create a temporary directory in \(parent): \(String(cString: strerror(code)))",
+                   hint: "set TMPDIR to a writable directory", path: parent)
     }
 }

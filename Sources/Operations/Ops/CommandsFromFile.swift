@@ -1,3 +1,4 @@
+import Diagnostics
 /// `commands-from-file FILE`: the operations of a virt-customize command file, in its order, so that a file
 /// written for `virt-customize --commands-from-file` runs unchanged. The file is read when the command line is
 /// parsed; a run expands it into one step per line (`expandingCommandFiles`).
@@ -90,8 +91,9 @@ public enum CommandFile {
             do {
                 credentials = try SubscriptionCredentials(selector: command.argument ?? "")
             } catch {
-                throw CommandFileError(file: path, line: command.line, problem: "\(error)",
-                                       hint: "give sm-credentials USER:password:PASSWORD or USER:file:FILE")
+                let inner = Diagnostic(of: error)
+                throw CommandFileError(file: path, line: command.line, problem: inner.message,
+                                       hint: inner.hint ?? "give sm-credentials USER:password:PASSWORD or USER:file:FILE")
             }
         }
         return try operations.supplyingSubscriptionCredentials(credentials, required: false)
@@ -169,21 +171,22 @@ public enum CommandFile {
             do {
                 return try descriptor.parse(argument)
             } catch {
-                throw fail("\(error)")
+                let inner = Diagnostic(of: error)
+                throw fail(inner.message, hint: inner.hint)
             }
         }
     }
 }
 
 /// A command file that cannot be used: which file, which line, what is wrong with it.
-public struct CommandFileError: Error, CustomStringConvertible, Sendable {
+public struct CommandFileError: DiagnosticError, Sendable {
     public var file: String
     /// The line (from 1) of the command, nil for a problem with the whole file.
     public var line: Int?
     public var problem: String
     public var hint: String?
 
-    public var description: String {
-        withHint("\(file)\(line.map { ":\($0)" } ?? ""): \(problem)", hint)
+    public var diagnostic: Diagnostic {
+        Diagnostic("\(file)\(line.map { ":\($0)" } ?? ""): \(problem)", hint: hint, path: file)
     }
 }

@@ -1,3 +1,4 @@
+import Diagnostics
 /// `edit-file PATH:s/REGEX/REPLACEMENT/FLAGS`, or a Swift closure over the file's text.
 ///
 /// A substitution applies to each line on its own, as `sed` and `virt-customize --edit` do; flag `g` replaces
@@ -58,7 +59,11 @@ public struct EditFile: RegisteredOperation {
 
 /// A parsed `s/REGEX/REPLACEMENT/FLAGS`.
 struct Substitution: Sendable {
-    struct Problem: Error, CustomStringConvertible { var description: String }
+    struct Problem: DiagnosticError {
+        var message: String
+        var diagnostic: Diagnostic { Diagnostic(message, hint: "write it as s/REGEX/REPLACEMENT/FLAGS, e.g. s/^a/b/g") }
+        init(description: String) { message = description }
+    }
 
     enum Piece: Sendable, Equatable {
         case literal(String)

@@ -61,7 +61,10 @@ public struct Install: RegisteredOperation {
         if !files.isEmpty {
             let made = try guestTemporaryPath(guest, prefix: "imgcustomize-packages")
             directory = made
-            try guest.mkdir(made, mode: 0o700, parents: false)
+            // 0755, not 0700: apt fetches a local .deb as its sandbox user _apt (every guest debootstrap or the
+            // installer made has one), which must be able to enter the directory. Package files are not secret,
+            // and the name is fresh and random under /tmp, created here, so nothing else can have put it there.
+            try guest.mkdir(made, mode: 0o755, parents: false)
             for file in files {
                 let content: [UInt8]
                 do {

@@ -1,3 +1,4 @@
+import Diagnostics
 /// The `sysprep` profile's operations, in order: virt-sysprep's default Linux clean-ups in the order it runs them
 /// (sorted by its names; its machine-id is remove-machine-id), then what cloud images need on top (cloud-init state,
 /// UUID= in ifcfg files), then what virt-sysprep does in every run (a fresh random seed), as each operation declares
@@ -97,10 +98,11 @@ public struct SysprepSelection: Sendable, Equatable {
 }
 
 /// A `--enable` or `--operations` list that names no known sysprep operation, or adds one that needs an argument.
-public struct SysprepSelectionError: Error, CustomStringConvertible, Sendable {
+public struct SysprepSelectionError: DiagnosticError, Sendable {
     public var option: String
     public var problem: String
-    public var description: String { "\(option): \(problem)" }
+    /// Each problem says where the choices are listed.
+    public var diagnostic: Diagnostic { Diagnostic("\(option): \(problem)") }
 }
 
 extension OperationDescriptor {

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Synchronization
 
@@ -30,16 +31,17 @@ public struct TarIn: RegisteredOperation {
         func failure(_ message: String, hint: String? = nil) -> GuestError {
             GuestError(guest: guest.guestDescription, action: Self.name, path: tarball, message: message, hint: hint)
         }
+        // Opened once and checked (a FIFO is refused, not waited on); tar reads that very file through its stdin,
+        // reopened as /dev/stdin so that it still finds the compression itself, so a path swapped meanwhile
+        // changes nothing.
+        let fd: Int32
         do {
-            let entry = try HostFiles.entry(tarball)
-            guard entry.kind != .directory else { throw SystemCallError(code: EISDIR) }
-            let fd = open(tarball, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw SystemCallError.last() }
-            close(fd)
+            fd = try HostFiles.openRegular(tarball).fd
         } catch let error as SystemCallError {
             throw failure("cannot read the tarball: \(error.message)", hint: "check the path on the host")
         }
-        let listing = try runTar(["-tf", tarball], failure)
+        defer { close(fd) }
+        let listing = try runTar(["-tf", "/dev/stdin"], input: fd, failure)
         let unsafe = listing.split(separator: "\n").map(String.init).filter { member in
             member.hasPrefix("/") || member.split(separator: "/").contains("..")
         }
@@ -51,11 +53,11 @@ public struct TarIn: RegisteredOperation {
         do {
             directory = try TemporaryDirectory(prefix: "imgcustomize-tar-in")
         } catch {
-            throw failure("\(error)", hint: "set TMPDIR to a writable directory")
+            throw failure(Diagnostic(of: error).message, hint: "set TMPDIR to a writable directory")
         }
         defer { directory.remove() }
-        _ = try runTar(["--same-owner", "--same-permissions", "--numeric-owner", "-xf", tarball, "-C", directory.path],
-                       failure)
+        _ = try runTar(["--same-owner", "--same-permissions", "--numeric-owner", "-xf", "/dev/stdin", "-C", directory.path],
+                       input: fd, failure)
         var copier = HostTreeCopier(guest: guest, action: Self.name)
         let names: [String]
         do { names = try HostFiles.list(directory.path) } catch let error as SystemCallError {
@@ -70,15 +72,15 @@ public struct TarIn: RegisteredOperation {
     }
 }
 
-/// Runs the host's tar; its standard output, or an error carrying what tar printed.
-private func runTar(_ arguments: [String], _ failure: (String, String?) -> GuestError) throws -> String {
+/// Runs the host's tar on the tarball open as `input`; its standard output, or an error carrying what tar printed.
+private func runTar(_ arguments: [String], input: Int32, _ failure: (String, String?) -> GuestError) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["tar"] + arguments
     let output = Pipe(), errors = Pipe()
     process.standardOutput = output
     process.standardError = errors
-    process.standardInput = FileHandle.nullDevice
+    process.standardInput = FileHandle(fileDescriptor: input, closeOnDealloc: false)
     do { try process.run() } catch {
         throw failure("cannot run tar: \(error.localizedDescription)", "install GNU tar on the host")
     }

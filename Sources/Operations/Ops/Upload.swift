@@ -29,7 +29,7 @@ public struct Upload: RegisteredOperation {
             file = try HostFiles.read(localFile)
         } catch let error as SystemCallError {
             throw GuestError(guest: guest.guestDescription, action: "upload: read host file", path: localFile,
-                             message: error.message)
+                             message: error.message, hint: "give the path of a readable regular file on this host")
         }
         var destination = path
         if try guest.isDirectory(path) {
