@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import Logging
 import Operations
@@ -85,9 +86,11 @@ enum PVHKernel {
         }
     }
 
-    struct ExtractionError: Error, CustomStringConvertible {
+    /// Why the stock kernel boots: logged at -vv, never a failure of the run.
+    struct ExtractionError: DiagnosticError, CustomStringConvertible {
         var description: String
         init(_ description: String) { self.description = description }
+        var diagnostic: Diagnostic { Diagnostic(description, hint: "the appliance boots the stock kernel instead") }
     }
 
     /// Decompresses the bzImage's payload with the host's own decompressor into a file beside `target`, checks it,

@@ -15,8 +15,8 @@ import Profiles
         let failure = #expect(throws: RunFailure.self) {
             try Pipeline().customize([Delete(missing)], onTree: root)
         }
-        #expect(failure?.message == "\(root): open tree: this is the host's own root directory, not a guest's tree")
-        #expect(failure?.hint?.contains("--root takes the directory of an unpacked guest") == true)
+        #expect(failure?.diagnostic.message == "\(root): open tree: this is the host's own root directory, not a guest's tree")
+        #expect(failure?.diagnostic.hint?.contains("--root takes the directory of an unpacked guest") == true)
         #expect(failure?.imageUnchanged == true)
         #expect(failure?.report.steps.isEmpty == true)
     }
@@ -28,7 +28,7 @@ import Profiles
         let failure = #expect(throws: RunFailure.self) {
             try Pipeline().customize([Delete("/imgcustomize-test-\(UUID().uuidString)")], onTree: link)
         }
-        #expect(failure?.message.hasSuffix("this is the host's own root directory, not a guest's tree") == true)
+        #expect(failure?.diagnostic.message.hasSuffix("this is the host's own root directory, not a guest's tree") == true)
     }
 
     @Test func outputWithRootIsRefusedAndTheTreeUntouched() throws {
@@ -39,8 +39,8 @@ import Profiles
         let failure = #expect(throws: RunFailure.self) {
             try Pipeline(options: options).customize([Touch("/created")], onTree: directory.path)
         }
-        #expect(failure?.message == "\(directory.path): --output does not apply to a directory tree, which is changed in place")
-        #expect(failure?.hint?.contains("cp -a") == true)
+        #expect(failure?.diagnostic.message == "\(directory.path): --output does not apply to a directory tree, which is changed in place")
+        #expect(failure?.diagnostic.hint?.contains("cp -a") == true)
         #expect(failure?.imageUnchanged == true)
         #expect(FileManager.default.fileExists(atPath: directory.path("created")) == false)
         #expect(FileManager.default.fileExists(atPath: output.path("result.qcow2")) == false)
@@ -59,9 +59,10 @@ import Profiles
         }
         #expect(failure?.imageUnchanged == false)
         #expect(failure?.treeChanges == ["touch /etc/stamp", "truncate /etc/a"])
-        #expect(failure?.message == "truncate /etc/missing failed: \(directory.path): truncate /etc/missing: no such regular file; already changed in the tree before the failure: touch /etc/stamp, truncate /etc/a")
-        let json = try #require(JSONSerialization.jsonObject(with: Data(failure?.json().utf8 ?? "".utf8)) as? [String: Any])
-        #expect((json["error"] as? [String: Any])?["message"] as? String == failure?.message)
+        #expect(failure?.diagnostic.message == "truncate /etc/missing failed: \(directory.path): truncate /etc/missing: no such regular file; already changed in the tree before the failure: touch /etc/stamp, truncate /etc/a")
+        let encoded = try JSONEncoder().encode(#require(failure))
+        let json = try #require(JSONSerialization.jsonObject(with: encoded) as? [String: Any])
+        #expect((json["error"] as? [String: Any])?["message"] as? String == failure?.diagnostic.message)
         #expect(json["image-unchanged"] as? Bool == false)
     }
 
