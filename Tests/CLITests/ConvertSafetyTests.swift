@@ -242,7 +242,7 @@ import TestSupport
         let directory = try TestDirectory()
         let raw = directory.path("odd.raw")
         try runTool("dd", ["if=/dev/urandom", "of=\(raw)", "bs=1000", "count=1", "status=none"])
-        let output = directory.path("odd.\(format)")
+        let output = directory.path("out.\(format)")
         let run = try imgcustomize(["convert", "-O", format, raw, output])
         #expect(run.status == 0, "\(run.stderr)")
         try runTool("qemu-img", ["compare", "-f", "raw", "-F", format, raw, output])
@@ -277,11 +277,12 @@ import TestSupport
     // MARK: Holes cost nothing
 
     @Test func aSixteenTebibyteSparseRawConvertsInSeconds() throws {
-        let directory = try TestDirectory()
-        let raw = directory.path("sparse.raw")
+        // On tmpfs: ext4 stops a file 4 KiB short of 16 TiB.
+        let mount = try TmpfsMount(megabytes: 64)
+        let raw = mount.file("sparse.raw")
         try runTool("truncate", ["-s", "16T", raw])
         try runTool("qemu-io", ["-f", "raw", "-c", "write -P 0x42 8T 1M", "-c", "write -P 0x43 16383G 64k", raw])
-        let output = directory.path("sparse.qcow2")
+        let output = mount.file("sparse.qcow2")
         let began = Date()
         let run = try runBounded(["convert", raw, output], seconds: 60)
         let took = Date().timeIntervalSince(began)
@@ -303,15 +304,13 @@ import TestSupport
         #expect(run.status == 0, "\(run.stderr)")
         #expect(took < 20, "took \(took) s")
         #expect(try runTool("qemu-img", ["check", output]).contains("No errors"))
-        // The same size, and the same data where the input has data (compare would read 64 PiB of zeros).
+        // The same size, the input's two data clusters and nothing else (compare would read 64 PiB of zeros).
         let info = try jsonObject(try runTool("qemu-img", ["info", "--output=json", output]))
         #expect(info["virtual-size"] as? Int == 64 << 50)
-        let map = try runTool("qemu-img", ["map", "--output=json", output])
-        #expect(map.contains("\"start\": \(40 << 50), \"length\": 4194304"), "\(map)")
-        let piece = directory.path("piece.raw")
-        try runTool("qemu-img", ["dd", "-f", "qcow2", "-O", "raw", "if=\(output)", "of=\(piece)", "bs=1M",
-                                 "skip=\(40 << 30)", "count=4"])
-        #expect(try Data(contentsOf: URL(fileURLWithPath: piece)) == Data(repeating: 0x42, count: 4 << 20))
+        #expect(try runTool("qemu-img", ["check", output]).contains("2/34359738368 = 0.00% allocated"))
+        let read = try runTool("qemu-io", ["-f", "qcow2", "-r", "-c", "read -P 0x42 40P 4M", "-c", "read -P 0 0 2M",
+                                           "-c", "read -P 0 \((40 << 50) - (2 << 20)) 2M", output])
+        #expect(!read.contains("Pattern verification failed"), "\(read)")
     }
 }
 
