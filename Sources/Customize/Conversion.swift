@@ -41,11 +41,12 @@ public struct Conversion: Sendable {
                 hint: "write the result to another path (the input is read while the output is written); "
                     + "nothing was written")
         }
-        let lock = try image.duplicateDescriptor()
-        defer { close(lock) }
-        let transaction = try Transaction(image: image.checked.identity, destination: output,
-                                          needs: .init(newImage: 0, overlay: 0), imageDescriptor: lock,
-                                          logger: logger)
+        // No free-space estimate: a compressed result's size is unknown until written, and running out of space
+        // costs nothing but the scratch.
+        let transaction = try image.withDescriptor {
+            try Transaction(image: image.checked.identity, destination: output, needs: .init(newImage: 0, overlay: 0),
+                            imageDescriptor: $0, logger: logger)
+        }
         defer { transaction.abandon() }
         let newImage = transaction.scratchPath("new")
         let stats: WriteStats

@@ -40,10 +40,9 @@ public final class InputImage: Sendable {
         }
     }
 
-    /// A new descriptor on the same open file, for a lock that must cover this very file; the caller closes it.
-    public func duplicateDescriptor() throws -> Int32 {
-        let copy = fcntl(file.descriptor, F_DUPFD_CLOEXEC, 0)
-        guard copy >= 0 else { throw FormatError.system(file: path, "duplicating the descriptor") }
-        return copy
+    /// Runs `body` with the descriptor the image is read through (borrowed: `body` must not close it), for a lock
+    /// that must cover this very file.
+    public func withDescriptor<T>(_ body: (Int32) throws -> T) rethrows -> T {
+        try body(file.descriptor)
     }
 }
