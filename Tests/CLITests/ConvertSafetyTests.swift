@@ -213,6 +213,11 @@ import TestSupport
         #expect(refused.stderr.contains("--force-share"), "\(refused.stderr)")
         #expect(try sha256(setup.output) == setup.outputHash)
 
+        // customize's check goes through the same test: refused before any appliance is launched.
+        let customize = try imgcustomize(["customize", setup.input, "--write", "/etc/motd:x"])
+        #expect(customize.status == 1, "\(customize.stderr)")
+        #expect(customize.stderr.contains("Failed to get shared \"write\" lock"), "\(customize.stderr)")
+
         let forced = try imgcustomize(["convert", "-U", setup.input, setup.output])
         #expect(forced.status == 0, "\(forced.stderr)")
         try runTool("qemu-img", ["compare", "-U", "-f", "qcow2", "-F", "qcow2", setup.input, setup.output])
