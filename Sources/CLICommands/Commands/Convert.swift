@@ -39,7 +39,7 @@ extension IMGCustomize {
         @Option(help: "qcow2 cluster compression: zlib (what every qemu reads), zstd or none.")
         var compress: ClusterCompression = .zlib
 
-        @Option(help: "Compression level (default: libdeflate 4, zstd 1).")
+        @Option(help: "Compression level: zlib 0 to 12 (default 4), zstd its own range, up to 22 (default 1).")
         var level: Int32?
 
         @Option(help: "qcow2 cluster size in bytes, a power of two from 512 to 2097152.")

@@ -97,9 +97,13 @@ public struct WriteStats: Sendable, Equatable {
 }
 
 /// Rewrites an image: qcow2 v3 (no backing file, no data file; clusters deflate or zstd compressed, or stored) or
-/// sparse raw. Clusters that read as zeros are never written. Reading and compression run on `threads` threads,
-/// a MiB at a time (qcow2 clusters are placed in order by one consumer, raw blocks written by the workers), so
-/// memory stays bounded whatever the image size.
+/// sparse raw. Clusters that read as zeros are never written, and holes are never read: only the batches the
+/// source's extent map shows data in become work (`BatchPlanner`). Reading and compression run on `threads`
+/// threads, a MiB at a time (qcow2 clusters are placed in order by one consumer, raw blocks written by the
+/// workers), so memory stays bounded whatever the image size.
+///
+/// The file at `path` is written in place: a caller replacing a user's file writes in a scratch directory and
+/// renames (`Conversion` and the pipeline in Customize, through their `Transaction`).
 public struct ImageWriter: Sendable {
     public var options: WriteOptions
     private static let logger = Logger(label: "imgcustomize.formats.writer")
@@ -115,9 +119,9 @@ public struct ImageWriter: Sendable {
         self.options = options
     }
 
-    /// Writes `source` to `path` (created or truncated), fsyncs it unless `durable` is off, and returns what it did. On failure the output
-    /// file is removed. `progress` is called on the calling thread each time a batch is written; what it throws
-    /// (a cancelled run) stops the write the same way.
+    /// Writes `source` to `path` (created or truncated), fsyncs it unless `durable` is off, and returns what it did.
+    /// On failure the output file is removed. `progress` is called on the calling thread each time a batch is
+    /// written, and after each stretch of holes; what it throws (a cancelled run) stops the write the same way.
     public func write(_ source: any ImageSource, to path: String,
                       progress: (WriteProgress) throws -> Void = { _ in }) throws -> WriteStats {
         try options.validate(output: path)
