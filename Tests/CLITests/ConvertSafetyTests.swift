@@ -160,6 +160,17 @@ import TestSupport
         #expect(try setup.entries() == ["in.qcow2", "out.qcow2"])
     }
 
+    /// Without the fsyncs the output is still replaced by a rename, never rewritten in place.
+    @Test func aNoFsyncRunStillReplacesTheOutputByARename() throws {
+        let setup = try Setup()
+        let before = try inodeNumber(setup.output)
+        let run = try imgcustomize(["convert", "--no-fsync", setup.input, setup.output])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try inodeNumber(setup.output) != before, "a new file took the output's name")
+        try runTool("qemu-img", ["compare", "-f", "qcow2", "-F", "qcow2", setup.input, setup.output])
+        #expect(try setup.entries() == ["in.qcow2", "out.qcow2"])
+    }
+
     // MARK: Two writers
 
     @Test func aSecondConvertToTheSameOutputIsRefused() throws {
