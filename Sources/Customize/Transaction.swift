@@ -45,9 +45,14 @@ public final class Transaction {
     /// they read), and `destination` exclusively when it exists and differs; removes the scratch
     /// of earlier runs that died, checks free space, and makes the scratch directories.
     ///
+    /// The destination is claimed even when it does not exist yet: a run that finds the live scratch directory of
+    /// another run for the same destination is refused, so two writers never race to the rename.
+    ///
     /// - Parameter scratchParent: a directory for the overlay; nil puts it beside the destination.
+    /// - Parameter imageDescriptor: the image as the run has it open, locked through a duplicate instead of opening
+    ///   its path again (which may name another file by now, or a FIFO); the caller keeps its own descriptor.
     public init(image: ImageIdentity, destination: String, scratchParent: String? = nil, needs: SpaceNeeds,
-                logger: Logger) throws {
+                imageDescriptor: Int32? = nil, logger: Logger) throws {
         self.image = image
         self.destination = destination
         self.logger = logger
@@ -63,9 +68,13 @@ public final class Transaction {
         }
         do {
             let inPlace = destination == image.path
-            locks.append(try Self.lock(image.path, exclusive: inPlace))
+            if let imageDescriptor {
+                locks.append(try Self.lock(descriptor: imageDescriptor, image.path, exclusive: inPlace))
+            } else {
+                locks.append(try Self.lock(image.path, exclusive: inPlace))
+            }
             if !inPlace, FileManager.default.fileExists(atPath: destination) {
-                locks.append(try Self.lock(destination, exclusive: true))
+                locks.append(try Self.lock(destination, exclusive: true, follow: false))
             }
         } catch let error as CustomizeError {
             throw fail(error)
@@ -79,7 +88,10 @@ public final class Transaction {
         if let scratchParent { TemporaryDirectory.removeStale(in: scratchParent, prefix: Self.overlayPrefix, logger: logger) }
 
         do {
-            scratchDirectory = try TemporaryDirectory(in: directory, prefix: prefix)
+            scratchDirectory = try Self.claimScratch(in: directory, prefix: prefix, image: image.path,
+                                                     destination: destination)
+        } catch let error as CustomizeError {
+            throw fail(error)
         } catch {
             throw fail(CustomizeError(image: image.path, "cannot write beside the destination \(destination): \(Diagnostic(of: error).message)",
                 hint: "the new image is written in \(directory) so that it replaces \(destination) in one atomic rename; "
@@ -128,12 +140,14 @@ public final class Transaction {
     public var overlay: String { (overlayDirectory as NSString).appendingPathComponent("overlay.qcow2") }
 
     /// Makes `newImage` (a file in the scratch directory) the destination: fsync, check that the image is still
-    /// the one checked, rename, fsync the directory.
-    public func commit(_ newImage: String) throws {
-        try fsyncPath(newImage)
+    /// the one checked, rename, fsync the directory. Not `durable`, the fsyncs are skipped (a crash may then leave
+    /// an incomplete file at the destination); the rename is atomic all the same.
+    public func commit(_ newImage: String, durable: Bool = true) throws {
+        if durable { try fsyncPath(newImage) }
         try requireUnchangedImage()
-        if let attributes = try? FileManager.default.attributesOfItem(atPath: image.path),
-           let permissions = attributes[.posixPermissions] as? NSNumber, destination == image.path {
+        // The file replaced keeps its permissions, as it would if it had been rewritten in place.
+        if let attributes = try? FileManager.default.attributesOfItem(atPath: destination),
+           let permissions = attributes[.posixPermissions] as? NSNumber {
             chmod(newImage, mode_t(permissions.uint16Value))
         }
         guard rename(newImage, destination) == 0 else {
@@ -142,8 +156,10 @@ public final class Transaction {
                                  hint: "the original is unchanged")
         }
         committed = true
-        try fsyncPath((destination as NSString).deletingLastPathComponent.isEmpty
-                      ? "." : (destination as NSString).deletingLastPathComponent)
+        if durable {
+            try fsyncPath((destination as NSString).deletingLastPathComponent.isEmpty
+                          ? "." : (destination as NSString).deletingLastPathComponent)
+        }
         abandon()
     }
 
@@ -173,12 +189,26 @@ public final class Transaction {
 
     static let overlayPrefix = "imgcustomize-overlay"
 
-    private static func lock(_ path: String, exclusive: Bool) throws -> Int32 {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// O_NONBLOCK: a FIFO put at the path must not hang the run. The destination's final symlink is never
+    /// followed (the checks refused one already; this keeps one put there since from being followed).
+    private static func lock(_ path: String, exclusive: Bool, follow: Bool = true) throws -> Int32 {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW))
         guard fd >= 0 else {
             throw CustomizeError(image: path, "cannot open: \(String(cString: strerror(errno)))",
                                  hint: "check the path and its permissions")
         }
+        return try lock(owning: fd, path, exclusive: exclusive)
+    }
+
+    private static func lock(descriptor: Int32, _ path: String, exclusive: Bool) throws -> Int32 {
+        let fd = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
+        guard fd >= 0 else {
+            throw CustomizeError(image: path, "cannot duplicate its descriptor: \(String(cString: strerror(errno)))")
+        }
+        return try lock(owning: fd, path, exclusive: exclusive)
+    }
+
+    private static func lock(owning fd: Int32, _ path: String, exclusive: Bool) throws -> Int32 {
         guard flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0 else {
             close(fd)
             throw CustomizeError(image: path, exclusive
@@ -187,6 +217,47 @@ public final class Transaction {
                 hint: "wait for it to finish; a run that changes an image in place excludes every other run on it")
         }
         return fd
+    }
+
+    /// Makes this run's scratch directory beside the destination unless another live run has one for the same
+    /// destination. The look and the making happen under an exclusive lock on the directory, held for that moment
+    /// only, so of two runs starting together exactly one finds the other's.
+    private static func claimScratch(in directory: String, prefix: String, image: String,
+                                     destination: String) throws -> TemporaryDirectory {
+        let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { if directoryDescriptor >= 0 { close(directoryDescriptor) } }
+        if directoryDescriptor >= 0 {
+            // Another run holds it for a directory listing and a mkdir: a few milliseconds.
+            var tries = 0
+            while flock(directoryDescriptor, LOCK_EX | LOCK_NB) != 0, errno == EWOULDBLOCK, tries < 500 {
+                usleep(10_000)
+                tries += 1
+            }
+        }
+        if let live = liveScratch(in: directory, prefix: prefix) {
+            throw CustomizeError(image: image, "another imgcustomize run is writing \(destination) (its scratch "
+                                 + "directory \(live) is in use)",
+                                 hint: "wait for it to finish, or write the result to another path")
+        }
+        return try TemporaryDirectory(in: directory, prefix: prefix)
+    }
+
+    /// The scratch directory of a live run named for this destination, `PREFIX.PID.XXXXXX`: one whose lock is
+    /// held (or, where flock does not work, whose process is alive).
+    private static func liveScratch(in directory: String, prefix: String) -> String? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
+        for entry in entries where entry.hasPrefix(prefix + ".") {
+            // Exactly PID.XXXXXX: the scratch of a destination whose name only starts like this one is not ours.
+            let parts = entry.dropFirst(prefix.count + 1).split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 2, let pid = Int32(parts[0]), parts[1].count == 6 else { continue }
+            let path = (directory as NSString).appendingPathComponent(entry)
+            let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard descriptor >= 0 else { continue }
+            defer { close(descriptor) }
+            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { continue }
+            if errno == EWOULDBLOCK || kill(pid, 0) == 0 { return path }
+        }
+        return nil
     }
 
     static func freeBytes(_ directory: String) -> Int64? {

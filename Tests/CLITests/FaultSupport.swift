@@ -83,6 +83,16 @@ final class BackgroundRun {
         try body()
     }
 
+    /// Sends `sig` to the run.
+    func signal(_ sig: Int32) throws {
+        guard kill(process.processIdentifier, sig) == 0 else { throw TestFailure("kill: \(String(cString: strerror(errno)))") }
+    }
+
+    /// The signal that ended the run, once `finish` returned; nil when it exited.
+    var endedBySignal: Int32? {
+        process.terminationReason == .uncaughtSignal ? process.terminationStatus : nil
+    }
+
     /// Waits for the run to end.
     func finish() -> CLIResult {
         stderrText += String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

@@ -183,4 +183,78 @@ import Testing
         #expect(calls == 2)
         #expect(!FileManager.default.fileExists(atPath: out))
     }
+
+    /// The input is read through the descriptor that was checked: a symlink to another image or a FIFO put at its
+    /// path afterwards is never read (nor waited on).
+    @Test(arguments: ["symlink", "fifo"])
+    func theInputIsReadThroughTheDescriptorThatWasChecked(swap: String) throws {
+        let scratch = try Scratch()
+        let raw = try scratch.guestDisk("guest.raw", size: 3 << 20)
+        let image = scratch.path("guest.qcow2")
+        try run("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, image])
+        let other = try scratch.guestDisk("other.raw", size: 3 << 20, seed: 9)
+        let input = try InputImage(path: image)
+        try FileManager.default.moveItem(atPath: image, toPath: scratch.path("moved.qcow2"))
+        if swap == "symlink" {
+            #expect(symlink(other, image) == 0)
+        } else {
+            #expect(mkfifo(image, 0o600) == 0)
+        }
+        let out = scratch.path("out.qcow2")
+        _ = try ImageWriter().write(input.source, to: out)
+        try expectSame(raw, "raw", out, "qcow2")
+        try input.requireUnchanged()
+        #expect(!input.isSameFile(as: image))
+        #expect(input.isSameFile(as: scratch.path("moved.qcow2")))
+    }
+
+    /// A raw disk is its file rounded up to whole 512-byte sectors, the tail reading as zeros, as qemu reads it.
+    @Test(arguments: [1, 1000, 4097, (1 << 20) + 3])
+    func aRawFileOfAnySizeIsReadAsQemuReadsIt(size: Int) throws {
+        let scratch = try Scratch()
+        let raw = scratch.path("odd.raw")
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        try Data(bytes).write(to: URL(fileURLWithPath: raw))
+        let reader = try RawReader(path: raw)
+        #expect(reader.virtualSize == UInt64((size + 511) / 512 * 512))
+        #expect(try readAll(reader) == bytes + [UInt8](repeating: 0, count: Int(reader.virtualSize) - size))
+        let out = scratch.path("odd.qcow2")
+        _ = try ImageWriter().write(reader, to: out)
+        try expectClean(out)
+        try expectSame(raw, "raw", out, "qcow2")
+    }
+
+    @Test(arguments: [
+        (WriteOptions(level: 13), "out of zlib's range, 0 to 12"),
+        (WriteOptions(compression: .zstd, level: 99), "out of zstd's range"),
+        (WriteOptions(compression: .none, level: 1), "without compression"),
+        (WriteOptions(format: .raw, level: 1), "raw output"),
+        (WriteOptions(clusterSize: 3000), "cluster size 3000"),
+        (WriteOptions(clusterSize: 4 << 20), "cluster size 4194304"),
+    ])
+    func optionsNoWriteCouldHonourAreRefusedUpFront(options: WriteOptions, message: String) throws {
+        let error = try #require(throws: FormatError.self) { try options.validate(output: "/nowhere/out.qcow2") }
+        #expect(error.message.contains(message), "\(error)")
+        #expect(error.file == "/nowhere/out.qcow2")
+        try WriteOptions(compression: .zstd, level: 19).validate(output: "x")
+    }
+
+    /// Holes are planned around, not read: only batches holding data become work.
+    @Test func onlyBatchesHoldingDataArePlanned() throws {
+        let scratch = try Scratch()
+        let raw = scratch.path("sparse.raw")
+        try run("truncate", ["-s", "3T", raw])
+        try run("qemu-io", ["-f", "raw", "-c", "write -P 1 1G 1536k", "-c", "write -P 2 2047G 4k", raw])
+        var planner = BatchPlanner(source: try RawReader(path: raw), batchBytes: ImageWriter.batchBytes)
+        var planned: [UInt64] = []
+        var calls = 0
+        while let starts = try planner.next() {
+            planned += starts
+            calls += 1
+        }
+        let gibibyte: UInt64 = 1 << 30
+        let expected: [UInt64] = [gibibyte, gibibyte + ImageWriter.batchBytes, 2047 * gibibyte]
+        #expect(planned == expected)
+        #expect(calls < 64, "\(calls) windows for 3 TiB")
+    }
 }

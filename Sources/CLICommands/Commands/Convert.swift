@@ -13,9 +13,16 @@ extension IMGCustomize {
         static let configuration = CommandConfiguration(
             abstract: "Rewrite an image as compressed qcow2 or sparse raw, compressing on every core.",
             discussion: """
-            Zero clusters are never written. The output passes `qemu-img check` and is on the disk when the command \
-            returns (fsync; `--no-fsync` skips it). The input is inspected first and \
-            refused when unsafe (a backing file, an external data file, a polyglot...).
+            Zero clusters are never written, and holes cost nothing to read. The output passes `qemu-img check` and \
+            is on the disk when the command returns (fsync; `--no-fsync` skips it). The input is inspected first and \
+            refused when unsafe (a backing file, an external data file, a polyglot...), and read through the \
+            descriptor that was checked.
+
+            The output is replaced as a whole or not at all: the new image is written beside it under a temporary \
+            name and renamed over it once complete and checked, so a failure, a signal or kill -9 leaves what was \
+            there untouched. A second run writing the same output is refused, and so is an output that is the input \
+            under another name. An image a running qemu has open for writing is refused, as qemu-img refuses it \
+            (`--force-share` reads it anyway).
 
             EXAMPLES:
               imgcustomize convert rhel7.qcow2 rhel7-compressed.qcow2
@@ -32,7 +39,7 @@ extension IMGCustomize {
         @Option(help: "qcow2 cluster compression: zlib (what every qemu reads), zstd or none.")
         var compress: ClusterCompression = .zlib
 
-        @Option(help: "Compression level (default: libdeflate 4, zstd 1).")
+        @Option(help: "Compression level: zlib 0 to 12 (default 4), zstd its own range, up to 22 (default 1).")
         var level: Int32?
 
         @Option(help: "qcow2 cluster size in bytes, a power of two from 512 to 2097152.")
@@ -40,6 +47,10 @@ extension IMGCustomize {
 
         @Flag(help: "Read through the input's backing file (only for images you made yourself).")
         var allowBacking = false
+
+        @Flag(name: [.customLong("force-share"), .customShort("U")],
+              help: "Read an image another process (a running qemu) has open for writing, as qemu-img -U does; the copy may be torn.")
+        var forceShare = false
 
         @Flag(help: ArgumentHelp("Return without waiting for the output to reach the disk, as qemu-img convert does by default.",
                                  discussion: "For an output read at once and then removed, such as Glance's staging file: after a crash it may be incomplete."))
@@ -58,32 +69,23 @@ extension IMGCustomize {
 
         func run() throws {
             let policy = SafetyPolicy(allowedFormats: inputFormat.map { [$0] }, allowBackingFile: allowBacking,
-                                      access: global.access)
-            let inspection = try ImageInspector.requireSafe(path: input, policy: policy)
-            try FileAccess.checkDestination(output, image: input)
-            let source = try openImage(path: inspection.resolvedPath, format: inspection.format, allowBacking: allowBacking)
-            let writer = ImageWriter(WriteOptions(format: outputFormat, compression: compress,
-                                                 clusterSize: clusterSize, level: level, durable: !noFsync))
+                                      access: global.access, forceShare: forceShare)
+            let options = WriteOptions(format: outputFormat, compression: compress, clusterSize: clusterSize,
+                                       level: level, durable: !noFsync)
             let bar = ProgressBar("converting", enabled: !global.quiet)
-            // An interrupted conversion removes its partial output.
+            // A signal stops the conversion at the next batch; the output stays as it was.
             let cancellation = Interruption.install()
-            let stats: WriteStats
-            do {
-                stats = try writer.write(source, to: output) {
-                    try cancellation.check(image: input)
-                    bar.update(done: Int64($0.bytesDone), total: Int64($0.bytesTotal))
-                }
-            } catch let error as FormatError where error.file == output && [ENOSPC, EDQUOT].contains(error.systemError) {
-                let directory = (output as NSString).deletingLastPathComponent
-                throw CustomizeError(image: input, "ran out of space writing \(output) after \(formatBytes(error.offset ?? 0)): \(error.message)",
-                                     hint: "free space in \(directory.isEmpty ? "." : directory) or write the output elsewhere; the partial output was removed")
+            let conversion = Conversion(options: options, policy: policy, cancellation: cancellation,
+                                        logger: global.makeLogger())
+            let stats = try conversion.run(input, to: output) {
+                bar.update(done: Int64($0.bytesDone), total: Int64($0.bytesTotal))
             }
             if json {
                 Output.document(jsonDocument(ConvertDocument(input: input, output: output, format: outputFormat,
-                                                             virtualSize: source.virtualSize, stats: stats)))
+                                                             virtualSize: stats.virtualSize, stats: stats)))
                 return
             }
-            let megabytes = Double(source.virtualSize) / 1_000_000
+            let megabytes = Double(stats.virtualSize) / 1_000_000
             let rate = stats.seconds > 0 ? Double(stats.bytesRead) / 1_000_000 / stats.seconds : 0
             print(String(format: "%@: %.1f MB virtual, %.1f MB read, %.1f MB written in %.2f s (%.0f MB/s read)",
                          output, megabytes, Double(stats.bytesRead) / 1_000_000,

@@ -53,12 +53,17 @@ let maximumBackingDepth = 16
 
 func openImage(path: String, format: ImageFormat?, allowBacking: Bool, depth: Int) throws -> any ImageSource {
     let resolved = try format ?? ImageInspector.inspect(path: path).format
-    switch resolved {
-    case .qcow2: return try QCOW2Reader(file: ImageFile(path: path), allowBacking: allowBacking, depth: depth)
-    case .vmdk: return try VMDKReader(file: ImageFile(path: path))
-    case _ where resolved.qemuFormat == "raw": return RawReader(file: try ImageFile(path: path))
+    return try openImage(file: ImageFile(path: path), format: resolved, allowBacking: allowBacking, depth: depth)
+}
+
+/// Reads the image already open as `file`: no second open by its path, which may name another file by now.
+func openImage(file: ImageFile, format: ImageFormat, allowBacking: Bool, depth: Int) throws -> any ImageSource {
+    switch format {
+    case .qcow2: return try QCOW2Reader(file: file, allowBacking: allowBacking, depth: depth)
+    case .vmdk: return try VMDKReader(file: file)
+    case _ where format.qemuFormat == "raw": return RawReader(file: file)
     default:
-        throw FormatError(file: path, "is \(resolved.rawValue); only qcow2, single-file VMDK and raw can be read (convert it with qemu-img first)")
+        throw FormatError(file: file.path, "is \(format.rawValue); only qcow2, single-file VMDK and raw can be read (convert it with qemu-img first)")
     }
 }
 
@@ -67,10 +72,32 @@ final class ImageFile: Sendable {
     let path: String
     let descriptor: Int32
     let size: UInt64
+    /// What fstat said when the file was opened, to tell at the end of a read whether it changed meanwhile.
+    private let opened: FileState
 
-    init(path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    struct FileState: Sendable, Equatable {
+        var size: Int64
+        var modified: Int
+        var modifiedNanoseconds: Int
+
+        init(_ status: stat, size: Int64) {
+            self.size = size
+            modified = status.st_mtim.tv_sec
+            modifiedNanoseconds = status.st_mtim.tv_nsec
+        }
+    }
+
+    /// Opens a file the image itself names (a backing file) or one the caller made (an overlay). O_NONBLOCK: a FIFO
+    /// there fails the type check instead of hanging the open.
+    convenience init(path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw FormatError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
+        try self.init(descriptor: fd, path: path)
+    }
+
+    /// Takes `descriptor`, open for reading, as the image `path`: it is closed when this goes away, or now when it is
+    /// neither a regular file nor a block device.
+    init(descriptor fd: Int32, path: String) throws {
         var info = stat()
         guard fstat(fd, &info) == 0 else {
             let message = String(cString: strerror(errno))
@@ -89,6 +116,19 @@ final class ImageFile: Sendable {
         self.path = path
         self.descriptor = fd
         self.size = size
+        opened = FileState(info, size: Int64(clamping: size))
+    }
+
+    /// How the file differs from what it was when opened (its size or its modification time), in words; nil when
+    /// it does not. A regular file only: a block device's times mean nothing.
+    func changeSinceOpened() -> String? {
+        var now = stat()
+        guard fstat(descriptor, &now) == 0 else { return "it can no longer be examined: \(String(cString: strerror(errno)))" }
+        guard now.st_mode & S_IFMT == S_IFREG else { return nil }
+        let state = FileState(now, size: Int64(now.st_size))
+        if state.size != opened.size { return "its size went from \(opened.size) to \(state.size) bytes while it was read" }
+        if state != opened { return "it was modified while it was read" }
+        return nil
     }
 
     deinit { close(descriptor) }

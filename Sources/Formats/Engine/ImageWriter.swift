@@ -1,4 +1,5 @@
 import Foundation
+import CCompress
 import CLinux
 import Glibc
 import Logging
@@ -36,6 +37,35 @@ public struct WriteOptions: Sendable {
     /// core to another instead of idling it.
     public static var defaultThreads: Int { 2 * ProcessInfo.processInfo.activeProcessorCount }
 
+    /// The levels each compression accepts: libdeflate's 0 to 12, zstd's own range (negative levels are its
+    /// fastest).
+    public static func levels(_ compression: ClusterCompression) -> ClosedRange<Int32> {
+        switch compression {
+        case .zlib: 0...12
+        case .zstd: Int32(ZSTD_minCLevel())...Int32(ZSTD_maxCLevel())
+        case .none: 0...0
+        }
+    }
+
+    /// Refuses options no write could honour, naming `output`: what a command calls before it opens anything for
+    /// writing, so that a bad option never costs the user a file.
+    public func validate(output: String) throws {
+        guard clusterSize >= 512, clusterSize <= 2 << 20, clusterSize & (clusterSize - 1) == 0 else {
+            throw FormatError(file: output, "cluster size \(clusterSize) is not a power of two from 512 to 2097152")
+        }
+        guard let level else { return }
+        if format == .raw {
+            throw FormatError(file: output, "a compression level (\(level)) means nothing for a raw output, which is never compressed")
+        }
+        if compression == .none {
+            throw FormatError(file: output, "a compression level (\(level)) means nothing without compression; choose --compress zlib or zstd")
+        }
+        let range = Self.levels(compression)
+        guard range.contains(level) else {
+            throw FormatError(file: output, "compression level \(level) is out of \(compression.rawValue)'s range, \(range.lowerBound) to \(range.upperBound)")
+        }
+    }
+
     /// libdeflate level 4 output is ~5% smaller than qemu's zlib level 6 (whose 4 KiB window costs more than
     /// libdeflate's quicker parsing) for a third of its CPU time; zstd level 1 takes half the CPU of qemu's default
     /// level 3 for ~4% more bytes. Measured on x86-64 binaries with scripts/bench-convert.
@@ -55,6 +85,8 @@ public struct WriteProgress: Sendable, Equatable {
 }
 
 public struct WriteStats: Sendable, Equatable {
+    /// The disk's size in bytes.
+    public var virtualSize: UInt64 = 0
     /// Guest bytes read from the source (allocated extents only).
     public var bytesRead: UInt64
     /// qcow2 clusters stored, or 4 KiB blocks written for raw.
@@ -65,9 +97,13 @@ public struct WriteStats: Sendable, Equatable {
 }
 
 /// Rewrites an image: qcow2 v3 (no backing file, no data file; clusters deflate or zstd compressed, or stored) or
-/// sparse raw. Clusters that read as zeros are never written. Reading and compression run on `threads` threads,
-/// a MiB at a time (qcow2 clusters are placed in order by one consumer, raw blocks written by the workers), so
-/// memory stays bounded whatever the image size.
+/// sparse raw. Clusters that read as zeros are never written, and holes are never read: only the batches the
+/// source's extent map shows data in become work (`BatchPlanner`). Reading and compression run on `threads`
+/// threads, a MiB at a time (qcow2 clusters are placed in order by one consumer, raw blocks written by the
+/// workers), so memory stays bounded whatever the image size.
+///
+/// The file at `path` is written in place: a caller replacing a user's file writes in a scratch directory and
+/// renames (`Conversion` and the pipeline in Customize, through their `Transaction`).
 public struct ImageWriter: Sendable {
     public var options: WriteOptions
     private static let logger = Logger(label: "imgcustomize.formats.writer")
@@ -83,19 +119,18 @@ public struct ImageWriter: Sendable {
         self.options = options
     }
 
-    /// Writes `source` to `path` (created or truncated), fsyncs it unless `durable` is off, and returns what it did. On failure the output
-    /// file is removed. `progress` is called on the calling thread each time a batch is written; what it throws
-    /// (a cancelled run) stops the write the same way.
+    /// Writes `source` to `path` (created or truncated), fsyncs it unless `durable` is off, and returns what it did.
+    /// On failure the output file is removed. `progress` is called on the calling thread each time a batch is
+    /// written, and after each stretch of holes; what it throws (a cancelled run) stops the write the same way.
     public func write(_ source: any ImageSource, to path: String,
                       progress: (WriteProgress) throws -> Void = { _ in }) throws -> WriteStats {
+        try options.validate(output: path)
         let clusterSize = options.clusterSize
-        guard clusterSize >= 512, clusterSize <= 2 << 20, clusterSize & (clusterSize - 1) == 0 else {
-            throw FormatError(file: path, "cluster size \(clusterSize) is not a power of two from 512 to 2 MiB")
-        }
         let began = Date()
         let total = source.virtualSize
         // qemu refuses L1 tables over 32 MiB.
-        let l1Entries = (total + UInt64(clusterSize) - 1) / UInt64(clusterSize) / UInt64(clusterSize / 8) + 1
+        let clusters = total / UInt64(clusterSize) + (total % UInt64(clusterSize) == 0 ? 0 : 1)
+        let l1Entries = clusters / UInt64(clusterSize / 8) + 1
         guard options.format == .raw || l1Entries <= 32 << 20 / 8 else {
             throw FormatError(file: path, "a virtual size of \(total) bytes needs an L1 table over qemu's 32 MiB with \(clusterSize)-byte clusters; use larger clusters")
         }
@@ -136,33 +171,46 @@ public struct ImageWriter: Sendable {
                 throw FormatError.system(file: path, "setting the length to \(total)")
             }
         }
-        var stats = WriteStats(bytesRead: 0, clustersWritten: 0, outputSize: 0, seconds: 0)
+        var stats = WriteStats(virtualSize: total, bytesRead: 0, clustersWritten: 0, outputSize: 0, seconds: 0)
         let batchBytes = plan.batchBytes
-        let count = Int((total + batchBytes - 1) / batchBytes)
         let threads = max(1, options.threads)
+        var planner = BatchPlanner(source: source, batchBytes: batchBytes)
+        var reported: UInt64?
 
-        try runOrdered(count: count, threads: threads, window: threads + 2,
-                       makeState: { try plan.makeCompressor() },
-                       work: { compressor, index in try plan.run(index, compressor: compressor) },
-                       consume: { index, batch in
-            defer { plan.buffers.recycle(batch) }
-            stats.bytesRead += batch.bytesRead
-            if qcow2 != nil {
-                for cluster in batch.clusters {
-                    let bytes = cluster.compressed ? batch.compressed : batch.input
-                    try bytes.withUnsafeBytes {
-                        try qcow2?.append(cluster: cluster.guestCluster, UnsafeRawBufferPointer(rebasing: $0[cluster.range]),
-                                          compressed: cluster.compressed)
+        // Only batches holding data are work: a run's time follows the data, not the virtual size.
+        while let starts = try planner.next() {
+            if starts.isEmpty {
+                // Holes only so far: progress (and with it a cancellation) still gets its turn.
+                try progress(WriteProgress(bytesDone: planner.position, bytesTotal: total))
+                reported = planner.position
+                continue
+            }
+            try runOrdered(count: starts.count, threads: threads, window: threads + 2,
+                           makeState: { try plan.makeCompressor() },
+                           work: { compressor, index in try plan.run(from: starts[index], compressor: compressor) },
+                           consume: { _, batch in
+                defer { plan.buffers.recycle(batch) }
+                stats.bytesRead += batch.bytesRead
+                if qcow2 != nil {
+                    for cluster in batch.clusters {
+                        let bytes = cluster.compressed ? batch.compressed : batch.input
+                        try bytes.withUnsafeBytes {
+                            try qcow2?.append(cluster: cluster.guestCluster, UnsafeRawBufferPointer(rebasing: $0[cluster.range]),
+                                              compressed: cluster.compressed)
+                        }
+                    }
+                    stats.clustersWritten += UInt64(batch.clusters.count)
+                } else {
+                    for cluster in batch.clusters {
+                        stats.clustersWritten += UInt64((cluster.range.count + Self.rawBlock - 1) / Self.rawBlock)
                     }
                 }
-                stats.clustersWritten += UInt64(batch.clusters.count)
-            } else {
-                for cluster in batch.clusters {
-                    stats.clustersWritten += UInt64((cluster.range.count + Self.rawBlock - 1) / Self.rawBlock)
-                }
-            }
-            try progress(WriteProgress(bytesDone: min(UInt64(index + 1) * batchBytes, total), bytesTotal: total))
-        })
+                let done = min(batch.start + batchBytes, total)
+                try progress(WriteProgress(bytesDone: done, bytesTotal: total))
+                reported = done
+            })
+        }
+        if reported != total { try progress(WriteProgress(bytesDone: total, bytesTotal: total)) }
 
         if qcow2 != nil {
             stats.outputSize = try qcow2?.finish() ?? 0
@@ -172,7 +220,6 @@ public struct ImageWriter: Sendable {
         if options.durable {
             guard fsync(fd) == 0 else { throw FormatError.system(file: path, "fsync") }
         }
-        if count == 0 { try progress(WriteProgress(bytesDone: 0, bytesTotal: 0)) }
         keep = true
         stats.seconds = Date().timeIntervalSince(began)
         Self.logger.debug("wrote \(path): \(stats.clustersWritten) clusters, \(stats.outputSize) bytes in \(stats.seconds) s")
@@ -247,8 +294,8 @@ struct BatchPlan: Sendable {
         }
     }
 
-    func run(_ index: Int, compressor: ClusterCompressor?) throws -> Batch {
-        let start = UInt64(index) * batchBytes
+    /// Reads, sorts and compresses the batch at `start` (a multiple of `batchBytes`).
+    func run(from start: UInt64, compressor: ClusterCompressor?) throws -> Batch {
         let end = min(start + batchBytes, source.virtualSize)
         var batch = Batch(start: start)
         let extents = try source.extents(in: start..<end).filter { $0.kind == .data }
@@ -324,6 +371,64 @@ struct BatchPlan: Sendable {
             if writeback { rawOutput.startWriteback(start..<end) }
         }
         return batch
+    }
+}
+
+/// Finds the batches that hold data from the source's extent map, a window of the virtual size at a time: a hole
+/// of any size costs one extent query (SEEK_DATA on raw, one L1 entry per L2 range on qcow2), never a batch. The
+/// window grows while it finds few extents, so a 64 PiB hole takes a few thousand queries, and shrinks when it finds
+/// many, which keeps the extent lists and the batch lists in memory small.
+struct BatchPlanner {
+    let source: any ImageSource
+    let batchBytes: UInt64
+    /// Where the next window starts: everything before it is planned.
+    private(set) var position: UInt64 = 0
+    private var window: UInt64 = BatchPlanner.smallestWindow
+
+    static let smallestWindow: UInt64 = 1 << 30
+    static let largestWindow: UInt64 = 1 << 42
+    /// Batches handed out at once: a GiB of work at 1 MiB batches.
+    static let batchesAtOnce = 1024
+
+    init(source: any ImageSource, batchBytes: UInt64) {
+        self.source = source
+        self.batchBytes = batchBytes
+    }
+
+    /// The starts of the next batches holding data, in order; empty when a window held none (so that the caller
+    /// can report progress), nil at the end.
+    mutating func next() throws -> [UInt64]? {
+        let total = source.virtualSize
+        guard position < total else { return nil }
+        var starts: [UInt64] = []
+        while position < total {
+            // Windows end on batch boundaries, so that no batch is split between two of them.
+            let end = position + min(window, total - position)
+            let windowEnd = end == total ? total : min(total, max(position + batchBytes, end / batchBytes * batchBytes))
+            let extents = try source.extents(in: position..<windowEnd)
+            for extent in extents where extent.kind == .data && extent.length > 0 {
+                var batch = extent.offset / batchBytes * batchBytes
+                while batch < extent.end {
+                    if starts.last.map({ $0 < batch }) ?? true { starts.append(batch) }
+                    if starts.count == Self.batchesAtOnce {
+                        // Enough for now; the next call goes on right after the last batch handed out.
+                        position = batch + batchBytes
+                        window = Self.smallestWindow
+                        return starts
+                    }
+                    batch += batchBytes
+                }
+            }
+            position = windowEnd
+            if extents.count > 16384 {
+                window = max(Self.smallestWindow, window / 2)
+            } else if extents.count < 1024 {
+                window = min(Self.largestWindow, window * 2)
+            }
+            // A window of holes alone is handed back empty, for progress.
+            if starts.isEmpty { break }
+        }
+        return starts
     }
 }
 

@@ -143,6 +143,14 @@ public final class HeaderFile: HeaderSource {
         }
     }
 
+    /// The same open file as an `ImageFile` to read the image through: a duplicate of the descriptor (the same
+    /// open file description, so the same file whatever its path names by now, and the same locks).
+    func imageFile() throws -> ImageFile {
+        let copy = try withDescriptor { fcntl($0, F_DUPFD_CLOEXEC, 0) }
+        guard copy >= 0 else { throw FormatError.system(file: name, "duplicating the descriptor") }
+        return try ImageFile(descriptor: copy, path: name)
+    }
+
     /// Runs `body` with the open descriptor (while the file is open).
     func withDescriptor<T>(_ body: (Int32) throws -> T) throws -> T {
         guard descriptor >= 0 else { throw InspectionError(path: name, "the file is already closed") }

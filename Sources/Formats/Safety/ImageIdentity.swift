@@ -47,9 +47,10 @@ public struct ImageIdentity: Sendable, Equatable {
         sample = CRC32.finish(crc)
     }
 
-    /// The identity of what `path` names now.
+    /// The identity of what `path` names now. O_NONBLOCK: a FIFO put in the image's place must not hang the check
+    /// that is there to notice it.
     public init(path: String) throws {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard descriptor >= 0 else { throw FormatError.system(file: path, "open") }
         defer { close(descriptor) }
         try self.init(descriptor: descriptor, path: path)
@@ -84,11 +85,18 @@ public struct CheckedImage: Sendable {
 
 extension ImageInspector {
     /// Inspects and refuses like `requireSafe`, and records the identity of the file read, for a run to make sure
-    /// at its end that it is still working on that file.
+    /// at its end that it is still working on that file. An image a running qemu has open for writing is refused as
+    /// qemu-img refuses it, unless the policy forces sharing.
     public static func check(path: String, policy: SafetyPolicy = .init()) throws -> CheckedImage {
         let file = try HeaderFile(path: path, access: policy.access)
         defer { file.close() }
-        let identity = try file.withDescriptor { try ImageIdentity(descriptor: $0, path: path) }
+        try file.withDescriptor { try QemuImageLock.check(descriptor: $0, path: path, forceShare: policy.forceShare) }
+        return try check(file: file, policy: policy)
+    }
+
+    /// Inspects and refuses the image already open as `file`, reading it through that descriptor only.
+    public static func check(file: HeaderFile, policy: SafetyPolicy = .init()) throws -> CheckedImage {
+        let identity = try file.withDescriptor { try ImageIdentity(descriptor: $0, path: file.name) }
         var inspection = try inspect(source: file, actualSize: UInt64(max(file.allocatedSize, 0)), policy: policy)
         inspection.linkTarget = file.linkTarget
         try inspection.requireSafe()

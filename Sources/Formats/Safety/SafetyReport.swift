@@ -60,11 +60,16 @@ public struct SafetyPolicy: Sendable, Equatable {
     public var allowBackingFile: Bool
     /// Whether a symlink is followed and a block device read (both refused by default).
     public var access: FileAccess
+    /// Read an image another process (a running qemu) has open for writing, as `qemu-img -U` does; refused by
+    /// default, as qemu-img refuses it, since the copy may be torn (see `QemuImageLock`).
+    public var forceShare: Bool
 
-    public init(allowedFormats: Set<ImageFormat>? = nil, allowBackingFile: Bool = false, access: FileAccess = .init()) {
+    public init(allowedFormats: Set<ImageFormat>? = nil, allowBackingFile: Bool = false, access: FileAccess = .init(),
+                forceShare: Bool = false) {
         self.allowedFormats = allowedFormats
         self.allowBackingFile = allowBackingFile
         self.access = access
+        self.forceShare = forceShare
     }
 }
 
