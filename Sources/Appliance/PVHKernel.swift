@@ -81,16 +81,17 @@ enum PVHKernel {
             removeStale(in: directory, keeping: name)
             return nil
         } catch {
-            logger.debug("booting the stock appliance kernel: \(error)")
-            return "\(error)"
+            let reason = Diagnostic(of: error).message
+            logger.debug("booting the stock appliance kernel: \(reason)")
+            return reason
         }
     }
 
     /// Why the stock kernel boots: logged at -vv, never a failure of the run.
-    struct ExtractionError: DiagnosticError, CustomStringConvertible {
-        var description: String
-        init(_ description: String) { self.description = description }
-        var diagnostic: Diagnostic { Diagnostic(description, hint: "the appliance boots the stock kernel instead") }
+    struct ExtractionError: DiagnosticError {
+        var message: String
+        init(_ message: String) { self.message = message }
+        var diagnostic: Diagnostic { Diagnostic(message, hint: "the appliance boots the stock kernel instead") }
     }
 
     /// Decompresses the bzImage's payload with the host's own decompressor into a file beside `target`, checks it,

@@ -5,7 +5,7 @@ import Testing
 import Diagnostics
 @testable import Formats
 @testable import Operations
-import Appliance
+@testable import Appliance
 import TestSupport
 
 /// Every error a user can see has one shape (message, hint, image, path), printed one way in text and in JSON.
@@ -70,11 +70,12 @@ import TestSupport
                    imageUnchanged: true),
         HostError("IMGCUSTOMIZE_ACCEL: unknown acceleration \"hvf\"", hint: "use kvm, tcg or auto"),
         UsageError("--smp 0: give 1 to 255 virtual CPUs"),
+        PVHKernel.ExtractionError("/var/tmp/kernel is not a bzImage (no HdrS header)"),
     ] }
 
     /// The text is `imgcustomize: error: MESSAGE` and the hint on its own line, never a trailing ": "; the JSON has
     /// the same message and hint; the hint is said once, never inside the message.
-    @Test(arguments: 0..<21)
+    @Test(arguments: 0..<22)
     func textAndJSONSayTheSameOnce(index: Int) throws {
         let samples = Self.samples
         try #require(index < samples.count)
