@@ -35,26 +35,27 @@ static const int IMGCUSTOMIZE_AT_EMPTY_PATH = 0x1000;
 #define IMGCUSTOMIZE_F_OFD_GETLK 36
 #define IMGCUSTOMIZE_F_OFD_SETLK 37
 
-/* Takes (type F_RDLCK or F_WRLCK) or releases (F_UNLCK) an OFD lock on one byte; 0, or -1 with errno set. */
-static inline int imgcustomize_ofd_lock(int fd, short type, int64_t byte) {
+/* A lock of `type` on one byte. */
+static inline struct flock imgcustomize_one_byte(short type, int64_t byte) {
     struct flock lock;
     memset(&lock, 0, sizeof lock);
     lock.l_type = type;
     lock.l_whence = SEEK_SET;
     lock.l_start = byte;
     lock.l_len = 1;
+    return lock;
+}
+
+/* Takes (type F_RDLCK or F_WRLCK) or releases (F_UNLCK) an OFD lock on one byte; 0, or -1 with errno set. */
+static inline int imgcustomize_ofd_lock(int fd, short type, int64_t byte) {
+    struct flock lock = imgcustomize_one_byte(type, byte);
     return fcntl(fd, IMGCUSTOMIZE_F_OFD_SETLK, &lock);
 }
 
 /* Whether another open file description holds a lock on one byte that conflicts with `type`: 1 if so, 0 if not,
    -1 with errno set when the test itself failed. */
 static inline int imgcustomize_ofd_conflict(int fd, short type, int64_t byte) {
-    struct flock lock;
-    memset(&lock, 0, sizeof lock);
-    lock.l_type = type;
-    lock.l_whence = SEEK_SET;
-    lock.l_start = byte;
-    lock.l_len = 1;
+    struct flock lock = imgcustomize_one_byte(type, byte);
     if (fcntl(fd, IMGCUSTOMIZE_F_OFD_GETLK, &lock) != 0) return -1;
     return lock.l_type != F_UNLCK;
 }

@@ -125,16 +125,7 @@ import TestSupport
         var original = try inodeNumber(setup.output)
         var outcomes: [String] = []
         for moment in [0.02, 0.1, 0.3, 0.6, 1.0, 1.5, 2.5, 4.0] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["convert", "--quiet", setup.input, setup.output]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            Thread.sleep(forTimeInterval: moment)
-            let finished = !process.isRunning
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            let finished = try killRun(binary, ["convert", "--quiet", setup.input, setup.output], after: moment)
             // Replaced by a rename: a new inode, a complete image equal to the input. Written in place, the output
             // would keep its inode.
             if try inodeNumber(setup.output) != original {

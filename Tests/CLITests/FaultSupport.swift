@@ -138,3 +138,19 @@ func errorHint(_ document: [String: Any]) -> String {
 func scratchLeft(in directory: String) throws -> [String] {
     try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix(".imgcustomize-") || $0.hasPrefix("imgcustomize-") }
 }
+
+/// Runs the built binary with `arguments`, kills it with SIGKILL after `seconds`, and says whether it had already
+/// finished by then.
+func killRun(_ binary: String, _ arguments: [String], after seconds: Double) throws -> Bool {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    Thread.sleep(forTimeInterval: seconds)
+    let finished = !process.isRunning
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    return finished
+}

@@ -89,15 +89,19 @@ import TestSupport
         let root = directory.path("guest")
         try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
-        let fifo = directory.path("motd")
-        #expect(mkfifo(fifo, 0o600) == 0)
+        let motd = directory.path("motd")
+        try Data("hello\n".utf8).write(to: URL(fileURLWithPath: motd))
 
-        // Its upload blocks opening the FIFO, after the dry run's copy is made, until the test opens it too.
+        // Its upload's open of the host file is held for 15 s by strace, after the dry run's copy is made (a FIFO
+        // no longer blocks it: host inputs are opened without waiting and refused unless regular). strace is
+        // process 1 of the namespace, so the run is 999991.
         let live = Process()
         live.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
         live.arguments = ["--pid", "--fork", "--mount-proc", "sh", "-c",
-                          "echo 999990 > /proc/sys/kernel/ns_last_pid; \"$0\" \"$@\"; exit $?",
-                          try imgcustomizeBinary(), "customize", "--root", root, "--dry-run", "--upload", fifo + ":/etc/motd"]
+                          "echo 999990 > /proc/sys/kernel/ns_last_pid; exec strace -f -qq -o /dev/null -P \"$0\" "
+                            + "-e trace=openat -e inject=openat:delay_enter=15000000 \"$@\"",
+                          motd, try imgcustomizeBinary(), "customize", "--root", root, "--dry-run",
+                          "--upload", motd + ":/etc/motd"]
         live.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temporary]) { $1 }
         live.standardOutput = FileHandle.nullDevice
         live.standardError = FileHandle.nullDevice
@@ -123,11 +127,9 @@ import TestSupport
         #expect(!other.stderr.contains("removing"), "\(other.stderr)")
         #expect(try liveDirectories() == before, "the live run's directory is still there")
 
-        // Let the live run go on: its upload refuses the FIFO, and it removes its own directory on the way out.
-        let writer = open(fifo, O_WRONLY)
-        #expect(writer >= 0)
-        close(writer)
+        // Once strace lets its open go, the live run uploads and removes its own directory on the way out.
         live.waitUntilExit()
+        #expect(live.terminationStatus == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty)
     }
 

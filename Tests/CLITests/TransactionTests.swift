@@ -17,16 +17,7 @@ import TestSupport
         var generator = SystemRandomNumberGenerator()
         let moments = [0.3, 5, 15, 30, 45, 60].map { $0 * Double.random(in: 0.8...1.2, using: &generator) }
         for moment in moments {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["apply", "rhel7-cloud", image, "--quiet"]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            Thread.sleep(forTimeInterval: moment)
-            let finished = !process.isRunning
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            let finished = try killRun(binary, ["apply", "rhel7-cloud", image, "--quiet"], after: moment)
             // Killed after the rename (while the directory is fsynced, which waits for the journal on a busy disk)
             // or after the run ended, the image was replaced as a whole: a new file, complete. Written in place, it
             // would keep its inode.
