@@ -81,7 +81,7 @@ import TestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: temporary) == ["imgcustomize-dry-run-1"])
     }
 
-    /// The live run is process 999991 of its own pid namespace (a container, say): no process has that id here,
+    /// The live run is a process numbered near 999991 in its own pid namespace (a container, say): no process has that id here,
     /// so only the lock it holds on its directory tells another run that it is not the leftover of a dead one.
     @Test func anotherRunNeverRemovesTheDirectoryOfALiveOne() throws {
         let directory = try TestDirectory()
@@ -94,7 +94,7 @@ import TestSupport
 
         // Its upload's open of the host file is held for 15 s by strace, after the dry run's copy is made (a FIFO
         // no longer blocks it: host inputs are opened without waiting and refused unless regular). strace is
-        // process 1 of the namespace, so the run is 999991.
+        // process 1 of the namespace and forks a helper or two first, so the run is one of 999991...999999.
         let live = Process()
         live.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
         live.arguments = ["--pid", "--fork", "--mount-proc", "sh", "-c",
@@ -112,7 +112,7 @@ import TestSupport
         }
         var waited = 0.0
         func liveDirectories() throws -> [String] {
-            try FileManager.default.contentsOfDirectory(atPath: temporary).filter { $0.hasPrefix("imgcustomize-dry-run.999991.") }
+            try FileManager.default.contentsOfDirectory(atPath: temporary).filter { $0.hasPrefix("imgcustomize-dry-run.99999") }
         }
         while try liveDirectories().isEmpty, waited < 30 {
             Thread.sleep(forTimeInterval: 0.1)
@@ -120,6 +120,10 @@ import TestSupport
         }
         let before = try liveDirectories()
         #expect(before.count == 1, "no directory of the live run in \(temporary)")
+        // Seen from here, the process id in its name is nobody's: only the lock says the run is alive.
+        if let name = before.first, let pid = pid_t(name.split(separator: ".")[1]) {
+            #expect(kill(pid, 0) == -1 && errno == ESRCH, "process \(pid) exists here too")
+        }
 
         let other = try imgcustomize(["customize", "--root", root, "--dry-run", "--write", "/etc/motd:x"],
                                      environment: ["TMPDIR": temporary])
