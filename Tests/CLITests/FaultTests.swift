@@ -81,8 +81,9 @@ import TestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: temporary) == ["imgcustomize-dry-run-1"])
     }
 
-    /// The live run is a process numbered near 999991 in its own pid namespace (a container, say): no process has that id here,
-    /// so only the lock it holds on its directory tells another run that it is not the leftover of a dead one.
+    /// The live run is a process numbered near 999991 in its own pid namespace (a container, say): no process has
+    /// that id here, so only the lock it holds on its directory tells another run that it is not the leftover of a
+    /// dead one.
     @Test func anotherRunNeverRemovesTheDirectoryOfALiveOne() throws {
         let directory = try TestDirectory()
         let temporary = directory.path("tmp")
