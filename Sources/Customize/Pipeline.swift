@@ -192,6 +192,9 @@ public struct Pipeline: Sendable {
         progress(.stage("prepare"))
         let dryRunScratch = try clock.measure("prepare") { () throws -> TemporaryDirectory? in
             if options.dryRun { return try dryRunDirectory(for: image) }
+            // The overlay holds only what the appliance writes: the edited files, the journal, and the blocks
+            // trimming and relabelling touch. A tenth of the image plus 64 MiB covered every fixture with room
+            // to spare; a run that needs more fails on a full disk with the image intact, as any write does.
             transaction = try Transaction(
                 image: checked.identity, destination: destination, scratchParent: options.scratchDirectory,
                 needs: .init(newImage: sizeBefore, overlay: sizeBefore / 10 + (64 << 20)), logger: logger)

@@ -29,22 +29,13 @@ public struct Profile: Sendable {
         self.body = body
     }
 
-    private init(_ name: String, summary: String, requirement: GuestRequirement?, output: OutputPolicy,
-                 body: @escaping @Sendable (GuestFacts) -> [ProfileItem]) {
-        self.name = name
-        self.summary = summary
-        self.requirement = requirement
-        self.output = output
-        self.body = body
-    }
-
     /// This profile with `operations` after its own steps, under the heading `group`: the same name, requirement
     /// and output, as `apply PROFILE IMAGE --OPERATION...` runs it (virt-sysprep's customize operation).
     public func adding(_ operations: [any GuestOperation], as group: String) -> Profile {
         guard !operations.isEmpty else { return self }
         let body = self.body
         let extra = ProfileItem.group(group, operations.map { .operation($0) })
-        return Profile(name, summary: summary, requirement: requirement, output: output) { body($0) + [extra] }
+        return Profile(name, summary: summary, requires: requirement, output: output) { body($0) + [extra] }
     }
 
     /// What a run of this profile does besides its file steps, in a few words ("trims free space, writes compressed
@@ -101,6 +92,8 @@ public enum ProfileBuilder {
     public static func buildExpression(_ operation: any GuestOperation) -> [ProfileItem] { [.operation(operation)] }
     public static func buildExpression(_ group: Group) -> [ProfileItem] { [.group(group.name, group.items)] }
     public static func buildExpression(_ profile: Profile) -> [ProfileItem] { [.include(profile)] }
+    /// Items made elsewhere, spliced in as they are (another profile's body, as `Profile.adding` does).
+    public static func buildExpression(_ items: [ProfileItem]) -> [ProfileItem] { items }
     public static func buildBlock(_ parts: [ProfileItem]...) -> [ProfileItem] { parts.flatMap { $0 } }
     public static func buildOptional(_ part: [ProfileItem]?) -> [ProfileItem] { part ?? [] }
     public static func buildEither(first part: [ProfileItem]) -> [ProfileItem] { part }

@@ -65,7 +65,9 @@ let changedInEveryRun: Set<String> = ["trim-free-space", "lvm-uuids", "fs-uuids"
 /// anything.
 func expectNoStepChangedButTrimming(_ run: CLIResult, sourceLocation: SourceLocation = #_sourceLocation) throws {
     #expect(run.status == 0, "\(run.stderr)", sourceLocation: sourceLocation)
-    for step in steps(try jsonObject(run.stdout)) where !changedInEveryRun.contains(step["operation"] as? String ?? "") {
+    let steps = steps(try jsonObject(run.stdout))
+    #expect(!steps.isEmpty, "the second run reported no steps at all", sourceLocation: sourceLocation)
+    for step in steps where !changedInEveryRun.contains(step["operation"] as? String ?? "") {
         #expect(step["changed"] as? Bool == false, "\(step)", sourceLocation: sourceLocation)
     }
 }
