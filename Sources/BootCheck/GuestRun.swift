@@ -193,7 +193,7 @@ final class GuestRun {
         }
         let remaining = max(30, deadline.timeIntervalSinceNow)
         let waited = try ssh(["cloud-init", "status", "--wait"], timeout: remaining)
-        let facts = try guestFacts(timeout: 60)
+        let facts = try guestFacts(timeout: 180)
         console.update(from: consolePath, clock: clock)
         report.stages = console.stages(guest: GuestTimes(facts: facts, clock: clock), login: login)
         report.reached = "SSH login"
@@ -257,7 +257,20 @@ final class GuestRun {
               echo "firstboot-ran=${line#\(FirstbootQueue.exitLinePrefix)}"
             done
             """
-        let result = try ssh(["sh", "-s"], input: script, timeout: timeout)
+        // A round trip that fails (ssh cut off, or too slow on a loaded host) would read as every check failing
+        // with empty values: try again, and say so plainly if it never answers.
+        var result = try ssh(["sh", "-s"], input: script, timeout: timeout)
+        for _ in 0..<2 where result.status != 0 {
+            Thread.sleep(forTimeInterval: 5)
+            result = try ssh(["sh", "-s"], input: script, timeout: timeout)
+        }
+        guard result.status == 0 else {
+            let reason = result.status == -1 ? "took over \(Int(timeout)) s" : "exited \(result.status)"
+            throw GuestError(guest: image, action: "boot-check",
+                             message: "the guest took the SSH login, but the checks' round trip \(reason) three times: "
+                                 + result.stderr.trimmingCharacters(in: .whitespacesAndNewlines),
+                             hint: "the guest's console is in \(consolePath); on a loaded host, run it again")
+        }
         var facts: [String: [String]] = [:]
         for line in result.stdout.split(separator: "\n") {
             guard let equals = line.firstIndex(of: "=") else { continue }
