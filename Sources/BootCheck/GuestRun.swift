@@ -191,8 +191,13 @@ final class GuestRun {
             report.stages = console.stages(guest: nil, login: nil)
             return report
         }
-        let remaining = max(30, deadline.timeIntervalSinceNow)
-        let waited = try ssh(["cloud-init", "status", "--wait"], timeout: remaining)
+        // cloud-init may restart sshd (new host keys) just after the login: 255 is ssh's own failure, not
+        // cloud-init's status, so that is tried again while the deadline allows.
+        var waited = try ssh(["cloud-init", "status", "--wait"], timeout: max(30, deadline.timeIntervalSinceNow))
+        for _ in 0..<3 where waited.status == 255 && deadline.timeIntervalSinceNow > 30 {
+            Thread.sleep(forTimeInterval: 5)
+            waited = try ssh(["cloud-init", "status", "--wait"], timeout: max(30, deadline.timeIntervalSinceNow))
+        }
         let facts = try guestFacts(timeout: 180)
         console.update(from: consolePath, clock: clock)
         report.stages = console.stages(guest: GuestTimes(facts: facts, clock: clock), login: login)
@@ -257,8 +262,8 @@ final class GuestRun {
               echo "firstboot-ran=${line#\(FirstbootQueue.exitLinePrefix)}"
             done
             """
-        // A round trip that fails (ssh cut off, or too slow on a loaded host) would read as every check failing
-        // with empty values: try again, and say so plainly if it never answers.
+        // A round trip that fails (ssh cut off while sshd restarts, or too slow on a loaded host) would read as every
+        // check failing with empty values: try again, and say so plainly if it never answers.
         var result = try ssh(["sh", "-s"], input: script, timeout: timeout)
         for _ in 0..<2 where result.status != 0 {
             Thread.sleep(forTimeInterval: 5)
