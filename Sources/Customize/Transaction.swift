@@ -234,30 +234,12 @@ public final class Transaction {
                 tries += 1
             }
         }
-        if let live = liveScratch(in: directory, prefix: prefix) {
+        if let live = TemporaryDirectory.live(in: directory, prefix: prefix) {
             throw CustomizeError(image: image, "another imgcustomize run is writing \(destination) (its scratch "
                                  + "directory \(live) is in use)",
                                  hint: "wait for it to finish, or write the result to another path")
         }
         return try TemporaryDirectory(in: directory, prefix: prefix)
-    }
-
-    /// The scratch directory of a live run named for this destination, `PREFIX.PID.XXXXXX`: one whose lock is
-    /// held (or, where flock does not work, whose process is alive).
-    private static func liveScratch(in directory: String, prefix: String) -> String? {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
-        for entry in entries where entry.hasPrefix(prefix + ".") {
-            // Exactly PID.XXXXXX: the scratch of a destination whose name only starts like this one is not ours.
-            let parts = entry.dropFirst(prefix.count + 1).split(separator: ".", omittingEmptySubsequences: false)
-            guard parts.count == 2, let pid = Int32(parts[0]), parts[1].count == 6 else { continue }
-            let path = (directory as NSString).appendingPathComponent(entry)
-            let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard descriptor >= 0 else { continue }
-            defer { close(descriptor) }
-            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { continue }
-            if errno == EWOULDBLOCK || kill(pid, 0) == 0 { return path }
-        }
-        return nil
     }
 
     static func freeBytes(_ directory: String) -> Int64? {

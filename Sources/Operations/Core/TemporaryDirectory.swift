@@ -49,21 +49,44 @@ package final class TemporaryDirectory: Sendable {
     /// process is not alive here and whose lock nobody holds. (Another user's are not ours to judge.)
     package static func removeStale(in parent: String? = nil, prefix: String, logger: Logger) {
         let parent = parent ?? defaultParent
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
-        for entry in entries where entry.hasPrefix(prefix + ".") {
-            let rest = entry.dropFirst(prefix.count + 1)
-            guard let dot = rest.firstIndex(of: "."), let pid = Int32(rest[..<dot]), pid != getpid() else { continue }
-            if kill(pid, 0) == 0 || errno == EPERM { continue }
-            let path = (parent as NSString).appendingPathComponent(entry)
+        for (path, pid) in made(in: parent, prefix: prefix) where pid != getpid() {
             let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard descriptor >= 0 else { continue }
             defer { close(descriptor) }
             var info = stat()
-            guard fstat(descriptor, &info) == 0, info.st_uid == getuid() else { continue }
-            if flock(descriptor, LOCK_EX | LOCK_NB) != 0, errno == EWOULDBLOCK { continue }
+            guard fstat(descriptor, &info) == 0, info.st_uid == getuid(), !isLive(descriptor, pid: pid) else { continue }
             logger.info("removing what an interrupted run left: \(path)")
             try? FileManager.default.removeItem(atPath: path)
         }
+    }
+
+    /// A directory some run made in `parent` with `prefix` whose run is still going, if there is one.
+    package static func live(in parent: String, prefix: String) -> String? {
+        made(in: parent, prefix: prefix).first { path, pid in
+            let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard descriptor >= 0 else { return false }
+            defer { close(descriptor) }
+            return isLive(descriptor, pid: pid)
+        }?.path
+    }
+
+    /// The directories named `PREFIX.PID.XXXXXX` in `parent`, with the process id in their name. Exactly that
+    /// shape: the directories of a name that only starts like `prefix` are another's.
+    private static func made(in parent: String, prefix: String) -> [(path: String, pid: Int32)] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return [] }
+        return entries.compactMap { entry in
+            guard entry.hasPrefix(prefix + ".") else { return nil }
+            let parts = entry.dropFirst(prefix.count + 1).split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 2, let pid = Int32(parts[0]), parts[1].count == 6 else { return nil }
+            return ((parent as NSString).appendingPathComponent(entry), pid)
+        }
+    }
+
+    /// Whether the run that made the open directory `descriptor` is still going: its process is alive here, or it
+    /// holds the directory's lock (a run in another pid namespace, whose process id means nothing here).
+    private static func isLive(_ descriptor: Int32, pid: Int32) -> Bool {
+        if kill(pid, 0) == 0 || errno == EPERM { return true }
+        return flock(descriptor, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK
     }
 }
 
