@@ -73,13 +73,7 @@ struct AccelerationCache {
 
     /// ${XDG_CACHE_HOME:-~/.cache}/imgcustomize/acceleration.json
     static func defaultFile(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
-        let base: URL
-        if let cache = environment["XDG_CACHE_HOME"], cache.hasPrefix("/") {
-            base = URL(fileURLWithPath: cache, isDirectory: true)
-        } else {
-            base = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache", isDirectory: true)
-        }
-        return base.appendingPathComponent("imgcustomize", isDirectory: true)
+        URL(fileURLWithPath: ToolCache.directory(environment: environment), isDirectory: true)
             .appendingPathComponent("acceleration.json")
     }
 

@@ -409,6 +409,15 @@ struct Launcher {
     private func makeHandle() throws -> Guestfs {
         let guestfs = try Guestfs(guest: guest, logger: options.logger, progress: options.progress)
         if let hypervisor = options.hypervisor { try guestfs.setHypervisor(hypervisor) }
+        switch PrivateAppliance.choose(searchPath: try guestfs.searchPath,
+                                       cache: (ToolCache.directory() as NSString).appendingPathComponent("appliance"),
+                                       logger: options.logger) {
+        case .own(let directory, let source):
+            try guestfs.useAppliance(directory)
+            options.logger.info("appliance: imgcustomize's shorter /init, built from \(source) in \(directory)")
+        case .stock(let reason):
+            options.logger.info("appliance: libguestfs's own (\(reason))")
+        }
         // Two virtual CPUs where the host has two cores: under software emulation each is a host thread, and the
         // appliance's boot (udev, LVM scanning) keeps both busy. Measured here: launches about 3 s shorter.
         let cpus = Int32(options.virtualCPUs ?? min(2, ProcessInfo.processInfo.activeProcessorCount))

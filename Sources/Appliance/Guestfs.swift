@@ -279,6 +279,19 @@ extension Guestfs {
         get throws { try string("find the appliance cache directory") { guestfs_get_cachedir($0) } }
     }
 
+    /// Where libguestfs looks for its appliance (LIBGUESTFS_PATH or its built-in directory), colon-separated.
+    var searchPath: String {
+        get throws {
+            try call("find the appliance") { handle -> String? in guestfs_get_path(handle).map { String(cString: $0) } }
+        }
+    }
+
+    /// Boots the appliance in `directory` (a supermin.d inside it) and builds it there: its own path and cache.
+    func useAppliance(_ directory: String) throws {
+        try run("use the appliance", directory) { guestfs_set_path($0, directory) }
+        try run("use the appliance cache", directory) { guestfs_set_cachedir($0, directory) }
+    }
+
     func setHypervisor(_ path: String) throws {
         try run("use the hypervisor", path) { guestfs_set_hv($0, path) }
     }

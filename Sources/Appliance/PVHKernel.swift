@@ -26,13 +26,7 @@ enum PVHKernel {
     /// `${XDG_CACHE_HOME:-~/.cache}/imgcustomize/kernels`, or nil when the PVH entry is turned off.
     static func cacheDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
         if environment[environmentVariable] == "stock" { return nil }
-        let base: String
-        if let cache = environment["XDG_CACHE_HOME"], cache.hasPrefix("/") {
-            base = cache
-        } else {
-            base = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache").path
-        }
-        return (base as NSString).appendingPathComponent("imgcustomize/kernels")
+        return (ToolCache.directory(environment: environment) as NSString).appendingPathComponent("kernels")
     }
 
     /// The name the ELF of `kernel` has in the cache: the SHA-256 of the kernel file, as the wrapper computes it

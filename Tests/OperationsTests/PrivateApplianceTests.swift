@@ -1,0 +1,118 @@
+import Diagnostics
+import Foundation
+import Testing
+@testable import Appliance
+import TestSupport
+
+/// imgcustomize's appliance: libguestfs's own supermin.d with an edited /init, made from the host's libguestfs; no
+/// launch (the launches are in `ApplianceTests.PrivateApplianceLaunchTests`).
+@Suite struct PrivateApplianceTests {
+    /// Where Debian's libguestfs keeps supermin's input, as `guestfs_get_path` gives it.
+    static let libguestfsPath = "/usr/lib/x86_64-linux-gnu/guestfs"
+
+    @Test func theHostLibguestfsInitTakesEveryEditAndStaysValidBash() throws {
+        let archive = Self.libguestfsPath + "/supermin.d/init.tar.gz"
+        let stock = try PrivateAppliance.readInit(archive)
+        let edited = try PrivateAppliance.edit(stock, name: archive)
+        for edit in PrivateAppliance.edits {
+            #expect(!edited.split(separator: "\n").contains { $0 == edit.line }, "\(edit.line) is still there")
+            #expect(edited.components(separatedBy: edit.replacement).count == 2, "\(edit.replacement) is not there once")
+        }
+        // Only the edited lines changed.
+        let before = stock.split(separator: "\n", omittingEmptySubsequences: false)
+        let after = edited.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(before.count == after.count)
+        #expect(zip(before, after).filter { $0 != $1 }.count == PrivateAppliance.edits.count)
+        // bash itself reads the result.
+        let directory = try TestDirectory()
+        let script = directory.path("init")
+        try Data(edited.utf8).write(to: URL(fileURLWithPath: script))
+        _ = try runTool("bash", ["-n", script])
+    }
+
+    @Test func anInitWithoutALineOrWithItTwiceIsNotEdited() throws {
+        let stock = try PrivateAppliance.readInit(Self.libguestfsPath + "/supermin.d/init.tar.gz")
+        let missing = stock.replacingOccurrences(of: "\nldmtool create all\n", with: "\n")
+        let error = #expect(throws: PrivateAppliance.Unavailable.self) {
+            _ = try PrivateAppliance.edit(missing, name: "init.tar.gz")
+        }
+        #expect(error?.message == "init.tar.gz has no lines \"ldmtool create all\" (another libguestfs version)")
+        let twice = stock.replacingOccurrences(of: "\nudevadm trigger\n", with: "\nudevadm trigger\nudevadm trigger\n")
+        #expect(throws: PrivateAppliance.Unavailable.self) { _ = try PrivateAppliance.edit(twice, name: "init.tar.gz") }
+    }
+
+    @Test func theApplianceIsPreparedOnceFromLibguestfsFilesAndInitOnly() throws {
+        let directory = try TestDirectory()
+        let cache = directory.path("appliance")
+        let choice = PrivateAppliance.choose(searchPath: Self.libguestfsPath, cache: cache,
+                                             logger: LogRecorder().logger(), environment: [:])
+        guard case .own(let prepared, let source) = choice else {
+            Issue.record("expected imgcustomize's appliance, got \(choice)")
+            return
+        }
+        #expect(source == Self.libguestfsPath + "/supermin.d")
+        let input = prepared + "/supermin.d"
+        let stockEntries = try FileManager.default.contentsOfDirectory(atPath: source).sorted()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: input).sorted() == stockEntries)
+        for entry in stockEntries where entry != "init.tar.gz" {
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: input + "/" + entry) == source + "/" + entry)
+        }
+        // tar, not our reader, lists the archive: one executable init owned by root.
+        let listing = try runTool("tar", ["-tvzf", input + "/init.tar.gz"])
+        #expect(listing.hasPrefix("-rwxr-xr-x root/root"), "\(listing)")
+        #expect(listing.split(separator: "\n").count == 1 && listing.hasSuffix(" init\n"))
+        #expect(try PrivateAppliance.readInit(input + "/init.tar.gz")
+                == PrivateAppliance.edit(PrivateAppliance.readInit(source + "/init.tar.gz"), name: "stock"))
+
+        // The next run finds it and leaves it as it is: supermin rebuilds the appliance when its input is newer.
+        let made = try FileManager.default.attributesOfItem(atPath: input + "/init.tar.gz")[.modificationDate] as? Date
+        let again = PrivateAppliance.choose(searchPath: Self.libguestfsPath, cache: cache,
+                                            logger: LogRecorder().logger(), environment: [:])
+        #expect(again == choice)
+        #expect(try FileManager.default.attributesOfItem(atPath: input + "/init.tar.gz")[.modificationDate] as? Date == made)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache) == [(prepared as NSString).lastPathComponent])
+    }
+
+    @Test func runsPreparingAtOnceShareOneAppliance() async throws {
+        let directory = try TestDirectory()
+        let cache = directory.path("appliance")
+        let choices = await withTaskGroup(of: PrivateAppliance.Choice.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    PrivateAppliance.choose(searchPath: Self.libguestfsPath, cache: cache,
+                                            logger: LogRecorder().logger(), environment: [:])
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(choices.map { "\($0)" }).count == 1)
+        guard case .own(let prepared, _) = choices[0] else {
+            Issue.record("expected imgcustomize's appliance, got \(choices[0])")
+            return
+        }
+        // No half-made directory is left beside it.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache) == [(prepared as NSString).lastPathComponent])
+    }
+
+    @Test func theStockApplianceBootsWhereTheUserOrLibguestfsChoseAnother() throws {
+        let directory = try TestDirectory()
+        let cache = directory.path("appliance")
+        let logger = LogRecorder().logger()
+        #expect(PrivateAppliance.choose(searchPath: Self.libguestfsPath, cache: cache, logger: logger,
+                                        environment: [PrivateAppliance.environmentVariable: "stock"])
+                == .stock(reason: "IMGCUSTOMIZE_APPLIANCE=stock"))
+        #expect(PrivateAppliance.choose(searchPath: "/srv/appliance", cache: cache, logger: logger,
+                                        environment: ["LIBGUESTFS_PATH": "/srv/appliance"])
+                == .stock(reason: "LIBGUESTFS_PATH chooses the appliance (/srv/appliance)"))
+        // A fixed appliance (guestfs(3), "FIXED APPLIANCE") first in the path.
+        let fixed = directory.path("fixed")
+        try FileManager.default.createDirectory(atPath: fixed, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: fixed + "/README.fixed", contents: Data())
+        #expect(PrivateAppliance.choose(searchPath: fixed + ":" + Self.libguestfsPath, cache: cache, logger: logger,
+                                        environment: [:])
+                == .stock(reason: "\(fixed) holds a fixed appliance"))
+        #expect(PrivateAppliance.choose(searchPath: directory.path("none"), cache: cache, logger: logger, environment: [:])
+                == .stock(reason: "no supermin.d in libguestfs's path \(directory.path("none"))"))
+        #expect(!FileManager.default.fileExists(atPath: cache))
+    }
+}
