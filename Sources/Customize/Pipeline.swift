@@ -13,7 +13,7 @@ public struct RunOptions: Sendable {
     public var dryRun = false
     /// Run a profile on a guest that does not meet its requirement.
     public var force = false
-    /// Overrides the profile's output: compression of a qcow2 result.
+    /// Overrides the profile's output: compression of a qcow2 result (nil: the profile's, or the input's own).
     public var compression: ClusterCompression?
     /// Glance's `disk_formats`: formats accepted as input; nil accepts every safe format.
     public var allowedFormats: Set<ImageFormat>?
@@ -338,9 +338,16 @@ public struct Pipeline: Sendable {
         }
     }
 
-    /// The format of the result, refusing to turn a raw image into qcow2 in place.
+    /// The format of the result, refusing to turn a raw image into qcow2 in place. A qcow2 image kept in its format
+    /// keeps its compression: compressed clusters in the input make a result compressed the same way (virt-customize,
+    /// editing in place, leaves an image about its size; a rewrite that dropped the compression tripled one).
     private func outputTarget(image: String, format: ImageFormat, policy: OutputPolicy) throws -> WriteOptions {
-        let compression = options.compression ?? (policy == .compressedQCOW2 ? .zlib : ClusterCompression.none)
+        var kept = ClusterCompression.none
+        if policy == .sameFormat, format == .qcow2, options.compression == nil,
+           let reader = try openImage(path: image, format: .qcow2, allowBacking: false) as? QCOW2Reader {
+            kept = try reader.compressedClusters() ?? .none
+        }
+        let compression = options.compression ?? (policy == .compressedQCOW2 ? .zlib : kept)
         if format != .qcow2, policy == .sameFormat || options.compression == ClusterCompression.none {
             return WriteOptions(format: .raw, compression: .none)
         }

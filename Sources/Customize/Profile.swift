@@ -158,7 +158,8 @@ public struct GuestRequirement: Sendable, CustomStringConvertible {
 
 /// What the rewrite at the end of a run produces.
 public enum OutputPolicy: Sendable, Equatable {
-    /// The input's format: qcow2 stays qcow2 (uncompressed), raw stays sparse raw.
+    /// The input's format: qcow2 stays qcow2 (compressed as the input's compressed clusters were, if it had any),
+    /// raw stays sparse raw.
     case sameFormat
     /// Compressed qcow2, as a cloud image is uploaded.
     case compressedQCOW2

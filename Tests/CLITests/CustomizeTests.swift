@@ -46,6 +46,29 @@ import TestSupport
         try expectNoStepChangedButTrimming(try imgcustomize(["customize", image, "--json"] + Self.operations))
     }
 
+    /// virt-customize edits in place and leaves an image about its size; the rewrite keeps a compressed image
+    /// compressed, with its own codec (zstd here, which is not the default).
+    @Test func aCompressedImageStaysCompressedWithItsCodec() throws {
+        let directory = try TestDirectory()
+        let image = directory.path("ubuntu.qcow2")
+        try runTool("qemu-img", ["convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd",
+                                 try fixture("ubuntu2404.qcow2"), image])
+        let sizeBefore = try #require(try FileManager.default.attributesOfItem(atPath: image)[.size] as? Int)
+
+        let run = try imgcustomize(["customize", image, "--write", "/etc/motd:kept compressed\n"])
+        #expect(run.status == 0, "\(run.stderr)")
+        // qemu-img, not our reader, says how the result is stored.
+        let info = try runTool("qemu-img", ["info", "--output", "json", image])
+        #expect(info.contains("\"compression-type\": \"zstd\""), "\(info)")
+        let check = try runTool("qemu-img", ["check", image])
+        #expect(check.contains("No errors"), "\(check)")
+        let compressed = try #require(check.firstMatch(of: #/([0-9.]+)% compressed clusters/#).flatMap { Double($0.1) },
+                                      "\(check)")
+        #expect(compressed > 50, "\(check)")
+        let sizeAfter = try #require(try FileManager.default.attributesOfItem(atPath: image)[.size] as? Int)
+        #expect(sizeAfter < sizeBefore + sizeBefore / 4, "\(sizeBefore) bytes became \(sizeAfter)")
+    }
+
     @Test func dryRunLeavesTheImageByteIdentical() throws {
         let directory = try TestDirectory()
         let image = directory.path("single.raw")

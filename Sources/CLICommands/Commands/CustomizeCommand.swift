@@ -1,5 +1,6 @@
 import ArgumentParser
 import Customize
+import Formats
 import Foundation
 import Operations
 
@@ -15,6 +16,10 @@ extension IMGCustomize {
             no network unless --network is given. A disk given with --attach (virt-customize's: an ISO of \
             packages, a data disk) is there for guest commands only, read-only: inspection, LVM, identities and \
             trimming see the guest's disks alone.
+
+            The result has the image's format. A qcow2 image with compressed clusters is written compressed again, \
+            with the same codec (zlib or zstd), so that it stays about its size; --compress chooses otherwise \
+            (none for an uncompressed result).
 
             EXAMPLES:
               imgcustomize customize rhel7.qcow2 \\
@@ -42,12 +47,16 @@ extension IMGCustomize {
 
         @OptionGroup var operationArguments: OperationArguments
 
+        @Option(help: "Compression of a qcow2 result: zlib, zstd or none (default: as the image's own compressed clusters, none if it has none).")
+        var compress: ClusterCompression?
+
         func run() throws {
             let (image, operations, attachments) = try operationArguments.planned()
             guard !operations.isEmpty else {
                 throw ValidationError("no operation given; `imgcustomize operations` lists them")
             }
             var options = try runOptions.options()
+            options.compression = compress
             options.attachments = attachments
             if let root {
                 guard attachments.isEmpty else { throw ValidationError("--attach needs an image: no guest command runs on a directory tree") }

@@ -212,6 +212,19 @@ public final class QCOW2Reader: ImageSource {
         if let p = pending { try body(p.offset, p.length, p.piece) }
     }
 
+    /// How the image's compressed clusters are compressed, when its active layer has any: nil when none is.
+    /// Reads the L2 tables up to the first compressed entry.
+    public func compressedClusters() throws -> ClusterCompression? {
+        let stride = header.extendedL2 ? 2 : 1
+        for index in l1.indices {
+            guard let table = try l2Table(index) else { continue }
+            for entry in Swift.stride(from: 0, to: table.count, by: stride) where table[entry] & Self.compressedFlag != 0 {
+                return header.compressionType == .zstd ? .zstd : .zlib
+            }
+        }
+        return nil
+    }
+
     // MARK: ImageSource
 
     public func extents(in range: Range<UInt64>) throws -> [Extent] {
