@@ -418,6 +418,9 @@ struct Launcher {
         case .stock(let reason):
             options.logger.info("appliance: libguestfs's own (\(reason))")
         }
+        // A user's first launch builds their appliance from the host kernel: say before launching if it cannot.
+        let built = "\(try guestfs.cacheDirectory)/.guestfs-\(geteuid())/appliance.d/kernel"
+        if access(built, R_OK) != 0, let unreadable = HostKernel.unreadable() { throw unreadable }
         // Two virtual CPUs where the host has two cores: under software emulation each is a host thread, and the
         // appliance's boot (udev, LVM scanning) keeps both busy. Measured here: launches about 3 s shorter.
         let cpus = Int32(options.virtualCPUs ?? min(2, ProcessInfo.processInfo.activeProcessorCount))
