@@ -102,6 +102,10 @@ final class LaunchWatch: Sendable {
         pidFile = directory.appending("qemu.pid")
         kernelFile = directory.appending("kernel")
         wrapper = directory.appending("qemu")
+        // The script names its files relative to its own path ($0: libguestfs runs it by its absolute path), so that
+        // it is the same size in every run: libguestfs caches what it learns about a hypervisor under its size and
+        // modification time, and a wrapper whose size changed with the length of the process id in its directory's
+        // name cost a query of qemu (three qemu runs, seconds at load) on every new length.
         // Only the launch itself (the run with -kernel) records its pid; libguestfs also runs the hypervisor
         // to query its version and devices. The kernel argument is looked up in the PVH cache under the content the
         // file has now (libguestfs may have just rebuilt it): a cached ELF replaces it, else it stays.
@@ -111,7 +115,7 @@ final class LaunchWatch: Sendable {
               shift
               if [ "$prev" = -kernel ]; then
                 pvh=\(Self.quoted(kernels))/vmlinux-$(sha256sum < "$a" 2>/dev/null | cut -d' ' -f1)
-                if [ -f "$pvh" ]; then echo "pvh $pvh" > \(Self.quoted(kernelFile)); a=$pvh; else echo "stock $a" > \(Self.quoted(kernelFile)); fi
+                if [ -f "$pvh" ]; then echo "pvh $pvh" > "$d/kernel"; a=$pvh; else echo "stock $a" > "$d/kernel"; fi
               fi
               set -- "$@" "$a"
               prev=$a
@@ -120,7 +124,8 @@ final class LaunchWatch: Sendable {
             """ } ?? ""
         let script = """
             #!/bin/sh
-            case " $* " in *" -kernel "*) echo $$ > \(Self.quoted(pidFile)).new && mv \(Self.quoted(pidFile)).new \(Self.quoted(pidFile)) ;; esac
+            d=${0%/*}
+            case " $* " in *" -kernel "*) echo $$ > "$d/qemu.pid.new" && mv "$d/qemu.pid.new" "$d/qemu.pid" ;; esac
             \(swap)exec \(Self.quoted(hypervisor)) "$@"
 
             """
