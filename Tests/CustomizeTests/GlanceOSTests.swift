@@ -1,5 +1,6 @@
 import Testing
-@testable import Operations
+import Customize
+import Operations
 import TestSupport
 
 /// The Glance properties of a guest's operating system and hardware, from what inspection reports.
