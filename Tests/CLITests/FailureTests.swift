@@ -7,7 +7,7 @@ import Diagnostics
 @testable import Operations
 @testable import Appliance
 import TestSupport
-import Host
+@testable import Host
 
 /// Every error a user can see has one shape (message, hint, image, path), printed one way in text and in JSON.
 @Suite struct ErrorShapeTests {

@@ -5,7 +5,7 @@ import Host
 import Testing
 
 /// The process runner with real programs: what they print, how they end, and that stopping them works.
-@Suite struct HostCommandTests {
+@Suite(.timeLimit(.minutes(1))) struct HostCommandTests {
     /// Neither stream can stall the program: 8 MiB on stderr before 8 MiB on stdout (a runner reading stdout to its
     /// end first would wait forever on a program blocked writing stderr), and 16 MiB through cat while it is written.
     @Test func drainsBothStreamsAndFeedsInputTogether() throws {
