@@ -81,6 +81,7 @@ final class GuestRun {
             throw GuestError(guest: image, action: "boot-check", message: Diagnostic(of: error).message,
                              hint: "run scripts/install-deps")
         }
+        try options.cancellation?.check(image: image)
         guard result.succeeded else {
             throw GuestError(guest: image, action: "boot-check", message: "\(command.commandLine) \(result.explanation)",
                              hint: "run scripts/install-deps")
@@ -147,13 +148,14 @@ final class GuestRun {
         defer { try? log.close() }
         let process: HostProcess
         do {
-            process = try HostCommand("qemu-system-x86_64", qemuArguments(console: consolePath))
+            process = try HostCommand("/usr/bin/qemu-system-x86_64", qemuArguments(console: consolePath))
                 .start(stdout: log.fileDescriptor, stderr: log.fileDescriptor)
         } catch {
             throw GuestError(guest: imageName, action: "boot-check", message: Diagnostic(of: error).message,
                              hint: "install qemu-system-x86 (scripts/install-deps)")
         }
-        // The overlay is thrown away unless booted again, and then qemu is stopped only after the guest powered off.
+        // Cancelling stops qemu at once, so the loop below does not wait for the guest; however the boot ends, qemu
+        // is stopped (SIGTERM, SIGKILL after 5 s) and reaped.
         let registration = options.cancellation?.onCancel { process.signal(SIGTERM) }
         defer {
             registration?.end()
@@ -246,11 +248,15 @@ final class GuestRun {
     /// Runs `command` in the guest as root; `input` goes to its standard input. ssh hands the remote shell one
     /// line, so a script travels on standard input, never as an argument.
     func ssh(_ command: [String], input: String? = nil, timeout: Double) throws -> CommandResult {
-        try HostCommand("ssh", ["-i", key, "-p", String(port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-                                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                                "-o", "LogLevel=ERROR", "root@127.0.0.1"] + command,
-                        input: input.map { .bytes(Array($0.utf8)) } ?? .none, timeout: timeout,
-                        cancellation: options.cancellation).run()
+        let result = try HostCommand("ssh", ["-i", key, "-p", String(port), "-o", "BatchMode=yes",
+                                             "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=no",
+                                             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                                             "root@127.0.0.1"] + command,
+                                     input: input.map { .bytes(Array($0.utf8)) } ?? .none, timeout: timeout,
+                                     cancellation: options.cancellation).run()
+        // An ssh stopped by the cancellation answered nothing: no retry, the run stops.
+        try options.cancellation?.check(image: image)
+        return result
     }
 
     /// One round trip: what the checks need, as KEY=VALUE lines.
