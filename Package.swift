@@ -10,7 +10,7 @@ let package = Package(
         // are written against, its two backends (the appliance, a directory tree), the pipeline and the DSL, and the
         // built-in profiles.
         .library(name: "IMGCustomize",
-                 targets: ["Diagnostics", "Formats", "Operations", "Appliance", "DirectoryTree", "Customize", "Profiles",
+                 targets: ["Diagnostics", "Host", "Formats", "Operations", "Appliance", "DirectoryTree", "Customize", "Profiles",
                            "BootCheck"]),
     ],
     dependencies: [
@@ -30,6 +30,12 @@ let package = Package(
                        providers: [.apt(["libdeflate-dev", "libzstd-dev", "zlib1g-dev"])]),
         // The one shape of an error a user sees (message, hint, image, path), below everything that throws one.
         .target(name: "Diagnostics"),
+        // What every module shares about the host it runs on: processes (the one runner), temporary directories and
+        // the scratch registry, cancellation, reading host files, shell quoting, sizes as people read them.
+        .target(name: "Host", dependencies: [
+            "Diagnostics", "CLinux",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Formats", dependencies: [
             "Diagnostics", "CCompress", "CLinux",
             .product(name: "Logging", package: "swift-log"),
@@ -37,30 +43,30 @@ let package = Package(
         // The guest model: the guest-filesystem protocol, guest facts, the operation protocol, the registry and the
         // runner, Augeas editing, and the operations. It never sees libguestfs.
         .target(name: "Operations", dependencies: [
-            "Diagnostics", "CAugeas", "CCrypt",
+            "Diagnostics", "Host", "CAugeas", "CCrypt",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The libguestfs appliance: the typed handle (the only libguestfs caller), the launcher and session, quick
         // inspection, the guest filesystem inside it, and its block-device work (trimming, swap, LVM).
         .target(name: "Appliance", dependencies: [
-            "Diagnostics", "Operations", "CGuestFS",
+            "Diagnostics", "Host", "Formats", "Operations", "CGuestFS",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // A directory tree on the host as a guest filesystem, every path contained in it.
-        .target(name: "DirectoryTree", dependencies: ["Operations", "CLinux"]),
+        .target(name: "DirectoryTree", dependencies: ["Host", "Operations", "CLinux"]),
         .target(name: "Customize", dependencies: [
-            "Diagnostics", "Formats", "Operations", "Appliance", "DirectoryTree",
+            "Diagnostics", "Host", "Formats", "Operations", "Appliance", "DirectoryTree",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Profiles", dependencies: ["Customize", "Operations"], path: "profiles"),
         // Boots a prepared image under qemu and checks what a cloud would (the `boot-check` command).
         .target(name: "BootCheck", dependencies: [
-            "Diagnostics", "Formats", "Operations", "Appliance",
+            "Diagnostics", "Host", "Formats", "Operations", "Appliance",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The commands, their options and the progress bar, as a library the tests parse in-process.
         .target(name: "CLICommands", dependencies: [
-            "Diagnostics", "Customize", "Profiles", "Formats", "Operations", "Appliance", "BootCheck",
+            "Diagnostics", "Host", "Customize", "Profiles", "Formats", "Operations", "Appliance", "BootCheck",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -68,11 +74,12 @@ let package = Package(
         // What every test target shares: temporary directories, running host tools and processes.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
-        .testTarget(name: "OperationsTests", dependencies: ["Diagnostics", "Operations", "Appliance", "DirectoryTree", "TestSupport"]),
-        .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations",
+        .testTarget(name: "HostTests", dependencies: ["Host", "TestSupport"]),
+        .testTarget(name: "OperationsTests", dependencies: ["Diagnostics", "Host", "Operations", "Appliance", "DirectoryTree", "TestSupport"]),
+        .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Host", "Profiles", "Formats", "Operations",
                                                             "DirectoryTree", "TestSupport"]),
         .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "Formats", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["imgcustomize", "CLICommands", "Diagnostics", "Operations", "Appliance", "Formats",
+        .testTarget(name: "CLITests", dependencies: ["imgcustomize", "CLICommands", "Diagnostics", "Host", "Operations", "Appliance", "Formats",
                                                       "Profiles", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

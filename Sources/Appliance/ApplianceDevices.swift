@@ -1,5 +1,7 @@
+import Formats
 import Foundation
 import Operations
+import Host
 
 /// The block-device work of an appliance session, which is not filesystem work: discarding what the guest does not
 /// use (free filesystem blocks, swap areas, free LVM extents) so that the rewrite skips it.
@@ -96,14 +98,8 @@ public final class ApplianceDevices: GuestDevices {
     /// The block device under a mountable: itself, or for a btrfs subvolume (btrfsvol:/dev/sda2/root) the device
     /// holding the filesystem.
     private func filesystemDevice(of mountable: String) -> String {
-        guard mountable.hasPrefix("btrfsvol:") else { return mountable }
-        let components = mountable.dropFirst("btrfsvol:".count).split(separator: "/").map(String.init)
-        // dev/sda2/root, or dev/mapper/NAME/root and dev/VG/LV/root for btrfs over device-mapper.
-        for length in [2, 3] where components.count > length {
-            let device = "/" + components.prefix(length).joined(separator: "/")
-            if guestfs.filesystemType(device) == "btrfs" { return device }
-        }
-        return mountable
+        guard let name = BtrfsVolumeName(mountable) else { return mountable }
+        return name.splits.first { guestfs.filesystemType($0.device) == "btrfs" }?.device ?? mountable
     }
 
     /// Discards every mounted filesystem's unused blocks, every swap area (its header page put back byte for byte, so
@@ -212,12 +208,13 @@ struct SwapHeader {
     let label: String
 
     init?(_ start: [UInt8]) {
+        let cursor = ByteCursor(start, file: "swap area")
         guard let size = [4096, 8192, 16384, 65536].first(where: { size in
-            start.count >= size && Array(start[(size - Self.signature.count)..<size]) == Self.signature
-        }) else { return nil }
+            start.count >= size && cursor.matches(Self.signature, at: size - Self.signature.count)
+        }), let uuid = try? cursor.slice(1036, 16), let label = try? cursor.string(1052, 16) else { return nil }
         page = Array(start[0..<size])
-        uuid = uuidString(page[1036..<1052])
-        label = String(decoding: page[1052..<1068].prefix(while: { $0 != 0 }), as: UTF8.self)
+        self.uuid = uuidString(uuid)
+        self.label = label
     }
 }
 

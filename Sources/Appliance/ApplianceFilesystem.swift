@@ -4,6 +4,7 @@ import Operations
 
 #if canImport(Glibc)
 import Glibc
+import Host
 #endif
 
 /// The filesystems of an image, mounted inside the libguestfs appliance. Paths resolve inside the guest by
@@ -98,15 +99,12 @@ public final class ApplianceFilesystem: GuestFilesystem {
 
     /// Runs `body` with the path of a file in a private host temporary directory, removed afterwards.
     private func viaHostFile<T>(_ action: String, _ path: String, _ body: (String) throws -> T) throws -> T {
-        let directory: TemporaryDirectory
         do {
-            directory = try TemporaryDirectory(prefix: "imgcustomize-transfer")
-        } catch {
+            return try TemporaryDirectory.with(prefix: "imgcustomize-transfer") { try body($0.appending("file")) }
+        } catch let error as TemporaryDirectoryError {
             throw GuestError(guest: guestDescription, action: action, path: path, message: Diagnostic(of: error).message,
                              hint: "set TMPDIR to a writable directory")
         }
-        defer { directory.remove() }
-        return try body(directory.appending("file"))
     }
 
     public func getxattr(_ path: String, name: String) throws -> [UInt8]? {

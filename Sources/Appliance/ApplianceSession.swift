@@ -2,6 +2,7 @@ import Diagnostics
 import Foundation
 import Logging
 import Operations
+import Host
 
 /// A disk image handed to the appliance. The format is always explicit: qemu never probes an untrusted file (a raw
 /// image whose first bytes look like a qcow2 header would otherwise be opened as one, backing file and all).
@@ -281,14 +282,11 @@ public final class ApplianceSession {
     private func canonicalSubvolumes() throws -> (String) -> String {
         let devices = Set(try guestfs.disks() + guestfs.partitions())
         return { mountable in
-            guard mountable.hasPrefix("btrfsvol:/dev/") else { return mountable }
-            let rest = mountable.dropFirst("btrfsvol:/dev/".count)
-            guard let slash = rest.firstIndex(of: "/") else { return mountable }
-            let device = "/dev/" + rest[..<slash]
-            guard !devices.contains(device), let uuid = try? self.guestfs.filesystemUUID(device), !uuid.isEmpty,
+            guard let (device, path) = BtrfsVolumeName(mountable)?.splits.first, !devices.contains(device),
+                  let uuid = try? self.guestfs.filesystemUUID(device), !uuid.isEmpty,
                   let found = try? self.guestfs.device(withUUID: uuid), devices.contains(found)
             else { return mountable }
-            return "btrfsvol:\(found)\(rest[slash...])"
+            return BtrfsVolumeName.name(device: found, path: path)
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Operations
+import Host
 
 /// A LUKS device a session opened, and the mapping its plaintext appears as.
 struct OpenedLUKS: Equatable {

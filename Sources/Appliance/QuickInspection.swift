@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Operations
 
@@ -105,7 +106,9 @@ struct QuickInspection {
     /// libguestfs names them.
     private func btrfsSubvolumes(_ device: String) throws -> [String] {
         let defaultID = try guestfs.btrfsDefaultSubvolume(device)
-        return try guestfs.btrfsSubvolumes(device).filter { $0.id != defaultID }.map { "btrfsvol:\(device)/\($0.path)" }
+        return try guestfs.btrfsSubvolumes(device).filter { $0.id != defaultID }.map {
+            BtrfsVolumeName.name(device: device, path: $0.path)
+        }
     }
 
     private enum Verdict {
@@ -159,8 +162,8 @@ struct QuickInspection {
     /// Logical volumes and btrfs subvolumes named like a root first, then other volumes and subvolumes, then
     /// partitions from the last.
     static func rootLikelihood(_ device: String) -> Int {
-        if device.hasPrefix("btrfsvol:") {
-            return device.split(separator: "/").last?.contains("root") == true ? 0 : 1
+        if let subvolume = BtrfsVolumeName(device) {
+            return subvolume.lastComponent?.contains("root") == true ? 0 : 1
         }
         let components = device.split(separator: "/")
         guard components.count == 3 else { return 2 }  // /dev/VG/LV
@@ -174,18 +177,15 @@ struct QuickInspection {
     /// Recognises what libguestfs would find on a device from its first bytes (the superblock layouts of
     /// util-linux's libblkid probes).
     static func identify(_ bytes: [UInt8]) -> Content {
-        func at(_ offset: Int, _ text: String) -> Bool {
-            let expected = Array(text.utf8)
-            return bytes.count >= offset + expected.count && Array(bytes[offset..<offset + expected.count]) == expected
-        }
-        func uuid(_ offset: Int) -> String { uuidString(bytes[offset..<offset + 16]) }
-        func label(_ offset: Int, _ length: Int) -> String {
-            String(decoding: bytes[offset..<offset + length].prefix { $0 != 0 }, as: UTF8.self)
-        }
+        let cursor = ByteCursor(bytes, file: "device")
+        func at(_ offset: Int, _ text: String) -> Bool { cursor.matches(Array(text.utf8), at: offset) }
+        // Past the end of what was read: nothing, as for a blank field.
+        func uuid(_ offset: Int) -> String { (try? cursor.slice(offset, 16)).map(uuidString) ?? "" }
+        func label(_ offset: Int, _ length: Int) -> String { (try? cursor.string(offset, length)) ?? "" }
         if at(0, "XFSB") {
             return .filesystem(type: "xfs", uuid: uuid(32), label: label(108, 12))
         }
-        if bytes.count >= 2048, bytes[1080] == 0x53, bytes[1081] == 0xEF {
+        if cursor.count >= 2048, cursor.matches([0x53, 0xEF], at: 1080) {
             // ext2, ext3 and ext4 differ in feature flags only; the type matters here only as "not btrfs".
             return .filesystem(type: "ext", uuid: uuid(1024 + 104), label: label(1024 + 120, 16))
         }
@@ -194,26 +194,26 @@ struct QuickInspection {
             return .lvmPhysicalVolume
         }
         if at(65536 + 64, "_BHRfS_M") {
-            guard bytes.count >= 65536 + 299 + 256 else { return .unsupported("btrfs") }
-            // A filesystem over several devices (its num_devices, little-endian) is not one this inspection follows.
-            let deviceCount = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[65536 + 136 + $1]) << (8 * $1) }
+            guard cursor.count >= 65536 + 299 + 256,
+                  let deviceCount = try? cursor.littleEndian(UInt64.self, at: 65536 + 136) else { return .unsupported("btrfs") }
+            // A filesystem over several devices (its num_devices) is not one this inspection follows.
             guard deviceCount == 1 else { return .unsupported("btrfs over \(deviceCount) devices") }
             return .filesystem(type: "btrfs", uuid: uuid(65536 + 32), label: label(65536 + 299, 256))
         }
-        if bytes.count >= 6, Array(bytes[0..<6]) == [0x4C, 0x55, 0x4B, 0x53, 0xBA, 0xBE] { return .unsupported("LUKS") }
+        if cursor.matches([0x4C, 0x55, 0x4B, 0x53, 0xBA, 0xBE], at: 0) { return .unsupported("LUKS") }
         // An MD RAID member with a version 1.1 or 1.2 superblock (a92b4efc little-endian, at 0 or 4 KiB).
         let raidMagic: [UInt8] = [0xFC, 0x4E, 0x2B, 0xA9]
-        if [0, 4096].contains(where: { bytes.count >= $0 + 4 && Array(bytes[$0..<$0 + 4]) == raidMagic }) {
+        if [0, 4096].contains(where: { cursor.matches(raidMagic, at: $0) }) {
             return .unsupported("RAID member")
         }
-        if bytes.count >= 512, bytes[510] == 0x55, bytes[511] == 0xAA {
+        if cursor.matches([0x55, 0xAA], at: 510) {
             // A FAT filesystem (an EFI system partition) is fine only if nothing refers to it; an MBR (an extended
             // partition) is nothing to inspect.
             if at(82, "FAT32") {
-                return .filesystem(type: "vfat", uuid: fatSerial(bytes, at: 67), label: fatLabel(bytes, at: 71))
+                return .filesystem(type: "vfat", uuid: fatSerial(cursor, at: 67), label: fatLabel(cursor, at: 71))
             }
             if at(54, "FAT1") {
-                return .filesystem(type: "vfat", uuid: fatSerial(bytes, at: 39), label: fatLabel(bytes, at: 43))
+                return .filesystem(type: "vfat", uuid: fatSerial(cursor, at: 39), label: fatLabel(cursor, at: 43))
             }
             return .other
         }
@@ -222,12 +222,15 @@ struct QuickInspection {
         return .other
     }
 
-    private static func fatSerial(_ bytes: [UInt8], at offset: Int) -> String {
-        String(format: "%02X%02X-%02X%02X", bytes[offset + 3], bytes[offset + 2], bytes[offset + 1], bytes[offset])
+    /// The volume serial number (little-endian) as blkid prints it: "1234-ABCD".
+    private static func fatSerial(_ cursor: ByteCursor, at offset: Int) -> String {
+        guard let serial = try? cursor.littleEndian(UInt32.self, at: offset) else { return "" }
+        return String(format: "%04X-%04X", serial >> 16, serial & 0xFFFF)
     }
 
-    private static func fatLabel(_ bytes: [UInt8], at offset: Int) -> String {
-        let text = String(decoding: bytes[offset..<offset + 11], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+    private static func fatLabel(_ cursor: ByteCursor, at offset: Int) -> String {
+        guard let raw = try? cursor.slice(offset, 11) else { return "" }
+        let text = String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces)
         return text == "NO NAME" ? "" : text
     }
 
@@ -355,7 +358,7 @@ struct QuickInspection {
             } else {
                 continue  // tmpfs, none...
             }
-            if type == "btrfs", !device.hasPrefix("btrfsvol:") {
+            if type == "btrfs", BtrfsVolumeName(device) == nil {
                 guard let subvolume = btrfsSubvolume(options: fields.count > 3 ? String(fields[3]) : "",
                                                      device: device, devices: devices) else { return nil }
                 device = subvolume
@@ -374,7 +377,7 @@ struct QuickInspection {
         guard let subvol = options.first(where: { $0.hasPrefix("subvol=") })?.dropFirst("subvol=".count) else {
             return options.contains(where: { $0.hasPrefix("subvolid=") }) ? nil : device
         }
-        let subvolume = "btrfsvol:\(device)/\(subvol)"
+        let subvolume = BtrfsVolumeName.name(device: device, path: subvol)
         return devices.subvolumes.contains(subvolume) ? subvolume : nil
     }
 

@@ -7,6 +7,7 @@ import Operations
 
 #if canImport(Glibc)
 import Glibc
+import Host
 #endif
 
 public struct BootCheckOptions: Sendable {
@@ -115,6 +116,7 @@ public struct BootCheck: Sendable {
         guard failed else { return nil }
         // Kept after the run on purpose: the user reads it.
         let directory = try temporaryDirectory(image: image, prefix: "imgcustomize-boot-console")
+        directory.keep()
         let kept = directory.appending("console.log")
         try FileManager.default.copyItem(atPath: console, toPath: kept)
         return kept

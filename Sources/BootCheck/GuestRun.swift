@@ -1,6 +1,8 @@
+import Diagnostics
 import Appliance
 import Foundation
 import Formats
+import Host
 import Operations
 
 #if canImport(Glibc)
@@ -22,7 +24,6 @@ final class GuestRun {
     private let hostname: String
     private let token: String
     private let port: UInt16
-    private var process: Process?
     private var console = ConsoleWatch()
     private var boots = 0
 
@@ -43,9 +44,8 @@ final class GuestRun {
         port = try Self.freePort(image: image)
 
         let absolute = image.hasPrefix("/") ? image : FileManager.default.currentDirectoryPath + "/" + image
-        try Tool.run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", format.qemuFormat, "-b", absolute, overlay],
-                     image: image)
-        try Tool.run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "boot-check", "-f", key], image: image)
+        try tool("qemu-img", ["create", "-q", "-f", "qcow2", "-F", format.qemuFormat, "-b", absolute, overlay])
+        try tool("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "boot-check", "-f", key])
         try writeSeed()
     }
 
@@ -69,8 +69,23 @@ final class GuestRun {
             """
         try Data(metaData.utf8).write(to: URL(fileURLWithPath: directory + "/meta-data"))
         try Data(userData.utf8).write(to: URL(fileURLWithPath: directory + "/user-data"))
-        try Tool.run("xorriso", ["-as", "mkisofs", "-quiet", "-output", seed, "-volid", "cidata", "-joliet", "-rock",
-                                 directory + "/user-data", directory + "/meta-data"], image: image)
+        try tool("xorriso", ["-as", "mkisofs", "-quiet", "-output", seed, "-volid", "cidata", "-joliet", "-rock",
+                             directory + "/user-data", directory + "/meta-data"])
+    }
+
+    /// Runs a host tool the boot needs; a failure throws with what it said.
+    private func tool(_ program: String, _ arguments: [String]) throws {
+        let command = HostCommand(program, arguments, output: .discard, timeout: 120, cancellation: options.cancellation)
+        let result: CommandResult
+        do { result = try command.run() } catch {
+            throw GuestError(guest: image, action: "boot-check", message: Diagnostic(of: error).message,
+                             hint: "run scripts/install-deps")
+        }
+        try options.cancellation?.check(image: image)
+        guard result.succeeded else {
+            throw GuestError(guest: image, action: "boot-check", message: "\(command.commandLine) \(result.explanation)",
+                             hint: "run scripts/install-deps")
+        }
     }
 
     /// A port on 127.0.0.1 nobody listens on now, for qemu's user-mode network to forward to the guest's SSH.
@@ -129,22 +144,22 @@ final class GuestRun {
         _ = FileManager.default.createFile(atPath: consolePath, contents: nil)
         let qemuLog = scratch + "/qemu.log"
         _ = FileManager.default.createFile(atPath: qemuLog, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
-        process.arguments = qemuArguments(console: consolePath)
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: qemuLog))
-        process.standardError = process.standardOutput
-        do { try process.run() } catch {
-            throw GuestError(guest: imageName, action: "boot-check", message: "cannot start qemu-system-x86_64: \(error.localizedDescription)",
-                                 hint: "install qemu-system-x86 (scripts/install-deps)")
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: qemuLog))
+        defer { try? log.close() }
+        let process: HostProcess
+        do {
+            process = try HostCommand("/usr/bin/qemu-system-x86_64", qemuArguments(console: consolePath))
+                .start(stdout: log.fileDescriptor, stderr: log.fileDescriptor)
+        } catch {
+            throw GuestError(guest: imageName, action: "boot-check", message: Diagnostic(of: error).message,
+                             hint: "install qemu-system-x86 (scripts/install-deps)")
         }
-        self.process = process
-        let registration = options.cancellation?.onCancel { [pid = process.processIdentifier] in kill(pid, SIGKILL) }
+        // Cancelling stops qemu at once, so the loop below does not wait for the guest; however the boot ends, qemu
+        // is stopped (SIGTERM, SIGKILL after 5 s) and reaped.
+        let registration = options.cancellation?.onCancel { process.signal(SIGTERM) }
         defer {
             registration?.end()
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
+            process.stop(grace: 5)
         }
         let clock = Clock(start: Date())
         var report = BootReport(image: imageName, firmware: firmware, acceleration: acceleration.rawValue,
@@ -181,7 +196,7 @@ final class GuestRun {
             }
             if Date().timeIntervalSince(lastSSHTry) > 3 {
                 lastSSHTry = Date()
-                if try ssh(["true"], timeout: 15).status == 0 { login = clock.now }
+                if try ssh(["true"], timeout: 15).succeeded { login = clock.now }
             }
             Thread.sleep(forTimeInterval: 0.5)
         }
@@ -194,7 +209,7 @@ final class GuestRun {
         // cloud-init may restart sshd (new host keys) just after the login: 255 is ssh's own failure, not
         // cloud-init's status, so that is tried again while the deadline allows.
         var waited = try ssh(["cloud-init", "status", "--wait"], timeout: max(30, deadline.timeIntervalSinceNow))
-        for _ in 0..<3 where waited.status == 255 && deadline.timeIntervalSinceNow > 30 {
+        for _ in 0..<3 where waited.termination == .exited(255) && deadline.timeIntervalSinceNow > 30 {
             Thread.sleep(forTimeInterval: 5)
             waited = try ssh(["cloud-init", "status", "--wait"], timeout: max(30, deadline.timeIntervalSinceNow))
         }
@@ -215,8 +230,8 @@ final class GuestRun {
         report.stages.append(.init(name: "power-off", seconds: process.isRunning ? nil : clock.now,
                                    source: process.isRunning ? "stopped after \(Int(patience)) s" : "systemctl poweroff"))
         if again, process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+            process.signal(SIGTERM)
+            process.wait()
         }
         return report
     }
@@ -232,10 +247,16 @@ final class GuestRun {
 
     /// Runs `command` in the guest as root; `input` goes to its standard input. ssh hands the remote shell one
     /// line, so a script travels on standard input, never as an argument.
-    func ssh(_ command: [String], input: String? = nil, timeout: Double) throws -> Tool.Result {
-        try Tool.capture("ssh", ["-i", key, "-p", String(port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-                                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                                 "-o", "LogLevel=ERROR", "root@127.0.0.1"] + command, input: input, timeout: timeout)
+    func ssh(_ command: [String], input: String? = nil, timeout: Double) throws -> CommandResult {
+        let result = try HostCommand("ssh", ["-i", key, "-p", String(port), "-o", "BatchMode=yes",
+                                             "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=no",
+                                             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                                             "root@127.0.0.1"] + command,
+                                     input: input.map { .bytes(Array($0.utf8)) } ?? .none, timeout: timeout,
+                                     cancellation: options.cancellation).run()
+        // An ssh stopped by the cancellation answered nothing: no retry, the run stops.
+        try options.cancellation?.check(image: image)
+        return result
     }
 
     /// One round trip: what the checks need, as KEY=VALUE lines.
@@ -265,26 +286,25 @@ final class GuestRun {
         // A round trip that fails (ssh cut off while sshd restarts, or too slow on a loaded host) would read as every
         // check failing with empty values: try again, and say so plainly if it never answers.
         var result = try ssh(["sh", "-s"], input: script, timeout: timeout)
-        for _ in 0..<2 where result.status != 0 {
+        for _ in 0..<2 where !result.succeeded {
             Thread.sleep(forTimeInterval: 5)
             result = try ssh(["sh", "-s"], input: script, timeout: timeout)
         }
-        guard result.status == 0 else {
-            let reason = result.status == -1 ? "took over \(Int(timeout)) s" : "exited \(result.status)"
+        guard result.succeeded else {
             throw GuestError(guest: image, action: "boot-check",
-                             message: "the guest took the SSH login, but the checks' round trip \(reason) three times: "
-                                 + result.stderr.trimmingCharacters(in: .whitespacesAndNewlines),
+                             message: "the guest took the SSH login, but the checks' round trip failed three times: "
+                                 + "ssh \(result.explanation)",
                              hint: "the guest's console is in \(consolePath); on a loaded host, run it again")
         }
         var facts: [String: [String]] = [:]
-        for line in result.stdout.split(separator: "\n") {
+        for line in result.outputText.split(separator: "\n") {
             guard let equals = line.firstIndex(of: "=") else { continue }
             facts[String(line[..<equals]), default: []].append(String(line[line.index(after: equals)...]))
         }
         return facts
     }
 
-    private func checks(facts: [String: [String]], cloudInitStatus: Tool.Result, before: ImageState)
+    private func checks(facts: [String: [String]], cloudInitStatus: CommandResult, before: ImageState)
         -> [BootReport.Check] {
         func one(_ key: String) -> String { facts[key]?.first ?? "" }
         var checks: [BootReport.Check] = []
@@ -326,8 +346,8 @@ final class GuestRun {
         let result = one("result")
         let errors = Self.cloudInitErrors(result)
         // `status --wait` prints a dot a second while it waits, then "status: done".
-        let statusText = cloudInitStatus.stdout.split(separator: "\n").last.map(String.init) ?? "no status"
-        checks.append(.init(name: "cloud-init without errors", passed: cloudInitStatus.status == 0 && errors == [],
+        let statusText = cloudInitStatus.outputText.split(separator: "\n").last.map(String.init) ?? "no status"
+        checks.append(.init(name: "cloud-init without errors", passed: cloudInitStatus.succeeded && errors == [],
                             detail: errors == nil ? "no /run/cloud-init/result.json (\(statusText))"
                                 : errors!.isEmpty ? "result.json lists no errors (\(statusText))"
                                 : errors!.joined(separator: "; ")))

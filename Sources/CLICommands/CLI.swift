@@ -4,6 +4,7 @@ import Diagnostics
 import Foundation
 import Operations
 import Synchronization
+import Host
 
 /// The `imgcustomize` command and its subcommands. The executable is a few lines calling `main()`; tests call
 /// `parseAsRoot([...])` in-process.

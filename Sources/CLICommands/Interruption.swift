@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import Operations
 import Synchronization
+import Host
 
 /// SIGINT, SIGTERM and SIGHUP during a command that launches the appliance or writes an image.
 ///

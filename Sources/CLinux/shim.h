@@ -1,6 +1,7 @@
 #ifndef IMGCUSTOMIZE_CLINUX_SHIM_H
 #define IMGCUSTOMIZE_CLINUX_SHIM_H
-/* Linux calls the Swift Glibc module leaves out: extended attributes (SELinux labels in a tree), sync_file_range
+/* Linux calls the Swift Glibc module leaves out: extended attributes (SELinux labels in a tree), sync_file_range,
+   pipe2 and posix_spawn_file_actions_addclosefrom_np
    and the open-file-description locks (declared by glibc only under _GNU_SOURCE, which the Glibc module is built
    without), and openat2 (no glibc wrapper at all: a raw syscall, which Swift cannot make since syscall() is
    variadic). */
@@ -14,6 +15,12 @@
 #include <linux/openat2.h>
 
 int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags);
+
+/* The process runner's: pipes made close-on-exec at once, and a spawned program's descriptors from 3 up closed (glibc
+   2.34), both declared only under _GNU_SOURCE. */
+#include <spawn.h>
+int pipe2(int fds[2], int flags);
+int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
 /* Start writeback of the range's dirty pages without waiting for it. */
 #define IMGCUSTOMIZE_SYNC_FILE_RANGE_WRITE 2
 

@@ -2,6 +2,7 @@ import Foundation
 import Formats
 import Logging
 import Operations
+import Host
 
 /// Rewrites an image as qcow2 or raw (the `convert` command) with the promise `apply` keeps: whatever happens
 /// (a bad option, an unreadable or changing input, a full disk, a signal, kill -9), whatever was at the output's

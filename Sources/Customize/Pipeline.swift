@@ -3,6 +3,7 @@ import Appliance
 import DirectoryTree
 import Foundation
 import Formats
+import Host
 import Logging
 import Operations
 
@@ -159,10 +160,7 @@ public struct Pipeline: Sendable {
             let replaced = transaction?.committed == true && destination == image
             // Cancelling kills the appliance, so the call that was waiting on it fails with its own error: the
             // cancellation is what happened.
-            var cause = error
-            if !(error is RunCancelled), let reason = options.cancellation?.reason {
-                cause = RunCancelled(image: image, reason: reason)
-            }
+            let cause = options.cancellation?.explain(error, image: image) ?? error
             throw RunFailure(cause, stage: clock.stage ?? "check", report: report, imageUnchanged: !replaced)
         }
         report.timings = clock.timings
@@ -202,10 +200,7 @@ public struct Pipeline: Sendable {
         }
         defer {
             transaction?.abandon()
-            if let dryRunScratch {
-                dryRunScratch.remove()
-                ScratchRegistry.shared.remove(dryRunScratch.path)
-            }
+            dryRunScratch?.remove()
         }
         let overlay = transaction?.overlay ?? dryRunScratch?.appending("overlay.qcow2") ?? ""
 
@@ -371,9 +366,7 @@ extension Pipeline {
         let parent = options.scratchDirectory ?? TemporaryDirectory.defaultParent
         TemporaryDirectory.removeStale(in: parent, prefix: Transaction.overlayPrefix, logger: logger)
         do {
-            let directory = try TemporaryDirectory(in: parent, prefix: Transaction.overlayPrefix)
-            ScratchRegistry.shared.add(directory.path)
-            return directory
+            return try TemporaryDirectory(in: parent, prefix: Transaction.overlayPrefix)
         } catch {
             throw CustomizeError(image: image, "cannot make a place for the dry run's overlay: \(Diagnostic(of: error).message)",
                                  hint: "set TMPDIR, or --scratch, to a writable directory")
@@ -383,22 +376,12 @@ extension Pipeline {
 
 /// Runs a host tool, failing with its stderr.
 func runTool(_ tool: String, _ arguments: [String], image: String) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [tool] + arguments
-    let errors = Pipe()
-    process.standardError = errors
-    process.standardOutput = FileHandle.nullDevice
-    do { try process.run() } catch {
-        throw CustomizeError(image: image, "cannot run \(tool): \(error.localizedDescription)",
-                             hint: "run scripts/install-deps")
+    let command = HostCommand(tool, arguments, output: .discard)
+    let result: CommandResult
+    do { result = try command.run() } catch {
+        throw CustomizeError(image: image, Diagnostic(of: error).message, hint: "run scripts/install-deps")
     }
-    let message = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw CustomizeError(image: image, "\(tool) \(arguments.joined(separator: " ")) failed: "
-                             + String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-    }
+    guard result.succeeded else { throw CustomizeError(image: image, "\(command.commandLine) \(result.explanation)") }
 }
 
 extension Pipeline {
@@ -436,12 +419,7 @@ extension Pipeline {
         var report = RunReport(profile: nil, image: root, output: options.dryRun ? nil : root, dryRun: options.dryRun,
                                guest: nil, steps: [], timings: [:], size: .init(before: 0, after: nil))
         var copy: TemporaryDirectory?
-        defer {
-            if let copy {
-                copy.remove()
-                ScratchRegistry.shared.remove(copy.path)
-            }
-        }
+        defer { copy?.remove() }
         do {
             guard options.attachments.isEmpty else {
                 throw CustomizeError(image: root, "disks are attached for guest commands, which a directory tree does not run",
@@ -466,7 +444,6 @@ extension Pipeline {
                     }
                 }
                 copy = scratch
-                ScratchRegistry.shared.add(scratch.path)
                 workRoot = scratch.appending("tree")
                 try clock.measure("prepare") {
                     try runTool("cp", ["-a", "--reflink=auto", "--", root, workRoot], image: root)

@@ -1,5 +1,6 @@
 import Foundation
 import Operations
+import Host
 
 /// The machine-readable account of a run: what `--json` prints, and what library callers get back.
 public struct RunReport: Encodable, Sendable {

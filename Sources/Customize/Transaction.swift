@@ -1,8 +1,8 @@
 import Diagnostics
 import Foundation
-import Synchronization
 import Logging
 import Formats
+import Host
 import Operations
 
 /// The commit discipline of every command that writes an image: the user's image is never modified in place.
@@ -60,10 +60,7 @@ public final class Transaction {
         var made: [TemporaryDirectory] = []
         func fail(_ error: CustomizeError) -> CustomizeError {
             locks.forEach { close($0) }
-            for directory in made {
-                directory.remove()
-                ScratchRegistry.shared.remove(directory.path)
-            }
+            made.forEach { $0.remove() }
             return error
         }
         do {
@@ -98,7 +95,6 @@ public final class Transaction {
                     + "make that directory writable, or write the result to a writable place with --output PATH"))
         }
         made.append(scratchDirectory)
-        ScratchRegistry.shared.add(scratchDirectory.path)
         if let scratchParent {
             let overlayTemporary: TemporaryDirectory
             do {
@@ -108,7 +104,6 @@ public final class Transaction {
                                           hint: "choose a writable --scratch directory"))
             }
             made.append(overlayTemporary)
-            ScratchRegistry.shared.add(overlayTemporary.path)
             self.overlayTemporary = overlayTemporary
         } else {
             overlayTemporary = nil
@@ -181,10 +176,8 @@ public final class Transaction {
     /// Removes the scratch directories and what they hold; the destination stays as it was.
     public func abandon() {
         finished = true
-        for directory in [scratchDirectory] + (overlayTemporary.map { [$0] } ?? []) {
-            directory.remove()
-            ScratchRegistry.shared.remove(directory.path)
-        }
+        scratchDirectory.remove()
+        overlayTemporary?.remove()
     }
 
     static let overlayPrefix = "imgcustomize-overlay"
@@ -259,21 +252,6 @@ func fsyncPath(_ path: String) throws {
     guard fd >= 0 else { throw CustomizeError(image: path, "cannot open for fsync: \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     guard fsync(fd) == 0 else { throw CustomizeError(image: path, "fsync failed: \(String(cString: strerror(errno)))") }
-}
-
-/// Scratch directories of live transactions, for a process that must exit at once (see
-/// `Transaction.removeAllScratch`). kill -9 cannot be caught: the next run removes what it leaves.
-final class ScratchRegistry: Sendable {
-    static let shared = ScratchRegistry()
-    private let paths = Mutex<Set<String>>([])
-
-    func add(_ path: String) { paths.withLock { _ = $0.insert(path) } }
-    func remove(_ path: String) { paths.withLock { _ = $0.remove(path) } }
-
-    func removeAll() {
-        let all = paths.withLock { $0 }
-        for path in all { try? FileManager.default.removeItem(atPath: path) }
-    }
 }
 
 extension Transaction {

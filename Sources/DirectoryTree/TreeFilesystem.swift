@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import Operations
+import Host
 
 /// A guest filesystem that is a directory tree on the host: an unpacked image, a chroot, a test fixture.
 ///

@@ -2,6 +2,7 @@ import CLinux
 import Glibc
 import Operations
 import Synchronization
+import Host
 
 /// Where a guest path ends up inside the tree: the directory that holds it (an open descriptor, valid only inside
 /// the `TreeFilesystem.resolve` body) and the name in that directory, as bytes (see `guestPathBytes`). `name` is

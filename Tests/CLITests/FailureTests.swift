@@ -7,6 +7,7 @@ import Diagnostics
 @testable import Operations
 @testable import Appliance
 import TestSupport
+@testable import Host
 
 /// Every error a user can see has one shape (message, hint, image, path), printed one way in text and in JSON.
 @Suite struct ErrorShapeTests {
@@ -72,11 +73,12 @@ import TestSupport
         UsageError("--smp 0: give 1 to 255 virtual CPUs"),
         PVHKernel.ExtractionError("/var/tmp/kernel is not a bzImage (no HdrS header)"),
         PrivateAppliance.Unavailable("init.tar.gz has no lines \"udevadm trigger\" (another libguestfs version)"),
+        ProcessStartError(program: "xorriso", code: ENOENT),
     ] }
 
     /// The text is `imgcustomize: error: MESSAGE` and the hint on its own line, never a trailing ": "; the JSON has
     /// the same message and hint; the hint is said once, never inside the message.
-    @Test(arguments: 0..<23)
+    @Test(arguments: 0..<24)
     func textAndJSONSayTheSameOnce(index: Int) throws {
         let samples = Self.samples
         try #require(index < samples.count)

@@ -7,6 +7,7 @@ import Operations
 import Profiles
 import Formats
 import Synchronization
+import Host
 
 /// The pipeline on a directory tree, in-process: what `customize --root` does, without a binary or an appliance.
 @Suite struct TreePipelineTests {

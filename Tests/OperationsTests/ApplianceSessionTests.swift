@@ -5,6 +5,7 @@ import Testing
 @testable import Operations
 @testable import Appliance
 import TestSupport
+import Host
 
 extension ApplianceTests {
     @Suite struct SessionTests {

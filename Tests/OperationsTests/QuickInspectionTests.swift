@@ -99,6 +99,22 @@ import Testing
         }
     }
 
+    /// One reading of libguestfs's subvolume names, for the inspection, the canonical names and trimming: the device
+    /// is two components (a partition, an md array) or three (device-mapper), tried in that order.
+    @Test func btrfsVolumeNamesSplitIntoDeviceAndPath() {
+        let plain = BtrfsVolumeName("btrfsvol:/dev/sda2/root")
+        #expect(plain?.splits.map { "\($0.device) \($0.path)" } == ["/dev/sda2 root"])
+        #expect(plain?.plainDevice == "/dev/sda2" && plain?.lastComponent == "root")
+        let mapped = BtrfsVolumeName("btrfsvol:/dev/mapper/luks-1234/home/user")
+        #expect(mapped?.splits.map { "\($0.device) \($0.path)" }
+            == ["/dev/mapper luks-1234/home/user", "/dev/mapper/luks-1234 home/user"])
+        #expect(BtrfsVolumeName("/dev/sda2") == nil)
+        #expect(BtrfsVolumeName("btrfsvol:/dev/sda2")?.splits.isEmpty == true)
+        #expect(BtrfsVolumeName.name(device: "/dev/sda2", path: "root") == "btrfsvol:/dev/sda2/root")
+        #expect(QuickInspection.rootLikelihood("btrfsvol:/dev/sda2/root") == 0)
+        #expect(QuickInspection.rootLikelihood("btrfsvol:/dev/sda2/home") == 1)
+    }
+
     @Test func devMapperNamesUndoubleTheirDashes() {
         #expect(QuickInspection.resolve("/dev/mapper/my--vg-lv--data", devices: Self.devices) == "/dev/my-vg/lv-data")
         #expect(QuickInspection.resolve("/dev/my-vg/lv-data", devices: Self.devices) == "/dev/my-vg/lv-data")

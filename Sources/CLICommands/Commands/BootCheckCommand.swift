@@ -74,9 +74,8 @@ extension IMGCustomize {
             let report: BootReport
             do {
                 report = try BootCheck(options: options).run(image: image)
-            } catch let error where !(error is RunCancelled) {
-                if let reason = options.cancellation?.reason { throw RunCancelled(image: image, reason: reason) }
-                throw error
+            } catch {
+                throw options.cancellation?.explain(error, image: image) ?? error
             }
             for warning in report.warnings { logger.warning("\(warning)") }
             if json { Output.document(report.json()) } else { print(report.text()) }

@@ -1,3 +1,4 @@
+import Customize
 import Formats
 import Operations
 

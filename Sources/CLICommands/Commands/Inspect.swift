@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Formats
 import Operations
+import Host
 
 extension IMGCustomize {
     struct Inspect: ParsableCommand {

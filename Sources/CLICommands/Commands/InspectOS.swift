@@ -1,5 +1,6 @@
 import Foundation
 import Formats
+import Host
 import Logging
 import Operations
 import Appliance
@@ -22,10 +23,8 @@ extension IMGCustomize.Inspect {
             let inspected = try ApplianceSession.inspect(image: path, format: format, options: options)
             for warning in inspected.warnings { logger.warning("\(warning)") }
             return (inspected.facts, inspected.hardware)
-        } catch let error where !(error is RunCancelled) {
-            // Cancelling kills the appliance, so the call that was waiting on it fails with its own error.
-            if let reason = cancellation.reason { throw RunCancelled(image: path, reason: reason) }
-            throw error
+        } catch {
+            throw cancellation.explain(error, image: path)
         }
     }
 

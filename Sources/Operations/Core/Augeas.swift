@@ -1,6 +1,7 @@
 import Diagnostics
 import CAugeas
 import Glibc
+import Host
 
 /// A failure reported by host libaugeas, in its own words.
 struct AugeasError: DiagnosticError {

@@ -1,3 +1,5 @@
+import Host
+
 /// The guest's package manager, as inspection names it (`GuestFacts.packageManagement`), and the commands the
 /// package operations run with it inside the guest. Without a network, dnf and yum are told to use no repository
 /// (local package files still install) and zypper not to refresh its metadata, rather than time out on each one.
@@ -53,9 +55,4 @@ enum PackageManager: String, CaseIterable {
     private func quoted(_ words: [String]) -> String {
         words.map(shellQuoted).joined(separator: " ")
     }
-}
-
-/// `word` as one word of a POSIX shell command line.
-func shellQuoted(_ word: String) -> String {
-    "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: #"'\''"#) + "'"
 }

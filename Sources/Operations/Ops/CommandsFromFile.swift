@@ -1,4 +1,5 @@
 import Diagnostics
+import Host
 /// `commands-from-file FILE`: the operations of a virt-customize command file, in its order, so that a file
 /// written for `virt-customize --commands-from-file` runs unchanged. The file is read when the command line is
 /// parsed; a run expands it into one step per line (`expandingCommandFiles`).

@@ -1,3 +1,4 @@
+import Host
 /// `copy-in LOCALPATH:REMOTEDIR` (virt-customize's --copy-in): a host file or directory tree copied into the
 /// existing guest directory REMOTEDIR, LOCALPATH's last component created inside it (as `cp -a` does), keeping
 /// modes, numeric owners and symlinks (copied as symlinks, never followed on the host). Only what differs is
@@ -115,7 +116,7 @@ struct HostTreeCopier {
         }
         // chown before chmod: the kernel clears setuid and setgid bits on chown.
         let now = try guest.lstat(destination)
-        let fresh = existing == nil || existing?.kind != entry.kind
+        let fresh = existing == nil || existing?.kind != FileStatus.Kind(entry.kind)
         if now?.uid != entry.uid || now?.gid != entry.gid {
             try guest.chown(destination, uid: entry.uid, gid: entry.gid)
             if !fresh { attributes += 1 }
@@ -151,6 +152,17 @@ struct HostTreeCopier {
         } catch let error as SystemCallError {
             throw GuestError(guest: guest.guestDescription, action: "\(action): \(what)", path: path,
                              message: error.message)
+        }
+    }
+}
+
+private extension FileStatus.Kind {
+    init(_ host: HostEntry.Kind) {
+        self = switch host {
+        case .regular: .regular
+        case .directory: .directory
+        case .symlink: .symlink
+        case .other: .other
         }
     }
 }

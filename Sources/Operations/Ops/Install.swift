@@ -1,4 +1,5 @@
 import Foundation
+import Host
 
 /// `install PKG,...`: packages installed with the guest's own package manager (dnf, yum, apt or zypper, as
 /// inspection found), as virt-customize's `--install`. A name is a package of the guest's repositories, which needs

@@ -1,4 +1,5 @@
 import CCrypt
+import Host
 
 /// `password USER:SELECTOR` and `root-password SELECTOR`: sets the password field of USER's line in /etc/shadow
 /// (Augeas Shadow lens), other fields and other users untouched.

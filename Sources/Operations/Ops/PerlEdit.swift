@@ -1,4 +1,6 @@
+import Diagnostics
 import Foundation
+import Host
 
 /// `edit FILE:EXPR`: virt-customize's `--edit`, the Perl expression EXPR run over each line of the guest file by
 /// the host's perl (`perl -p -e EXPR`, `$_` the line with its newline), so that any expression written for
@@ -41,46 +43,38 @@ public struct PerlEdit: RegisteredOperation {
         return .changed("applied \(expression)")
     }
 
+    /// The most perl may print: a file made this large by one expression is a mistake, not an edit.
+    static let outputLimit = 1 << 30
+
     /// `content` through `perl -p -e expression` on the host: the edited bytes, or an error with what perl said.
     static func perl(_ expression: String, over content: [UInt8], guest: String, path: String) throws -> [UInt8] {
         func failure(_ message: String, _ hint: String?) -> GuestError {
             GuestError(guest: guest, action: name, path: path, message: message, hint: hint)
         }
-        let directory = try TemporaryDirectory(prefix: "imgcustomize-edit")
-        defer { directory.remove() }
-        let input = directory.appending("input"), output = directory.appending("output")
-        let errors = directory.appending("errors")
-        guard FileManager.default.createFile(atPath: input, contents: Data(content)),
-              FileManager.default.createFile(atPath: output, contents: nil),
-              FileManager.default.createFile(atPath: errors, contents: nil),
-              let written = FileHandle(forWritingAtPath: output), let said = FileHandle(forWritingAtPath: errors) else {
-            throw failure("cannot make the private copy the edit runs on in \(directory.path)",
-                          "check that TMPDIR is writable")
+        let result: CommandResult
+        do {
+            result = try TemporaryDirectory.with(prefix: "imgcustomize-edit") { directory in
+                let input = directory.appending("input")
+                guard FileManager.default.createFile(atPath: input, contents: Data(content)) else {
+                    throw failure("cannot make the private copy the edit runs on in \(directory.path)",
+                                  "check that TMPDIR is writable")
+                }
+                // LC_ALL=C: the bytes are bytes, whatever the host's locale; the file is perl's argument, not its
+                // stdin, so that `$ARGV` and `eof` mean what they mean for virt-customize's edit.
+                return try HostCommand("perl", ["-p", "-e", expression, input], environment: ["LC_ALL": "C"],
+                                       output: .capture(limit: outputLimit)).run()
+            }
+        } catch let error as ProcessStartError {
+            throw failure(error.notFound ? "the host has no perl, which runs the expression" : Diagnostic(of: error).message,
+                          "install perl on the host")
+        } catch let error as TemporaryDirectoryError {
+            throw failure(Diagnostic(of: error).message, "check that TMPDIR is writable")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        // LC_ALL=C: the bytes are bytes, whatever the host's locale; the file is perl's argument, not its stdin,
-        // so that `$ARGV` and `eof` mean what they mean for virt-customize's edit.
-        process.arguments = ["LC_ALL=C", "perl", "-p", "-e", expression, input]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = written
-        process.standardError = said
-        do { try process.run() } catch {
-            throw failure("cannot run perl: \(error.localizedDescription)", "install perl on the host")
-        }
-        process.waitUntilExit()
-        try? written.close()
-        try? said.close()
-        guard process.terminationStatus != 127 else {
-            throw failure("the host has no perl, which runs the expression", "install perl on the host")
-        }
-        guard process.terminationStatus == 0 else {
-            let message = String(decoding: FileManager.default.contents(atPath: errors) ?? Data(), as: UTF8.self)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            throw failure("the Perl expression \(expression.debugDescription) failed (perl exited with status "
-                          + "\(process.terminationStatus))" + (message.isEmpty ? "" : ": \(message)"),
+        guard result.succeeded else {
+            throw failure("the Perl expression \(expression.debugDescription) failed (perl \(result.failure))"
+                          + (result.errorText.isEmpty ? "" : ": \(result.errorText)"),
                           "check the expression with `perl -p -e EXPR FILE` on a copy of the file")
         }
-        return Array(FileManager.default.contents(atPath: output) ?? Data())
+        return result.output
     }
 }

@@ -1,3 +1,4 @@
+import Host
 /// `random-seed`: fresh bytes from the host's /dev/urandom in the guest's random seed, which its init feeds to the
 /// kernel's pool at boot and saves again at shutdown, so that clones of an image do not start from the seed of the
 /// machine it was made on (and from each other's). virt-customize and virt-sysprep write it in every run.

@@ -1,3 +1,4 @@
+import Host
 /// `run SCRIPT`: a host script copied into the guest's /tmp (mode 0700), executed there, then removed, as
 /// virt-customize's `--run`: its `#!` line names the guest's interpreter, and one without is run by /bin/sh.
 /// What it changed is unknown; a non-zero exit fails the run with its output.

@@ -1,4 +1,5 @@
 import Glibc
+import Host
 
 /// `ssh-inject USER:KEY`: lets the key log in as USER. ~/.ssh (0700) and ~/.ssh/authorized_keys (0600) are created
 /// where missing, owned by the user's uid and gid from the guest's /etc/passwd; the key is appended once.

@@ -1,3 +1,4 @@
+import Host
 /// Red Hat's subscription-manager, run in the guest with the guest's own client: virt-customize's `--sm-register`,
 /// `--sm-attach`, `--sm-remove` and `--sm-unregister`, with `--sm-credentials` giving the account `sm-register`
 /// uses. A RHEL guest registered while it is prepared can install from Red Hat's repositories (`install`,

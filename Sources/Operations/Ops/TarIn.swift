@@ -1,6 +1,6 @@
 import Diagnostics
 import Foundation
-import Synchronization
+import Host
 
 /// `tar-in TARBALL:REMOTEDIR` (virt-customize's --tar-in): a host tarball (plain, gzip, xz, bzip2, zstd: the host's
 /// tar tells) unpacked into the existing guest directory REMOTEDIR, modes and numeric owners kept. The host's tar
@@ -49,23 +49,22 @@ public struct TarIn: RegisteredOperation {
             throw failure("member \"\(first)\" is absolute or goes up with ..\(unsafe.count > 1 ? " (and \(unsafe.count - 1) more)" : "")",
                           hint: "make the tarball with relative paths inside it (tar -C DIR -cf TARBALL .)")
         }
-        let directory: TemporaryDirectory
-        do {
-            directory = try TemporaryDirectory(prefix: "imgcustomize-tar-in")
-        } catch {
-            throw failure(Diagnostic(of: error).message, hint: "set TMPDIR to a writable directory")
-        }
-        defer { directory.remove() }
-        _ = try runTar(["--same-owner", "--same-permissions", "--numeric-owner", "-xf", "/dev/stdin", "-C", directory.path],
-                       input: fd, failure)
         var copier = HostTreeCopier(guest: guest, action: Self.name)
-        let names: [String]
-        do { names = try HostFiles.list(directory.path) } catch let error as SystemCallError {
-            throw failure("cannot list what it unpacked: \(error.message)")
-        }
-        for name in names.sorted() {
-            try copier.copy(directory.appending(name), to: remoteDirectory.hasSuffix("/")
-                ? remoteDirectory + name : remoteDirectory + "/" + name)
+        do {
+            try TemporaryDirectory.with(prefix: "imgcustomize-tar-in") { directory in
+                _ = try runTar(["--same-owner", "--same-permissions", "--numeric-owner", "-xf", "/dev/stdin",
+                                "-C", directory.path], input: fd, failure)
+                let names: [String]
+                do { names = try HostFiles.list(directory.path) } catch let error as SystemCallError {
+                    throw failure("cannot list what it unpacked: \(error.message)")
+                }
+                for name in names.sorted() {
+                    try copier.copy(directory.appending(name), to: remoteDirectory.hasSuffix("/")
+                        ? remoteDirectory + name : remoteDirectory + "/" + name)
+                }
+            }
+        } catch let error as TemporaryDirectoryError {
+            throw failure(Diagnostic(of: error).message, hint: "set TMPDIR to a writable directory")
         }
         return copier.outcome(done: "unpacked \(tarball) into \(remoteDirectory)",
                               already: "\(remoteDirectory) already holds what \(tarball) has")
@@ -74,31 +73,14 @@ public struct TarIn: RegisteredOperation {
 
 /// Runs the host's tar on the tarball open as `input`; its standard output, or an error carrying what tar printed.
 private func runTar(_ arguments: [String], input: Int32, _ failure: (String, String?) -> GuestError) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["tar"] + arguments
-    let output = Pipe(), errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    process.standardInput = FileHandle(fileDescriptor: input, closeOnDealloc: false)
-    do { try process.run() } catch {
-        throw failure("cannot run tar: \(error.localizedDescription)", "install GNU tar on the host")
+    let result: CommandResult
+    do {
+        result = try HostCommand("tar", arguments, input: .descriptor(input)).run()
+    } catch let error as ProcessStartError {
+        throw failure(Diagnostic(of: error).message, "install GNU tar on the host")
     }
-    // stderr is drained on its own thread while stdout is read here: with one pipe read after the other, a tar that
-    // fills the unread pipe (64 KiB of warnings) would wait for us while we wait for it.
-    let message = Mutex(Data())
-    let drained = DispatchSemaphore(value: 0)
-    DispatchQueue.global().async {
-        let data = errors.fileHandleForReading.readDataToEndOfFile()
-        message.withLock { $0 = data }
-        drained.signal()
+    guard result.succeeded else {
+        throw failure("tar \(arguments.first ?? "") \(result.explanation)", "check that it is a tarball tar can read")
     }
-    let text = output.fileHandleForReading.readDataToEndOfFile()
-    drained.wait()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        let said = String(decoding: message.withLock { $0 }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        throw failure("tar \(arguments.first ?? "") failed: \(said)", "check that it is a tarball tar can read")
-    }
-    return String(decoding: text, as: UTF8.self)
+    return result.outputText
 }

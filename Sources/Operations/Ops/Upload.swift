@@ -1,3 +1,4 @@
+import Host
 /// `upload LOCALFILE:PATH`: a host file copied into the guest (into PATH when PATH is a directory). A new file gets
 /// the local file's mode; an existing one keeps its own mode and owner.
 public struct Upload: RegisteredOperation {

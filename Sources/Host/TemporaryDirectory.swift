@@ -1,6 +1,7 @@
 import Diagnostics
 import Foundation
 import Logging
+import Synchronization
 
 /// The one way the project makes a temporary directory: `mkdtemp`, so the name cannot be guessed and the directory
 /// is new and private (0700). A root tool writing to a predictable path in /tmp can be made to write through a
@@ -9,6 +10,9 @@ import Logging
 /// Names are `PREFIX.PID.XXXXXX`, and the directory stays locked (flock) while the value lives: a later run removes
 /// what a run killed with SIGKILL left, and never the directory of a live run, even one in another pid namespace
 /// (a container) or on another host sharing the directory, where its process id means nothing.
+///
+/// Every directory is in `ScratchRegistry` from its making to its removal, so that a process ending at once (a second
+/// Ctrl-C) removes it too; `with` scopes one to a closure.
 package final class TemporaryDirectory: Sendable {
     package let path: String
     private let descriptor: Int32
@@ -30,14 +34,29 @@ package final class TemporaryDirectory: Sendable {
         } else {
             self.descriptor = descriptor
         }
+        ScratchRegistry.shared.add(made)
     }
 
     deinit { if descriptor >= 0 { close(descriptor) } }
 
+    /// Runs `body` with a new directory in `parent` (TMPDIR when nil), removed when `body` returns or throws.
+    package static func with<T>(in parent: String? = nil, prefix: String,
+                                _ body: (TemporaryDirectory) throws -> T) throws -> T {
+        let directory = try TemporaryDirectory(in: parent, prefix: prefix)
+        defer { directory.remove() }
+        return try body(directory)
+    }
+
     package func appending(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
 
     /// Removes the directory and what it holds.
-    package func remove() { try? FileManager.default.removeItem(atPath: path) }
+    package func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+        ScratchRegistry.shared.remove(path)
+    }
+
+    /// Leaves the directory to the user (a console log to read): a process ending at once no longer removes it.
+    package func keep() { ScratchRegistry.shared.remove(path) }
 
     /// TMPDIR, or /tmp.
     package static var defaultParent: String {
@@ -97,5 +116,23 @@ package struct TemporaryDirectoryError: DiagnosticError {
     package var diagnostic: Diagnostic {
         Diagnostic("cannot create a temporary directory in \(parent): \(String(cString: strerror(code)))",
                    hint: "set TMPDIR to a writable directory", path: parent)
+    }
+}
+
+/// The temporary directories this process has made and not yet removed, for a process that must exit at once (see
+/// `Transaction.removeAllScratch`). kill -9 cannot be caught: the next run removes what it leaves.
+package final class ScratchRegistry: Sendable {
+    package static let shared = ScratchRegistry()
+    private let paths = Mutex<Set<String>>([])
+
+    fileprivate func add(_ path: String) { paths.withLock { _ = $0.insert(path) } }
+    fileprivate func remove(_ path: String) { paths.withLock { _ = $0.remove(path) } }
+
+    package func holds(_ path: String) -> Bool { paths.withLock { $0.contains(path) } }
+
+    /// Removes every directory still registered.
+    package func removeAll() {
+        let all = paths.withLock { $0 }
+        for path in all { try? FileManager.default.removeItem(atPath: path) }
     }
 }

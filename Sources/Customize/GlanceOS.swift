@@ -1,3 +1,5 @@
+import Operations
+
 /// The guest's operating system as Glance's image properties name it (glance/admin/useful-image-properties):
 /// os_distro from the values its documentation lists, os_version as the distributor writes it, os_name as the
 /// libosinfo id. libguestfs's names differ where it knows a distribution only by its release files: AlmaLinux is

@@ -1,8 +1,9 @@
 import Testing
-@testable import Operations
+import Customize
+import Operations
 import TestSupport
 
-/// The Glance properties of a guest's operating system and hardware, from what inspection reports.
+/// The Glance properties of a guest's operating system, from what inspection reports.
 @Suite struct GlanceOSTests {
     static func guest(_ distro: String, _ major: Int, _ minor: Int, osinfo: String?, product: String) -> GuestFacts {
         GuestFacts(type: "linux", distro: distro, majorVersion: major, minorVersion: minor, osinfo: osinfo,
@@ -31,20 +32,6 @@ import TestSupport
     func osPropertiesPerFamily(_ facts: GuestFacts, _ expected: GlanceOS.Expected) throws {
         let os = try #require(GlanceOS(facts))
         #expect(os.distro == expected.distro && os.version == expected.version && os.osName == expected.osName)
-    }
-
-    @Test func hardwareFollowsFromTheGuestsFiles() throws {
-        let tree = try TemporaryTree()
-        let uefi = GuestFacts(type: "linux", distro: "debian", mountpoints: ["/": "/dev/sda2", "/boot/efi": "/dev/sda1"])
-        try tree.file("/boot/efi/EFI/debian/grubx64.efi", "")
-        #expect(try GuestHardware(reading: tree.guest, facts: uefi) == GuestHardware(uefiOnly: true))
-        try tree.file("/usr/sbin/qemu-ga", "")
-        #expect(try GuestHardware(reading: tree.guest, facts: uefi) == GuestHardware(uefiOnly: true, qemuGuestAgent: true))
-        // BIOS GRUB too: a hybrid image, bootable either way.
-        try tree.file("/boot/grub2/i386-pc/normal.mod", "")
-        #expect(try GuestHardware(reading: tree.guest, facts: uefi).uefiOnly == false)
-        let bios = GuestFacts(type: "linux", distro: "rhel", mountpoints: ["/": "/dev/sda1"])
-        #expect(try GuestHardware(reading: tree.guest, facts: bios).uefiOnly == false)
     }
 }
 

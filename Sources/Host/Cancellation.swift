@@ -41,6 +41,13 @@ public final class Cancellation: Sendable {
         if let reason { throw RunCancelled(image: image, reason: reason) }
     }
 
+    /// The error a failed call stands for: once the run is cancelled, what it waited on (the appliance's qemu, a host
+    /// tool) was stopped, so the call fails with an error of its own; the cancellation is what happened.
+    public func explain(_ error: any Error, image: String) -> any Error {
+        guard !(error is RunCancelled), let reason else { return error }
+        return RunCancelled(image: image, reason: reason)
+    }
+
     /// Runs `action` when the run is cancelled (at once if it already is) until the returned registration is
     /// ended.
     public func onCancel(_ action: @escaping @Sendable () -> Void) -> Registration {

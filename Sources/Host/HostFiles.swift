@@ -51,7 +51,7 @@ package enum HostFiles {
 
     /// The first line of a host file, without its newline (a password or a pool ID kept out of the process list);
     /// "" when the file is empty or starts with an empty line.
-    static func firstLine(_ path: String) throws -> String {
+    package static func firstLine(_ path: String) throws -> String {
         let content = try read(path).content
         return String(decoding: content.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
     }
@@ -74,7 +74,7 @@ package enum HostFiles {
     }
 
     /// `count` bytes from the host's /dev/urandom.
-    static func randomBytes(_ count: Int) throws -> [UInt8] {
+    package static func randomBytes(_ count: Int) throws -> [UInt8] {
         let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemCallError.last() }
         defer { close(fd) }
@@ -94,7 +94,7 @@ package enum HostFiles {
     }
 
     /// The names in a host directory, without "." and "..".
-    static func list(_ directory: String) throws -> [String] {
+    package static func list(_ directory: String) throws -> [String] {
         guard let stream = opendir(directory) else { throw SystemCallError.last() }
         defer { closedir(stream) }
         var names: [String] = []
@@ -106,26 +106,27 @@ package enum HostFiles {
     }
 
     /// Seconds since the epoch of the file's last change; 0 when it cannot be read.
-    static func modificationTime(_ path: String) -> Int {
+    package static func modificationTime(_ path: String) -> Int {
         var status = stat()
         return stat(path, &status) == 0 ? status.st_mtim.tv_sec : 0
     }
 }
 
 /// One host file as `lstat` sees it: a symlink is itself, never what it leads to.
-struct HostEntry {
-    var kind: FileStatus.Kind
-    var mode: UInt32
-    var uid: Int
-    var gid: Int
+package struct HostEntry {
+    package enum Kind: Sendable, Equatable { case regular, directory, symlink, other }
+    package var kind: Kind
+    package var mode: UInt32
+    package var uid: Int
+    package var gid: Int
 }
 
 extension HostFiles {
     /// The status of `path` itself (lstat).
-    static func entry(_ path: String) throws -> HostEntry {
+    package static func entry(_ path: String) throws -> HostEntry {
         var status = stat()
         guard lstat(path, &status) == 0 else { throw SystemCallError.last() }
-        let kind: FileStatus.Kind = switch status.st_mode & S_IFMT {
+        let kind: HostEntry.Kind = switch status.st_mode & S_IFMT {
         case S_IFREG: .regular
         case S_IFDIR: .directory
         case S_IFLNK: .symlink
@@ -136,14 +137,14 @@ extension HostFiles {
     }
 
     /// A regular file's content; refuses (ELOOP) a symlink swapped in for it.
-    static func readRegular(_ path: String) throws -> [UInt8] {
+    package static func readRegular(_ path: String) throws -> [UInt8] {
         let (fd, _) = try openRegular(path, followSymlinks: false)
         defer { close(fd) }
         return try readAll(fd)
     }
 
     /// What a host symlink holds.
-    static func readlink(_ path: String) throws -> String {
+    package static func readlink(_ path: String) throws -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let count = Glibc.readlink(path, &buffer, buffer.count - 1)
         guard count >= 0 else { throw SystemCallError.last() }
