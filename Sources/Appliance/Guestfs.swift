@@ -406,12 +406,7 @@ extension Guestfs {
             all.first { $0 == device || QuickInspection.partition(device, isOn: $0) }.map(guestDisks.contains)
         }
         return { device in
-            var name = device
-            if name.hasPrefix("btrfsvol:") {
-                // btrfsvol:/dev/sda2/root: the device is the first two components (a partition or an md array).
-                let components = name.dropFirst("btrfsvol:".count).split(separator: "/")
-                name = "/" + components.prefix(2).joined(separator: "/")
-            }
+            let name = BtrfsVolumeName(device)?.plainDevice ?? device
             if let onGuest = onGuestDisk(name) { return onGuest }
             guard name.hasPrefix("/dev/md") else { return true }
             let members = try self.raidMembers(name)

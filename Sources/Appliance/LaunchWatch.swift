@@ -1,5 +1,6 @@
 import Diagnostics
 import Foundation
+import Host
 import Operations
 import Synchronization
 
@@ -114,7 +115,7 @@ final class LaunchWatch: Sendable {
             for a do
               shift
               if [ "$prev" = -kernel ]; then
-                pvh=\(Self.quoted(kernels))/vmlinux-$(sha256sum < "$a" 2>/dev/null | cut -d' ' -f1)
+                pvh=\(shellQuoted(kernels))/vmlinux-$(sha256sum < "$a" 2>/dev/null | cut -d' ' -f1)
                 if [ -f "$pvh" ]; then echo "pvh $pvh" > "$d/kernel"; a=$pvh; else echo "stock $a" > "$d/kernel"; fi
               fi
               set -- "$@" "$a"
@@ -126,7 +127,7 @@ final class LaunchWatch: Sendable {
             #!/bin/sh
             d=${0%/*}
             case " $* " in *" -kernel "*) echo $$ > "$d/qemu.pid.new" && mv "$d/qemu.pid.new" "$d/qemu.pid" ;; esac
-            \(swap)exec \(Self.quoted(hypervisor)) "$@"
+            \(swap)exec \(shellQuoted(hypervisor)) "$@"
 
             """
         do {
@@ -148,10 +149,6 @@ final class LaunchWatch: Sendable {
             throw error as? HostError ?? HostError("cannot write the hypervisor wrapper \(wrapper): \(Diagnostic(of: error).message)",
                                                    hint: "set TMPDIR to a writable directory", path: wrapper)
         }
-    }
-
-    private static func quoted(_ text: String) -> String {
-        "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
     /// Called with every console line while the launch runs.

@@ -1,5 +1,6 @@
 import Diagnostics
 import Foundation
+import Host
 import Logging
 import Operations
 
@@ -37,18 +38,9 @@ enum PVHKernel {
         guard stat(kernel, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
               let input = FileHandle(forReadingAtPath: kernel) else { return nil }
         defer { try? input.close() }
-        let pipe = Pipe()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["sha256sum"]
-        process.standardInput = input
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return nil }
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationReason == .exit, process.terminationStatus == 0,
-              let digest = String(decoding: output, as: UTF8.self).split(separator: " ").first,
+        guard let result = try? HostCommand("sha256sum", input: .descriptor(input.fileDescriptor),
+                                            output: .capture(limit: 4096), errors: .discard).run(),
+              result.succeeded, let digest = result.outputText.split(separator: " ").first,
               digest.count == 64, digest.allSatisfy(\.isHexDigit) else { return nil }
         return "vmlinux-\(digest)"
     }
@@ -114,16 +106,10 @@ enum PVHKernel {
             try? input.close()
             try? sink.close()
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        process.standardInput = input
-        process.standardOutput = sink
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            throw ExtractionError("\(command.joined(separator: " ")) failed on the payload of \(kernel) (status \(process.terminationStatus))")
+        let result = try HostCommand(command[0], Array(command.dropFirst()), input: .descriptor(input.fileDescriptor),
+                                     output: .descriptor(sink.fileDescriptor), errors: .discard).run()
+        guard result.succeeded else {
+            throw ExtractionError("\(command.joined(separator: " ")) failed on the payload of \(kernel) (\(result.failure))")
         }
         try sink.synchronize()
         guard let elf = FileHandle(forReadingAtPath: output) else { throw ExtractionError("cannot read \(output)") }

@@ -1,5 +1,6 @@
 import Diagnostics
 import Foundation
+import Host
 import Logging
 import Operations
 
@@ -186,26 +187,17 @@ enum PrivateAppliance {
     }
 
     @discardableResult
-    private static func tar(_ arguments: [String], about path: String) throws -> Data {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["tar"] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+    private static func tar(_ arguments: [String], about path: String) throws -> [UInt8] {
+        // libguestfs's script is 8 KB; a megabyte is plenty and bounds what is read.
+        let command = HostCommand("tar", arguments, output: .capture(limit: 1 << 20))
+        let result: CommandResult
         do {
-            try process.run()
+            result = try command.run()
         } catch {
             throw Unavailable("cannot run tar on \(path): \(Diagnostic(of: error).message)")
         }
-        // libguestfs's script is 8 KB; a megabyte is plenty and bounds what is read.
-        let data = output.fileHandleForReading.readData(ofLength: 1 << 20)
-        try? output.fileHandleForReading.close()
-        process.waitUntilExit()
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            throw Unavailable("tar \(arguments.joined(separator: " ")) failed (status \(process.terminationStatus))")
-        }
-        return data
+        guard result.succeeded else { throw Unavailable("\(command.commandLine) \(result.explanation)") }
+        return result.output
     }
 
     /// Removes the appliances of earlier libguestfs versions or edits, once unused for a day (a run that began
