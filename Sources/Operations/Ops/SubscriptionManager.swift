@@ -112,6 +112,7 @@ public struct SubscriptionCredentials: Sendable, Equatable, CustomStringConverti
 public struct SMRegister: RegisteredOperation {
     public static let effectBeyondTheImage: String? = SubscriptionManager.serverSide
     public static let name = "sm-register"
+    public static let sourceFile = #filePath
     public static let summary = "Register the guest with subscription-manager, with --sm-credentials (needs --network)"
     public static let argument = OperationArgument.none
 
@@ -151,6 +152,7 @@ public struct SMRegister: RegisteredOperation {
 public struct SMAttach: RegisteredOperation {
     public static let effectBeyondTheImage: String? = SubscriptionManager.serverSide
     public static let name = "sm-attach"
+    public static let sourceFile = #filePath
     public static let summary = "Attach subscriptions to the registered guest: auto, or a pool (needs --network)"
     public static let argument = OperationArgument.required(syntax: "auto|pool:ID|file:FILE", example: "auto")
 
@@ -214,6 +216,7 @@ public struct SMAttach: RegisteredOperation {
 public struct SMRemove: RegisteredOperation {
     public static let effectBeyondTheImage: String? = SubscriptionManager.serverSide
     public static let name = "sm-remove"
+    public static let sourceFile = #filePath
     public static let summary = "Remove every subscription from the guest with subscription-manager (needs --network)"
     public static let argument = OperationArgument.none
 
@@ -242,6 +245,7 @@ public struct SMRemove: RegisteredOperation {
 public struct SMUnregister: RegisteredOperation {
     public static let effectBeyondTheImage: String? = SubscriptionManager.serverSide
     public static let name = "sm-unregister"
+    public static let sourceFile = #filePath
     public static let summary = "Unregister the guest with subscription-manager (needs --network)"
     public static let argument = OperationArgument.none
 
