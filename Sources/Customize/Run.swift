@@ -161,7 +161,6 @@ final class Run {
 
     private func steps(of job: Job, on target: any RunTarget) throws {
         try target.open(in: self)
-        try checkCancelled()
         let (filesystem, known) = try during(.inspect) { () throws -> (any GuestFilesystem, GuestFacts?) in
             let inspected = try target.inspect(in: self)
             report.guest = inspected.guest

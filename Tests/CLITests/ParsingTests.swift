@@ -6,6 +6,7 @@ import Testing
 import Customize
 import Diagnostics
 import Formats
+import Logging
 import Profiles
 import TestSupport
 
@@ -220,6 +221,24 @@ import TestSupport
                 try IMGCustomize.parseAsRoot(["customize", "img.qcow2", option, value, "--lock-root"])
             }
             #expect(IMGCustomize.message(for: error!).hasPrefix(message), "\(IMGCustomize.message(for: error!))")
+        }
+    }
+
+    /// Every command that launches the appliance reads --accel, --launch-timeout, --smp and --memsize the same way:
+    /// a run, `inspect --os` and the launch that reads an image before `boot-check` boots it.
+    @Test func everyLaunchingCommandTakesTheApplianceOptions() throws {
+        let options = ["--accel", "tcg", "--launch-timeout", "90", "--smp", "1", "--memsize", "2048"]
+        let sparsify = try #require(try IMGCustomize.parseAsRoot(["sparsify", "img.qcow2"] + options)
+            as? IMGCustomize.Sparsify)
+        let inspect = try #require(try IMGCustomize.parseAsRoot(["inspect", "--os", "img.qcow2"] + options)
+            as? IMGCustomize.Inspect)
+        let bootCheck = try #require(try IMGCustomize.parseAsRoot(["boot-check", "img.qcow2"] + options)
+            as? IMGCustomize.BootCheckCommand)
+        for appliance in [try sparsify.runOptions.options(global: sparsify.global).appliance,
+                          try inspect.appliance.options(),
+                          try bootCheck.options(logger: Logger(label: "test")).appliance] {
+            #expect(appliance.acceleration == .tcg && appliance.limits?.launchSeconds == 90)
+            #expect(appliance.virtualCPUs == 1 && appliance.memoryMiB == 2048)
         }
     }
 
