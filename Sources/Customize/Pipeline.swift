@@ -114,10 +114,7 @@ public struct Pipeline: Sendable {
     @discardableResult
     public func apply(_ profile: Profile, to image: String,
                       progress: @escaping @Sendable (RunProgress) -> Void = { _ in }) throws -> RunReport {
-        try run(on: image, policy: profile.output, progress: progress,
-                Job(profile: profile.name, requirement: profile.requirement) { guest in
-                    profile.steps(for: guest).map(\.operation)
-                })
+        try run(on: image, policy: profile.output, progress: progress, Job(profile))
     }
 
     /// Runs `operations` in order on `image` (the `customize` command).
@@ -139,10 +136,7 @@ public struct Pipeline: Sendable {
     @discardableResult
     public func apply(_ profile: Profile, onTree root: String, guest: GuestFacts,
                       progress: @escaping @Sendable (RunProgress) -> Void = { _ in }) throws -> RunReport {
-        try run(onTree: root, guest: guest, progress: progress,
-                Job(profile: profile.name, requirement: profile.requirement, fitsTheTarget: true) { guest in
-                    profile.steps(for: guest).map(\.operation)
-                })
+        try run(onTree: root, guest: guest, progress: progress, Job(profile))
     }
 
     /// Runs `operations` on a directory tree (`customize --root`): no appliance, and no path leaves the tree.
@@ -169,6 +163,7 @@ public struct Pipeline: Sendable {
     }
 }
 
+/// A qcow2 overlay over the image (by its absolute path, in its detected format): what the appliance writes to.
 func createOverlay(_ overlay: String, backing: String, format: ImageFormat) throws {
     let absolute = backing.hasPrefix("/") ? backing : FileManager.default.currentDirectoryPath + "/" + backing
     try runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-F", format.qemuFormat, "-b", absolute, overlay],

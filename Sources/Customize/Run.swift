@@ -60,6 +60,19 @@ struct Job {
     /// operations a user names all run, and one the target cannot do fails saying so.
     var fitsTheTarget = false
     var steps: (GuestFacts) -> [any GuestOperation]
+
+    /// The operations a user named, run as given.
+    init(_ steps: @escaping (GuestFacts) -> [any GuestOperation]) {
+        self.steps = steps
+    }
+
+    /// A profile's steps for the guest, under its requirement, fitted to the target.
+    init(_ profile: Profile) {
+        self.profile = profile.name
+        requirement = profile.requirement
+        fitsTheTarget = true
+        steps = { guest in profile.steps(for: guest).map(\.operation) }
+    }
 }
 
 /// One run of the pipeline on one target: its options, report, stage clock, progress and the name of what it works
