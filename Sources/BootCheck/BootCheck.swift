@@ -18,14 +18,13 @@ public struct BootCheckOptions: Sendable {
     public var firmware: Firmware?
     /// Where to keep the serial console's log; nil keeps it (in TMPDIR) only when the check fails.
     public var keepConsole: String?
-    public var acceleration: Acceleration
-    public var launchLimits: LaunchLimits?
+    /// How the appliance that reads the image's identities before the boot is launched (its acceleration is the
+    /// boot's too); its LUKS keys are for that reading: the guest itself is booted without them (it asks on its
+    /// console, and the check then fails at the timeout). The check adds its own logger and cancellation.
+    public var appliance: ApplianceOptions
     public var cancellation: Cancellation?
     public var logger: Logger
     public var access: FileAccess
-    /// Keys of the image's LUKS devices, to read its identities before the boot (the guest itself is booted
-    /// without them: it asks on its console, and the check then fails at the timeout).
-    public var keys: LUKSKeys
     /// 1, or 2 to boot the same machine again after the first boot powered it off: what the first boot changed
     /// (first-boot scripts run and gone) is what the second finds. Each boot has the whole timeout.
     public var boots: Int
@@ -33,16 +32,14 @@ public struct BootCheckOptions: Sendable {
     public static let defaultTimeout: Double = 900
 
     public init(timeout: Double = BootCheckOptions.defaultTimeout, firmware: Firmware? = nil,
-                keepConsole: String? = nil, acceleration: Acceleration = .auto, launchLimits: LaunchLimits? = nil,
+                keepConsole: String? = nil, appliance: ApplianceOptions = ApplianceOptions(),
                 cancellation: Cancellation? = nil, logger: Logger = Logger(label: "imgcustomize.boot-check"),
-                access: FileAccess = FileAccess(), keys: LUKSKeys = LUKSKeys(), boots: Int = 1) {
-        self.keys = keys
+                access: FileAccess = FileAccess(), boots: Int = 1) {
+        self.appliance = appliance
         self.boots = boots
         self.timeout = timeout
         self.firmware = firmware
         self.keepConsole = keepConsole
-        self.acceleration = acceleration
-        self.launchLimits = launchLimits
         self.cancellation = cancellation
         self.logger = logger
         self.access = access
@@ -145,11 +142,11 @@ struct ImageState: Sendable {
     var warnings: [String] = []
 
     static func read(image: String, format: ApplianceDrive.Format, options: BootCheckOptions) throws -> ImageState {
-        let session = try ApplianceSession(
-            drives: [ApplianceDrive(path: image, format: format, readonly: true)],
-            options: ApplianceOptions(acceleration: options.acceleration, logger: options.logger,
-                                      limits: options.launchLimits, cancellation: options.cancellation,
-                                      keys: options.keys))
+        var appliance = options.appliance
+        appliance.logger = options.logger
+        appliance.cancellation = options.cancellation
+        let session = try ApplianceSession(drives: [ApplianceDrive(path: image, format: format, readonly: true)],
+                                           options: appliance)
         defer { try? session.close() }
         var state = ImageState(acceleration: session.launchReport.acceleration, machineID: nil, hostKeys: [],
                                serialConsole: false, cloudInit: false, unreadable: nil, warnings: session.warnings)

@@ -74,11 +74,13 @@ struct OperationsDocument: Encodable {
         var summary: String
         var usage: String
         var example: String?
+        /// With --where: the file that defines it.
+        var source: String?
         /// With --sysprep: whether the sysprep profile runs it when nothing is chosen.
         var sysprepDefault: Bool?
 
         enum CodingKeys: String, CodingKey {
-            case name, summary, usage, example
+            case name, summary, usage, example, source
             case sysprepDefault = "sysprep-default"
         }
     }

@@ -2,9 +2,11 @@ import ArgumentParser
 import Customize
 import Diagnostics
 import Foundation
+import Host
 import Formats
 import Operations
 import Appliance
+import Logging
 
 extension Acceleration: ExpressibleByArgument {}
 extension PasswordCrypto: ExpressibleByArgument {}
@@ -40,17 +42,21 @@ struct RunArguments: ParsableArguments {
     @Option(help: ArgumentHelp("Put the overlay the appliance writes to (or a dry run's copy) in DIR, which may be another filesystem; the new image is still written beside the destination, so it replaces it atomically (or IMGCUSTOMIZE_SCRATCH).", valueName: "DIR"))
     var scratch: String?
 
-    func options() throws -> RunOptions {
+    /// Everything a run is asked to do, in one place: these options, the command's own (`compression`, `force`,
+    /// `attachments`), the global ones, and the CLI's cancellation (which `execute` arms).
+    func options(global: GlobalOptions, compression: ClusterCompression? = nil, force: Bool = false,
+                 attachments: [AttachedDisk] = []) throws -> RunOptions {
         let scratch = scratch ?? ProcessInfo.processInfo.environment["IMGCUSTOMIZE_SCRATCH"].flatMap { $0.isEmpty ? nil : $0 }
-        var options = RunOptions(output: output, dryRun: dryRun, allowedFormats: try formats.allowed(),
-                                 acceleration: appliance.accel ?? .auto, diffs: diff, scratchDirectory: scratch)
-        options.launchLimits = try appliance.limits()
-        options.keys = try appliance.luksKeys()
-        options.network = network
-        options.virtualCPUs = appliance.smp
-        options.memoryMiB = appliance.memsize
+        var appliance = try appliance.options()
+        appliance.network = network
+        var options = RunOptions(output: output, dryRun: dryRun, force: force, compression: compression,
+                                 allowedFormats: try formats.allowed(), appliance: appliance, diffs: diff,
+                                 scratchDirectory: scratch)
+        options.cancellation = Interruption.cancellation
+        options.access = global.access
         options.selinuxRelabel = !noSELinuxRelabel
         options.passwordCrypto = passwordCrypto
+        options.attachments = attachments
         return options
     }
 }
@@ -117,6 +123,16 @@ struct ApplianceArguments: ParsableArguments {
         }
     }
 
+    /// How to launch the appliance, as these options say; the caller adds its logger and cancellation.
+    func options(logger: Logger = Logger(label: "imgcustomize.appliance"), cancellation: Cancellation? = nil) throws
+        -> ApplianceOptions {
+        var options = ApplianceOptions(acceleration: accel ?? .auto, logger: logger, limits: try limits(),
+                                       cancellation: cancellation, keys: try luksKeys())
+        options.virtualCPUs = smp
+        options.memoryMiB = memsize
+        return options
+    }
+
     func luksKeys() throws -> LUKSKeys {
         let keys = try self.keys.map { selector in
             do {
@@ -169,14 +185,12 @@ private func readKey(for device: String, echo: Bool) -> String? {
 func execute(options: RunOptions, global: GlobalOptions, json: Bool,
              _ body: (Pipeline, @escaping @Sendable (RunProgress) -> Void) throws -> RunReport) throws {
     let logger = global.makeLogger()
-    var options = options
-    options.cancellation = Interruption.install()
-    options.access = global.access
+    _ = Interruption.install()
     let pipeline = Pipeline(options: options, logger: logger)
     let bar = ProgressBar("rewriting", enabled: !global.quiet)
     let report = try body(pipeline) { event in
         switch event {
-        case .stage(let stage): logger.info("\(stage)")
+        case .stage(let stage): logger.info("\(stage.rawValue)")
         case .step(let index, let count, let step):
             let target = step.target.isEmpty ? "" : " \(step.target)"
             logger.info("[\(index + 1)/\(count)] \(step.operation)\(target): \(step.summary)")

@@ -10,7 +10,7 @@ public struct RunReport: Encodable, Sendable {
     public var dryRun: Bool
     public var guest: GuestFacts?
     public var steps: [StepReport]
-    /// Seconds per stage: check, prepare, open, inspect, apply, relabel, trim, shutdown, rewrite, commit.
+    /// Seconds per stage (`Stage`'s names) the run went through.
     public var timings: [String: Double]
     public var size: Size
     /// What the user should know although the run succeeded, in order: KVM given up for TCG, a package a step
@@ -59,20 +59,6 @@ public func jsonDocument(_ value: some Encodable) -> String {
     // Encoding plain strings, numbers and booleans cannot fail.
     let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
     return String(decoding: data, as: UTF8.self)
-}
-
-/// Wall-clock time of the stages of a run, in order.
-struct StageClock {
-    private(set) var timings: [String: Double] = [:]
-    /// The stage running, or the last one that ran: where a failure happened.
-    private(set) var stage: String?
-
-    mutating func measure<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
-        self.stage = stage
-        let start = DispatchTime.now().uptimeNanoseconds
-        defer { timings[stage, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
-        return try body()
-    }
 }
 
 /// Bytes a file occupies on disk (what `qemu-img info` calls actual-size).

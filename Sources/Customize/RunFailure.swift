@@ -5,8 +5,8 @@ import Operations
 /// as it was. Its diagnostic is the error's, so a person reads the same message; `json()` is what --json prints.
 public struct RunFailure: DiagnosticError, Encodable {
     public var error: any Error
-    /// check, prepare, open, inspect, apply, relabel, trim, shutdown, rewrite or commit.
-    public var stage: String
+    /// The stage running when the run failed.
+    public var stage: Stage
     /// The steps done before the failure, the guest when it was inspected, the timings so far.
     public var report: RunReport
     /// imgcustomize did not replace the image (false only when the failure came after the commit's rename, or
@@ -16,7 +16,7 @@ public struct RunFailure: DiagnosticError, Encodable {
     /// paths the failing step had changed), so that the user knows what state the tree is in.
     public var treeChanges: [String] = []
 
-    public init(_ error: any Error, stage: String, report: RunReport, imageUnchanged: Bool) {
+    public init(_ error: any Error, stage: Stage, report: RunReport, imageUnchanged: Bool) {
         self.error = error
         self.stage = stage
         self.report = report

@@ -29,6 +29,25 @@ import TestSupport
         }
     }
 
+    /// An operation is found by its name in one step: the file that defines it, then its summary.
+    @Test func operationsWhereNamesTheSourceFile() throws {
+        let found = try imgcustomize(["operations", "--where", "edit"])
+        #expect(found.status == 0)
+        let lines = found.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "Sources/Operations/Ops/PerlEdit.swift", "\(found.stdout)")
+        #expect(lines.dropFirst().first?.hasPrefix("    edit: ") == true, "\(found.stdout)")
+        #expect(FileManager.default.fileExists(atPath: packageRoot.appendingPathComponent(lines[0]).path))
+
+        let json = try jsonObject(try imgcustomize(["operations", "--where", "bash-history", "--json"]).stdout)
+        #expect(json["name"] as? String == "bash-history")
+        #expect(json["source"] as? String == "Sources/Operations/Ops/SysprepOperations.swift")
+        #expect((json["summary"] as? String)?.isEmpty == false && json["usage"] as? String == "--bash-history")
+
+        let unknown = try imgcustomize(["operations", "--where", "no-such-operation"])
+        #expect(unknown.status != 0 && unknown.stdout.isEmpty)
+        #expect(unknown.stderr.contains("no operation named 'no-such-operation'"), "\(unknown.stderr)")
+    }
+
     @Test func profilesShowPrintsTheSourceDocumentsSteps() throws {
         let show = try imgcustomize(["profiles", "show", "rhel6-cloud"])
         #expect(show.status == 0)

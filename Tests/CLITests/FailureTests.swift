@@ -65,7 +65,7 @@ import TestSupport
                          underlying: GuestError(guest: "tree", action: "upload: read host file", path: "fifo",
                                                 message: "it is a FIFO", hint: "give a regular file")),
         RunCancelled(image: "disk.qcow2", reason: "interrupted by SIGTERM"),
-        RunFailure(CustomizeError(image: "disk.qcow2", "refused", hint: "use --force"), stage: "check",
+        RunFailure(CustomizeError(image: "disk.qcow2", "refused", hint: "use --force"), stage: .check,
                    report: RunReport(profile: nil, image: "disk.qcow2", output: nil, dryRun: false, guest: nil, steps: [],
                                      timings: [:], size: .init(before: 0, after: nil)),
                    imageUnchanged: true),

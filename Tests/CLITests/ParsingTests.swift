@@ -6,6 +6,7 @@ import Testing
 import Customize
 import Diagnostics
 import Formats
+import Logging
 import Profiles
 import TestSupport
 
@@ -109,10 +110,10 @@ import TestSupport
         #expect((parsed.operations[4] as? RunScript)?.script == "./setup.sh")
         let offline = try #require(try IMGCustomize.parseAsRoot(["customize", "img.qcow2", "--update"])
             as? IMGCustomize.CustomizeCommand)
-        #expect(try offline.runOptions.options().network == false)
+        #expect(try offline.runOptions.options(global: offline.global).appliance.network == false)
         let online = try #require(try IMGCustomize.parseAsRoot(["customize", "img.qcow2", "--network", "--update"])
             as? IMGCustomize.CustomizeCommand)
-        #expect(try online.runOptions.options().network)
+        #expect(try online.runOptions.options(global: online.global).appliance.network)
         #expect(try online.operationArguments.parse().1.map(\.name) == ["update"])
     }
 
@@ -179,7 +180,7 @@ import TestSupport
     @Test func formatsResolveTheSameEverywhere() throws {
         let apply = try #require(try IMGCustomize.parseAsRoot(["apply", "sysprep", "img.qcow2", "--formats", "raw, vhd"])
             as? IMGCustomize.Apply)
-        #expect(try apply.runOptions.options().allowedFormats == [.raw, .vpc])
+        #expect(try apply.runOptions.options(global: apply.global).allowedFormats == [.raw, .vpc])
         let inspect = try #require(try IMGCustomize.parseAsRoot(["inspect", "img.qcow2", "--formats", "qcow2"])
             as? IMGCustomize.Inspect)
         #expect(try inspect.formats.allowed() == [.qcow2])
@@ -198,19 +199,19 @@ import TestSupport
         let apply = try #require(try IMGCustomize.parseAsRoot(["apply", "sysprep", "img.qcow2", "--accel", "tcg",
                                                                "--launch-timeout", "90", "--dry-run", "-o", "out.qcow2"])
             as? IMGCustomize.Apply)
-        let options = try apply.runOptions.options()
-        #expect(options.acceleration == .tcg)
-        #expect(options.launchLimits?.launchSeconds == 90)
+        let options = try apply.runOptions.options(global: apply.global)
+        #expect(options.appliance.acceleration == .tcg)
+        #expect(options.appliance.limits?.launchSeconds == 90)
         #expect(options.dryRun && options.output == "out.qcow2")
         #expect(throws: (any Error).self) { try IMGCustomize.parseAsRoot(["apply", "sysprep", "img", "--accel", "fast"]) }
-        #expect(options.virtualCPUs == nil && options.memoryMiB == nil && !options.network)
+        #expect(options.appliance.virtualCPUs == nil && options.appliance.memoryMiB == nil && !options.appliance.network)
 
         // virt-customize's spellings: --smp, --memsize, --no-network, --dryrun and -n.
         let customize = try #require(try IMGCustomize.parseAsRoot([
             "customize", "img.qcow2", "--smp", "1", "--memsize", "2048", "--network", "--no-network", "-n", "--lock-root",
         ]) as? IMGCustomize.CustomizeCommand)
-        let sized = try customize.runOptions.options()
-        #expect(sized.virtualCPUs == 1 && sized.memoryMiB == 2048 && !sized.network && sized.dryRun)
+        let sized = try customize.runOptions.options(global: customize.global)
+        #expect(sized.appliance.virtualCPUs == 1 && sized.appliance.memoryMiB == 2048 && !sized.appliance.network && sized.dryRun)
         let dryrun = try #require(try IMGCustomize.parseAsRoot(["customize", "img.qcow2", "--dryrun", "--lock-root"])
             as? IMGCustomize.CustomizeCommand)
         #expect(dryrun.runOptions.dryRun)
@@ -220,6 +221,24 @@ import TestSupport
                 try IMGCustomize.parseAsRoot(["customize", "img.qcow2", option, value, "--lock-root"])
             }
             #expect(IMGCustomize.message(for: error!).hasPrefix(message), "\(IMGCustomize.message(for: error!))")
+        }
+    }
+
+    /// Every command that launches the appliance reads --accel, --launch-timeout, --smp and --memsize the same way:
+    /// a run, `inspect --os` and the launch that reads an image before `boot-check` boots it.
+    @Test func everyLaunchingCommandTakesTheApplianceOptions() throws {
+        let options = ["--accel", "tcg", "--launch-timeout", "90", "--smp", "1", "--memsize", "2048"]
+        let sparsify = try #require(try IMGCustomize.parseAsRoot(["sparsify", "img.qcow2"] + options)
+            as? IMGCustomize.Sparsify)
+        let inspect = try #require(try IMGCustomize.parseAsRoot(["inspect", "--os", "img.qcow2"] + options)
+            as? IMGCustomize.Inspect)
+        let bootCheck = try #require(try IMGCustomize.parseAsRoot(["boot-check", "img.qcow2"] + options)
+            as? IMGCustomize.BootCheckCommand)
+        for appliance in [try sparsify.runOptions.options(global: sparsify.global).appliance,
+                          try inspect.appliance.options(),
+                          try bootCheck.options(logger: Logger(label: "test")).appliance] {
+            #expect(appliance.acceleration == .tcg && appliance.limits?.launchSeconds == 90)
+            #expect(appliance.virtualCPUs == 1 && appliance.memoryMiB == 2048)
         }
     }
 

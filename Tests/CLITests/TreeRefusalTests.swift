@@ -18,6 +18,25 @@ import TestSupport
         #expect(document["image-unchanged"] as? Bool == true)
     }
 
+    /// A profile made for another guest is refused on a tree as on an image, and with --force goes on with the
+    /// same warning on stderr and in the document (the profile's steps, which this bare tree fails, do not matter).
+    @Test func aProfileForcedOntoATreeWarnsAsOnAnImage() throws {
+        let directory = try TestDirectory()
+        let root = directory.path("guest")
+        try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
+        let refused = try imgcustomize(["apply", "rhel7-cloud", "--root", root, "--dry-run", "--json"])
+        #expect(refused.status != 0)
+        let document = try jsonObject(refused.stdout)
+        #expect(document["stage"] as? String == "inspect" && document["image-unchanged"] as? Bool == true, "\(document)")
+        #expect((document["error"] as? [String: Any])?["hint"] as? String
+                == "use a profile made for this guest, or --force to run it anyway")
+
+        let forced = try imgcustomize(["apply", "rhel7-cloud", "--root", root, "--dry-run", "--json", "--force"])
+        let warning = "\(root): profile rhel7-cloud needs a rhel 7 guest, found unknown distro 0.0; going on because of --force"
+        #expect(forced.stderr.contains("imgcustomize: warning: \(warning)\n"), "\(forced.stderr)")
+        #expect(try jsonObject(forced.stdout)["warnings"] as? [String] == [warning], "\(forced.stdout)")
+    }
+
     @Test func outputWithRootIsRefused() throws {
         let directory = try TestDirectory()
         let root = directory.path("guest")

@@ -139,6 +139,73 @@ import Host
         #expect(error?.report.steps.map(\.operation) == ["delete"])
     }
 
+    /// A profile forced onto a tree's guest it is not made for warns as on an image: in the report, in the progress,
+    /// in the same words; without --force both refuse it at the inspect stage.
+    @Test func forceOnATreeWarnsAsOnAnImage() throws {
+        let directory = try tree()
+        let profile = Profile("rhel7-only", summary: "a test profile", requires: .distro("rhel", major: 7)) { _ in
+            LockRoot()
+        }
+        let debian = GuestFacts(type: "linux", distro: "debian", majorVersion: 12, minorVersion: 1)
+        let refused = #expect(throws: RunFailure.self) {
+            try Pipeline().apply(profile, onTree: directory.path, guest: debian)
+        }
+        #expect(refused?.stage == .inspect && refused?.imageUnchanged == true && refused?.report.steps.isEmpty == true)
+        #expect(refused?.diagnostic.message == "\(directory.path): profile rhel7-only needs a rhel 7 guest, found debian 12.1")
+        #expect(try String(contentsOfFile: directory.path("etc/shadow"), encoding: .utf8) == "root:$6$x:19000:0:99999:7:::\n")
+
+        var options = RunOptions()
+        options.force = true
+        let events = Mutex<[String]>([])
+        let report = try Pipeline(options: options).apply(profile, onTree: directory.path, guest: debian) { event in
+            if case .warning(let warning) = event { events.withLock { $0.append(warning) } }
+        }
+        let expected = "\(directory.path): profile rhel7-only needs a rhel 7 guest, found debian 12.1; going on because of --force"
+        #expect(report.warnings == [expected])
+        #expect(events.withLock { $0 } == [expected])
+        #expect(report.steps.map(\.operation) == ["lock-root"] && report.steps.first?.changed == .yes)
+        #expect(report.profile == "rhel7-only" && report.guest == debian)
+    }
+
+    /// Whether a failed tree run left the tree as it was is decided by what the run changed, not by its stage: a
+    /// dry run's failure changed only a copy; a failure at the first step, before any change, changed nothing.
+    @Test func aTreeIsUnchangedWhenNothingWasChanged() throws {
+        let directory = try tree()
+        var options = RunOptions()
+        options.dryRun = true
+        let dryRun = #expect(throws: RunFailure.self) {
+            try Pipeline(options: options).customize([Touch("/etc/stamp"), Truncate("/etc/missing")], onTree: directory.path)
+        }
+        #expect(dryRun?.stage == .apply && dryRun?.imageUnchanged == true && dryRun?.treeChanges == [])
+        #expect(dryRun?.report.steps.map(\.changed) == [.yes])
+        #expect(!FileManager.default.fileExists(atPath: directory.path("etc/stamp")))
+
+        let first = #expect(throws: RunFailure.self) {
+            try Pipeline().customize([Truncate("/etc/missing"), Touch("/etc/stamp")], onTree: directory.path)
+        }
+        #expect(first?.stage == .apply && first?.imageUnchanged == true && first?.treeChanges == [])
+        #expect(!FileManager.default.fileExists(atPath: directory.path("etc/stamp")))
+
+        let refused = #expect(throws: RunFailure.self) {
+            var options = RunOptions()
+            options.attachments = [AttachedDisk(path: directory.path("etc/shadow"))]
+            return try Pipeline(options: options).customize([Touch("/etc/stamp")], onTree: directory.path)
+        }
+        #expect(refused?.stage == .check && refused?.imageUnchanged == true)
+    }
+
+    /// The timings are keyed by the stages a tree run goes through.
+    @Test func aTreeRunTimesItsStages() throws {
+        let directory = try tree()
+        let stages = Mutex<[Stage]>([])
+        let report = try Pipeline().customize([LockRoot()], onTree: directory.path) { event in
+            if case .stage(let stage) = event { stages.withLock { $0.append(stage) } }
+        }
+        #expect(Set(report.timings.keys) == Set([Stage.check, .open, .inspect, .apply].map(\.rawValue)))
+        #expect(stages.withLock { $0 } == [.check, .open, .inspect])
+        #expect(report.guest == nil)
+    }
+
     @Test func aCancelledRunStopsBeforeItsFirstStep() throws {
         let directory = try tree()
         var options = RunOptions()

@@ -44,6 +44,20 @@ import Testing
         #expect(OperationRegistry.named("check-installed") != nil)
     }
 
+    /// `operations --where NAME` prints `sourceFile`: for every operation, a file of the package that declares
+    /// that name, so that the answer is one step to the definition.
+    @Test func everyOperationNamesTheFileThatDefinesIt() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        for descriptor in OperationRegistry.all {
+            #expect(descriptor.sourceFile.hasPrefix("Sources/Operations/"), "\(descriptor.name): \(descriptor.sourceFile)")
+            let text = try String(contentsOf: root.appendingPathComponent(descriptor.sourceFile), encoding: .utf8)
+            #expect(text.contains("static let name = \"\(descriptor.name)\""), "\(descriptor.name): \(descriptor.sourceFile)")
+        }
+        #expect(OperationRegistry.named("bash-history")?.sourceFile == "Sources/Operations/Ops/SysprepOperations.swift")
+        #expect(OperationRegistry.named("lock-root")?.sourceFile == "Sources/Operations/Ops/LockPassword.swift")
+    }
+
     @Test func phasesOrderFilesLabelsIdentitiesDevices() {
         #expect(OperationRegistry.named("selinux-relabel")?.phase == .labels)
         #expect(OperationRegistry.named("trim-free-space")?.phase == .devices)

@@ -58,10 +58,8 @@ extension IMGCustomize {
         func run() throws {
             let (image, operations, attachments) = try operationArguments.planned()
             let profile = try chosenProfile().adding(operations.expandingCommandFiles, as: "command line")
-            var options = try runOptions.options()
-            options.compression = compress
-            options.force = force
-            options.attachments = attachments
+            let options = try runOptions.options(global: global, compression: compress, force: force,
+                                                 attachments: attachments)
             if let root {
                 guard attachments.isEmpty else { throw ValidationError("--attach needs an image: no guest command runs on a directory tree") }
                 guard image == nil else { throw ValidationError("give either IMAGE or --root DIR, not both") }

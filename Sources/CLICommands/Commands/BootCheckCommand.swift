@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import BootCheck
 import Foundation
 import Operations
@@ -64,13 +65,17 @@ extension IMGCustomize {
             guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
         }
 
+        /// What the check is asked to do, with the appliance options every launching command builds the same way.
+        func options(logger: Logger) throws -> BootCheckOptions {
+            BootCheckOptions(timeout: timeout, firmware: firmware, keepConsole: keepConsole,
+                             appliance: try appliance.options(), cancellation: Interruption.cancellation,
+                             logger: logger, access: global.access, boots: boots)
+        }
+
         func run() throws {
             let logger = global.makeLogger()
-            let options = BootCheckOptions(timeout: timeout, firmware: firmware, keepConsole: keepConsole,
-                                           acceleration: appliance.accel ?? .auto,
-                                           launchLimits: try appliance.limits(),
-                                           cancellation: Interruption.install(), logger: logger,
-                                           access: global.access, keys: try appliance.luksKeys(), boots: boots)
+            _ = Interruption.install()
+            let options = try options(logger: logger)
             let report: BootReport
             do {
                 report = try BootCheck(options: options).run(image: image)

@@ -55,9 +55,7 @@ extension IMGCustomize {
             guard !operations.isEmpty else {
                 throw ValidationError("no operation given; `imgcustomize operations` lists them")
             }
-            var options = try runOptions.options()
-            options.compression = compress
-            options.attachments = attachments
+            let options = try runOptions.options(global: global, compression: compress, attachments: attachments)
             if let root {
                 guard attachments.isEmpty else { throw ValidationError("--attach needs an image: no guest command runs on a directory tree") }
                 guard image == nil else { throw ValidationError("give either IMAGE or --root DIR, not both") }

@@ -16,9 +16,7 @@ extension IMGCustomize.Inspect {
                              hint: "convert it to qcow2 or raw first")
         }
         let cancellation = Interruption.install()
-        let options = ApplianceOptions(acceleration: appliance.accel ?? .auto, logger: logger,
-                                       limits: try appliance.limits(), cancellation: cancellation,
-                                       keys: try appliance.luksKeys())
+        let options = try appliance.options(logger: logger, cancellation: cancellation)
         do {
             let inspected = try ApplianceSession.inspect(image: path, format: format, options: options)
             for warning in inspected.warnings { logger.warning("\(warning)") }

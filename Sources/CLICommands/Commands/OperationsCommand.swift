@@ -8,16 +8,43 @@ extension IMGCustomize {
         static let configuration = CommandConfiguration(
             commandName: "operations",
             abstract: "List every operation with its summary and parameters (the options of `customize`).",
-            discussion: "EXAMPLES:\n  imgcustomize operations\n  imgcustomize operations --sysprep")
+            discussion: """
+            EXAMPLES:
+              imgcustomize operations
+              imgcustomize operations --sysprep
+              imgcustomize operations --where bash-history    # the file that defines it, and its summary
+            """)
         @OptionGroup var global: GlobalOptions
 
         @Flag(help: "List the operations `apply sysprep --operations` and `--enable` choose from, in the order they run, each with whether it is on by default and its virt-sysprep name.")
         var sysprep = false
 
+        @Option(name: .customLong("where"), help: ArgumentHelp("Print the source file that defines the operation NAME, then its summary.", valueName: "NAME"))
+        var whereName: String?
+
         @Flag(help: "Print one JSON document on stdout.")
         var json = false
 
+        func validate() throws {
+            guard let whereName else { return }
+            guard !sysprep else { throw ValidationError("give either --where or --sysprep, not both") }
+            guard OperationRegistry.named(whereName) != nil else {
+                throw ValidationError("no operation named '\(whereName)'; `imgcustomize operations` lists them")
+            }
+        }
+
         func run() {
+            if let whereName, let descriptor = OperationRegistry.named(whereName) {
+                if json {
+                    Output.document(jsonDocument(OperationsDocument.Entry(
+                        name: descriptor.name, summary: descriptor.summary, usage: descriptor.argument.usage("--\(descriptor.name)"),
+                        source: descriptor.sourceFile)))
+                } else {
+                    print(descriptor.sourceFile)
+                    print("    \(descriptor.name): \(descriptor.summary)")
+                }
+                return
+            }
             if json {
                 let entries = sysprep
                     ? SysprepSelection.known.map {

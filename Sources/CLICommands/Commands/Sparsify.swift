@@ -26,8 +26,7 @@ extension IMGCustomize {
         var compress: ClusterCompression?
 
         func run() throws {
-            var options = try runOptions.options()
-            options.compression = compress
+            let options = try runOptions.options(global: global, compression: compress)
             try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
                 try pipeline.sparsify(image, progress: progress)
             }

@@ -4,6 +4,9 @@ import Diagnostics
 /// Each operation type conforms and is listed once, in `OperationRegistry.types`; the CLI turns every entry into an
 /// option `--NAME ARG` (or the flag `--NAME`). A test fails when an operation type is left out.
 public protocol RegisteredOperation: GuestOperation {
+    /// The file that defines it (`#filePath`, beside its name): `imgcustomize operations --where NAME` prints it,
+    /// so that an operation is found by its name in one step wherever it lives (the sysprep cleanups share a file).
+    static var sourceFile: String { get }
     /// What the operation takes on the command line.
     static var argument: OperationArgument { get }
     /// Whether the `sysprep` profile runs it, and where (`.no` unless the operation says otherwise).
@@ -82,6 +85,8 @@ public struct OperationDescriptor: Sendable {
     public var argument: OperationArgument
     public var phase: OperationPhase
     public var sysprep: SysprepDefault
+    /// Where it is defined, from the package's root: "Sources/Operations/Ops/SetLine.swift".
+    public var sourceFile: String
     public var parse: @Sendable (String?) throws -> any GuestOperation
     /// The Swift type, for the test that every operation type is registered.
     var typeName: String
@@ -94,6 +99,8 @@ public struct OperationDescriptor: Sendable {
         argument = Entry.argument
         phase = Entry.phase
         sysprep = Entry.sysprep
+        sourceFile = Entry.sourceFile.ranges(of: "/Sources/").last
+            .map { "Sources/" + Entry.sourceFile[$0.upperBound...] } ?? Entry.sourceFile
         parse = { try Entry.parse($0) }
         typeName = String(describing: Entry.self)
     }

@@ -12,6 +12,7 @@
 /// `key=value` replaces the value of an existing `key=` (the kernel would use the last one anyway).
 public struct AppendGrubArgs: RegisteredOperation {
     public static let name = "append-grub-args"
+    public static let sourceFile = #filePath
     public static let summary = "Add kernel arguments to /etc/default/grub and every boot entry (grub2, legacy GRUB, BLS)"
     public static let argument = OperationArgument.required(syntax: "ARGS", example: "console=tty0 console=ttyS0,115200n8")
 

@@ -2,6 +2,7 @@
 /// is created when missing; a last line without a line ending gets one first; a CRLF file stays CRLF.
 public struct AppendLine: RegisteredOperation {
     public static let name = "append-line"
+    public static let sourceFile = #filePath
     public static let summary = "Append a line to a file unless it is already there"
     public static let argument = OperationArgument.required(syntax: "PATH:LINE", example: "/etc/hosts.allow:sshd: ALL")
 

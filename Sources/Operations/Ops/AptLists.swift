@@ -3,6 +3,7 @@
 /// packages themselves are package-manager-cache's.
 public struct AptLists: CleanupOperation {
     public static let name = "apt-lists"
+    public static let sourceFile = #filePath
     public static let sysprep = SysprepDefault.cloudImages
     public static let summary = "Remove apt's package lists and its binary caches (apt-get update rebuilds them)"
     public static let steps: [CleanupStep] = [

@@ -15,6 +15,7 @@ import Foundation
 /// differ on every run, so the step is never idempotent: run it once per image.
 public struct FilesystemUUIDs: RegisteredOperation {
     public static let name = "fs-uuids"
+    public static let sourceFile = #filePath
     public static let summary = "Give every ext2/3/4, xfs and btrfs filesystem a new random UUID, rewriting fstab, crypttab, GRUB's configuration and EFI images and the BLS entries to match, so the guest still boots"
     public static let argument = OperationArgument.none
     public static let phase = OperationPhase.identities
@@ -107,6 +108,7 @@ public struct FilesystemUUIDs: RegisteredOperation {
 /// active, and is refused with the reason. New UUIDs every run: the step is never idempotent.
 public struct LVMUUIDs: RegisteredOperation {
     public static let name = "lvm-uuids"
+    public static let sourceFile = #filePath
     public static let summary = "Give every LVM physical volume and volume group a new random UUID (names are kept; system.devices is rewritten to match)"
     public static let argument = OperationArgument.none
     public static let phase = OperationPhase.identities

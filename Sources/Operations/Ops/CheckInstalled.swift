@@ -3,6 +3,7 @@
 /// what is missing.
 public struct CheckInstalled: RegisteredOperation {
     public static let name = "check-installed"
+    public static let sourceFile = #filePath
     public static let summary = "Check that the guest has a package's files; warn clearly when it does not"
     public static let argument = OperationArgument.required(syntax: "PACKAGE:PATH[,PATH...]", example: "cloud-init:/usr/bin/cloud-init")
 

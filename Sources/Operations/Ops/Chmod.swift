@@ -1,6 +1,7 @@
 /// `chmod MODE:PATH`: permission bits, in octal.
 public struct Chmod: RegisteredOperation {
     public static let name = "chmod"
+    public static let sourceFile = #filePath
     public static let summary = "Set a file's permission bits (octal)"
     public static let argument = OperationArgument.required(syntax: "MODE:PATH", example: "0600:/etc/ssh/sshd_config")
 

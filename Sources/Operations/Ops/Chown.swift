@@ -1,6 +1,7 @@
 /// `chown UID:GID:PATH`: numeric owner and group (names would need the guest's /etc/passwd, not the host's).
 public struct Chown: RegisteredOperation {
     public static let name = "chown"
+    public static let sourceFile = #filePath
     public static let summary = "Set a file's owner and group (numeric)"
     public static let argument = OperationArgument.required(syntax: "UID:GID:PATH", example: "1000:1000:/home/cloud-user/.bashrc")
 

@@ -4,6 +4,7 @@
 /// not write is the user's and stays, but one that matches a NIC by MAC address is reported: no instance has that MAC.
 public struct CloudInitNetwork: RegisteredOperation {
     public static let name = "cloud-init-network"
+    public static let sourceFile = #filePath
     public static let summary = "Remove the network configuration cloud-init rendered on the build machine; warn about netplan MAC matches"
     public static let argument = OperationArgument.none
     public static let sysprep = SysprepDefault.cloudImages

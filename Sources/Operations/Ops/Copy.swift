@@ -3,6 +3,7 @@
 /// since with cp's own rule a second run would nest a new copy inside the first. Only what differs is written again.
 public struct Copy: RegisteredOperation {
     public static let name = "copy"
+    public static let sourceFile = #filePath
     public static let summary = "Copy a file or directory inside the guest"
     public static let argument = OperationArgument.required(syntax: "SRC:DEST", example: "/etc/skel/.bashrc:/root/.bashrc")
 

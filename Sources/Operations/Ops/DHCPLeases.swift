@@ -3,6 +3,7 @@
 /// booting with the build machine's lease asks for its address.
 public struct DHCPLeases: CleanupOperation {
     public static let name = "dhcp-leases"
+    public static let sourceFile = #filePath
     public static let sysprep = SysprepDefault.cloudImages
     public static let summary = "Remove dhcpcd's and NetworkManager's DHCP leases"
     public static let steps: [CleanupStep] = [

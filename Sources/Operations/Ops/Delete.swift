@@ -2,6 +2,7 @@
 /// never followed.
 public struct Delete: RegisteredOperation {
     public static let name = "delete"
+    public static let sourceFile = #filePath
     public static let summary = "Delete files or directories (globs, recursive)"
     public static let argument = OperationArgument.required(syntax: "PATH", example: "/var/log/*.log")
 

@@ -5,6 +5,7 @@ import Glibc
 /// it gets `enabled=0` too. Comments and layout stay as they are.
 public struct DisableRepos: RegisteredOperation {
     public static let name = "disable-repos"
+    public static let sourceFile = #filePath
     public static let summary = "Set enabled=0 in every matching repository of /etc/yum.repos.d"
     public static let argument = OperationArgument.optional(syntax: "GLOB", example: "rhel-*")
     static let directory = "/etc/yum.repos.d"

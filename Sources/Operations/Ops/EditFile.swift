@@ -9,6 +9,7 @@ import Diagnostics
 /// The text handed to the edit has "\n" line endings even in a CRLF file; they are put back on writing.
 public struct EditFile: RegisteredOperation {
     public static let name = "edit-file"
+    public static let sourceFile = #filePath
     public static let summary = "Edit a text file with a substitution (or, in Swift, a closure over its text)"
     public static let argument = OperationArgument.required(syntax: "PATH:s/REGEX/REPLACEMENT/FLAGS", example: "/etc/ssh/sshd_config:s/^PermitRootLogin yes/PermitRootLogin no/")
 

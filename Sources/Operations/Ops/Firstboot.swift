@@ -2,6 +2,7 @@
 /// Its `#!` line names the guest's interpreter (one without is run by /bin/sh). See `FirstbootQueue`.
 public struct Firstboot: RegisteredOperation {
     public static let name = "firstboot"
+    public static let sourceFile = #filePath
     public static let summary = "Run a host script once at the guest's next boot (logged in \(FirstbootQueue.log))"
     public static let argument = OperationArgument.required(syntax: "SCRIPT", example: "./first-boot.sh")
 
@@ -26,6 +27,7 @@ public struct Firstboot: RegisteredOperation {
 /// `--firstboot-command`.
 public struct FirstbootCommand: RegisteredOperation {
     public static let name = "firstboot-command"
+    public static let sourceFile = #filePath
     public static let summary = "Run a shell command once at the guest's next boot (logged in \(FirstbootQueue.log))"
     public static let argument = OperationArgument.required(syntax: "CMD", example: "systemctl enable --now chronyd")
 
@@ -47,6 +49,7 @@ public struct FirstbootCommand: RegisteredOperation {
 /// guest's own network, as virt-customize's `--firstboot-install`.
 public struct FirstbootInstall: RegisteredOperation {
     public static let name = "firstboot-install"
+    public static let sourceFile = #filePath
     public static let summary = "Install packages once at the guest's next boot, with its own network and repositories"
     public static let argument = OperationArgument.required(syntax: "PKG,...", example: "cloud-utils-growpart,tuned")
 

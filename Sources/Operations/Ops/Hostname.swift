@@ -3,6 +3,7 @@
 /// /etc/hosts where the guest has one (Debian's installer writes it so that the hostname resolves offline).
 public struct Hostname: RegisteredOperation {
     public static let name = "hostname"
+    public static let sourceFile = #filePath
     public static let summary = "Set the hostname (distribution-aware)"
     public static let argument = OperationArgument.required(syntax: "NAME", example: "web1.example.com")
 

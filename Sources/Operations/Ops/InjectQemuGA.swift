@@ -6,6 +6,7 @@
 /// package manager changed is unknown; a non-zero exit fails the run with its output.
 public struct InjectQemuGA: RegisteredOperation {
     public static let name = "inject-qemu-ga"
+    public static let sourceFile = #filePath
     public static let summary = "Install the QEMU guest agent from the guest's repositories unless it is there, and enable it at boot"
     public static let argument = OperationArgument.none
     static let package = "qemu-guest-agent"

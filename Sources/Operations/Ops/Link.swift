@@ -2,6 +2,7 @@
 /// another symlink at LINK is replaced; a directory is refused.
 public struct Link: RegisteredOperation {
     public static let name = "link"
+    public static let sourceFile = #filePath
     public static let summary = "Make each LINK a symlink to TARGET"
     public static let argument = OperationArgument.required(syntax: "TARGET:LINK[:LINK...]", example: "/usr/share/zoneinfo/UTC:/etc/localtime")
 

@@ -3,6 +3,7 @@
 /// a password that already starts with "!" is already locked.
 public struct LockPassword: RegisteredOperation {
     public static let name = "lock-password"
+    public static let sourceFile = #filePath
     public static let summary = "Lock a user's password in /etc/shadow"
     public static let argument = OperationArgument.required(syntax: "USER", example: "cloud-user")
 
@@ -24,6 +25,7 @@ public struct LockPassword: RegisteredOperation {
 
 public struct LockRoot: RegisteredOperation {
     public static let name = "lock-root"
+    public static let sourceFile = #filePath
     public static let summary = "Lock root's password in /etc/shadow"
     public static let argument = OperationArgument.none
 

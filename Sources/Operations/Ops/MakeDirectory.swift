@@ -1,6 +1,7 @@
 /// `mkdir PATH`: the directory and its missing parents (mode 0755).
 public struct MakeDirectory: RegisteredOperation {
     public static let name = "mkdir"
+    public static let sourceFile = #filePath
     public static let summary = "Create a directory and its parents"
     public static let argument = OperationArgument.required(syntax: "PATH", example: "/etc/cloud/cloud.cfg.d")
 

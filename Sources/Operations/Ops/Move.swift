@@ -2,6 +2,7 @@
 /// the move has already happened.
 public struct Move: RegisteredOperation {
     public static let name = "move"
+    public static let sourceFile = #filePath
     public static let summary = "Move or rename a file or directory inside the guest"
     public static let argument = OperationArgument.required(syntax: "SRC:DEST", example: "/etc/yum.repos.d/local.repo:/root/local.repo")
 

@@ -5,6 +5,7 @@ import Host
 /// (Augeas Shadow lens), other fields and other users untouched.
 public struct Password: RegisteredOperation {
     public static let name = "password"
+    public static let sourceFile = #filePath
     public static let summary = "Set, lock or disable a user's password (locked, disabled, password:, file:, random)"
     public static let argument = OperationArgument.required(syntax: "USER:SELECTOR", example: "cloud-user:file:/root/cloud-user.password")
 
@@ -108,6 +109,7 @@ public struct Password: RegisteredOperation {
 /// `root-password SELECTOR`: `password root:SELECTOR`.
 public struct RootPassword: RegisteredOperation {
     public static let name = "root-password"
+    public static let sourceFile = #filePath
     public static let summary = "Set, lock or disable root's password (locked, disabled, password:, file:, random)"
     public static let argument = OperationArgument.required(syntax: "SELECTOR", example: "password:correct-horse-battery")
 

@@ -11,6 +11,7 @@ import Host
 /// `edit-file` does the common substitutions without perl, and takes a Swift closure in profiles.
 public struct PerlEdit: RegisteredOperation {
     public static let name = "edit"
+    public static let sourceFile = #filePath
     public static let summary = "Edit a file with a Perl expression over each line, as virt-customize's --edit (host perl)"
     public static let argument = OperationArgument.required(syntax: "FILE:EXPR",
                                                             example: "/etc/ssh/sshd_config:s/^#?PermitRootLogin.*/PermitRootLogin no/")

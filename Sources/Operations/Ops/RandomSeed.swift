@@ -10,6 +10,7 @@ import Host
 /// run writes new bytes and says it changed the guest.
 public struct RandomSeed: RegisteredOperation, Equatable {
     public static let name = "random-seed"
+    public static let sourceFile = #filePath
     public static let summary = "Write fresh random bytes from the host into the guest's random seed files (new bytes every run, so always a change)"
     public static let argument = OperationArgument.none
     public static let sysprep = SysprepDefault.virtSysprepImplicit

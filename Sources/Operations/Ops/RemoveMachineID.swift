@@ -9,6 +9,7 @@
 /// left as it is); dbus regenerates an empty one.
 public struct RemoveMachineID: RegisteredOperation, Equatable {
     public static let name = "remove-machine-id"
+    public static let sourceFile = #filePath
     public static let summary = "Reset /etc/machine-id so each clone generates its own at first boot: empty (the default, works on every systemd, no first-boot presets) or =uninitialized (also runs ConditionFirstBoot= units, systemd 247+)"
     public static let argument = OperationArgument.optional(syntax: "empty|uninitialized", example: "uninitialized")
     public static let sysprep = SysprepDefault.virtSysprep(as: "machine-id")

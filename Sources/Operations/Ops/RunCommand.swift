@@ -2,6 +2,7 @@
 /// virt-customize's `--run-command`. What it changed is unknown; a non-zero exit fails the run with its output.
 public struct RunCommand: RegisteredOperation {
     public static let name = "run-command"
+    public static let sourceFile = #filePath
     public static let summary = "Run a shell command inside the guest, with the guest's own programs"
     public static let argument = OperationArgument.required(syntax: "CMD", example: "systemctl enable chronyd")
 

@@ -4,6 +4,7 @@ import Host
 /// What it changed is unknown; a non-zero exit fails the run with its output.
 public struct RunScript: RegisteredOperation {
     public static let name = "run"
+    public static let sourceFile = #filePath
     public static let summary = "Copy a host script into the guest's /tmp and execute it there (its #! line, else /bin/sh)"
     public static let argument = OperationArgument.required(syntax: "SCRIPT", example: "./setup.sh")
 

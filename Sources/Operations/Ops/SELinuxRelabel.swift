@@ -5,6 +5,7 @@
 /// it relabels every file with the guest's own setfiles, or, without one, creates /.autorelabel and says so.
 public struct SELinuxRelabel: RegisteredOperation {
     public static let name = "selinux-relabel"
+    public static let sourceFile = #filePath
     public static let summary = "Label the files this run touched with the guest's own SELinux file contexts"
     public static let argument = OperationArgument.none
     public static let phase = OperationPhase.labels

@@ -5,6 +5,7 @@ import Host
 /// where missing, owned by the user's uid and gid from the guest's /etc/passwd; the key is appended once.
 public struct SSHInject: RegisteredOperation {
     public static let name = "ssh-inject"
+    public static let sourceFile = #filePath
     public static let summary = "Add a public key to a user's ~/.ssh/authorized_keys"
     public static let argument = OperationArgument.required(syntax: "USER[:KEYFILE|KEY]", example: "cloud-user:/home/me/.ssh/id_ed25519.pub")
 

@@ -7,6 +7,7 @@
 /// by /bin/sh. What it changed is unknown; a non-zero exit fails the run with its output.
 public struct Script: RegisteredOperation {
     public static let name = "script"
+    public static let sourceFile = #filePath
     public static let summary = "Run a host script inside the appliance with the appliance's (host's) programs, its current directory the guest's root"
     public static let argument = OperationArgument.required(syntax: "SCRIPT", example: "./clean-guest.sh")
     public static let sysprep = SysprepDefault.virtSysprepOnRequest(as: name)

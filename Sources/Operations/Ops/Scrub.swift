@@ -3,6 +3,7 @@
 /// later reader of the disk. A file already gone is nothing to do, so a second run changes nothing.
 public struct Scrub: RegisteredOperation {
     public static let name = "scrub"
+    public static let sourceFile = #filePath
     public static let summary = "Overwrite a file's content, then remove it"
     public static let argument = OperationArgument.required(syntax: "FILE", example: "/root/bootstrap.key")
 

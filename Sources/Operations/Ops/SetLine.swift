@@ -7,6 +7,7 @@
 /// key removed, so that the file ends up with exactly one assignment.
 public struct SetLine: RegisteredOperation {
     public static let name = "set-line"
+    public static let sourceFile = #filePath
     public static let summary = "Set KEY=VALUE in a shell-variable file (Augeas Shellvars), once"
     public static let argument = OperationArgument.required(syntax: "PATH:KEY=VALUE", example: "/etc/sysconfig/network:NOZEROCONF=yes")
 

@@ -113,6 +113,7 @@ public struct SubscriptionCredentials: Sendable, Equatable, CustomStringConverti
 public struct SMRegister: RegisteredOperation {
     public static let effectBeyondTheImage: String? = SubscriptionManager.serverSide
     public static let name = "sm-register"
+    public static let sourceFile = #filePath
     public static let summary = "Register the guest with subscription-manager, with --sm-credentials (needs --network)"
     public static let argument = OperationArgument.none
 
@@ -152,6 +153,7 @@ public struct SMRegister: RegisteredOperation {
 public struct SMAttach: RegisteredOperation {
     public static let effectBeyondTheImage: String? = SubscriptionManager.serverSide
     public static let name = "sm-attach"
+    public static let sourceFile = #filePath
     public static let summary = "Attach subscriptions to the registered guest: auto, or a pool (needs --network)"
     public static let argument = OperationArgument.required(syntax: "auto|pool:ID|file:FILE", example: "auto")
 
@@ -215,6 +217,7 @@ public struct SMAttach: RegisteredOperation {
 public struct SMRemove: RegisteredOperation {
     public static let effectBeyondTheImage: String? = SubscriptionManager.serverSide
     public static let name = "sm-remove"
+    public static let sourceFile = #filePath
     public static let summary = "Remove every subscription from the guest with subscription-manager (needs --network)"
     public static let argument = OperationArgument.none
 
@@ -243,6 +246,7 @@ public struct SMRemove: RegisteredOperation {
 public struct SMUnregister: RegisteredOperation {
     public static let effectBeyondTheImage: String? = SubscriptionManager.serverSide
     public static let name = "sm-unregister"
+    public static let sourceFile = #filePath
     public static let summary = "Unregister the guest with subscription-manager (needs --network)"
     public static let argument = OperationArgument.none
 

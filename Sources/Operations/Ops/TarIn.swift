@@ -9,6 +9,7 @@ import Host
 /// is refused before anything is unpacked.
 public struct TarIn: RegisteredOperation {
     public static let name = "tar-in"
+    public static let sourceFile = #filePath
     public static let summary = "Unpack a host tarball into a guest directory"
     public static let argument = OperationArgument.required(syntax: "TARBALL:REMOTEDIR", example: "./overlay.tar.gz:/")
 

@@ -2,6 +2,7 @@
 /// does); RHEL 6 also keeps ZONE= in /etc/sysconfig/clock, and older Debian /etc/timezone, both updated where present.
 public struct Timezone: RegisteredOperation {
     public static let name = "timezone"
+    public static let sourceFile = #filePath
     public static let summary = "Set the time zone (e.g. Europe/Paris): /etc/localtime and the distribution's setting"
     public static let argument = OperationArgument.required(syntax: "ZONE", example: "Europe/Paris")
 

@@ -2,6 +2,7 @@
 /// second run changes nothing.
 public struct Touch: RegisteredOperation {
     public static let name = "touch"
+    public static let sourceFile = #filePath
     public static let summary = "Create an empty file if it does not exist"
     public static let argument = OperationArgument.required(syntax: "PATH", example: "/.autorelabel")
 

@@ -2,6 +2,7 @@
 /// rewrite that follows skips them. Reports what the guest filesystem trimmed; a directory tree has nothing to trim.
 public struct TrimFreeSpace: RegisteredOperation {
     public static let name = "trim-free-space"
+    public static let sourceFile = #filePath
     public static let summary = "Discard unused filesystem, swap and LVM blocks so the rewritten image skips them"
     public static let argument = OperationArgument.none
     public static let phase = OperationPhase.devices

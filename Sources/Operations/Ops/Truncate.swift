@@ -1,6 +1,7 @@
 /// `truncate PATH`: the file emptied to zero bytes, keeping its inode, mode, owner and label.
 public struct Truncate: RegisteredOperation {
     public static let name = "truncate"
+    public static let sourceFile = #filePath
     public static let summary = "Empty a file to zero bytes"
     public static let argument = OperationArgument.required(syntax: "PATH", example: "/var/log/messages")
 

@@ -3,6 +3,7 @@
 /// packages expect. Symlinks are not followed.
 public struct TruncateRecursive: RegisteredOperation {
     public static let name = "truncate-recursive"
+    public static let sourceFile = #filePath
     public static let summary = "Empty every file below a directory to zero bytes, keeping the files"
     public static let argument = OperationArgument.required(syntax: "PATH", example: "/var/log")
 

@@ -2,6 +2,7 @@
 /// What it changed is unknown; a non-zero exit fails the run with the package manager's output.
 public struct Uninstall: RegisteredOperation {
     public static let name = "uninstall"
+    public static let sourceFile = #filePath
     public static let summary = "Remove packages with the guest's package manager (dnf, yum, apt, zypper)"
     public static let argument = OperationArgument.required(syntax: "PKG,...", example: "NetworkManager,firewalld")
 

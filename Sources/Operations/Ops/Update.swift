@@ -3,6 +3,7 @@
 /// the package manager's output.
 public struct Update: RegisteredOperation {
     public static let name = "update"
+    public static let sourceFile = #filePath
     public static let summary = "Update every package from the guest's repositories (needs --network)"
     public static let argument = OperationArgument.none
 

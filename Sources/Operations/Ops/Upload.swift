@@ -3,6 +3,7 @@ import Host
 /// the local file's mode; an existing one keeps its own mode and owner.
 public struct Upload: RegisteredOperation {
     public static let name = "upload"
+    public static let sourceFile = #filePath
     public static let summary = "Copy a host file into the guest"
     public static let argument = OperationArgument.required(syntax: "LOCALFILE:PATH", example: "./motd:/etc/motd")
 

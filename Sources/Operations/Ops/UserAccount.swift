@@ -7,6 +7,7 @@
 /// bob and eve, `-mary` removes every user but mary; both kinds may be mixed.
 public struct UserAccount: RegisteredOperation, Equatable {
     public static let name = "user-account"
+    public static let sourceFile = #filePath
     public static let summary = "Remove user accounts (uid UID_MIN..UID_MAX of login.defs), their groups, homes and mail; =bob,eve only those, =-mary all but mary"
     public static let argument = OperationArgument.optional(syntax: "USERS", example: "-cloud-user")
     public static let sysprep = SysprepDefault.virtSysprepOnRequest(as: name)

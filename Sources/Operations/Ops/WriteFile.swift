@@ -2,6 +2,7 @@
 /// existing one keeps its mode and owner).
 public struct WriteFile: RegisteredOperation {
     public static let name = "write"
+    public static let sourceFile = #filePath
     public static let summary = "Write CONTENT to a file, replacing what it held"
     public static let argument = OperationArgument.required(syntax: "PATH:CONTENT", example: "/etc/motd:Welcome")
 

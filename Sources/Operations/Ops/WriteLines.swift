@@ -3,6 +3,7 @@
 /// command line, lines are separated by newlines or by the two characters `\n`.
 public struct WriteLines: RegisteredOperation {
     public static let name = "write-lines"
+    public static let sourceFile = #filePath
     public static let summary = "Make a file consist of exactly the given lines"
     public static let argument = OperationArgument.required(syntax: "PATH:LINE\\nLINE...", example: "/etc/sysconfig/network-scripts/ifcfg-eth0:DEVICE=eth0\\nONBOOT=yes")
 

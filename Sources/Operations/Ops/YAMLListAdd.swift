@@ -6,6 +6,7 @@
 /// (`key: [a, b]`) is refused rather than rewritten.
 public struct YAMLListAdd: RegisteredOperation {
     public static let name = "yaml-list-add"
+    public static let sourceFile = #filePath
     public static let summary = "Add an item to a top-level list of a YAML file, once"
     public static let argument = OperationArgument.required(syntax: "PATH:KEY:ITEM", example: "/etc/cloud/cloud.cfg:cloud_init_modules:resolv-conf")
 

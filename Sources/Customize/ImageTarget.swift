@@ -1,0 +1,173 @@
+import Diagnostics
+import Appliance
+import Foundation
+import Formats
+import Host
+import Operations
+
+/// An image, worked on through one appliance launch: checked before any qemu process sees it, opened through an
+/// overlay (the image itself is only read), then rewritten beside the destination and committed over it (see
+/// `Transaction`). A dry run's overlay lives in a private directory and is thrown away.
+final class ImageTarget: RunTarget {
+    let image: String
+    let destination: String
+    private let policy: OutputPolicy
+    private var attached: [ApplianceDrive] = []
+    private var writeOptions = WriteOptions(format: .raw, compression: .none)
+    private var transaction: Transaction?
+    private var overlay = ""
+    private var session: ApplianceSession?
+
+    var hasBlockDevices: Bool { true }
+    var relabels: Bool { true }
+
+    init(image: String, destination: String, policy: OutputPolicy) {
+        self.image = image
+        self.destination = destination
+        self.policy = policy
+    }
+
+    func open(in run: Run) throws {
+        let options = run.options
+        let sizeBefore = run.report.size.before
+        // check: refuse unsafe images before any qemu process sees them, and remember which file was checked.
+        let (checked, attached) = try run.during(.check) {
+            (try ImageInspector.check(path: image, policy: SafetyPolicy(allowedFormats: options.allowedFormats,
+                                                                        access: options.access)),
+             try options.attachments.map { try $0.checked(access: options.access, image: image) })
+        }
+        self.attached = attached.map(\.drive)
+        run.report.attached = attached.map(\.reported)
+        writeOptions = try outputTarget(format: checked.inspection.format, options: options)
+        if !options.dryRun { try FileAccess.checkDestination(destination, image: image) }
+
+        // prepare: lock, scratch beside the destination, free space for the overlay and the result. A dry run
+        // writes nothing beside the image: its overlay lives in a private temporary directory, thrown away.
+        try run.during(.prepare) {
+            if options.dryRun {
+                overlay = try run.dryRunDirectory(prefix: Transaction.overlayPrefix, for: "overlay")
+                    .appending("overlay.qcow2")
+                return
+            }
+            // The overlay holds only what the appliance writes: the edited files, the journal, and the blocks
+            // trimming and relabelling touch. A tenth of the image plus 64 MiB covered every fixture with room
+            // to spare; a run that needs more fails on a full disk with the image intact, as any write does.
+            let transaction = try Transaction(
+                image: checked.identity, destination: destination, scratchParent: options.scratchDirectory,
+                needs: .init(newImage: sizeBefore, overlay: sizeBefore / 10 + (64 << 20)), logger: run.logger)
+            self.transaction = transaction
+            overlay = transaction.overlay
+        }
+
+        // open: the appliance writes into an overlay over the image; the image itself is only read.
+        try run.checkCancelled()
+        let session = try run.during(.open) { () throws -> ApplianceSession in
+            try createOverlay(overlay, backing: checked.inspection.resolvedPath, format: checked.inspection.format)
+            let drive = ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true)
+            return try ApplianceSession(drives: [drive] + self.attached, options: applianceOptions(of: run))
+        }
+        self.session = session
+        for warning in session.warnings { run.warn(warning) }
+    }
+
+    func inspect(in run: Run) throws -> (filesystem: any GuestFilesystem, guest: GuestFacts?) {
+        guard let session else { throw CustomizeError(image: image, "the appliance is not open") }
+        let filesystem = try session.mountOperatingSystem()
+        return (filesystem, filesystem.facts)
+    }
+
+    func finish(in run: Run) throws {
+        try run.during(.shutdown) { try session?.close() }
+        guard let transaction else { return }
+
+        // rewrite: merge overlay and image into a new file, then commit it over the destination.
+        try run.checkCancelled()
+        let newImage = transaction.scratchPath("new")
+        let sizeBefore = run.report.size.before
+        do {
+            try run.during(.rewrite) {
+                let source = try openImage(path: overlay, format: .qcow2, allowBacking: true)
+                _ = try ImageWriter(writeOptions).write(source, to: newImage) { written in
+                    try run.checkCancelled()
+                    run.rewriteProgress(done: Int64(written.bytesDone), total: Int64(written.bytesTotal))
+                }
+            }
+        } catch let error as FormatError {
+            var failure = rewriteError(error, newImage: newImage, expected: sizeBefore)
+            // Another program changing the image explains an error reading it, and is what to fix.
+            if let change = transaction.imageChange() {
+                failure.message += "; the image \(change.message)"
+                failure.hint = change.hint
+            }
+            throw failure
+        }
+        try run.checkCancelled()
+        try run.during(.commit) { try transaction.commit(newImage) }
+        run.report.size.after = allocatedBytes(destination)
+    }
+
+    /// The image is as it was unless the failure came after the commit replaced it.
+    func failureState(of run: Run, after error: any Error) -> (unchanged: Bool, changes: [String]) {
+        (!(transaction?.committed == true && destination == image), [])
+    }
+
+    func close() {
+        try? session?.close()
+        transaction?.abandon()
+    }
+
+    /// The appliance's options as the user gave them, with the run's logger and cancellation, naming the image
+    /// (the first drive is an overlay of it).
+    private func applianceOptions(of run: Run) -> ApplianceOptions {
+        var options = run.options.appliance
+        options.logger = run.logger
+        options.guestName = image
+        options.cancellation = run.options.cancellation
+        return options
+    }
+
+    /// What went wrong in the rewrite, for the user: the destination filling up, a write error, a read error.
+    private func rewriteError(_ error: FormatError, newImage: String, expected: Int64) -> CustomizeError {
+        let directory = (destination as NSString).deletingLastPathComponent.isEmpty
+            ? "." : (destination as NSString).deletingLastPathComponent
+        if error.file == newImage {
+            if error.systemError == ENOSPC || error.systemError == EDQUOT {
+                let written = formatBytes(error.offset ?? 0)
+                let free = Transaction.freeBytes(directory).map { ", \(formatBytes($0)) is free now" } ?? ""
+                return CustomizeError(image: image,
+                    "ran out of space in \(directory) after writing \(written) of the new image "
+                        + "(about \(formatBytes(expected)) was expected\(free)): \(error.message)",
+                    hint: "free space in \(directory) (the new image may need as much as the image itself), or write "
+                        + "elsewhere with --output; \(image) is unchanged and the partial new image was removed")
+            }
+            return CustomizeError(image: image, "cannot write the new image in \(directory): \(error)",
+                                  hint: "check that filesystem (dmesg says more); \(image) is unchanged")
+        }
+        let what = error.file == overlay ? "the overlay \(overlay)" : error.file
+        let at = error.offset.map { " at byte \($0)" } ?? ""
+        return CustomizeError(image: image, "cannot read \(what)\(at) while rewriting the image: \(error.message)",
+            hint: "the file or the disk under it gave a read error, or the file was cut short while the run read it; "
+                + "check the disk (dmesg says more) or copy the image again from its source. imgcustomize wrote "
+                + "nothing to \(image)")
+    }
+
+    /// The format of the result, refusing to turn a raw image into qcow2 in place. A qcow2 image kept in its format
+    /// keeps its compression: compressed clusters in the input make a result compressed the same way (virt-customize,
+    /// editing in place, leaves an image about its size; a rewrite that dropped the compression tripled one).
+    private func outputTarget(format: ImageFormat, options: RunOptions) throws -> WriteOptions {
+        var kept = ClusterCompression.none
+        if policy == .sameFormat, format == .qcow2, options.compression == nil,
+           let reader = try openImage(path: image, format: .qcow2, allowBacking: false) as? QCOW2Reader {
+            kept = try reader.compressedClusters() ?? .none
+        }
+        let compression = options.compression ?? (policy == .compressedQCOW2 ? .zlib : kept)
+        if format != .qcow2, policy == .sameFormat || options.compression == ClusterCompression.none {
+            return WriteOptions(format: .raw, compression: .none)
+        }
+        if format != .qcow2, options.output == nil {
+            throw CustomizeError(image: image, "is \(format.rawValue); this run writes qcow2, and a \(format.rawValue) image is never turned into qcow2 in place",
+                                 hint: "give --output PATH.qcow2, or --compress none to keep it \(format.rawValue)")
+        }
+        return WriteOptions(format: .qcow2, compression: compression)
+    }
+}
