@@ -34,6 +34,9 @@ let package = Package(
             "Diagnostics", "CCompress", "CLinux",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // A native read-only reader of guest disks (partition tables, LVM2, ext2/3/4) and a path-resolving read API
+        // over them: hostile input parsed on the host, every value checked, every traversal bounded.
+        .target(name: "NativeReader", dependencies: ["Diagnostics", "Formats"]),
         // The guest model: the guest-filesystem protocol, guest facts, the operation protocol, the registry and the
         // runner, Augeas editing, and the operations. It never sees libguestfs.
         .target(name: "Operations", dependencies: [
@@ -68,6 +71,7 @@ let package = Package(
         // What every test target shares: temporary directories, running host tools and processes.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
+        .testTarget(name: "NativeReaderTests", dependencies: ["NativeReader", "Formats", "TestSupport"]),
         .testTarget(name: "OperationsTests", dependencies: ["Diagnostics", "Operations", "Appliance", "DirectoryTree", "TestSupport"]),
         .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations",
                                                             "DirectoryTree", "TestSupport"]),
