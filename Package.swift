@@ -46,7 +46,7 @@ let package = Package(
         // The libguestfs appliance: the typed handle (the only libguestfs caller), the launcher and session, quick
         // inspection, the guest filesystem inside it, and its block-device work (trimming, swap, LVM).
         .target(name: "Appliance", dependencies: [
-            "Diagnostics", "Operations", "CGuestFS",
+            "Diagnostics", "Operations", "CGuestFS", "Formats", "NativeReader",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // A directory tree on the host as a guest filesystem, every path contained in it.
@@ -72,7 +72,8 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
         .testTarget(name: "NativeReaderTests", dependencies: ["NativeReader", "Formats", "TestSupport"]),
-        .testTarget(name: "OperationsTests", dependencies: ["Diagnostics", "Operations", "Appliance", "DirectoryTree", "TestSupport"]),
+        .testTarget(name: "OperationsTests", dependencies: ["Diagnostics", "Operations", "Appliance", "DirectoryTree", "Formats",
+                                                             "TestSupport"]),
         .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Profiles", "Formats", "Operations",
                                                             "DirectoryTree", "TestSupport"]),
         .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "Formats", "TestSupport"]),

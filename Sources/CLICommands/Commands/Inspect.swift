@@ -2,6 +2,9 @@ import ArgumentParser
 import Foundation
 import Formats
 import Operations
+import Appliance
+
+extension InspectionMethod: ExpressibleByArgument {}
 
 extension IMGCustomize {
     struct Inspect: ParsableCommand {
@@ -42,6 +45,13 @@ extension IMGCustomize {
         @Flag(help: "Also launch the appliance (read-only) and report the guest operating system.")
         var os = false
 
+        @Option(help: ArgumentHelp("""
+            How --os finds the guest's OS (or IMGCUSTOMIZE_INSPECTION): automatic reads the image natively and \
+            launches the appliance only for a guest that reader does not handle; native never launches it (and \
+            fails for such a guest); libguestfs always launches it and asks libguestfs.
+            """, valueName: "method"))
+        var inspection: InspectionMethod = .automatic
+
         @OptionGroup(title: "With --os") var appliance: ApplianceArguments
 
         @OptionGroup var global: GlobalOptions
@@ -52,7 +62,8 @@ extension IMGCustomize {
             let inspection = try ImageInspector.inspect(path: image, policy: policy)
             // An image that fails a safety check is never handed to qemu.
             let guest = os && inspection.safety.safe
-                ? try Self.guestFacts(inspection, path: inspection.resolvedPath, appliance: appliance, logger: global.makeLogger())
+                ? try Self.guestFacts(inspection, path: inspection.resolvedPath, appliance: appliance, method: self.inspection,
+                                     logger: global.makeLogger())
                 : nil
             let facts = guest?.facts
             var properties = glance || createArgs ? GlanceProperties(inspection, amazon: amazon) : nil
