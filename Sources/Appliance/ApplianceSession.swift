@@ -57,6 +57,8 @@ public enum InspectionMethod: String, Sendable, CaseIterable {
     /// guest, instead of launching the appliance (`automatic` falls back to it). A session, whose appliance is up
     /// already, inspects as `automatic` does.
     case native
+    /// `inspect --os` launches the appliance without trying the native reader; a session inspects as `automatic`.
+    case appliance
 
     /// IMGCUSTOMIZE_INSPECTION=libguestfs forces libguestfs's inspection where `automatic` is asked for.
     public static let environmentVariable = "IMGCUSTOMIZE_INSPECTION"
@@ -69,7 +71,7 @@ public enum InspectionMethod: String, Sendable, CaseIterable {
         }
         guard let chosen = InspectionMethod(rawValue: value.lowercased()) else {
             throw HostError("\(environmentVariable): unknown inspection method \"\(value)\"",
-                            hint: "use automatic, native or libguestfs, or unset \(environmentVariable)")
+                            hint: "use automatic, native, appliance or libguestfs, or unset \(environmentVariable)")
         }
         return chosen
     }

@@ -48,7 +48,8 @@ extension IMGCustomize {
         @Option(help: ArgumentHelp("""
             How --os finds the guest's OS (or IMGCUSTOMIZE_INSPECTION): automatic reads the image natively and \
             launches the appliance only for a guest that reader does not handle; native never launches it (and \
-            fails for such a guest); libguestfs always launches it and asks libguestfs.
+            fails for such a guest); appliance always launches it; libguestfs launches it and asks libguestfs's \
+            own inspection.
             """, valueName: "method"))
         var inspection: InspectionMethod = .automatic
 

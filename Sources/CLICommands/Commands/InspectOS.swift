@@ -12,7 +12,7 @@ extension IMGCustomize.Inspect {
                            logger: Logger) throws -> (facts: GuestFacts, hardware: GuestHardware) {
         // The native reader first, unless libguestfs is asked for or there are LUKS keys to use (it reads no LUKS).
         let method = try InspectionMethod.resolve(requested)
-        if method != .libguestfs, appliance.keys.isEmpty, !appliance.keysFromStdin {
+        if method == .automatic || method == .native, appliance.keys.isEmpty, !appliance.keysFromStdin {
             do {
                 if let native = try NativeInspection.inspect(image: path, format: inspection.format) {
                     logger.debug("inspected \(native.facts.root ?? "") natively")
@@ -35,6 +35,7 @@ extension IMGCustomize.Inspect {
         }
         let cancellation = Interruption.install()
         let options = ApplianceOptions(acceleration: appliance.accel ?? .auto, logger: logger,
+                                       inspection: method == .libguestfs ? .libguestfs : .automatic,
                                        limits: try appliance.limits(), cancellation: cancellation,
                                        keys: try appliance.luksKeys())
         do {
