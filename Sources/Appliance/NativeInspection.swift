@@ -94,9 +94,12 @@ public enum NativeInspection {
         return filesystem
     }
 
-    /// What `device` holds, from its first 68 KiB (fewer on a smaller device), as the quick inspection decides it.
+    /// What `device` holds, from its first 68 KiB, as the quick inspection decides it. A smaller device reads as
+    /// zeros past its end, so that the superblock fields identify reads are always there.
     static func content(of device: any BlockDevice) throws -> QuickInspection.Content {
-        QuickInspection.identify(try device.read(at: 0, count: Int(min(device.size, 65536 + 4096))))
+        let count = 65536 + 4096
+        let bytes = try device.read(at: 0, count: Int(min(device.size, UInt64(count))))
+        return QuickInspection.identify(bytes + [UInt8](repeating: 0, count: count - bytes.count))
     }
 }
 

@@ -412,7 +412,8 @@ struct QuickInspection {
             let rest = spec.dropFirst(prefix.count)
             let letters = rest.prefix { $0.isLowercase && $0.isASCII }
             let number = rest.dropFirst(letters.count)
-            guard !letters.isEmpty, number.allSatisfy(\.isNumber) else { return nil }
+            // Four letters are past any disk count; more would overflow the rank.
+            guard !letters.isEmpty, letters.count <= 4, number.allSatisfy(\.isNumber) else { return nil }
             // "a" is 0, "z" 25, "aa" 26 (drive_index in libguestfs).
             var rank = 0
             for letter in letters { rank = rank * 26 + Int(letter.asciiValue! - 97) + 1 }

@@ -78,6 +78,9 @@ public final class Ext4Filesystem: FilesystemReader {
         guard inodesPerGroup > 0, inodesPerGroup <= blockSize * 8 else {
             throw site.error("\(inodesPerGroup) inodes per group do not fit an inode bitmap")
         }
+        guard try site.multiply(blocksCount, blockSize) <= device.size else {
+            throw site.error("\(blocksCount) blocks of \(blockSize) bytes are more than the device's \(device.size) bytes")
+        }
         guard firstData < blocksCount else { throw site.error("first data block \(firstData) is past the end") }
         groupCount = (blocksCount - firstData + blocksPerGroup - 1) / blocksPerGroup
         guard try site.multiply(groupCount, inodesPerGroup) >= inodes, inodes >= 2 else {
@@ -96,9 +99,6 @@ public final class Ext4Filesystem: FilesystemReader {
             descriptorSize = descSize
         } else {
             descriptorSize = 32
-        }
-        guard try site.multiply(blocksCount, blockSize) <= device.size else {
-            throw site.error("\(blocksCount) blocks of \(blockSize) bytes are more than the device's \(device.size) bytes")
         }
         descriptorTable = (firstData + 1) * blockSize
     }

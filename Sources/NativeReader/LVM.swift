@@ -36,9 +36,10 @@ public struct PhysicalVolumeLabel {
                 }
                 let headerSite = Site(device.name, "PV header", at: UInt64(base + headerOffset))
                 let header = headerSite.cursor(Array(head[(base + headerOffset)..<(base + Int(sector))]))
-                let raw = String(decoding: try header.slice(0, 32), as: UTF8.self)
+                // Grouped as bytes: the 32 bytes need not be 32 characters of UTF-8.
+                let raw = Array(try header.slice(0, 32))
                 let uuid = [0..<6, 6..<10, 10..<14, 14..<18, 18..<22, 22..<26, 26..<32]
-                    .map { String(Array(raw)[$0]) }.joined(separator: "-")
+                    .map { String(decoding: raw[$0], as: UTF8.self) }.joined(separator: "-")
                 // Data areas, then metadata areas, each list ended by a zero entry.
                 var position = 40
                 var lists: [[(offset: UInt64, size: UInt64)]] = [[], []]

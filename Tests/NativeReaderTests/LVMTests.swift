@@ -49,6 +49,19 @@ func partitionDevices(_ disk: any BlockDevice) throws -> [any BlockDevice] {
         }
     }
 
+    /// A label whose PV UUID is not UTF-8 (found by the fuzzer: it trapped when grouped as characters).
+    @Test func labelWithAUUIDThatIsNotText() throws {
+        var disk = [UInt8](repeating: 0, count: 8192)
+        disk.replaceSubrange(512..<520, with: Array("LABELONE".utf8))
+        disk[520] = 1
+        disk[532] = 32
+        disk.replaceSubrange(536..<544, with: Array("LVM2 001".utf8))
+        disk.replaceSubrange(544..<576, with: [UInt8](repeating: 0xE2, count: 31) + [0x41])
+        let label = try #require(try PhysicalVolumeLabel.read(MemoryDevice(disk)))
+        #expect(label.uuid.split(separator: "-").count == 7)
+        #expect(label.metadata == nil)
+    }
+
     /// A striped volume over two PVs (64 KiB stripes), a linear one and a snapshot of it, made by lvm2 itself in the
     /// appliance: the striped ext4 reads back, the snapshot's store is refused.
     @Test(.tags(.appliance)) func stripedVolumeAndSnapshot() throws {
