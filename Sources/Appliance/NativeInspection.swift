@@ -3,10 +3,10 @@ import NativeReader
 import Operations
 
 /// `QuickInspection` without the appliance: the same devices, superblocks, rules and conclusions, read from the
-/// image file by `NativeReader` (partition tables, LVM2 linear and striped volumes, ext2/3/4). It answers in a
+/// image file by `NativeReader` (partition tables, LVM2 linear and striped volumes, ext2/3/4, XFS). It answers in a
 /// fraction of a second for the guests whose filesystems it reads, and returns nil (the appliance decides)
 /// wherever the quick inspection would, and also for anything the reader does not read: a filesystem other than
-/// ext2/3/4 that must be examined (XFS, btrfs), a volume of a type it does not map (thin, RAID, snapshots), a
+/// ext2/3/4 and XFS that must be examined (btrfs), a volume of a type it does not map (thin, RAID, snapshots), a
 /// mountpoint the hardware facts look through that it cannot read.
 public enum NativeInspection {
     /// The guest's facts and hardware, or nil when the appliance must inspect it. `path` is an image that passed
@@ -56,8 +56,12 @@ public enum NativeInspection {
             labels: filesystems.filter { !$0.label.isEmpty }.map { ($0.label, $0.device.name) })
 
         var readable: [String: any FilesystemReader] = [:]
-        for filesystem in filesystems where filesystem.type == "ext" {
-            readable[filesystem.device.name] = try Ext4Filesystem(device: filesystem.device)
+        for filesystem in filesystems {
+            switch filesystem.type {
+            case "ext": readable[filesystem.device.name] = try Ext4Filesystem(device: filesystem.device)
+            case "xfs": readable[filesystem.device.name] = try XFSFilesystem(device: filesystem.device)
+            default: continue
+            }
         }
         // The verdict does not depend on the order, only on which filesystems a root's fstab rules out: the ones
         // this reader reads go first, so that an unreadable one is examined only if no root mounts it.
