@@ -3,8 +3,9 @@
 //   0 partitions  PartitionTable.read: MBR, the EBR chain, GPT and its backup header;
 //   1 ext         Ext4Filesystem, then a bounded walk through GuestFS: list, stat, read, readlink, resolve;
 //   2 lvm         PhysicalVolumeLabel, the metadata area, VolumeGroup.scan, and reads of every volume;
-//   3 lvm-text    LVMValue.parse and VolumeGroup over the rest of the input as metadata text.
-// For 0-2 the rest is a sparse disk: a big-endian u16 size in MiB, then chunks of (u32 sector, u16 length, bytes),
+//   3 lvm-text    LVMValue.parse and VolumeGroup over the rest of the input as metadata text;
+//   4 xfs         XFSFilesystem, then the same bounded walk as ext.
+// For 0-2 and 4 the rest is a sparse disk: a big-endian u16 size in MiB, then chunks of (u32 sector, u16 length, bytes),
 // so that seeds carry a real filesystem's or volume group's metadata at its real offsets (Fuzz/make-reader-seeds).
 // A trap anywhere is a crash; a hang is caught by libFuzzer's -timeout.
 
@@ -64,7 +65,7 @@ func walk(_ guest: GuestFS, _ path: String, depth: Int) {
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: count))
     guard let selector = input.first else { return 0 }
-    switch selector % 4 {
+    switch selector % 5 {
     case 0:
         let disk = SparseDevice(input.dropFirst())
         if let table = try? PartitionTable.read(disk) {
@@ -89,6 +90,11 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
                 if device.size > 4096 { _ = try? device.read(at: device.size - 4096, count: 4096) }
             }
         }
+    case 4:
+        guard let filesystem = try? XFSFilesystem(device: SparseDevice(input.dropFirst())) else { return 0 }
+        let guest = GuestFS(root: filesystem)
+        walk(guest, "/", depth: 0)
+        _ = try? guest.readFile("/etc/hostname", limit: 1 << 20)
     default:
         let text = Array(input.dropFirst())
         _ = try? LVMValue.parse(text, site: Site("/dev/sda", "fuzz"))
