@@ -40,6 +40,9 @@ let package = Package(
             "Diagnostics", "CCompress", "CLinux",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // A native read-only reader of guest disks (partition tables, LVM2, ext2/3/4) and a path-resolving read API
+        // over them: hostile input parsed on the host, every value checked, every traversal bounded.
+        .target(name: "NativeReader", dependencies: ["Diagnostics", "Formats"]),
         // The guest model: the guest-filesystem protocol, guest facts, the operation protocol, the registry and the
         // runner, Augeas editing, and the operations. It never sees libguestfs.
         .target(name: "Operations", dependencies: [
@@ -49,7 +52,7 @@ let package = Package(
         // The libguestfs appliance: the typed handle (the only libguestfs caller), the launcher and session, quick
         // inspection, the guest filesystem inside it, and its block-device work (trimming, swap, LVM).
         .target(name: "Appliance", dependencies: [
-            "Diagnostics", "Host", "Formats", "Operations", "CGuestFS",
+            "Diagnostics", "Host", "Formats", "NativeReader", "Operations", "CGuestFS",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // A directory tree on the host as a guest filesystem, every path contained in it.
@@ -75,7 +78,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
         .testTarget(name: "HostTests", dependencies: ["Host", "TestSupport"]),
-        .testTarget(name: "OperationsTests", dependencies: ["Diagnostics", "Host", "Operations", "Appliance", "DirectoryTree", "TestSupport"]),
+        .testTarget(name: "NativeReaderTests", dependencies: ["NativeReader", "Formats", "TestSupport"]),
+        .testTarget(name: "OperationsTests", dependencies: ["Diagnostics", "Host", "Operations", "Appliance", "DirectoryTree",
+                                                             "Formats", "TestSupport"]),
         .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Host", "Profiles", "Formats", "Operations",
                                                             "DirectoryTree", "TestSupport"]),
         .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "Formats", "TestSupport"]),

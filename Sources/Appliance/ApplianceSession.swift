@@ -54,6 +54,12 @@ public enum InspectionMethod: String, Sendable, CaseIterable {
     case automatic
     /// Always libguestfs's `inspect_os`: slower (20-30 s under software emulation), knows every guest.
     case libguestfs
+    /// `inspect --os` reads the image natively (`NativeInspection`) and fails where that reader does not handle the
+    /// guest, instead of launching the appliance (`automatic` falls back to it). A session, whose appliance is up
+    /// already, inspects as `automatic` does.
+    case native
+    /// `inspect --os` launches the appliance without trying the native reader; a session inspects as `automatic`.
+    case appliance
 
     /// IMGCUSTOMIZE_INSPECTION=libguestfs forces libguestfs's inspection where `automatic` is asked for.
     public static let environmentVariable = "IMGCUSTOMIZE_INSPECTION"
@@ -66,7 +72,7 @@ public enum InspectionMethod: String, Sendable, CaseIterable {
         }
         guard let chosen = InspectionMethod(rawValue: value.lowercased()) else {
             throw HostError("\(environmentVariable): unknown inspection method \"\(value)\"",
-                            hint: "use libguestfs or automatic, or unset \(environmentVariable)")
+                            hint: "use automatic, native, appliance or libguestfs, or unset \(environmentVariable)")
         }
         return chosen
     }
@@ -204,7 +210,7 @@ public final class ApplianceSession {
     /// The guest's operating system: `automatic` answers from `QuickInspection` where it can and from libguestfs's
     /// `inspect_os` everywhere else; `libguestfs` always asks libguestfs. Leaves nothing mounted.
     public func inspect(method: InspectionMethod) throws -> GuestFacts {
-        if method == .automatic {
+        if method != .libguestfs {
             do {
                 let decrypted = Dictionary(openedLUKS.map { ($0.device, $0.mapping) }, uniquingKeysWith: { a, _ in a })
                 if let facts = try QuickInspection(guestfs: guestfs, decrypted: decrypted).inspect() {

@@ -81,19 +81,26 @@ struct QuickInspection {
 
         // Likely roots first: a root's fstab then names the other filesystems, which need not be mounted to be
         // ruled out as another operating system.
-        var unchecked = (filesystems.map(\.device) + subvolumes).sorted {
+        let unchecked = (filesystems.map(\.device) + subvolumes).sorted {
             (Self.rootLikelihood($0), $0) < (Self.rootLikelihood($1), $1)
         }
+        return try Self.findRoot(among: unchecked) { try examine($0, devices: devices) }
+    }
+
+    /// The one root among `candidates`, examined in order; a root's fstab rules out the filesystems it mounts
+    /// without examining them. Nil when a candidate is unknown or when there are two roots (a second operating
+    /// system: libguestfs reports those).
+    static func findRoot(among candidates: [String], examine: (String) throws -> Verdict) throws -> GuestFacts? {
+        var unchecked = candidates
         var found: GuestFacts?
         while !unchecked.isEmpty {
             let device = unchecked.removeFirst()
-            switch try examine(device, devices: devices) {
+            switch try examine(device) {
             case .unknown:
                 return nil
             case .notRoot:
                 continue
             case .root(let facts):
-                // A second root is a second operating system: libguestfs reports those.
                 guard found == nil else { return nil }
                 found = facts
                 unchecked.removeAll { facts.mountpoints.values.contains($0) }
@@ -111,7 +118,7 @@ struct QuickInspection {
         }
     }
 
-    private enum Verdict {
+    enum Verdict {
         case root(GuestFacts)
         case notRoot
         /// Something libguestfs must look at.
@@ -122,8 +129,11 @@ struct QuickInspection {
     private func examine(_ device: String, devices: Devices) throws -> Verdict {
         guard (try? guestfs.mount(device, on: "/", readonly: true)) != nil else { return .unknown }
         defer { try? guestfs.unmountAll() }
-        let guest = GuestReader(guestfs: guestfs)
+        return try Self.verdict(GuestReader(guestfs: guestfs), device: device, devices: devices)
+    }
 
+    /// Whether the filesystem `guest` reads, `device`, is a Linux root, and its facts when it is.
+    static func verdict(_ guest: some InspectedTree, device: String, devices: Devices) throws -> Verdict {
         guard try guest.kind("/etc/fstab") == .regular else {
             // /etc without an fstab, or a separate /usr: guests this inspection does not know.
             if try guest.kind("/etc") != nil || guest.kind("/lib/os-release") != nil { return .unknown }
@@ -131,9 +141,8 @@ struct QuickInspection {
         }
         // libguestfs's test for a Linux root: /bin a directory, or the usr/bin symlink of merged-/usr guests.
         guard try guest.kind("/etc") == .directory,
-              try guestfs.status("/bin", followingLinks: false)?.kind == .directory
-                || (try guestfs.status("/bin", followingLinks: false)?.kind == .symlink
-                    && guestfs.readlink("/bin") == "usr/bin")
+              try guest.linkKind("/bin") == .directory
+                || (try guest.linkKind("/bin") == .symlink && guest.readlink("/bin") == "usr/bin")
         else { return .unknown }
         guard let release = try LinuxRelease.detect(isFile: { try guest.kind($0) == .regular },
                                                    read: { try guest.text($0) }),
@@ -280,7 +289,7 @@ struct QuickInspection {
     }
 
     /// The architecture of the first of libguestfs's probe binaries, from its ELF header.
-    static func architecture(_ guest: GuestReader) throws -> String? {
+    static func architecture(_ guest: some InspectedTree) throws -> String? {
         let binaries = ["/bin/bash", "/bin/ls", "/bin/echo", "/bin/rm", "/bin/sh"]
         for binary in binaries where try guest.kind(binary) == .regular {
             let header = try guest.bytes(binary, count: 20)
@@ -300,7 +309,7 @@ struct QuickInspection {
 
     /// /etc/HOSTNAME or /etc/hostname (first line), else HOSTNAME= in /etc/sysconfig/network; "" for none, nil
     /// when the value needs a shell to read (libguestfs would return it as Augeas prints it).
-    static func hostname(_ guest: GuestReader) throws -> String? {
+    static func hostname(_ guest: some InspectedTree) throws -> String? {
         for file in ["/etc/HOSTNAME", "/etc/hostname"] where try guest.kind(file) == .regular {
             // libguestfs takes the first line of a file that is not empty, even an empty first line.
             if let text = try guest.text(file), !text.isEmpty {
@@ -406,7 +415,8 @@ struct QuickInspection {
             let rest = spec.dropFirst(prefix.count)
             let letters = rest.prefix { $0.isLowercase && $0.isASCII }
             let number = rest.dropFirst(letters.count)
-            guard !letters.isEmpty, number.allSatisfy(\.isNumber) else { return nil }
+            // Four letters are past any disk count; more would overflow the rank.
+            guard !letters.isEmpty, letters.count <= 4, number.allSatisfy(\.isNumber) else { return nil }
             // "a" is 0, "z" 25, "aa" 26 (drive_index in libguestfs).
             var rank = 0
             for letter in letters { rank = rank * 26 + Int(letter.asciiValue! - 97) + 1 }
@@ -430,20 +440,40 @@ struct QuickInspection {
     }
 }
 
+/// What inspection reads of a guest root: through the appliance (`GuestReader`) or natively
+/// (`NativeInspection`).
+protocol InspectedTree {
+    /// What `path` leads to, following symlinks; nil when nothing is there.
+    func kind(_ path: String) throws -> FileStatus.Kind?
+    /// What `path` itself is, a symlink not followed; nil when nothing is there.
+    func linkKind(_ path: String) throws -> FileStatus.Kind?
+    func readlink(_ path: String) throws -> String
+    /// The first `count` bytes of a file.
+    func bytes(_ path: String, count: Int) throws -> [UInt8]
+    /// A small text file (libguestfs reads release files of up to 1 MiB); nil when absent or not UTF-8.
+    func text(_ path: String) throws -> String?
+}
+
 /// Reads the filesystem mounted at the appliance's / during inspection (every call runs chrooted in the guest).
-struct GuestReader {
+struct GuestReader: InspectedTree {
     let guestfs: Guestfs
 
-    /// What `path` leads to, following symlinks; nil when nothing is there.
     func kind(_ path: String) throws -> FileStatus.Kind? {
         try guestfs.status(path, followingLinks: true)?.kind
+    }
+
+    func linkKind(_ path: String) throws -> FileStatus.Kind? {
+        try guestfs.status(path, followingLinks: false)?.kind
+    }
+
+    func readlink(_ path: String) throws -> String {
+        try guestfs.readlink(path)
     }
 
     func bytes(_ path: String, count: Int) throws -> [UInt8] {
         try guestfs.pread(path, count: count)
     }
 
-    /// A small text file (libguestfs reads release files of up to 1 MiB); nil when absent or not UTF-8.
     func text(_ path: String) throws -> String? {
         guard try kind(path) == .regular else { return nil }
         return String(validating: try bytes(path, count: 1 << 20), as: UTF8.self)

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import Formats
 @testable import Operations
 @testable import Appliance
 import TestSupport
@@ -169,6 +170,10 @@ extension ApplianceTests {
             let fs = try session.mountOperatingSystem()
             print("\(fixture.file): \(fs.facts)")
             #expect(fs.facts == fixture.expected)
+            // The native reader, where it handles the guest, finds the hardware the appliance finds too.
+            if let native = try NativeInspection.inspect(image: image, format: fixture.imageFormat) {
+                #expect(native.hardware == (try GuestHardware(reading: fs, facts: fs.facts)))
+            }
             #expect(try fs.isFile(fixture.bootFile))
             #expect(try fs.readText(fixture.release.path).contains(fixture.release.text))
             if let homeFile = fixture.homeFile { #expect(try fs.isFile(homeFile)) }

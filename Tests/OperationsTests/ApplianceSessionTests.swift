@@ -145,7 +145,7 @@ extension ApplianceTests {
             try InspectionMethod.resolve(.automatic, environment: ["IMGCUSTOMIZE_INSPECTION": "fast"])
         }
         #expect(error?.diagnostic.message == "IMGCUSTOMIZE_INSPECTION: unknown inspection method \"fast\"")
-        #expect(error?.diagnostic.hint == "use libguestfs or automatic, or unset IMGCUSTOMIZE_INSPECTION")
+        #expect(error?.diagnostic.hint == "use automatic, native, appliance or libguestfs, or unset IMGCUSTOMIZE_INSPECTION")
     }
 
     @Test func qemuErrorLineIsFoundInTheConsole() {

@@ -3,6 +3,9 @@ import Foundation
 import Formats
 import Operations
 import Host
+import Appliance
+
+extension InspectionMethod: ExpressibleByArgument {}
 
 extension IMGCustomize {
     struct Inspect: ParsableCommand {
@@ -43,6 +46,14 @@ extension IMGCustomize {
         @Flag(help: "Also launch the appliance (read-only) and report the guest operating system.")
         var os = false
 
+        @Option(help: ArgumentHelp("""
+            How --os finds the guest's OS (or IMGCUSTOMIZE_INSPECTION): automatic reads the image natively and \
+            launches the appliance only for a guest that reader does not handle; native never launches it (and \
+            fails for such a guest); appliance always launches it; libguestfs launches it and asks libguestfs's \
+            own inspection.
+            """, valueName: "method"))
+        var inspection: InspectionMethod = .automatic
+
         @OptionGroup(title: "With --os") var appliance: ApplianceArguments
 
         @OptionGroup var global: GlobalOptions
@@ -53,7 +64,8 @@ extension IMGCustomize {
             let inspection = try ImageInspector.inspect(path: image, policy: policy)
             // An image that fails a safety check is never handed to qemu.
             let guest = os && inspection.safety.safe
-                ? try Self.guestFacts(inspection, path: inspection.resolvedPath, appliance: appliance, logger: global.makeLogger())
+                ? try Self.guestFacts(inspection, path: inspection.resolvedPath, appliance: appliance, method: self.inspection,
+                                     logger: global.makeLogger())
                 : nil
             let facts = guest?.facts
             var properties = glance || createArgs ? GlanceProperties(inspection, amazon: amazon) : nil

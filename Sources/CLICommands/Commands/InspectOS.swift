@@ -9,14 +9,34 @@ extension IMGCustomize.Inspect {
     /// `inspect --os`: launches the appliance read-only on an image that passed the safety checks, with the format
     /// they detected (qemu never probes), and returns what libguestfs inspection finds.
     static func guestFacts(_ inspection: ImageInspection, path: String, appliance: ApplianceArguments,
+                           method requested: InspectionMethod = .automatic,
                            logger: Logger) throws -> (facts: GuestFacts, hardware: GuestHardware) {
+        // The native reader first, unless libguestfs is asked for or there are LUKS keys to use (it reads no LUKS).
+        let method = try InspectionMethod.resolve(requested)
+        if method == .automatic || method == .native, appliance.keys.isEmpty, !appliance.keysFromStdin {
+            do {
+                if let native = try NativeInspection.inspect(image: path, format: inspection.format) {
+                    logger.debug("inspected \(native.facts.root ?? "") natively")
+                    return native
+                }
+                guard method != .native else {
+                    throw GuestError(guest: path, action: "inspect the guest natively",
+                                     message: "the native reader does not handle this guest",
+                                     hint: "use --inspection automatic to let the appliance inspect it")
+                }
+                logger.debug("the native reader does not handle this guest: launching the appliance")
+            } catch let error where method != .native {
+                logger.debug("native inspection failed (\(error)): launching the appliance")
+            }
+        }
         guard let format = ApplianceDrive.Format(rawValue: inspection.format.qemuFormat) else {
             throw GuestError(guest: path, action: "inspect the guest",
                              message: "the appliance does not open \(inspection.format.rawValue) images",
                              hint: "convert it to qcow2 or raw first")
         }
         let cancellation = Interruption.install()
-        let options = try appliance.options(logger: logger, cancellation: cancellation)
+        var options = try appliance.options(logger: logger, cancellation: cancellation)
+        options.inspection = method == .libguestfs ? .libguestfs : .automatic
         do {
             let inspected = try ApplianceSession.inspect(image: path, format: format, options: options)
             for warning in inspected.warnings { logger.warning("\(warning)") }

@@ -1,6 +1,6 @@
 /// CRC-32 in its two reflected forms: IEEE 802.3 (0xEDB88320), what GPT headers and partition arrays carry, and
 /// Castagnoli (CRC-32C, 0x82F63B78), what VHDX headers and log entries carry.
-enum CRC32 {
+public enum CRC32 {
     private static func table(_ polynomial: UInt32) -> [UInt32] {
         (0..<256).map { index in
             var value = UInt32(index)
@@ -12,7 +12,7 @@ enum CRC32 {
     private static let ieeeTable = table(0xEDB8_8320)
     private static let castagnoliTable = table(0x82F6_3B78)
 
-    static func checksum<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
+    public static func checksum<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
         finish(update(start, bytes))
     }
 

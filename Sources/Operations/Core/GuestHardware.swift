@@ -16,8 +16,13 @@ public struct GuestHardware: Sendable, Equatable {
 
     /// Reads `guest`, whose filesystems are mounted as `facts` says.
     public init(reading guest: GuestFilesystem, facts: GuestFacts) throws {
+        try self.init(facts: facts, isDirectory: guest.isDirectory, isFile: guest.isFile)
+    }
+
+    /// Reads a guest through two questions, for a reader that is no `GuestFilesystem` (the native reader).
+    public init(facts: GuestFacts, isDirectory: (String) throws -> Bool, isFile: (String) throws -> Bool) throws {
         let efi = facts.mountpoints["/boot/efi"] != nil
-        uefiOnly = try efi && !Self.biosGrubModules.contains { try guest.isDirectory($0) }
-        qemuGuestAgent = try Self.agentPaths.contains { try guest.isFile($0) }
+        uefiOnly = try efi && !Self.biosGrubModules.contains { try isDirectory($0) }
+        qemuGuestAgent = try Self.agentPaths.contains { try isFile($0) }
     }
 }

@@ -1,0 +1,138 @@
+import Formats
+import NativeReader
+import Operations
+
+/// `QuickInspection` without the appliance: the same devices, superblocks, rules and conclusions, read from the
+/// image file by `NativeReader` (partition tables, LVM2 linear and striped volumes, ext2/3/4, XFS). It answers in a
+/// fraction of a second for the guests whose filesystems it reads, and returns nil (the appliance decides)
+/// wherever the quick inspection would, and also for anything the reader does not read: a filesystem other than
+/// ext2/3/4 and XFS that must be examined (btrfs), a volume of a type it does not map (thin, RAID, snapshots), a
+/// mountpoint the hardware facts look through that it cannot read.
+public enum NativeInspection {
+    /// The guest's facts and hardware, or nil when the appliance must inspect it. `path` is an image that passed
+    /// the safety checks, opened as `format` with no backing file followed.
+    public static func inspect(image path: String, format: ImageFormat) throws -> (facts: GuestFacts, hardware: GuestHardware)? {
+        let disk = ImageDevice(source: try openImage(path: path, format: format))
+        var devices: [any BlockDevice] = []
+        var partitions: [String] = []
+        if let table = try PartitionTable.read(disk) {
+            for partition in table.partitions {
+                let device = try SliceDevice(disk, start: partition.start, length: partition.length,
+                                             name: disk.name + String(partition.number))
+                partitions.append(device.name)
+                if !partition.isExtended { devices.append(device) }
+            }
+        } else {
+            devices.append(disk)
+        }
+        var contents = try devices.map { ($0, try content(of: $0)) }
+        var volumes: [String] = []
+        let physical = contents.filter { $0.1 == .lvmPhysicalVolume }.map(\.0)
+        if !physical.isEmpty {
+            for group in try VolumeGroup.scan(physical) {
+                // A thin pool, a RAID or a snapshot anywhere in the group: libguestfs sees volumes this reader does
+                // not map.
+                guard group.logicalVolumes.allSatisfy({ $0.notHandled == nil }) else { return nil }
+                for volume in group.logicalVolumes where volume.visible {
+                    let device = try group.device(volume)
+                    volumes.append(device.name)
+                    contents.append((device, try content(of: device)))
+                }
+            }
+        }
+        var filesystems: [(device: any BlockDevice, type: String, uuid: String, label: String)] = []
+        for (device, content) in contents {
+            switch content {
+            case .unsupported: return nil
+            case .filesystem(let type, let uuid, let label): filesystems.append((device, type, uuid, label))
+            case .swap, .lvmPhysicalVolume, .other: continue
+            }
+        }
+        // btrfs: its subvolumes are the filesystems libguestfs lists, and this reader does not list them.
+        guard !filesystems.contains(where: { $0.type == "btrfs" }) else { return nil }
+        let known = QuickInspection.Devices(
+            disks: [disk.name], partitions: partitions, volumes: volumes.sorted(),
+            uuids: filesystems.map { ($0.uuid, $0.device.name) },
+            labels: filesystems.filter { !$0.label.isEmpty }.map { ($0.label, $0.device.name) })
+
+        var readable: [String: any FilesystemReader] = [:]
+        for filesystem in filesystems {
+            switch filesystem.type {
+            case "ext": readable[filesystem.device.name] = try Ext4Filesystem(device: filesystem.device)
+            case "xfs": readable[filesystem.device.name] = try XFSFilesystem(device: filesystem.device)
+            default: continue
+            }
+        }
+        // The verdict does not depend on the order, only on which filesystems a root's fstab rules out: the ones
+        // this reader reads go first, so that an unreadable one is examined only if no root mounts it.
+        let candidates = filesystems.map(\.device.name).sorted {
+            (readable[$0] == nil ? 1 : 0, QuickInspection.rootLikelihood($0), $0)
+                < (readable[$1] == nil ? 1 : 0, QuickInspection.rootLikelihood($1), $1)
+        }
+        let found = try QuickInspection.findRoot(among: candidates) { device in
+            guard let filesystem = readable[device] else { return .unknown }
+            return try QuickInspection.verdict(NativeTree(GuestFS(root: filesystem)), device: device, devices: known)
+        }
+        guard let facts = found else { return nil }
+
+        let guest = GuestFS(root: try filesystem(facts.mountpoints["/"], readable))
+        for (mountpoint, device) in facts.mountpoints where mountpoint != "/" {
+            guard let mounted = readable[device] else {
+                // An EFI system partition: nothing the hardware facts read lies below it.
+                guard mountpoint == "/boot/efi" else { return nil }
+                continue
+            }
+            guest.mount(mounted, on: mountpoint)
+        }
+        let tree = NativeTree(guest)
+        let hardware = try GuestHardware(facts: facts, isDirectory: { try tree.kind($0) == .directory },
+                                         isFile: { try tree.kind($0) == .regular })
+        return (facts, hardware)
+    }
+
+    private static func filesystem(_ device: String?, _ readable: [String: any FilesystemReader]) throws
+        -> any FilesystemReader {
+        guard let device, let filesystem = readable[device] else {
+            throw ReaderError(.notHandled, device: device ?? "?", structure: "root filesystem", "is not readable")
+        }
+        return filesystem
+    }
+
+    /// What `device` holds, from its first 68 KiB, as the quick inspection decides it. A smaller device reads as
+    /// zeros past its end, so that the superblock fields identify reads are always there.
+    static func content(of device: any BlockDevice) throws -> QuickInspection.Content {
+        let count = 65536 + 4096
+        let bytes = try device.read(at: 0, count: Int(min(device.size, UInt64(count))))
+        return QuickInspection.identify(bytes + [UInt8](repeating: 0, count: count - bytes.count))
+    }
+}
+
+/// A natively read guest tree as inspection reads it.
+struct NativeTree: InspectedTree {
+    let guest: GuestFS
+
+    init(_ guest: GuestFS) { self.guest = guest }
+
+    static func kind(_ kind: NodeKind?) -> FileStatus.Kind? {
+        switch kind {
+        case nil: nil
+        case .regular: .regular
+        case .directory: .directory
+        case .symlink: .symlink
+        default: .other
+        }
+    }
+
+    func kind(_ path: String) throws -> FileStatus.Kind? { Self.kind(try guest.kind(path)) }
+
+    func linkKind(_ path: String) throws -> FileStatus.Kind? { Self.kind(try guest.kind(path, followLast: false)) }
+
+    func readlink(_ path: String) throws -> String { try guest.readlink(path) }
+
+    func bytes(_ path: String, count: Int) throws -> [UInt8] { try guest.read(path, count: count) }
+
+    func text(_ path: String) throws -> String? {
+        guard try kind(path) == .regular else { return nil }
+        return String(validating: try guest.read(path, count: 1 << 20), as: UTF8.self)
+    }
+}
