@@ -72,7 +72,9 @@ let package = Package(
             "Diagnostics", "Host", "Customize", "Profiles", "Formats", "Operations", "Appliance", "BootCheck",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], plugins: ["BuildCommit"]),
+        // Writes the commit the tool is built from into CLICommands before each build, for --version.
+        .plugin(name: "BuildCommit", capability: .buildTool()),
         .executableTarget(name: "imgcustomize", dependencies: ["CLICommands"]),
         // What every test target shares: temporary directories, running host tools and processes.
         .target(name: "TestSupport", path: "Tests/TestSupport"),

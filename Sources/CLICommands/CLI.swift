@@ -17,7 +17,10 @@ public struct IMGCustomize: ParsableCommand {
                       ProfilesCommand.self, OperationsCommand.self]
     )
 
-    static let version = "0.1.0"
+    /// The release, the one place it is written (CHANGELOG.md's newest heading and the package follow it).
+    static let release = "0.2.0"
+    /// What `--version` prints: the release and the commit built from (Plugins/BuildCommit).
+    static let version = "\(release) (commit \(buildCommit ?? "unknown: not built from a git checkout"))"
 
     public init() {}
 

@@ -13,7 +13,7 @@ extension PasswordCrypto: ExpressibleByArgument {}
 
 /// Options of every command that runs the pipeline.
 struct RunArguments: ParsableArguments {
-    @Option(name: .shortAndLong, help: "Write the result here and leave the image untouched.")
+    @Option(name: .shortAndLong, help: "Write the result here and leave the image untouched.", completion: .file())
     var output: String?
 
     @Flag(name: [.customLong("dry-run"), .customLong("dryrun"), .customShort("n")],

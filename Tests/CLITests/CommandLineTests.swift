@@ -11,10 +11,20 @@ import TestSupport
         #expect(help.stdout.contains("imgcustomize apply rhel7-cloud rhel7.qcow2"), "\(help.stdout)")
     }
 
-    @Test func versionAndBadUsage() throws {
+    /// `--version` names the release CHANGELOG.md's newest heading describes, and the commit the binary was built
+    /// from: the suite's own checkout, built by `swift build` (Plugins/BuildCommit), so HEAD, modified or not.
+    @Test func versionNamesTheReleaseAndTheCommit() throws {
         let version = try imgcustomize(["--version"])
         #expect(version.status == 0)
-        #expect(version.stdout.split(separator: ".").count == 3)
+        let changelog = try String(contentsOf: packageRoot.appendingPathComponent("CHANGELOG.md"), encoding: .utf8)
+        let newest = changelog.split(separator: "\n").first { $0.hasPrefix("## ") }?.split(separator: " ")[1]
+        #expect(version.stdout.split(separator: " ").first == newest, "\(version.stdout)")
+        let head = try runTool("git", ["-C", packageRoot.path, "rev-parse", "HEAD"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(version.stdout.hasPrefix("\(newest ?? "?") (commit \(head)"), "\(version.stdout)")
+    }
+
+    @Test func badUsage() throws {
         let bad = try imgcustomize(["apply", "no-such-profile", "x.qcow2"])
         #expect(bad.status != 0 && bad.status != 1)
         #expect(bad.stderr.contains("cloud, rhel9-cloud, rhel8-cloud, rhel7-cloud, rhel6-cloud, fedora-cloud, debian-cloud, ubuntu-cloud, sysprep"))
@@ -67,6 +77,10 @@ import TestSupport
         let words = Set(script.stdout.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "-") }))
         for command in ["apply", "customize", "sparsify", "inspect", "convert", "boot-check", "profiles", "operations"] {
             #expect(words.contains(Substring(command)), "\(shell): \(command)")
+        }
+        // After `apply` and `profiles show`: the built-in profiles.
+        for profile in ["cloud", "rhel7-cloud", "debian-cloud", "sysprep"] {
+            #expect(words.contains(Substring(profile)), "\(shell): \(profile)")
         }
     }
 

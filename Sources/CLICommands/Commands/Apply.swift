@@ -35,7 +35,7 @@ extension IMGCustomize {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var runOptions: RunArguments
 
-        @Argument(help: "The profile to run (see `imgcustomize profiles`).")
+        @Argument(help: "The profile to run (see `imgcustomize profiles`).", completion: .profiles)
         var profile: String
 
         @OptionGroup var operationArguments: OperationArguments

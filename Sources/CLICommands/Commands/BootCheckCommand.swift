@@ -39,7 +39,7 @@ extension IMGCustomize {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var appliance: ApplianceArguments
 
-        @Argument(help: "The disk image to boot (qcow2 or raw; it is never written).")
+        @Argument(help: "The disk image to boot (qcow2 or raw; it is never written).", completion: .file())
         var image: String
 
         @Flag(help: "Print one JSON document on stdout: every stage and check, and the console log's path.")

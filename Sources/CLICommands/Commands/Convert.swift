@@ -58,10 +58,10 @@ extension IMGCustomize {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The image to read.")
+        @Argument(help: "The image to read.", completion: .file())
         var input: String
 
-        @Argument(help: "The image to write (replaced if it exists).")
+        @Argument(help: "The image to write (replaced if it exists).", completion: .file())
         var output: String
 
         @Flag(help: "Print one JSON document on stdout: what was written, or why nothing was.")

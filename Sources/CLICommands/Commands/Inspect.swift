@@ -24,7 +24,7 @@ extension IMGCustomize {
                       openstack image create --file rhel7.raw rhel7
                 """)
 
-        @Argument(help: "The image file.")
+        @Argument(help: "The image file.", completion: .file())
         var image: String
 
         @Flag(help: "Print JSON with qemu-img info's keys plus \"safety\" (and \"glance\" with --glance).")

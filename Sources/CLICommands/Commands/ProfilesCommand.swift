@@ -21,7 +21,8 @@ extension IMGCustomize {
             static let configuration = CommandConfiguration(
                 abstract: "List the built-in profiles, with what each does besides its steps.")
             @OptionGroup var global: GlobalOptions
-            @Argument(help: "A profile's name: print its steps, as `profiles show NAME` does.") var name: String?
+            @Argument(help: "A profile's name: print its steps, as `profiles show NAME` does.",
+                      completion: .profiles) var name: String?
             @Flag(help: "Print one JSON document on stdout.") var json = false
 
             func run() throws {
@@ -48,7 +49,7 @@ extension IMGCustomize {
                 abstract: "Print the steps of a profile, as they would run on a typical guest of its kind.",
                 discussion: "EXAMPLE:\n  imgcustomize profiles show rhel6-cloud")
             @OptionGroup var global: GlobalOptions
-            @Argument(help: "The profile's name.") var name: String
+            @Argument(help: "The profile's name.", completion: .profiles) var name: String
             @Flag(help: "Print one JSON document on stdout.") var json = false
 
             func run() throws {
@@ -98,4 +99,9 @@ extension IMGCustomize {
             }
         }
     }
+}
+
+extension CompletionKind {
+    /// The built-in profiles' names, for the shells' completion of a profile argument.
+    static var profiles: CompletionKind { .list(BuiltinProfiles.all.map(\.name)) }
 }

@@ -19,7 +19,7 @@ extension IMGCustomize {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var runOptions: RunArguments
 
-        @Argument(help: "The disk image.")
+        @Argument(help: "The disk image.", completion: .file())
         var image: String
 
         @Option(help: "Compression of the qcow2 result: zlib (default), zstd or none.")
