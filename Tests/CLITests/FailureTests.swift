@@ -8,6 +8,7 @@ import Diagnostics
 @testable import Appliance
 import TestSupport
 @testable import Host
+import NativeReader
 
 /// Every error a user can see has one shape (message, hint, image, path), printed one way in text and in JSON.
 @Suite struct ErrorShapeTests {
@@ -74,11 +75,13 @@ import TestSupport
         PVHKernel.ExtractionError("/var/tmp/kernel is not a bzImage (no HdrS header)"),
         PrivateAppliance.Unavailable("init.tar.gz has no lines \"udevadm trigger\" (another libguestfs version)"),
         ProcessStartError(program: "xorriso", code: ENOENT),
+        ReaderError(.notHandled, device: "/dev/sda2", structure: "btrfs superblock", offset: 65536,
+                    "btrfs is not read natively"),
     ] }
 
     /// The text is `imgcustomize: error: MESSAGE` and the hint on its own line, never a trailing ": "; the JSON has
     /// the same message and hint; the hint is said once, never inside the message.
-    @Test(arguments: 0..<24)
+    @Test(arguments: 0..<25)
     func textAndJSONSayTheSameOnce(index: Int) throws {
         let samples = Self.samples
         try #require(index < samples.count)

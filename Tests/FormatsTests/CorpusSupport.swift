@@ -67,8 +67,8 @@ struct CorpusImage: Sendable, CustomTestStringConvertible {
             // qemu times PBKDF2 with the thread's CPU clock, which on a loaded machine can read 0 ms and make it
             // give up ("Unable to get accurate CPU usage"); that is the host's noise, so try again.
             let arguments = ["create", "-q", "-f", "luks", "--object", "secret,id=sec0,data=hunter2",
-                             "-o", "key-secret=sec0,iter-time=10", path, "16M"]
-            for _ in 0..<3 {
+                             "-o", "key-secret=sec0,iter-time=100", path, "16M"]
+            for _ in 0..<5 {
                 let (status, output) = try scratch.run("qemu-img", arguments)
                 if status == 0 { return }
                 if !output.contains("accurate CPU usage") { break }
