@@ -172,8 +172,8 @@ func createOverlay(_ overlay: String, backing: String, format: ImageFormat) thro
 }
 
 /// Runs a host tool, failing with its stderr.
-func runTool(_ tool: String, _ arguments: [String], image: String) throws {
-    let command = HostCommand(tool, arguments, output: .discard)
+func runTool(_ tool: String, _ arguments: [String], image: String, cancellation: Cancellation? = nil) throws {
+    let command = HostCommand(tool, arguments, output: .discard, cancellation: cancellation)
     let result: CommandResult
     do { result = try command.run() } catch {
         throw CustomizeError(image: image, Diagnostic(of: error).message, hint: "run scripts/install-deps")

@@ -183,7 +183,8 @@ final class Run {
             return inspected
         }
         let guest = known ?? GuestFacts()
-        let context = OperationContext(guest: guest, logger: logger, passwordCrypto: options.passwordCrypto)
+        let context = OperationContext(guest: guest, logger: logger, passwordCrypto: options.passwordCrypto,
+                                       cancellation: options.cancellation)
         let runner = OperationRunner(guest: filesystem, context: context, recordDiffs: options.diffs || options.dryRun)
         let steps = job.steps(guest).expandingCommandFiles.filter { operation in
             !job.fitsTheTarget || target.hasBlockDevices || !operation.phase.needsBlockDevices

@@ -36,7 +36,8 @@ final class TreeTarget: RunTarget {
         if run.options.dryRun {
             try run.during(.prepare) {
                 workRoot = try run.dryRunDirectory(prefix: "imgcustomize-dry-run", for: "copy").appending("tree")
-                try runTool("cp", ["-a", "--reflink=auto", "--", root, workRoot], image: root)
+                try runTool("cp", ["-a", "--reflink=auto", "--", root, workRoot], image: root,
+                            cancellation: run.options.cancellation)
             }
         }
         tree = try run.during(.open) { try TreeFilesystem(root: workRoot) }

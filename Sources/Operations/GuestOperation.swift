@@ -1,3 +1,4 @@
+import Host
 import Logging
 
 /// One thing that can be done to a guest: a small value with a kebab-case name, a one-line summary and its
@@ -85,10 +86,14 @@ public struct OperationContext: Sendable {
     public var guestCommandsRan: Bool
     /// How `password` and `root-password` hash (`--password-crypto`).
     public var passwordCrypto: PasswordCrypto
+    /// The run's: a host program an operation runs (perl, tar) is stopped when the run is cancelled.
+    public var cancellation: Cancellation?
 
     public init(guest: GuestFacts = GuestFacts(), logger: Logger = Logger(label: "imgcustomize"),
-                touchedPaths: [String] = [], guestCommandsRan: Bool = false, passwordCrypto: PasswordCrypto = .sha512) {
+                touchedPaths: [String] = [], guestCommandsRan: Bool = false, passwordCrypto: PasswordCrypto = .sha512,
+                cancellation: Cancellation? = nil) {
         self.guest = guest
+        self.cancellation = cancellation
         self.passwordCrypto = passwordCrypto
         self.logger = logger
         self.touchedPaths = touchedPaths

@@ -1,4 +1,5 @@
 import Foundation
+import Host
 import Testing
 @testable import Operations
 @testable import DirectoryTree
@@ -98,6 +99,17 @@ import Testing
         _ = try OperationRunner(guest: tree.guest).run(try PerlEdit.parse("/etc/motd:s/x/y/"))
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: host))) == [0x63, 0x61, 0x66, 0xE9, 0x0D, 0x0A, 0x79,
                                                                             0x0D, 0x0A])
+    }
+
+    /// A cancelled run stops the host's perl (SIGTERM, then SIGKILL) instead of waiting for the expression to end.
+    @Test(.timeLimit(.minutes(1))) func cancellingTheRunStopsPerl() throws {
+        let cancellation = Cancellation()
+        let started = Date()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.5) { cancellation.cancel(reason: "interrupted by SIGTERM") }
+        #expect(throws: GuestError.self) {
+            _ = try PerlEdit.perl("sleep 120", over: Array("x\n".utf8), guest: "tree", path: "/f", cancellation: cancellation)
+        }
+        #expect(Date().timeIntervalSince(started) < 30)
     }
 
     @Test func aBadExpressionOrAMissingFileNamesTheGuestAndThePath() throws {

@@ -38,7 +38,8 @@ public struct PerlEdit: RegisteredOperation {
                              hint: "create it first with write or append-line")
         }
         let original = try guest.read(path)
-        let edited = try Self.perl(expression, over: original, guest: guest.guestDescription, path: path)
+        let edited = try Self.perl(expression, over: original, guest: guest.guestDescription, path: path,
+                                   cancellation: context.cancellation)
         guard edited != original else { return .unchanged("\(expression): nothing to change") }
         try guest.write(path, edited, mode: 0o644)
         return .changed("applied \(expression)")
@@ -48,7 +49,8 @@ public struct PerlEdit: RegisteredOperation {
     static let outputLimit = 1 << 30
 
     /// `content` through `perl -p -e expression` on the host: the edited bytes, or an error with what perl said.
-    static func perl(_ expression: String, over content: [UInt8], guest: String, path: String) throws -> [UInt8] {
+    static func perl(_ expression: String, over content: [UInt8], guest: String, path: String,
+                     cancellation: Cancellation? = nil) throws -> [UInt8] {
         func failure(_ message: String, _ hint: String?) -> GuestError {
             GuestError(guest: guest, action: name, path: path, message: message, hint: hint)
         }
@@ -63,7 +65,7 @@ public struct PerlEdit: RegisteredOperation {
                 // LC_ALL=C: the bytes are bytes, whatever the host's locale; the file is perl's argument, not its
                 // stdin, so that `$ARGV` and `eof` mean what they mean for virt-customize's edit.
                 return try HostCommand("perl", ["-p", "-e", expression, input], environment: ["LC_ALL": "C"],
-                                       output: .capture(limit: outputLimit)).run()
+                                       output: .capture(limit: outputLimit), cancellation: cancellation).run()
             }
         } catch let error as ProcessStartError {
             throw failure(error.notFound ? "the host has no perl, which runs the expression" : Diagnostic(of: error).message,

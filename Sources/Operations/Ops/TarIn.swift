@@ -42,7 +42,7 @@ public struct TarIn: RegisteredOperation {
             throw failure("cannot read the tarball: \(error.message)", hint: "check the path on the host")
         }
         defer { close(fd) }
-        let listing = try runTar(["-tf", "/dev/stdin"], input: fd, failure)
+        let listing = try runTar(["-tf", "/dev/stdin"], input: fd, context.cancellation, failure)
         let unsafe = listing.split(separator: "\n").map(String.init).filter { member in
             member.hasPrefix("/") || member.split(separator: "/").contains("..")
         }
@@ -54,7 +54,7 @@ public struct TarIn: RegisteredOperation {
         do {
             try TemporaryDirectory.with(prefix: "imgcustomize-tar-in") { directory in
                 _ = try runTar(["--same-owner", "--same-permissions", "--numeric-owner", "-xf", "/dev/stdin",
-                                "-C", directory.path], input: fd, failure)
+                                "-C", directory.path], input: fd, context.cancellation, failure)
                 let names: [String]
                 do { names = try HostFiles.list(directory.path) } catch let error as SystemCallError {
                     throw failure("cannot list what it unpacked: \(error.message)")
@@ -73,10 +73,11 @@ public struct TarIn: RegisteredOperation {
 }
 
 /// Runs the host's tar on the tarball open as `input`; its standard output, or an error carrying what tar printed.
-private func runTar(_ arguments: [String], input: Int32, _ failure: (String, String?) -> GuestError) throws -> String {
+private func runTar(_ arguments: [String], input: Int32, _ cancellation: Cancellation?,
+                    _ failure: (String, String?) -> GuestError) throws -> String {
     let result: CommandResult
     do {
-        result = try HostCommand("tar", arguments, input: .descriptor(input)).run()
+        result = try HostCommand("tar", arguments, input: .descriptor(input), cancellation: cancellation).run()
     } catch let error as ProcessStartError {
         throw failure(Diagnostic(of: error).message, "install GNU tar on the host")
     }
