@@ -169,11 +169,6 @@ public final class ApplianceDevices: GuestDevices {
         }
     }
 
-    /// What the guest finds its swap area by.
-    func swapIdentity(of device: String) throws -> (label: String, uuid: String)? {
-        try swapHeader(of: device).map { ($0.label, $0.uuid) }
-    }
-
     /// Free extents are not a block device of their own: borrow them as a temporary volume, discard it, drop it.
     private func discardFreeExtents(of group: String) throws {
         let volume = "imgcustomize-trim"
@@ -199,7 +194,7 @@ public final class ApplianceDevices: GuestDevices {
 /// (`union swap_header` in the kernel's include/linux/swap.h). The page size is the guest's: 4 KiB on x86, up to
 /// 64 KiB elsewhere. A hibernation image (an "S1SUSPEND" signature) is not a swap area to trim: the guest resumes
 /// from it.
-struct SwapHeader {
+struct SwapHeader: Equatable {
     static let largestPage = 65536
     static let signature = Array("SWAPSPACE2".utf8)
     /// The whole first page, put back after the discard.

@@ -194,12 +194,12 @@ extension ApplianceTests {
                 drives: [ApplianceDrive(path: overlay, format: .qcow2, discard: .besteffort, scratch: true)],
                 options: ApplianceOptions(progress: { event in progress.withLock { $0.append(event) } }))
             let fs = try session.mountOperatingSystem()
-            let swapBefore = try #require(try fs.blockDevices.swapIdentity(of: "/dev/rhel/swap"))
+            let swapBefore = try #require(try fs.blockDevices.swapHeader(of: "/dev/rhel/swap"))
             // Data written and deleted during the run must not survive in the image either.
             try fs.write("/var/tmp/scratch.bin", [UInt8](ScratchGuest.randomBytes(32 << 20)), mode: 0o600)
             try fs.remove("/var/tmp/scratch.bin", recursive: false)
             let summary = try fs.blockDevices.trimFreeSpace()
-            let swapAfter = try #require(try fs.blockDevices.swapIdentity(of: "/dev/rhel/swap"))
+            let swapAfter = try #require(try fs.blockDevices.swapHeader(of: "/dev/rhel/swap"))
             let blkidUUID = try fs.guestfs.filesystemUUID("/dev/rhel/swap")
             try session.close()
 
