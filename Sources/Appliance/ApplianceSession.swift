@@ -104,6 +104,10 @@ public struct ApplianceOptions: Sendable {
     public var virtualCPUs: Int?
     /// The appliance's memory in MiB; nil for libguestfs's default (virt-customize's `--memsize`).
     public var memoryMiB: Int?
+    /// The guest's facts as the native reader found them in the image before the launch (`NativeInspection`): the
+    /// session mounts by them instead of inspecting through the appliance, unless libguestfs's inspection is asked
+    /// for or LUKS devices were opened.
+    public var knownFacts: GuestFacts?
 
     public init(acceleration: Acceleration = .auto, accelerationCache: URL? = nil,
                 logger: Logger = Logger(label: "imgcustomize.appliance"),
@@ -134,6 +138,7 @@ public final class ApplianceSession {
     let guestfs: Guestfs
     private let logger: Logger
     private let inspectionMethod: InspectionMethod
+    private let knownFacts: GuestFacts?
     private var mountedFilesystem: ApplianceFilesystem?
     /// Kills this appliance's qemu when the run is cancelled, so that the call waiting on it fails at once.
     private var stopOnCancel: Cancellation.Registration?
@@ -162,6 +167,7 @@ public final class ApplianceSession {
         self.network = options.network
         self.logger = options.logger
         self.inspectionMethod = try InspectionMethod.resolve(options.inspection)
+        self.knownFacts = options.knownFacts
         (guestfs, launchReport) = try Launcher(drives: drives, guest: options.guestName ?? first.path, options: options).launch()
         if let cancellation = options.cancellation {
             let pid = try guestfs.qemuPID
@@ -210,6 +216,10 @@ public final class ApplianceSession {
     /// The guest's operating system: `automatic` answers from `QuickInspection` where it can and from libguestfs's
     /// `inspect_os` everywhere else; `libguestfs` always asks libguestfs. Leaves nothing mounted.
     public func inspect(method: InspectionMethod) throws -> GuestFacts {
+        if method != .libguestfs, openedLUKS.isEmpty, let knownFacts {
+            logger.debug("inspected \(knownFacts.root ?? "") natively before the launch")
+            return knownFacts
+        }
         if method != .libguestfs {
             do {
                 let decrypted = Dictionary(openedLUKS.map { ($0.device, $0.mapping) }, uniquingKeysWith: { a, _ in a })

@@ -75,8 +75,10 @@ import TestSupport
         let image = directory.path("rhel7.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
         let before = try sha256(image)
-        let run = try imgcustomize(["apply", "rhel7-cloud", image, "--dry-run"])
+        let run = try imgcustomize(["apply", "rhel7-cloud", image, "--dry-run", "-vv"])
         #expect(run.status == 0, "\(run.stderr)")
+        // The native reader found the guest before the launch; the appliance did not inspect it again.
+        #expect(run.stderr.contains("inspected /dev/rhel/root natively before the launch"), "\(run.stderr)")
         #expect(run.stdout.contains("+NOZEROCONF=yes"))
         #expect(run.stdout.contains("+++ b/etc/sysconfig/network-scripts/ifcfg-eth0"))
         #expect(run.stdout.contains("[would change] set-line /etc/sysconfig/network"))
