@@ -171,6 +171,8 @@ enum PrivateAppliance {
         rmdir(source)
         chmod(building.path, 0o755)
         if rename(building.path, target) == 0 {
+            // Renamed into the cache: no longer scratch for an interrupted run to remove.
+            building.keep()
             kept = true
         } else if access(target + "/supermin.d/init.tar.gz", R_OK) != 0 {
             throw Unavailable("cannot rename \(building.path) to \(target): \(String(cString: strerror(errno)))")
