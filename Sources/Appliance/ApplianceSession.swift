@@ -40,6 +40,18 @@ public struct ApplianceDrive: Sendable, Equatable {
         self.attached = false
     }
 
+    /// The name the appliance gives the `index`th drive added (0 is /dev/sda, 25 /dev/sdz, 26 /dev/sdaa), as
+    /// libguestfs names them: what the native reader names an image's devices when it is that drive of a batch.
+    public static func deviceName(index: Int) -> String {
+        var letters = ""
+        var rest = index
+        repeat {
+            letters = String(UnicodeScalar(UInt8(97 + rest % 26))) + letters
+            rest = rest / 26 - 1
+        } while rest >= 0
+        return "/dev/sd" + letters
+    }
+
     /// A data disk attached for guest commands (see `attached`).
     public static func attachment(path: String, format: Format) -> ApplianceDrive {
         var drive = ApplianceDrive(path: path, format: format, readonly: true)
@@ -138,7 +150,7 @@ public final class ApplianceSession {
     let guestfs: Guestfs
     private let logger: Logger
     private let inspectionMethod: InspectionMethod
-    private let knownFacts: GuestFacts?
+    private var knownFacts: GuestFacts?
     private var mountedFilesystem: ApplianceFilesystem?
     /// Kills this appliance's qemu when the run is cancelled, so that the call waiting on it fails at once.
     private var stopOnCancel: Cancellation.Registration?
@@ -319,6 +331,40 @@ public final class ApplianceSession {
         let filesystem = ApplianceFilesystem(guestfs: guestfs, facts: facts, readonly: readonly, network: network)
         mountedFilesystem = filesystem
         return filesystem
+    }
+
+    /// Turns a session over several images (a batch: one guest drive each) to the `index`th: whatever an earlier
+    /// image left mounted is unmounted and its volume groups deactivated, then LVM and every device listing see that
+    /// drive alone (its clones elsewhere in the batch share volume group names and UUIDs), and the session names
+    /// `name` in its errors and mounts by `knownFacts` (the native reader's, naming the drive's devices) when given.
+    public func select(drive index: Int, name: String, knownFacts: GuestFacts?) throws {
+        guard drives.indices.contains(index), !drives[index].attached, openedLUKS.isEmpty else {
+            throw GuestError(guest: name, action: "select the image", message: "drive \(index) is not one of a batch's images")
+        }
+        try guestfs.unmountAll()
+        mountedFilesystem = nil
+        try guestfs.activateVolumeGroups(false)
+        guestfs.guest = name
+        guestfs.selectedDrive = index
+        let expected = ApplianceDrive.deviceName(index: index)
+        let listed = try guestfs.disks()
+        guard listed == [expected] else {
+            throw GuestError(guest: name, action: "select the image", message:
+                                "the appliance does not name its drive \(index) \(expected) (it lists \(listed))")
+        }
+        try guestfs.restrictLVMToGuestDisks()
+        self.knownFacts = knownFacts
+    }
+
+    /// Ends the work on the selected drive of a batch: unmounts it, deactivates its volume groups, flushes its writes
+    /// to its overlay file, and makes the drive read-only in the appliance, so that the file no longer changes while
+    /// the appliance works on the next image (the caller may rewrite it meanwhile).
+    public func release() throws {
+        try guestfs.unmountAll()
+        mountedFilesystem = nil
+        try guestfs.activateVolumeGroups(false)
+        try guestfs.sync()
+        for disk in try guestfs.disks() { try guestfs.setReadOnly(disk) }
     }
 
     /// Unmounts and shuts the appliance down, so that every write reaches the images; reports what failed.

@@ -24,12 +24,16 @@ public struct ApplianceProgress: Sendable, Equatable {
 /// A handle is not thread-safe, and neither is this class: one owner at a time.
 final class Guestfs {
     private var handle: OpaquePointer?
-    /// Names the image in every error.
-    let guest: String
+    /// Names the image in every error: in a batch, the one being worked on.
+    var guest: String
     let events: EventSink
     /// How many drives, added after the guest's, are attached data disks (`ApplianceDrive.attached`): the device
     /// listings below leave them out, so that inspection, LUKS, LVM, identities and trimming see only the guest's.
     var attachedDrives = 0
+    /// In a batch (several images, each one guest drive, in one launch): the index of the drive being worked on.
+    /// The device listings below and LVM (`restrictLVMToGuestDisks`) then see that drive alone: clones of one image
+    /// share volume group names and every UUID, so a scan of all the drives would mix them.
+    var selectedDrive: Int?
     /// The LUKS mappings this handle opened (/dev/mapper/NAME), all on the guest's devices: LVM may look inside them.
     private var openedMappings: [String] = []
 
@@ -378,13 +382,18 @@ extension Guestfs {
     /// Every disk, attached ones included, and the guest's.
     private func allAndGuestDisks() throws -> (all: [String], guest: [String]) {
         let all = try strings("list the disks") { guestfs_list_devices($0) }
-        return (all, Array(all.prefix(max(0, all.count - attachedDrives))))
+        let guests = Array(all.prefix(max(0, all.count - attachedDrives)))
+        guard let selectedDrive else { return (all, guests) }
+        return (all, guests.indices.contains(selectedDrive) ? [guests[selectedDrive]] : [])
     }
+
+    /// Whether some drives are not the guest's: attached data disks, or the other images of a batch.
+    private var scoped: Bool { attachedDrives > 0 || selectedDrive != nil }
 
     /// The partitions of the guest's disks.
     func partitions() throws -> [String] {
         let all = try strings("list the partitions") { guestfs_list_partitions($0) }
-        guard attachedDrives > 0 else { return all }
+        guard scoped else { return all }
         let disks = try disks()
         return all.filter { partition in disks.contains { QuickInspection.partition(partition, isOn: $0) } }
     }
@@ -400,7 +409,7 @@ extension Guestfs {
     /// mapping, which are the guest's once `restrictLVMToGuestDisks` ran) is one of the guest's, not of an attached
     /// disk; the disks are listed once, for every device the test is asked about.
     private func guestDeviceTest() throws -> (String) throws -> Bool {
-        guard attachedDrives > 0 else { return { _ in true } }
+        guard scoped else { return { _ in true } }
         let (all, guestDisks) = try allAndGuestDisks()
         func onGuestDisk(_ device: String) -> Bool? {
             all.first { $0 == device || QuickInspection.partition(device, isOn: $0) }.map(guestDisks.contains)
@@ -549,6 +558,18 @@ extension Guestfs {
         try run("discard", device) { guestfs_blkdiscard($0, device) }
     }
 
+    /// Makes a block device read-only in the appliance's kernel (its partitions with it): nothing written to it
+    /// from then on reaches the image.
+    func setReadOnly(_ device: String) throws {
+        try run("make read-only", device) { guestfs_blockdev_setro($0, device) }
+    }
+
+    /// Writes what the appliance holds to the drives and flushes qemu's caches to the image files (the daemon
+    /// fsyncs every block device after sync(2)).
+    func sync() throws {
+        try run("flush the writes to the images") { guestfs_sync($0) }
+    }
+
     func zero(_ device: String) throws {
         try run("zero", device) { guestfs_zero_device($0, device) }
     }
@@ -653,7 +674,7 @@ extension Guestfs {
     /// With attached disks, the scan is `restrictLVMToGuestDisks`, which takes in the mappings opened since; where a
     /// volume group is in use (a LUKS device open inside a logical volume), LVM keeps the filter it had.
     func activateVolumeGroups(_ activate: Bool) throws {
-        if activate, attachedDrives > 0, (try? restrictLVMToGuestDisks()) != nil {
+        if activate, scoped, (try? restrictLVMToGuestDisks()) != nil {
             return
         }
         if activate {

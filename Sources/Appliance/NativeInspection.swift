@@ -10,9 +10,11 @@ import Operations
 /// mountpoint the hardware facts look through that it cannot read.
 public enum NativeInspection {
     /// The guest's facts and hardware, or nil when the appliance must inspect it. `path` is an image that passed
-    /// the safety checks, opened as `format` with no backing file followed.
-    public static func inspect(image path: String, format: ImageFormat) throws -> (facts: GuestFacts, hardware: GuestHardware)? {
-        let disk = ImageDevice(source: try openImage(path: path, format: format))
+    /// the safety checks, opened as `format` with no backing file followed; `disk` is the name the appliance gives
+    /// its drive (another than /dev/sda in a batch), which the facts' devices are named after.
+    public static func inspect(image path: String, format: ImageFormat, disk name: String = "/dev/sda") throws
+        -> (facts: GuestFacts, hardware: GuestHardware)? {
+        let disk = ImageDevice(source: try openImage(path: path, format: format), name: name)
         var devices: [any BlockDevice] = []
         var partitions: [String] = []
         if let table = try PartitionTable.read(disk) {

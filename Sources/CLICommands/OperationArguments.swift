@@ -4,9 +4,9 @@ import Diagnostics
 import Formats
 import Operations
 
-/// The image and the operations of the commands that take operations on the command line: `customize`, and `apply`
+/// The images and the operations of the commands that take operations on the command line: `customize`, and `apply`
 /// after its profile. Operations are options named after them (`--hostname NAME`, `--lock-root`), in command-line
-/// order; the image is the one word that is not an option or an option's argument.
+/// order; the images are the words that are not an option or an option's argument.
 struct OperationArguments: ParsableArguments {
     @Option(name: .customLong("sm-credentials"), help: ArgumentHelp("""
         The account --sm-register registers the guest with, as virt-customize's: USER:password:PASSWORD, or \
@@ -16,28 +16,29 @@ struct OperationArguments: ParsableArguments {
     var smCredentials: String?
 
     @Argument(parsing: .allUnrecognized, help: """
-        IMAGE, then operations: --OPERATION [ARGUMENT]...; and --attach FILE (repeatable): a disk or ISO attached \
+        IMAGE (or several, with --output-dir), then operations: --OPERATION [ARGUMENT]...; and --attach FILE (repeatable): a disk or ISO attached \
         read-only for guest commands, which mount it by its label (mount LABEL=EXTRA /mnt); --attach-format FORMAT \
         before it opens it as FORMAT (raw, qcow2...; auto, the default, is the format detected).
         """)
     var arguments: [String] = []
 
-    /// The image and the operations as they will run: every sm-register with the account of --sm-credentials.
-    func planned() throws -> (image: String?, operations: [any GuestOperation], attachments: [AttachedDisk]) {
-        let (image, parsed, attachments) = try parse()
+    /// The images and the operations as they will run: every sm-register with the account of --sm-credentials.
+    func planned() throws -> (images: [String], operations: [any GuestOperation], attachments: [AttachedDisk]) {
+        let (images, parsed, attachments) = try parse()
         do {
-            return (image, try parsed.supplyingSubscriptionCredentials(
+            return (images, try parsed.supplyingSubscriptionCredentials(
                 try smCredentials.map { try SubscriptionCredentials(selector: $0) }), attachments)
         } catch let error as ArgumentError {
             throw UsageError(error.diagnostic)
         }
     }
 
-    /// The image, the operations in command-line order (`--name ARG`, `--name=ARG`, or `--name` for those that
-    /// take no argument), and the disks to attach: `--attach FILE`, each in the format of the `--attach-format`
-    /// before it (virt-customize's rule: a format given after the last --attach is an error).
-    func parse() throws -> (image: String?, operations: [any GuestOperation], attachments: [AttachedDisk]) {
-        var image: String?
+    /// The images (one, or several for a batch with --output-dir), the operations in command-line order
+    /// (`--name ARG`, `--name=ARG`, or `--name` for those that take no argument), and the disks to attach:
+    /// `--attach FILE`, each in the format of the `--attach-format` before it (virt-customize's rule: a format given
+    /// after the last --attach is an error).
+    func parse() throws -> (images: [String], operations: [any GuestOperation], attachments: [AttachedDisk]) {
+        var images: [String] = []
         var operations: [any GuestOperation] = []
         var attachments: [AttachedDisk] = []
         /// The format for the next --attach: nil for the one detected ("auto").
@@ -48,8 +49,7 @@ struct OperationArguments: ParsableArguments {
             let token = arguments[index]
             index += 1
             guard token.hasPrefix("--") else {
-                guard image == nil else { throw ValidationError("unexpected argument '\(token)'") }
-                image = token
+                images.append(token)
                 continue
             }
             var name = String(token.dropFirst(2))
@@ -110,6 +110,6 @@ struct OperationArguments: ParsableArguments {
         guard attachFormatUsed else {
             throw ValidationError("--attach-format must come before the --attach it is for")
         }
-        return (image, operations, attachments)
+        return (images, operations, attachments)
     }
 }

@@ -16,6 +16,9 @@ struct RunArguments: ParsableArguments {
     @Option(name: .shortAndLong, help: "Write the result here and leave the image untouched.", completion: .file())
     var output: String?
 
+    @Option(help: ArgumentHelp("Write each result to DIR under its image's name; with it the command takes several images and works on them all in one appliance launch (an image that fails is left as it was, the others go on).", valueName: "DIR"), completion: .directory)
+    var outputDir: String?
+
     @Flag(name: [.customLong("dry-run"), .customLong("dryrun"), .customShort("n")],
           help: "Show the plan and the diffs; the image stays byte-identical.")
     var dryRun = false
@@ -179,6 +182,28 @@ private func readKey(for device: String, echo: Bool) -> String? {
     return readLine(strippingNewline: true)
 }
 
+/// The images a command works on: one (to --output, DIR/NAME with --output-dir, or over itself), or a batch.
+enum ImageSelection {
+    case one(String, output: String?)
+    case batch([String], directory: String)
+}
+
+extension RunArguments {
+    /// The images given, as one image or a batch: several images need --output-dir, which --output excludes.
+    func selection(_ images: [String]) throws -> ImageSelection {
+        guard let first = images.first else { throw ValidationError("missing IMAGE (or --root DIR)") }
+        if output != nil, outputDir != nil { throw ValidationError("give either --output or --output-dir, not both") }
+        guard let outputDir else {
+            guard images.count == 1 else {
+                throw ValidationError("several images need --output-dir DIR (each result goes there under its image's name)")
+            }
+            return .one(first, output: output)
+        }
+        let destinations = try batchDestinations(images, in: outputDir)
+        return images.count == 1 ? .one(first, output: destinations.first) : .batch(images, directory: outputDir)
+    }
+}
+
 /// Runs the pipeline with the CLI's logging and progress, then prints the report: JSON alone on stdout with
 /// --json, a line per step otherwise. A run that fails throws its `RunFailure`, which `IMGCustomize.main` prints
 /// (with --json as the document: the error, the stage, the steps done, whether the image is unchanged).
@@ -188,19 +213,61 @@ func execute(options: RunOptions, global: GlobalOptions, json: Bool,
     _ = Interruption.install()
     let pipeline = Pipeline(options: options, logger: logger)
     let bar = ProgressBar("rewriting", enabled: !global.quiet)
-    let report = try body(pipeline) { event in
-        switch event {
-        case .stage(let stage): logger.info("\(stage.rawValue)")
-        case .step(let index, let count, let step):
-            let target = step.target.isEmpty ? "" : " \(step.target)"
-            logger.info("[\(index + 1)/\(count)] \(step.operation)\(target): \(step.summary)")
-        case .rewrite(let done, let total): bar.update(done: done, total: total)
-        case .warning(let warning): logger.warning("\(warning)")
-        }
-    }
+    let report = try body(pipeline) { event in show(event, logger: logger, bar: bar) }
     if json {
         Output.document(report.json())
     } else {
         print(report.text(diffs: options.diffs || options.dryRun))
+    }
+}
+
+/// A run's progress as the CLI shows it: a log line per stage and step, the rewrite's bar; `image` names the image
+/// in a batch.
+private func show(_ event: RunProgress, image: String? = nil, logger: Logger, bar: ProgressBar) {
+    let prefix = image.map { "\($0): " } ?? ""
+    switch event {
+    case .stage(let stage): logger.info("\(prefix)\(stage.rawValue)")
+    case .step(let index, let count, let step):
+        let target = step.target.isEmpty ? "" : " \(step.target)"
+        logger.info("\(prefix)[\(index + 1)/\(count)] \(step.operation)\(target): \(step.summary)")
+    case .rewrite(let done, let total): bar.update(done: done, total: total)
+    case .warning(let warning): logger.warning("\(warning)")
+    }
+}
+
+/// Runs a batch with the CLI's logging and progress, then prints its report: with --json one document whose
+/// `images` hold each image's report or failure, otherwise each image's report or error in turn. Fails (exit status
+/// 1) when any image failed, after the others were committed.
+func executeBatch(options: RunOptions, global: GlobalOptions, json: Bool,
+                  _ body: (Pipeline, @escaping @Sendable (String, RunProgress) -> Void) throws -> BatchReport) throws {
+    let logger = global.makeLogger()
+    _ = Interruption.install()
+    let pipeline = Pipeline(options: options, logger: logger)
+    let bar = ProgressBar("rewriting", enabled: !global.quiet)
+    let report = try body(pipeline) { image, event in show(event, image: image, logger: logger, bar: bar) }
+    if json {
+        Output.document(report.json())
+    } else {
+        var sections: [String] = []
+        for result in report.results {
+            switch result {
+            case .success(let run):
+                sections.append("\(run.image) -> \(run.output ?? run.image):\n" + run.text(diffs: options.diffs || options.dryRun))
+            case .failure(let failure):
+                let unchanged = failure.imageUnchanged ? "; it is unchanged" : ""
+                sections.append("\(failure.report.image): failed at \(failure.stage.rawValue)\(unchanged)")
+            }
+        }
+        print(sections.joined(separator: "\n\n"))
+    }
+    for failure in report.failures {
+        FileHandle.standardError.write(Data((failure.diagnostic.text(program: "imgcustomize") + "\n").utf8))
+    }
+    for warning in report.warnings { logger.warning("\(warning)") }
+    if let cancelled = report.failures.first(where: { $0.error is RunCancelled }) { throw cancelled }
+    if !report.failures.isEmpty {
+        let done = report.results.count - report.failures.count
+        FileHandle.standardError.write(Data("imgcustomize: \(report.failures.count) of \(report.results.count) images failed; \(done) done\n".utf8))
+        throw ExitCode.failure
     }
 }

@@ -9,35 +9,46 @@ import Operations
 /// An image, worked on through one appliance launch: checked before any qemu process sees it, opened through an
 /// overlay (the image itself is only read), then rewritten beside the destination and committed over it (see
 /// `Transaction`). A dry run's overlay lives in a private directory and is thrown away.
+///
+/// In a batch (`SharedAppliance`), the image is one drive of a launch it shares with the others: `prepare` runs for
+/// every image before the launch, `open` turns the session to the image's drive, and `finish` releases the drive
+/// (unmounted, flushed, read-only) instead of shutting the appliance down, then rewrites and commits as alone.
 final class ImageTarget: RunTarget {
     let image: String
     let destination: String
     private let policy: OutputPolicy
-    private var attached: [ApplianceDrive] = []
+    private let shared: SharedAppliance?
     private var writeOptions = WriteOptions(format: .raw, compression: .none)
     private var transaction: Transaction?
     private var overlay = ""
     private var session: ApplianceSession?
+    /// The overlay's drive and what the native reader found in the image, once prepared.
+    private(set) var prepared: (drive: ApplianceDrive, attached: [ApplianceDrive], facts: GuestFacts?)?
+    /// The image's drive among the batch's, which the native reader's facts name its devices after.
+    private var driveIndex = 0
 
     var hasBlockDevices: Bool { true }
     var relabels: Bool { true }
 
-    init(image: String, destination: String, policy: OutputPolicy) {
+    init(image: String, destination: String, policy: OutputPolicy, shared: SharedAppliance? = nil) {
         self.image = image
         self.destination = destination
         self.policy = policy
+        self.shared = shared
     }
 
-    func open(in run: Run) throws {
+    /// check, prepare, and the overlay: everything before the launch, which a batch does for every image first.
+    /// `drive` is the image's drive among the launch's guest drives.
+    func prepare(in run: Run, drive: Int = 0) throws {
         let options = run.options
         let sizeBefore = run.report.size.before
+        driveIndex = drive
         // check: refuse unsafe images before any qemu process sees them, and remember which file was checked.
         let (checked, attached) = try run.during(.check) {
             (try ImageInspector.check(path: image, policy: SafetyPolicy(allowedFormats: options.allowedFormats,
                                                                         access: options.access)),
              try options.attachments.map { try $0.checked(access: options.access, image: image) })
         }
-        self.attached = attached.map(\.drive)
         run.report.attached = attached.map(\.reported)
         writeOptions = try outputTarget(format: checked.inspection.format, options: options)
         if !options.dryRun { try FileAccess.checkDestination(destination, image: image) }
@@ -59,16 +70,31 @@ final class ImageTarget: RunTarget {
             self.transaction = transaction
             overlay = transaction.overlay
         }
+        try run.checkCancelled()
+        prepared = try run.during(.open) {
+            try createOverlay(overlay, backing: checked.inspection.resolvedPath, format: checked.inspection.format)
+            let facts = nativeFacts(of: checked.inspection.resolvedPath, format: checked.inspection.format,
+                                    disk: ApplianceDrive.deviceName(index: drive), options: applianceOptions(of: run),
+                                    logger: run.logger)
+            return (ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true),
+                    attached.map(\.drive), facts)
+        }
+    }
 
+    func open(in run: Run) throws {
+        if prepared == nil { try prepare(in: run) }
+        guard let prepared else { throw CustomizeError(image: image, "the image was not prepared") }
         // open: the appliance writes into an overlay over the image; the image itself is only read.
         try run.checkCancelled()
         let session = try run.during(.open) { () throws -> ApplianceSession in
-            try createOverlay(overlay, backing: checked.inspection.resolvedPath, format: checked.inspection.format)
-            let drive = ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true)
+            if let shared {
+                let session = try shared.session(for: image)
+                try session.select(drive: driveIndex, name: image, knownFacts: prepared.facts)
+                return session
+            }
             var options = applianceOptions(of: run)
-            options.knownFacts = nativeFacts(of: checked.inspection.resolvedPath, format: checked.inspection.format,
-                                             options: options, logger: run.logger)
-            return try ApplianceSession(drives: [drive] + self.attached, options: options)
+            options.knownFacts = prepared.facts
+            return try ApplianceSession(drives: [prepared.drive] + prepared.attached, options: options)
         }
         self.session = session
         for warning in session.warnings { run.warn(warning) }
@@ -81,7 +107,8 @@ final class ImageTarget: RunTarget {
     }
 
     func finish(in run: Run) throws {
-        try run.during(.shutdown) { try session?.close() }
+        // A batch's appliance goes on with the next image: this one's drive is released, its writes in its overlay.
+        try run.during(.shutdown) { try shared == nil ? session?.close() : session?.release() }
         guard let transaction else { return }
 
         // rewrite: merge overlay and image into a new file, then commit it over the destination.
@@ -116,7 +143,8 @@ final class ImageTarget: RunTarget {
     }
 
     func close() {
-        try? session?.close()
+        // A batch's appliance is the batch's to close; the next image's `select` unmounts what this one left.
+        if shared == nil { try? session?.close() }
         transaction?.abandon()
     }
 
@@ -124,11 +152,11 @@ final class ImageTarget: RunTarget {
     /// mounts by them instead of inspecting (seconds under software emulation). Nil where the reader does not handle
     /// the guest, where LUKS keys are given, or where the user asked for another inspection; the appliance
     /// inspects then, as before.
-    private func nativeFacts(of path: String, format: ImageFormat, options: ApplianceOptions, logger: Logger)
-        -> GuestFacts? {
+    private func nativeFacts(of path: String, format: ImageFormat, disk: String, options: ApplianceOptions,
+                             logger: Logger) -> GuestFacts? {
         guard options.keys.isEmpty, (try? InspectionMethod.resolve(options.inspection)) == .automatic else { return nil }
         do {
-            guard let native = try NativeInspection.inspect(image: path, format: format) else {
+            guard let native = try NativeInspection.inspect(image: path, format: format, disk: disk) else {
                 logger.debug("the native reader does not handle this guest: the appliance inspects it")
                 return nil
             }
@@ -141,7 +169,7 @@ final class ImageTarget: RunTarget {
 
     /// The appliance's options as the user gave them, with the run's logger and cancellation, naming the image
     /// (the first drive is an overlay of it).
-    private func applianceOptions(of run: Run) -> ApplianceOptions {
+    func applianceOptions(of run: Run) -> ApplianceOptions {
         var options = run.options.appliance
         options.logger = run.logger
         options.guestName = image

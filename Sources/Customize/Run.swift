@@ -143,23 +143,30 @@ final class Run {
     func perform(_ job: Job, on target: any RunTarget) throws -> RunReport {
         report.profile = job.profile
         do {
-            defer {
-                target.close()
-                dryRunScratch?.remove()
-            }
             try steps(of: job, on: target)
         } catch {
-            report.timings = reportedTimings
-            // Cancelling kills the appliance, so the call that was waiting on it fails with its own error: the
-            // cancellation is what happened.
-            let cause = options.cancellation?.explain(error, image: name) ?? error
-            let state = options.dryRun ? (unchanged: true, changes: []) : target.failureState(of: self, after: error)
-            var failure = RunFailure(cause, stage: stage ?? .check, report: report, imageUnchanged: state.unchanged)
-            failure.treeChanges = state.changes
-            throw failure
+            throw failure(error, on: target)
         }
+        target.close()
+        dryRunScratch?.remove()
         report.timings = reportedTimings
         return report
+    }
+
+    /// The run's failure for `error` (the stage, the steps so far, whether the image is as it was), once `target`
+    /// has released what it held: how `perform` fails, and how a batch fails an image before its turn.
+    func failure(_ error: any Error, on target: any RunTarget, profile: String? = nil) -> RunFailure {
+        if let profile { report.profile = profile }
+        target.close()
+        dryRunScratch?.remove()
+        report.timings = reportedTimings
+        // Cancelling kills the appliance, so the call that was waiting on it fails with its own error: the
+        // cancellation is what happened.
+        let cause = options.cancellation?.explain(error, image: name) ?? error
+        let state = options.dryRun ? (unchanged: true, changes: []) : target.failureState(of: self, after: error)
+        var failure = RunFailure(cause, stage: stage ?? .check, report: report, imageUnchanged: state.unchanged)
+        failure.treeChanges = state.changes
+        return failure
     }
 
     private var reportedTimings: [String: Double] {

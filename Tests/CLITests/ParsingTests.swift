@@ -37,7 +37,7 @@ import TestSupport
     }
 
     private func customize(_ arguments: [String]) throws
-        -> (image: String?, operations: [any GuestOperation], attachments: [AttachedDisk]) {
+        -> (images: [String], operations: [any GuestOperation], attachments: [AttachedDisk]) {
         let command = try #require(try IMGCustomize.parseAsRoot(["customize"] + arguments)
             as? IMGCustomize.CustomizeCommand)
         return try command.operationArguments.parse()
@@ -49,7 +49,7 @@ import TestSupport
         let parsed = try customize(["--attach", "repo.iso", "img.qcow2", "--attach-format", "qcow2", "--attach=data.qcow2",
                                     "--run-command", "mount LABEL=EXTRA /mnt", "--attach-format", "auto",
                                     "--attach", "more.img"])
-        #expect(parsed.image == "img.qcow2")
+        #expect(parsed.images == ["img.qcow2"])
         #expect(parsed.operations.map(\.name) == ["run-command"])
         #expect(parsed.attachments == [AttachedDisk(path: "repo.iso"), AttachedDisk(path: "data.qcow2", format: .qcow2),
                                        AttachedDisk(path: "more.img")])
@@ -72,7 +72,7 @@ import TestSupport
     @Test func operationsKeepTheirCommandLineOrder() throws {
         let parsed = try customize(["img.qcow2", "--set-line", "/etc/sysconfig/network:NOZEROCONF=yes", "--lock-root",
                                     "--hostname=web1.example.com", "--trim-free-space"])
-        #expect(parsed.image == "img.qcow2")
+        #expect(parsed.images == ["img.qcow2"])
         #expect(parsed.operations.map(\.name) == ["set-line", "lock-root", "hostname", "trim-free-space"])
         #expect(parsed.operations.map(\.target) == ["/etc/sysconfig/network", "root", "web1.example.com", ""])
     }
@@ -80,7 +80,7 @@ import TestSupport
     /// An optional argument is only taken with "=": the word after `--disable-repos` is the image, not a glob.
     @Test func anOptionalArgumentNeverTakesTheImage() throws {
         let bare = try customize(["--disable-repos", "img.qcow2"])
-        #expect(bare.image == "img.qcow2")
+        #expect(bare.images == ["img.qcow2"])
         #expect((bare.operations.first as? DisableRepos)?.glob == "*")
         let given = try customize(["img.qcow2", "--disable-repos=rhel-*"])
         #expect((given.operations.first as? DisableRepos)?.glob == "rhel-*")
@@ -146,15 +146,15 @@ import TestSupport
             "--dry-run", "--firstboot-command", "dnf -y update",
         ]) as? IMGCustomize.Apply)
         #expect(apply.profile == "sysprep" && apply.runOptions.dryRun)
-        let (image, operations, _) = try apply.operationArguments.planned()
-        #expect(image == "guest.qcow2")
+        let (images, operations, _) = try apply.operationArguments.planned()
+        #expect(images == ["guest.qcow2"])
         #expect(operations.map(\.name) == ["hostname", "firstboot-command"])
         let steps = try apply.chosenProfile().adding(operations, as: "command line").steps(for: GuestFacts(type: "linux"))
         #expect(steps.suffix(2).map(\.operation.name) == ["hostname", "firstboot-command"])
         #expect(steps.last?.path == ["sysprep", "command line"])
         #expect(!steps.contains { $0.operation.name == "ssh-userdir" })
         let plain = try #require(try IMGCustomize.parseAsRoot(["apply", "rhel7-cloud", "rhel7.qcow2"]) as? IMGCustomize.Apply)
-        #expect(try plain.operationArguments.planned().image == "rhel7.qcow2")
+        #expect(try plain.operationArguments.planned().images == ["rhel7.qcow2"])
         #expect(try plain.operationArguments.planned().operations.isEmpty)
         let unknown = #expect(throws: ValidationError.self) {
             try (IMGCustomize.parseAsRoot(["apply", "sysprep", "g.qcow2", "--frobnicate"]) as? IMGCustomize.Apply)?

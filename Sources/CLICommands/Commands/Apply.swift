@@ -18,6 +18,10 @@ extension IMGCustomize {
             another program changes the image meanwhile, nothing is committed. With --json a failed run still prints \
             one document: the error and what to do, the stage, the steps done and whether the image is unchanged.
 
+            With --output-dir DIR, several images are prepared in one appliance launch, each written to DIR under \
+            its own name, each with its own transaction: one that fails is left as it was and reported, the others \
+            go on and are committed; the exit status is 1 if any failed, and --json prints one entry per image.
+
             Operations given after the profile (any of `imgcustomize operations`, as options named after them) run \
             after the profile's steps, in the same launch, under the heading "command line": what virt-sysprep's \
             customize operation does with `virt-sysprep --hostname ...`.
@@ -27,6 +31,7 @@ extension IMGCustomize {
               imgcustomize apply rhel7-cloud rhel7.qcow2 --output rhel7-cloud.qcow2 --json
               imgcustomize apply rhel6-cloud rhel6.raw --output rhel6-cloud.qcow2 --compress zstd
               imgcustomize apply sysprep guest.qcow2 --dry-run
+              imgcustomize apply rhel7-cloud web1.qcow2 web2.qcow2 web3.qcow2 --output-dir out/
               imgcustomize apply sysprep guest.qcow2 --operations defaults,-ssh-userdir,user-account
               imgcustomize apply sysprep --root /srv/chroot/rhel9 --enable logfiles,tmp-files --json
               imgcustomize apply sysprep guest.qcow2 --hostname web1.example.com --firstboot-command 'dnf -y update'
@@ -56,21 +61,29 @@ extension IMGCustomize {
         var force = false
 
         func run() throws {
-            let (image, operations, attachments) = try operationArguments.planned()
+            let (images, operations, attachments) = try operationArguments.planned()
             let profile = try chosenProfile().adding(operations.expandingCommandFiles, as: "command line")
-            let options = try runOptions.options(global: global, compression: compress, force: force,
+            var options = try runOptions.options(global: global, compression: compress, force: force,
                                                  attachments: attachments)
             if let root {
                 guard attachments.isEmpty else { throw ValidationError("--attach needs an image: no guest command runs on a directory tree") }
-                guard image == nil else { throw ValidationError("give either IMAGE or --root DIR, not both") }
+                guard images.isEmpty else { throw ValidationError("give either IMAGE or --root DIR, not both") }
+                guard runOptions.outputDir == nil else { throw ValidationError("--output-dir is for images, not --root DIR") }
                 try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
                     try pipeline.apply(profile, onTree: root, guest: GuestFacts(), progress: progress)
                 }
                 return
             }
-            guard let image else { throw ValidationError("missing IMAGE (or --root DIR)") }
-            try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                try pipeline.apply(profile, to: image, progress: progress)
+            switch try runOptions.selection(images) {
+            case .one(let image, let output):
+                options.output = output
+                try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
+                    try pipeline.apply(profile, to: image, progress: progress)
+                }
+            case .batch(let images, let directory):
+                try executeBatch(options: options, global: global, json: runOptions.json) { pipeline, progress in
+                    try pipeline.apply(profile, to: images, outputDirectory: directory, progress: progress)
+                }
             }
         }
 

@@ -29,6 +29,7 @@ extension IMGCustomize {
                 --edit-file '/etc/ssh/sshd_config:s/^PermitRootLogin yes/PermitRootLogin no/' \\
                 --trim-free-space
               imgcustomize customize rhel7.qcow2 --hostname web1.example.com --dry-run
+              imgcustomize customize a.qcow2 b.qcow2 c.qcow2 --output-dir out/ --disable-repos
               imgcustomize customize debian12.qcow2 --install ./agent.deb --run-command 'systemctl enable agent'
               imgcustomize customize rhel9.qcow2 --network --install cloud-init --update
               imgcustomize customize rhel7.qcow2 --commands-from-file virt-customize.commands
@@ -51,22 +52,30 @@ extension IMGCustomize {
         var compress: ClusterCompression?
 
         func run() throws {
-            let (image, operations, attachments) = try operationArguments.planned()
+            let (images, operations, attachments) = try operationArguments.planned()
             guard !operations.isEmpty else {
                 throw ValidationError("no operation given; `imgcustomize operations` lists them")
             }
-            let options = try runOptions.options(global: global, compression: compress, attachments: attachments)
+            var options = try runOptions.options(global: global, compression: compress, attachments: attachments)
             if let root {
                 guard attachments.isEmpty else { throw ValidationError("--attach needs an image: no guest command runs on a directory tree") }
-                guard image == nil else { throw ValidationError("give either IMAGE or --root DIR, not both") }
+                guard images.isEmpty else { throw ValidationError("give either IMAGE or --root DIR, not both") }
+                guard runOptions.outputDir == nil else { throw ValidationError("--output-dir is for images, not --root DIR") }
                 try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
                     try pipeline.customize(operations, onTree: root, progress: progress)
                 }
                 return
             }
-            guard let image else { throw ValidationError("missing IMAGE (or --root DIR)") }
-            try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                try pipeline.customize(operations, on: image, progress: progress)
+            switch try runOptions.selection(images) {
+            case .one(let image, let output):
+                options.output = output
+                try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
+                    try pipeline.customize(operations, on: image, progress: progress)
+                }
+            case .batch(let images, let directory):
+                try executeBatch(options: options, global: global, json: runOptions.json) { pipeline, progress in
+                    try pipeline.customize(operations, on: images, outputDirectory: directory, progress: progress)
+                }
             }
         }
     }

@@ -1,0 +1,178 @@
+import Appliance
+import Diagnostics
+import Foundation
+import Operations
+
+/// The one appliance launch the images of a batch share: every image's overlay is a drive of it (libguestfs
+/// cannot add a drive to a running appliance), launched once every image is prepared, shut down after the last.
+final class SharedAppliance {
+    private var launched: Result<ApplianceSession, any Error>?
+
+    /// Launches the appliance over `drives`; a failure is every image's, given when each asks for the session.
+    func launch(drives: [ApplianceDrive], options: ApplianceOptions) {
+        launched = Result { try ApplianceSession(drives: drives, options: options) }
+    }
+
+    /// The running session, or the launch's failure.
+    func session(for image: String) throws -> ApplianceSession {
+        guard let launched else {
+            throw CustomizeError(image: image, "the batch's appliance was not launched")
+        }
+        return try launched.get()
+    }
+
+    /// Shuts the appliance down. Every image was released (its writes flushed to its overlay) before it was
+    /// rewritten, so a failure here changes no result; it is reported all the same.
+    func close() -> (any Error)? {
+        guard case .success(let session) = launched else { return nil }
+        do {
+            try session.close()
+            return nil
+        } catch {
+            return error
+        }
+    }
+}
+
+/// What a batch did: one entry per image, in the order given, each a run's report or its failure.
+public struct BatchReport: Encodable {
+    public var results: [Result<RunReport, RunFailure>]
+    /// What the user should know about the batch as a whole (its appliance's shutdown failing after every image).
+    public var warnings: [String] = []
+
+    public var failures: [RunFailure] {
+        results.compactMap { if case .failure(let failure) = $0 { failure } else { nil } }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case images, failed, warnings
+    }
+
+    private struct Entry: Encodable {
+        let result: Result<RunReport, RunFailure>
+
+        func encode(to encoder: any Encoder) throws {
+            switch result {
+            case .success(let report): try report.encode(to: encoder)
+            case .failure(let failure): try failure.encode(to: encoder)
+            }
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(results.map(Entry.init), forKey: .images)
+        try container.encode(failures.count, forKey: .failed)
+        try container.encode(warnings, forKey: .warnings)
+    }
+
+    public func json() -> String { jsonDocument(self) }
+}
+
+/// Where each image of a batch goes: `directory`/its base name. Refuses, before anything is opened or launched, two
+/// images with the same base name (one result would replace the other) and one image given twice under two names
+/// (same device and inode: the two runs would lock each other out).
+public func batchDestinations(_ images: [String], in directory: String) throws -> [String] {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw CustomizeError(image: directory, "the output directory does not exist or is not a directory",
+                             hint: "create it first, or give another --output-dir")
+    }
+    var byName: [String: String] = [:]
+    var byFile: [String: String] = [:]
+    var destinations: [String] = []
+    for image in images {
+        let name = (image as NSString).lastPathComponent
+        if let other = byName[name] {
+            throw CustomizeError(image: image, "has the same name as \(other): both results would be \(directory)/\(name)",
+                                 hint: "rename or link one of them under another name, or run them in two batches")
+        }
+        byName[name] = image
+        var info = stat()
+        if stat(image, &info) == 0 {
+            let key = "\(info.st_dev):\(info.st_ino)"
+            if let other = byFile[key] {
+                throw CustomizeError(image: image, "is the same file as \(other)",
+                                     hint: "give each image once")
+            }
+            byFile[key] = image
+        }
+        destinations.append((directory as NSString).appendingPathComponent(name))
+    }
+    return destinations
+}
+
+extension Pipeline {
+    /// Runs `profile` on each of `images` in one appliance launch, writing each result to `outputDirectory` under
+    /// the image's base name. An image that fails is left as it was and reported; the others go on and commit.
+    public func apply(_ profile: Profile, to images: [String], outputDirectory: String,
+                      progress: @escaping @Sendable (String, RunProgress) -> Void = { _, _ in }) throws -> BatchReport {
+        try batch(images, outputDirectory: outputDirectory, policy: profile.output, progress: progress, Job(profile))
+    }
+
+    /// `customize` on several images in one launch (see `apply(_:to:outputDirectory:progress:)`).
+    public func customize(_ operations: [any GuestOperation], on images: [String], outputDirectory: String,
+                          progress: @escaping @Sendable (String, RunProgress) -> Void = { _, _ in }) throws
+        -> BatchReport {
+        try batch(images, outputDirectory: outputDirectory, policy: .sameFormat, progress: progress,
+                  Job { _ in operations })
+    }
+
+    /// `sparsify` on several images in one launch (see `apply(_:to:outputDirectory:progress:)`).
+    public func sparsify(_ images: [String], outputDirectory: String,
+                         progress: @escaping @Sendable (String, RunProgress) -> Void = { _, _ in }) throws
+        -> BatchReport {
+        try batch(images, outputDirectory: outputDirectory, policy: .compressedQCOW2, progress: progress,
+                  Job { _ in OperationRegistry.flags(in: .devices) })
+    }
+
+    /// Every image prepared first (checked, locked, its overlay made, its facts read natively as the drive it will
+    /// be), then one launch over the prepared ones, then each image's run in turn on its own drive.
+    private func batch(_ images: [String], outputDirectory: String, policy: OutputPolicy,
+                       progress: @escaping @Sendable (String, RunProgress) -> Void, _ job: Job) throws -> BatchReport {
+        guard options.appliance.keys.isEmpty else {
+            throw CustomizeError(image: images.first ?? outputDirectory,
+                                 "LUKS keys (--key, --keys-from-stdin) name the devices of one image, not of a batch",
+                                 hint: "run encrypted images one at a time")
+        }
+        let destinations = try batchDestinations(images, in: outputDirectory)
+        let shared = SharedAppliance()
+        var results: [Result<RunReport, RunFailure>?] = Array(repeating: nil, count: images.count)
+        var ready: [(index: Int, run: Run, target: ImageTarget)] = []
+        for (index, (image, destination)) in zip(images, destinations).enumerated() {
+            var options = options
+            options.output = destination
+            let run = Run(image, options: options, logger: logger, output: destination,
+                          sizeBefore: allocatedBytes(image), progress: { progress(image, $0) })
+            let target = ImageTarget(image: image, destination: destination, policy: policy, shared: shared)
+            do {
+                try target.prepare(in: run, drive: ready.count)
+                ready.append((index, run, target))
+            } catch {
+                results[index] = .failure(run.failure(error, on: target, profile: job.profile))
+            }
+        }
+        if let first = ready.first {
+            var appliance = first.target.applianceOptions(of: first.run)
+            appliance.guestName = ready.count == 1 ? first.run.name
+                : "\(first.run.name) (and \(ready.count - 1) more images)"
+            let drives = ready.compactMap { $0.target.prepared?.drive } + (first.target.prepared?.attached ?? [])
+            first.run.during(.open) { shared.launch(drives: drives, options: appliance) }
+        }
+        for (index, run, target) in ready {
+            do {
+                results[index] = .success(try run.perform(job, on: target))
+            } catch let failure as RunFailure {
+                results[index] = .failure(failure)
+            } catch {
+                results[index] = .failure(run.failure(error, on: target, profile: job.profile))
+            }
+        }
+        var report = BatchReport(results: results.compactMap { $0 })
+        if let error = shared.close() {
+            report.warnings.append("the appliance did not shut down cleanly after the batch (every result was written "
+                                   + "before): \(Diagnostic(of: error).message)")
+        }
+        return report
+    }
+}
