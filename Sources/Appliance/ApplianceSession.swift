@@ -188,10 +188,14 @@ public final class ApplianceSession {
         do {
             if let warning = launchReport.warning { warnings.append(warning) }
             if !attached.isEmpty { try guestfs.restrictLVMToGuestDisks() }
-            let unlocked = try LUKSUnlock(guestfs: guestfs, keys: options.keys, readonly: readonly,
-                                          logger: logger).run()
-            openedLUKS = unlocked.opened
-            warnings += unlocked.warnings
+            // Without a key nothing is opened: the search for LUKS devices (blkid on every device, a batch's many)
+            // would be for nothing.
+            if !options.keys.isEmpty {
+                let unlocked = try LUKSUnlock(guestfs: guestfs, keys: options.keys, readonly: readonly,
+                                              logger: logger).run()
+                openedLUKS = unlocked.opened
+                warnings += unlocked.warnings
+            }
         } catch {
             stopOnCancel?.end()
             guestfs.close()

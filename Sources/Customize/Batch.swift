@@ -1,12 +1,27 @@
 import Appliance
 import Diagnostics
+import Dispatch
+import Formats
 import Foundation
+import Host
 import Operations
+import Synchronization
 
 /// The one appliance launch the images of a batch share: every image's overlay is a drive of it (libguestfs
 /// cannot add a drive to a running appliance), launched once every image is prepared, shut down after the last.
 final class SharedAppliance {
     private var launched: Result<ApplianceSession, any Error>?
+    /// The image whose rewrite runs in the background, and what ends it (waits, commits) on the batch's thread.
+    var pending: (image: String, complete: () -> Result<RunReport, RunFailure>)?
+    /// How the images whose rewrite ran in the background ended, by image.
+    private(set) var outcomes: [String: Result<RunReport, RunFailure>] = [:]
+
+    /// Waits for the rewrite in the background, if any, and commits it (or records its failure).
+    func settle() {
+        guard let pending else { return }
+        self.pending = nil
+        outcomes[pending.image] = pending.complete()
+    }
 
     /// Launches the appliance over `drives`; a failure is every image's, given when each asks for the session.
     func launch(drives: [ApplianceDrive], options: ApplianceOptions) {
@@ -31,6 +46,48 @@ final class SharedAppliance {
         } catch {
             return error
         }
+    }
+}
+
+/// A rewrite of a batch image's overlay into its new image on a thread of its own, while the appliance works on the
+/// next image; waited for once, by the batch's thread, which commits it.
+final class BackgroundRewrite: Sendable {
+    enum Failure: Error {
+        case format(FormatError)
+        case other(Diagnostic)
+    }
+
+    private let outcome = Mutex<Result<Double, Failure>?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    /// Starts the rewrite; `progress` is called on its thread, and the cancellation stops it.
+    init(overlay: String, newImage: String, options: WriteOptions, image: String, cancellation: Cancellation?,
+         progress: @escaping @Sendable (Int64, Int64) -> Void) {
+        DispatchQueue.global().async { [self] in
+            let start = DispatchTime.now().uptimeNanoseconds
+            let result: Result<Double, Failure>
+            do {
+                let source = try openImage(path: overlay, format: .qcow2, allowBacking: true)
+                _ = try ImageWriter(options).write(source, to: newImage) { written in
+                    try cancellation?.check(image: image)
+                    progress(Int64(written.bytesDone), Int64(written.bytesTotal))
+                }
+                result = .success(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            } catch let error as FormatError {
+                result = .failure(.format(error))
+            } catch {
+                result = .failure(.other(Diagnostic(of: error)))
+            }
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+    }
+
+    /// Waits for the rewrite to end: its seconds, or why it failed.
+    func wait() -> Result<Double, Failure> {
+        done.wait()
+        done.signal()
+        return outcome.withLock { $0 } ?? .failure(.other(Diagnostic("the rewrite ended without an outcome")))
     }
 }
 
@@ -167,6 +224,10 @@ extension Pipeline {
             } catch {
                 results[index] = .failure(run.failure(error, on: target, profile: job.profile))
             }
+        }
+        shared.settle()
+        for (index, image) in images.enumerated() {
+            if let outcome = shared.outcomes[image] { results[index] = outcome }
         }
         var report = BatchReport(results: results.compactMap { $0 })
         if let error = shared.close() {

@@ -22,6 +22,8 @@ final class ImageTarget: RunTarget {
     private var transaction: Transaction?
     private var overlay = ""
     private var session: ApplianceSession?
+    /// In a batch, this image's rewrite while it runs beside the appliance's work on the next image.
+    private var background: BackgroundRewrite?
     /// The overlay's drive and what the native reader found in the image, once prepared.
     private(set) var prepared: (drive: ApplianceDrive, attached: [ApplianceDrive], facts: GuestFacts?)?
     /// The image's drive among the batch's, which the native reader's facts name its devices after.
@@ -114,27 +116,56 @@ final class ImageTarget: RunTarget {
         // rewrite: merge overlay and image into a new file, then commit it over the destination.
         try run.checkCancelled()
         let newImage = transaction.scratchPath("new")
-        let sizeBefore = run.report.size.before
+        if let shared {
+            // Beside the appliance's work on the next image, once the previous image's rewrite is done: one at a
+            // time. The commit follows it on this thread (`complete`).
+            shared.settle()
+            let rewrite = BackgroundRewrite(overlay: overlay, newImage: newImage, options: writeOptions, image: image,
+                                            cancellation: run.options.cancellation, progress: run.rewriteProgress)
+            background = rewrite
+            shared.pending = (image, { self.complete(rewrite, in: run, newImage: newImage, transaction: transaction) })
+            return
+        }
         do {
             try run.during(.rewrite) {
                 let source = try openImage(path: overlay, format: .qcow2, allowBacking: true)
                 _ = try ImageWriter(writeOptions).write(source, to: newImage) { written in
                     try run.checkCancelled()
-                    run.rewriteProgress(done: Int64(written.bytesDone), total: Int64(written.bytesTotal))
+                    run.rewriteProgress(Int64(written.bytesDone), Int64(written.bytesTotal))
                 }
             }
         } catch let error as FormatError {
-            var failure = rewriteError(error, newImage: newImage, expected: sizeBefore)
-            // Another program changing the image explains an error reading it, and is what to fix.
-            if let change = transaction.imageChange() {
-                failure.message += "; the image \(change.message)"
-                failure.hint = change.hint
-            }
-            throw failure
+            throw rewriteError(error, newImage: newImage, transaction: transaction, expected: run.report.size.before)
         }
         try run.checkCancelled()
         try run.during(.commit) { try transaction.commit(newImage) }
         run.report.size.after = allocatedBytes(destination)
+    }
+
+    /// A batch image's end once its rewrite is done: the commit and the report, or the run's failure.
+    private func complete(_ rewrite: BackgroundRewrite, in run: Run, newImage: String, transaction: Transaction)
+        -> Result<RunReport, RunFailure> {
+        do {
+            let outcome = rewrite.wait()
+            background = nil
+            switch outcome {
+            case .success(let seconds):
+                run.record(.rewrite, seconds: seconds)
+            case .failure(.format(let error)):
+                run.record(.rewrite, seconds: 0)
+                throw rewriteError(error, newImage: newImage, transaction: transaction, expected: run.report.size.before)
+            case .failure(.other(let diagnostic)):
+                run.record(.rewrite, seconds: 0)
+                throw CustomizeError(image: image, "cannot write the new image: \(diagnostic.message)",
+                                     hint: diagnostic.hint ?? "\(image) is unchanged")
+            }
+            try run.checkCancelled()
+            try run.during(.commit) { try transaction.commit(newImage) }
+            run.report.size.after = allocatedBytes(destination)
+            return .success(run.finishedReport())
+        } catch {
+            return .failure(run.failure(error, on: self))
+        }
     }
 
     /// The image is as it was unless the failure came after the commit replaced it.
@@ -143,9 +174,10 @@ final class ImageTarget: RunTarget {
     }
 
     func close() {
-        // A batch's appliance is the batch's to close; the next image's `select` unmounts what this one left.
+        // A batch's appliance is the batch's to close; the next image's `select` unmounts what this one left. A
+        // rewrite still running in the background writes into the scratch directory: `complete` ends it.
         if shared == nil { try? session?.close() }
-        transaction?.abandon()
+        if background == nil { transaction?.abandon() }
     }
 
     /// The guest's facts read from the image file by the native reader, in a fraction of a second: the appliance then
@@ -175,6 +207,18 @@ final class ImageTarget: RunTarget {
         options.guestName = image
         options.cancellation = run.options.cancellation
         return options
+    }
+
+    /// What went wrong in the rewrite, for the user; another program changing the image explains an error reading
+    /// it, and is what to fix.
+    private func rewriteError(_ error: FormatError, newImage: String, transaction: Transaction, expected: Int64)
+        -> CustomizeError {
+        var failure = rewriteError(error, newImage: newImage, expected: expected)
+        if let change = transaction.imageChange() {
+            failure.message += "; the image \(change.message)"
+            failure.hint = change.hint
+        }
+        return failure
     }
 
     /// What went wrong in the rewrite, for the user: the destination filling up, a write error, a read error.

@@ -120,8 +120,21 @@ final class Run {
         try options.cancellation?.check(image: name)
     }
 
-    func rewriteProgress(done: Int64, total: Int64) {
-        progress(.rewrite(done: done, total: total))
+    /// Reports the rewrite's progress; `@Sendable`, for a rewrite on another thread (a batch's).
+    var rewriteProgress: @Sendable (_ done: Int64, _ total: Int64) -> Void {
+        { [progress] done, total in progress(.rewrite(done: done, total: total)) }
+    }
+
+    /// Adds `seconds` spent elsewhere (a batch's rewrite on its own thread) to `stage`, now the run's stage.
+    func record(_ stage: Stage, seconds: Double) {
+        self.stage = stage
+        timings[stage, default: 0] += seconds
+    }
+
+    /// The report with the timings so far: what a batch image's run ends with once its rewrite is committed.
+    func finishedReport() -> RunReport {
+        report.timings = reportedTimings
+        return report
     }
 
     /// A private directory for a dry run's work, in the scratch directory or TMPDIR (never beside what the user
