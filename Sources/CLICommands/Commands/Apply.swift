@@ -28,7 +28,7 @@ extension IMGCustomize {
               imgcustomize apply rhel6-cloud rhel6.raw --output rhel6-cloud.qcow2 --compress zstd
               imgcustomize apply sysprep guest.qcow2 --dry-run
               imgcustomize apply sysprep guest.qcow2 --operations defaults,-ssh-userdir,user-account
-              imgcustomize apply sysprep --root /srv/chroot/rhel9 --enable logfiles,tmp-files --json
+              imgcustomize apply sysprep --tree /srv/chroot/rhel9 --enable logfiles,tmp-files --json
               imgcustomize apply sysprep guest.qcow2 --hostname web1.example.com --firstboot-command 'dnf -y update'
             """)
 
@@ -40,8 +40,7 @@ extension IMGCustomize {
 
         @OptionGroup var operationArguments: OperationArguments
 
-        @Option(help: "Work on this directory tree instead of an image (no appliance; paths never leave the tree; the guest is not inspected).")
-        var root: String?
+        @OptionGroup var target: TargetArguments
 
         @Option(help: ArgumentHelp("With the sysprep profile: the operations to run, as virt-sysprep's --operations: a comma list, left to right, of defaults, all, NAME to add and -NAME to remove (`imgcustomize operations --sysprep` lists them).", valueName: "list"))
         var operations: String?
@@ -58,19 +57,19 @@ extension IMGCustomize {
         func run() throws {
             let (image, operations, attachments) = try operationArguments.planned()
             let profile = try chosenProfile().adding(operations.expandingCommandFiles, as: "command line")
-            let options = try runOptions.options(global: global, compression: compress, force: force,
+            var options = try runOptions.options(global: global, compression: compress, force: force,
                                                  attachments: attachments)
-            if let root {
+            switch try target.target(image: image, warn: { global.makeLogger().warning("\($0)") }) {
+            case .tree(let tree):
                 guard attachments.isEmpty else { throw ValidationError("--attach needs an image: no guest command runs on a directory tree") }
-                guard image == nil else { throw ValidationError("give either IMAGE or --root DIR, not both") }
                 try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                    try pipeline.apply(profile, onTree: root, guest: GuestFacts(), progress: progress)
+                    try pipeline.apply(profile, onTree: tree, guest: GuestFacts(), progress: progress)
                 }
-                return
-            }
-            guard let image else { throw ValidationError("missing IMAGE (or --root DIR)") }
-            try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                try pipeline.apply(profile, to: image, progress: progress)
+            case .image(let image, let root):
+                options.appliance.root = root
+                try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
+                    try pipeline.apply(profile, to: image, progress: progress)
+                }
             }
         }
 

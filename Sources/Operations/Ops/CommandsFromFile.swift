@@ -7,6 +7,7 @@ public struct CommandsFromFile: RegisteredOperation {
     public static let name = "commands-from-file"
     public static let sourceFile = #filePath
     public static let summary = "Run the operations of a virt-customize command file, one step per line, in order"
+    public static let argumentIsHostFile = true
     public static let argument = OperationArgument.required(syntax: "FILE", example: "./customize.commands")
 
     public let file: String
