@@ -38,7 +38,9 @@ enum CompletionScripts {
     private static func inserting(_ addition: String, in text: String, function: String, after anchor: String,
                                   atLineEnd: Bool = true) -> String {
         guard let start = text.range(of: "\n\(function)() {\n"),
-              let line = text.range(of: "\n" + anchor, range: start.upperBound..<text.endIndex) else { return text }
+              // From the body's first line on: the newline that ends the function's first line starts it.
+              let line = text.range(of: "\n" + anchor, range: text.index(before: start.upperBound)..<text.endIndex)
+        else { return text }
         var result = text
         if atLineEnd {
             guard let end = text.range(of: "\n", range: line.upperBound..<text.endIndex) else { return text }

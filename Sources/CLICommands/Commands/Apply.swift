@@ -1,5 +1,6 @@
 import ArgumentParser
 import Customize
+import Diagnostics
 import Formats
 import Foundation
 import Operations
@@ -25,6 +26,8 @@ extension IMGCustomize {
             EXAMPLES:
               imgcustomize apply rhel7-cloud rhel7.qcow2
               imgcustomize apply rhel7-cloud rhel7.qcow2 --output rhel7-cloud.qcow2 --json
+              imgcustomize profiles show rhel9-cloud --as-file > web.profile   # then edit it
+              imgcustomize apply ./web.profile rhel9.qcow2
               imgcustomize apply rhel6-cloud rhel6.raw --output rhel6-cloud.qcow2 --compress zstd
               imgcustomize apply sysprep guest.qcow2 --dry-run
               imgcustomize apply sysprep guest.qcow2 --operations defaults,-ssh-userdir,user-account
@@ -35,7 +38,7 @@ extension IMGCustomize {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var runOptions: RunArguments
 
-        @Argument(help: "The profile to run (see `imgcustomize profiles`).", completion: .profiles)
+        @Argument(help: "The profile to run: a built-in one (see `imgcustomize profiles`), or a profile file's path (virt-customize's command-file syntax with `#@ name:`, `summary:`, `requires:`, `output:` and `include:` headers; `imgcustomize profiles show NAME --as-file` prints one).", completion: .profiles)
         var profile: String
 
         @OptionGroup var operationArguments: OperationArguments
@@ -76,8 +79,21 @@ extension IMGCustomize {
         /// The profile named on the command line; for sysprep, with the operations --operations or --enable chose.
         func chosenProfile() throws -> Profile {
             guard let named = BuiltinProfiles.named(profile) else {
+                // A profile file: a path (./web.profile), or a file of that name here.
+                if profile.contains("/") || FileManager.default.fileExists(atPath: profile) {
+                    guard operations == nil, enable == nil else {
+                        throw ValidationError("--operations and --enable choose the operations of the sysprep profile, not of \(profile)")
+                    }
+                    do {
+                        return try ProfileFile.read(profile, builtin: BuiltinProfiles.named)
+                    } catch let error as CommandFileError {
+                        // As a --commands-from-file the command line names: the command line cannot be used.
+                        throw UsageError(error.diagnostic)
+                    }
+                }
                 throw ValidationError("no profile named '\(profile)'; the profiles are: "
-                                      + BuiltinProfiles.all.map(\.name).joined(separator: ", "))
+                                      + BuiltinProfiles.all.map(\.name).joined(separator: ", ")
+                                      + ", or a profile file's path (./web.profile)")
             }
             guard operations != nil || enable != nil else { return named }
             guard named.name == BuiltinProfiles.sysprep.name else {

@@ -23,6 +23,15 @@ extension RegisteredOperation {
     public static var argumentIsHostFile: Bool { false }
 }
 
+/// An operation that can be written back as the lines of a command file that make it again (`name:argument`), so
+/// that `profiles show NAME --as-file` prints a profile in that form. A flag needs no conformance: its line is its
+/// name.
+public protocol CommandLineRepresentable {
+    /// The command-file lines (`set-line:/etc/sysconfig/network:NOZEROCONF=yes`); an error where the value has no
+    /// such form (a file content a command file cannot hold).
+    func commandLines() throws -> [String]
+}
+
 /// The argument of an operation's option.
 public enum OperationArgument: Sendable, Equatable {
     /// A flag: `--lock-root`.

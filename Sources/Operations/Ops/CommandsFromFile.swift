@@ -189,6 +189,13 @@ public struct CommandFileError: DiagnosticError, Sendable {
     public var problem: String
     public var hint: String?
 
+    public init(file: String, line: Int?, problem: String, hint: String?) {
+        self.file = file
+        self.line = line
+        self.problem = problem
+        self.hint = hint
+    }
+
     public var diagnostic: Diagnostic {
         Diagnostic("\(file)\(line.map { ":\($0)" } ?? ""): \(problem)", hint: hint, path: file)
     }
