@@ -156,6 +156,29 @@ import TestSupport
         }
     }
 
+    /// A profile file through the binary: the printed form of a built-in applied to a tree by its path, and a bad
+    /// header refused as a usage error naming the file and line.
+    @Test func aProfileFileAppliesByItsPath() throws {
+        let directory = try TestDirectory()
+        let printed = try imgcustomize(["profiles", "show", "rhel7-cloud", "--as-file"])
+        #expect(printed.status == 0 && printed.stdout.contains("#@ name: rhel7-cloud\n"), "\(printed.stderr)")
+        let file = directory.path("my-rhel7.profile")
+        try printed.stdout.replacingOccurrences(of: "#@ name: rhel7-cloud", with: "#@ name: my-rhel7")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let tree = directory.path("guest")
+        _ = try runTool("cp", ["-a", packageRoot.appendingPathComponent("Fixtures/trees/common").path + "/.", tree])
+        _ = try runTool("cp", ["-a", packageRoot.appendingPathComponent("Fixtures/trees/rhel7").path + "/.", tree])
+        let run = try imgcustomize(["apply", file, "--tree", tree, "--force", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try jsonObject(run.stdout)["profile"] as? String == "my-rhel7", "\(run.stdout.prefix(300))")
+        #expect(try String(contentsOfFile: tree + "/etc/sysconfig/network", encoding: .utf8).contains("NOZEROCONF=yes"))
+
+        try "#@ name: x\n#@ output: zip\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let bad = try imgcustomize(["apply", file, "--tree", tree])
+        #expect(bad.status == 64)
+        #expect(bad.stderr.contains("\(file):2: unknown output \"zip\""), "\(bad.stderr)")
+    }
+
     @Test func customizeOnATreeIsIdempotent() throws {
         let directory = try TestDirectory()
         let root = directory.path("guest")
