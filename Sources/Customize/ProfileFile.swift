@@ -123,12 +123,20 @@ public enum ProfileFile {
                      "# Apply it with `imgcustomize apply FILE IMAGE`; virt-customize --commands-from-file reads it too",
                      "# (the #@ headers are comments to it).",
                      "\(marker) name: \(profile.name)", "\(marker) summary: \(profile.summary)"]
-        for kind in profile.requirement?.kinds ?? [] {
+        let steps = profile.steps(for: guest)
+        var kinds = profile.requirement?.kinds ?? []
+        if steps.contains(where: { $0.operation is ProfileChoice }) {
+            // A profile that picks its steps by the guest (cloud): the file holds one guest's, and is for such guests.
+            kinds = kinds.filter { $0.accepts(guest) }
+            lines.insert("# \(profile.name) chooses its steps by the guest: these, and the requirement, are for this one.",
+                         at: 2)
+        }
+        for kind in kinds {
             lines.append("\(marker) requires: \(kind.distros.joined(separator: ", "))\(kind.majorVersion.map { " \($0)" } ?? "")")
         }
         lines.append("\(marker) output: \(profile.output == .compressedQCOW2 ? "compressed-qcow2" : "same-format")")
         var previous: [String] = []
-        for step in profile.steps(for: guest) {
+        for step in steps {
             if step.path != previous {
                 lines += ["", "# " + step.path.joined(separator: " / ")]
                 previous = step.path

@@ -25,7 +25,9 @@ import Profiles
         try ProfileFile.text(of: profile, guest: guest).write(toFile: file, atomically: true, encoding: .utf8)
         let fromFile = try ProfileFile.read(file, builtin: BuiltinProfiles.named)
         #expect(fromFile.name == profile.name && fromFile.summary == profile.summary && fromFile.output == profile.output)
-        #expect(fromFile.requirement?.description == profile.requirement?.description)
+        // cloud's file holds the steps of the profile it chose for the example guest, and that profile's requirement.
+        let requirement = name == "cloud" ? BuiltinProfiles.rhel9Cloud.requirement : profile.requirement
+        #expect(fromFile.requirement?.description == requirement?.description)
 
         let builtinTree = try fixtureTree(layers), fileTree = try fixtureTree(layers)
         let builtinReport = try Pipeline().apply(profile, onTree: builtinTree.path, guest: guest)

@@ -10,7 +10,8 @@ extension IMGCustomize {
             commandName: "customize",
             abstract: "Run operations on an image (or a directory tree, --tree), in command-line order, in one appliance launch.",
             discussion: """
-            Operations are options named after them (`imgcustomize operations` lists them all). The image goes \
+            Operations are options named after them (`imgcustomize operations` and `man imgcustomize-operations` \
+            list them all; the shells' completions know them). The image goes \
             through the same transaction as `apply`: it is never modified in place. Guest commands (run-command, \
             run, install, uninstall, update) run the guest's own programs inside the appliance; the appliance has \
             no network unless --network is given. A disk given with --attach (virt-customize's: an ISO of \
