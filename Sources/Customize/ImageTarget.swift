@@ -68,6 +68,8 @@ final class ImageTarget: RunTarget {
             var options = applianceOptions(of: run)
             options.knownFacts = nativeFacts(of: checked.inspection.resolvedPath, format: checked.inspection.format,
                                              options: options, logger: run.logger)
+            // A --root naming another device than the one root the reader found is refused before the launch.
+            if let root = options.knownFacts?.root { _ = try options.root.choose(among: [root], guest: image) }
             return try ApplianceSession(drives: [drive] + self.attached, options: options)
         }
         self.session = session

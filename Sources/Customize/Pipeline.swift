@@ -140,7 +140,7 @@ public struct Pipeline: Sendable {
         try run(onTree: root, guest: guest, progress: progress, Job(profile))
     }
 
-    /// Runs `operations` on a directory tree (`customize --root`): no appliance, and no path leaves the tree.
+    /// Runs `operations` on a directory tree (`customize --tree`): no appliance, and no path leaves the tree.
     /// A dry run works on a copy of the tree, so the tree itself stays as it was. `guest` is what the operations
     /// know of the guest (a tree is not inspected), and what the report says of it.
     @discardableResult

@@ -138,7 +138,8 @@ import NativeReader
         ["customize", "x.qcow2"],
         ["customize", "x.qcow2", "--hostname"],
         ["customize", "x.qcow2", "--write=--write:"],
-        ["customize", "--root", "/nonexistent-tree", "--touch", "/x"],
+        ["customize", "--tree", "/nonexistent-tree", "--touch", "/x"],
+        ["customize", "x.qcow2", "--root", "bogus", "--touch", "/x"],
         ["sparsify", "/nonexistent.qcow2"],
         ["sparsify", "x.qcow2", "--smp", "0"],
         ["inspect", "/nonexistent.qcow2"],
@@ -271,7 +272,7 @@ import NativeReader
         let fifo = directory.path("input-fifo")
         #expect(mkfifo(fifo, 0o600) == 0)
         let arguments = try #require(Self.options.first { $0.0 == option }).1(fifo)
-        let (result, hung) = try run(["customize", "--root", tree, "--json"] + arguments)
+        let (result, hung) = try run(["customize", "--tree", tree, "--json"] + arguments)
         #expect(!hung, "--\(option) with a FIFO still ran after 10 s")
         #expect(result.status != 0)
         #expect(result.stderr.contains(fifo), "\(result.stderr)")
