@@ -2,8 +2,9 @@
 // module (so that the internal parsers are reachable): the release files (LinuxRelease), /etc/fstab
 // (QuickInspection.mountpoints, UUID=, LABEL=, /dev/ names and btrfs subvol= options), the hostname files and the
 // ELF header of /bin/bash, through QuickInspection.verdict over a tree held in memory. The input is that tree:
-// records "PATH\u{1}CONTENT" separated by NUL bytes, a PATH ending in "@" being a symlink whose CONTENT is its
-// target (Fuzz/make-reader-seeds writes the fixtures' own files so). A trap is a crash; a hang, libFuzzer's -timeout.
+// records of a big-endian u16 length and a PATH, then a u16 length and its CONTENT, a PATH ending in "@" being a
+// symlink whose CONTENT is its target (Fuzz/make-reader-seeds writes the fixtures' own files so). A trap is a crash;
+// a hang, libFuzzer's -timeout.
 import Operations
 
 struct MemoryTree: InspectedTree {
@@ -13,10 +14,16 @@ struct MemoryTree: InspectedTree {
     var directories: Set<String> = ["/"]
 
     init(_ input: [UInt8]) {
-        for record in input.split(separator: 0, omittingEmptySubsequences: true) {
-            guard let separator = record.firstIndex(of: 1) else { continue }
-            var path = String(decoding: record[..<separator], as: UTF8.self)
-            let content = Array(record[(separator + 1)...])
+        var rest = input[...]
+        func field() -> ArraySlice<UInt8>? {
+            guard rest.count >= 2 else { return nil }
+            let length = Int(rest[rest.startIndex]) << 8 | Int(rest[rest.startIndex + 1])
+            let field = rest.dropFirst(2).prefix(length)
+            rest = rest.dropFirst(2 + field.count)
+            return field
+        }
+        while let name = field(), let content = field().map(Array.init) {
+            var path = String(decoding: name, as: UTF8.self)
             guard path.hasPrefix("/") else { continue }
             if path.hasSuffix("@") {
                 path.removeLast()
@@ -75,11 +82,12 @@ struct MemoryTree: InspectedTree {
 /// Devices as the fixtures name them, for fstab entries to resolve against.
 func fixtureDevices() -> QuickInspection.Devices {
     QuickInspection.Devices(
-    disks: ["/dev/sda"], partitions: ["/dev/sda1", "/dev/sda2"], volumes: ["/dev/VolGroup/lv_root", "/dev/VolGroup/lv_swap"],
-    subvolumes: ["btrfsvol:/dev/sda2/root", "btrfsvol:/dev/sda2/home"],
-    uuids: [("6d0a5f3c-2b1e-4c9d-8a7f-3e2d1c0b9a87", "/dev/sda2"), ("a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d", "/dev/sda1"),
-            ("263660ea-4c53-4dd4-9280-bfc4ee51f9e3", "/dev/VolGroup/lv_root")],
-    labels: [("cloudimg-rootfs", "/dev/sda1")])
+        disks: ["/dev/sda"], partitions: ["/dev/sda1", "/dev/sda2"],
+        volumes: ["/dev/VolGroup/lv_root", "/dev/VolGroup/lv_swap"],
+        subvolumes: ["btrfsvol:/dev/sda2/root", "btrfsvol:/dev/sda2/home"],
+        uuids: [("6d0a5f3c-2b1e-4c9d-8a7f-3e2d1c0b9a87", "/dev/sda2"), ("a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d", "/dev/sda1"),
+                ("263660ea-4c53-4dd4-9280-bfc4ee51f9e3", "/dev/VolGroup/lv_root")],
+        labels: [("cloudimg-rootfs", "/dev/sda1")])
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")

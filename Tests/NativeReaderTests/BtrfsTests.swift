@@ -114,6 +114,17 @@ struct BtrfsTree {
         #expect(try top.listDirectory("/") == ["home", "root"])
         #expect(try top.readFile("/home/user/file") == Array("home file\n".utf8))
         let root = GuestFS(root: try BtrfsFilesystem(volume: volume))
+        // The kernel did compress them: (extent type, compression) of each file's extents, 1 zlib, 3 zstd.
+        func extents(_ path: String) throws -> Set<[UInt8]> {
+            let inode = try root.stat(path).number & (1 << 40 - 1)
+            return Set(try volume.items(in: try volume.tree(256), tree: "subvolume 256",
+                                        from: BtrfsKey(objectID: inode, type: BtrfsKey.extentData, offset: 0),
+                                        to: BtrfsKey(objectID: inode, type: BtrfsKey.extentData, offset: .max))
+                .map { [$0.data[20], $0.data[16]] })
+        }
+        #expect(try extents("/zlib.bin").contains([1, 1]) && extents("/zstd.bin").contains([1, 3]))
+        #expect(try extents("/zlib.txt") == [[0, 1]] && extents("/zstd.txt") == [[0, 3]])
+        #expect(try extents("/prealloc") == [[2, 0]])
         #expect(try root.readFile("/zlib.bin") == data)
         #expect(try root.readFile("/zstd.bin") == data)
         #expect(try root.readFile("/zlib.txt") == Array(text.utf8))
