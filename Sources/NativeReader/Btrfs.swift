@@ -53,12 +53,13 @@ public final class BtrfsVolume {
     /// keeps two copies on the one device and reads from the first.
     static let raidProfiles: UInt64 = 0x8 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400
     /// Bounds: chunks, B-tree height (the kernel's BTRFS_MAX_LEVEL), nodes visited and items returned by a search,
-    /// nodes kept in the cache.
+    /// nodes kept in the cache, subvolumes listed.
     static let maximumChunks = 1 << 16
     static let maximumLevel: UInt8 = 7
-    static let maximumNodesVisited = 1 << 16
+    static let maximumNodesVisited = 1 << 14
     static let maximumItems = 1 << 20
     static let cachedNodes = 512
+    static let maximumSubvolumes = 1024
 
     public init(device: any BlockDevice) throws {
         self.device = device
@@ -307,23 +308,26 @@ public final class BtrfsVolume {
                 return (key.offset, try c.littleEndian(UInt64.self, at: 0), Array(try c.slice(18, length)))
             }
         }
-        var result: [Subvolume] = []
-        for id in parents.keys.sorted() {
-            var components: [[UInt8]] = []
-            var current = id
-            // Up through parent subvolumes to the top level: each hop is one subvolume, so at most as many hops.
-            for _ in 0...parents.count {
-                guard let (parent, directory, name) = parents[current] else { break }
-                components.insert(name, at: 0)
-                let filesystem = try BtrfsFilesystem(volume: self, subvolume: parent)
-                components.insert(contentsOf: try filesystem.path(of: directory), at: 0)
-                current = parent
-            }
-            guard current == 5 else {
+        guard parents.count <= Self.maximumSubvolumes else {
+            throw ReaderError(.limit, device: device.name, structure: "root tree",
+                              "more than \(Self.maximumSubvolumes) subvolumes")
+        }
+        // Each subvolume's path is its parent's, the directory it sits in there, and its name: computed once each.
+        var paths: [UInt64: [[UInt8]]] = [5: []]
+        func path(_ id: UInt64, depth: Int) throws -> [[UInt8]] {
+            if let known = paths[id] { return known }
+            guard depth <= parents.count, let (parent, directory, name) = parents[id] else {
                 throw ReaderError(.malformed, device: device.name, structure: "root tree",
                                   "subvolume \(id) does not lead up to the top level")
             }
-            result.append(Subvolume(id: id, path: components.map { String(decoding: $0, as: UTF8.self) }
+            let result = try path(parent, depth: depth + 1)
+                + BtrfsFilesystem(volume: self, subvolume: parent).path(of: directory) + [name]
+            paths[id] = result
+            return result
+        }
+        var result: [Subvolume] = []
+        for id in parents.keys.sorted() {
+            result.append(Subvolume(id: id, path: try path(id, depth: 0).map { String(decoding: $0, as: UTF8.self) }
                 .joined(separator: "/")))
         }
         return result
@@ -346,10 +350,10 @@ public final class BtrfsFilesystem: FilesystemReader {
     static let treeShift: UInt64 = 40
     static let firstFree: UInt64 = 256
     /// Bounds: a compressed extent's size either way (the kernel's 128 KiB), extents of one read, directory depth of
-    /// a subvolume's path.
+    /// the place a subvolume sits in.
     static let maximumCompressed: UInt64 = 128 << 10
     static let maximumExtents = 1 << 16
-    static let maximumDepth = 4096
+    static let maximumDepth = 256
 
     /// The subvolume `subvolume` of `volume`; nil for its default one.
     public init(volume: BtrfsVolume, subvolume: UInt64? = nil) throws {
