@@ -73,6 +73,19 @@ struct BtrfsTree {
         let other = #expect(throws: ReaderError.self) { try BtrfsVolume(device: xxhash) }
         #expect(other?.kind == .notHandled, "\(String(describing: other))")
     }
+
+    /// A filesystem over two devices (RAID1 metadata), of which the image is one: "not handled", so that
+    /// inspection falls back to the appliance.
+    @Test func twoDevicesAreNotHandled() throws {
+        let directory = try TestDirectory()
+        let first = directory.path("first.img"), second = directory.path("second.img")
+        try runTool("truncate", ["-s", "128M", first, second])
+        try runTool("mkfs.btrfs", ["-q", "-m", "raid1", "-d", "single", first, second])
+        let error = #expect(throws: ReaderError.self) {
+            try BtrfsVolume(device: ImageDevice(source: RawReader(path: first)))
+        }
+        #expect(error?.kind == .notHandled && error?.message.contains("2 devices") == true, "\(String(describing: error))")
+    }
 }
 
 /// What only the kernel writes: subvolumes (nested, and one made the default), zlib and zstd compressed extents
