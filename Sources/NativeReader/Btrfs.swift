@@ -153,7 +153,8 @@ public final class BtrfsVolume {
             throw site.error(.notHandled, "chunk at logical \(logical) lies on device \(device), not this one (\(deviceID))")
         }
         let physical = try c.littleEndian(UInt64.self, at: base + 56)
-        guard length > 0, try site.add(physical, length) <= self.device.size, logical.addingReportingOverflow(length).overflow == false else {
+        guard length > 0, try site.add(physical, length) <= self.device.size,
+              !logical.addingReportingOverflow(length).overflow else {
             throw site.error("chunk of \(length) bytes at logical \(logical), physical \(physical) does not fit the device")
         }
         return Chunk(logical: logical, length: length, physical: physical)
@@ -260,7 +261,8 @@ public final class BtrfsVolume {
     }
 
     /// The item with exactly `key`, or nil.
-    func item(in root: (bytenr: UInt64, level: UInt8), tree: String, _ key: BtrfsKey) throws -> (data: [UInt8], site: Site)? {
+    func item(in root: (bytenr: UInt64, level: UInt8), tree: String, _ key: BtrfsKey) throws
+        -> (data: [UInt8], site: Site)? {
         try items(in: root, tree: tree, from: key, to: key).first.map { ($0.data, $0.site) }
     }
 
@@ -276,7 +278,9 @@ public final class BtrfsVolume {
             let c = found.site.cursor(found.data)
             return (try c.littleEndian(UInt64.self, at: 176), try c.u8(238))
         }
-        guard root.level <= Self.maximumLevel else { throw found.site.error("tree level \(root.level) is over \(Self.maximumLevel)") }
+        guard root.level <= Self.maximumLevel else {
+            throw found.site.error("tree level \(root.level) is over \(Self.maximumLevel)")
+        }
         trees[id] = root
         return root
     }
@@ -494,7 +498,8 @@ public final class BtrfsFilesystem: FilesystemReader {
     }
 
     /// Copies what the extent item `data` at file offset `start` holds of the bytes from `offset` into `result`.
-    private func copy(extent data: [UInt8], at start: UInt64, site: Site, into result: inout [UInt8], from offset: UInt64) throws {
+    private func copy(extent data: [UInt8], at start: UInt64, site: Site, into result: inout [UInt8],
+                      from offset: UInt64) throws {
         let c = site.cursor(data)
         let ramBytes = try c.littleEndian(UInt64.self, at: 8)
         let compression = try c.u8(16)
@@ -595,9 +600,10 @@ public final class BtrfsFilesystem: FilesystemReader {
                 throw ReaderError(.limit, device: device.name, structure: name,
                                   "directory \(objectID) is more than \(Self.maximumDepth) levels deep (a loop?)")
             }
-            guard let (key, data, site) = try volume.items(in: tree, tree: name,
-                                                           from: BtrfsKey(objectID: current, type: BtrfsKey.inodeRef, offset: 0),
-                                                           to: BtrfsKey(objectID: current, type: BtrfsKey.inodeRef, offset: .max)).first else {
+            let refs = try volume.items(in: tree, tree: name,
+                                        from: BtrfsKey(objectID: current, type: BtrfsKey.inodeRef, offset: 0),
+                                        to: BtrfsKey(objectID: current, type: BtrfsKey.inodeRef, offset: .max))
+            guard let (key, data, site) = refs.first else {
                 throw ReaderError(.malformed, device: device.name, structure: name, "directory \(current) has no inode ref")
             }
             components.insert(try parsing(site) {
