@@ -3,11 +3,13 @@ import NativeReader
 import Operations
 
 /// `QuickInspection` without the appliance: the same devices, superblocks, rules and conclusions, read from the
-/// image file by `NativeReader` (partition tables, LVM2 linear and striped volumes, ext2/3/4, XFS). It answers in a
-/// fraction of a second for the guests whose filesystems it reads, and returns nil (the appliance decides)
-/// wherever the quick inspection would, and also for anything the reader does not read: a filesystem other than
-/// ext2/3/4 and XFS that must be examined (btrfs), a volume of a type it does not map (thin, RAID, snapshots), a
-/// mountpoint the hardware facts look through that it cannot read.
+/// image file by `NativeReader` (partition tables, LVM2 linear and striped volumes, ext2/3/4, XFS, btrfs on one
+/// device with its subvolumes, vfat). It answers in a fraction of a second for the guests whose filesystems it
+/// reads, and returns nil (the appliance decides) wherever the quick inspection would, and also for anything the
+/// reader does not read: a filesystem that must be examined and is none of those, a volume of a type it does not
+/// map (thin, RAID, snapshots), a btrfs whose default subvolume is not its top level, a mountpoint the hardware
+/// facts look through that it cannot read. The reader's "not handled" errors reach the caller, which falls back
+/// to the appliance too.
 public enum NativeInspection {
     /// The guest's facts and hardware, or nil when the appliance must inspect it. `path` is an image that passed
     /// the safety checks, opened as `format` with no backing file followed.
@@ -48,24 +50,40 @@ public enum NativeInspection {
             case .swap, .lvmPhysicalVolume, .other: continue
             }
         }
-        // btrfs: its subvolumes are the filesystems libguestfs lists, and this reader does not list them.
-        guard !filesystems.contains(where: { $0.type == "btrfs" }) else { return nil }
-        let known = QuickInspection.Devices(
-            disks: [disk.name], partitions: partitions, volumes: volumes.sorted(),
-            uuids: filesystems.map { ($0.uuid, $0.device.name) },
-            labels: filesystems.filter { !$0.label.isEmpty }.map { ($0.label, $0.device.name) })
-
         var readable: [String: any FilesystemReader] = [:]
+        var subvolumes: [String] = []
         for filesystem in filesystems {
+            let name = filesystem.device.name
             switch filesystem.type {
-            case "ext": readable[filesystem.device.name] = try Ext4Filesystem(device: filesystem.device)
-            case "xfs": readable[filesystem.device.name] = try XFSFilesystem(device: filesystem.device)
+            case "ext": readable[name] = try Ext4Filesystem(device: filesystem.device)
+            case "xfs": readable[name] = try XFSFilesystem(device: filesystem.device)
+            case "vfat":
+                // An EFI system partition the reader cannot read stays unread, as before it read any: nothing the
+                // facts depend on lies below it.
+                readable[name] = try? FATFilesystem(device: filesystem.device)
+            case "btrfs":
+                // libguestfs lists the device (its default subvolume) and every other subvolume by its path from the
+                // top level. A default other than the top level makes libguestfs's paths depend on how btrfs-progs
+                // prints them from there: not guessed.
+                let volume = try BtrfsVolume(device: filesystem.device)
+                guard try volume.defaultSubvolume() == 5 else { return nil }
+                readable[name] = try BtrfsFilesystem(volume: volume, subvolume: 5)
+                for subvolume in try volume.subvolumes() {
+                    let mountable = BtrfsVolumeName.name(device: name, path: subvolume.path)
+                    subvolumes.append(mountable)
+                    readable[mountable] = try BtrfsFilesystem(volume: volume, subvolume: subvolume.id)
+                }
             default: continue
             }
         }
+        let known = QuickInspection.Devices(
+            disks: [disk.name], partitions: partitions, volumes: volumes.sorted(), subvolumes: subvolumes,
+            uuids: filesystems.map { ($0.uuid, $0.device.name) },
+            labels: filesystems.filter { !$0.label.isEmpty }.map { ($0.label, $0.device.name) })
+
         // The verdict does not depend on the order, only on which filesystems a root's fstab rules out: the ones
         // this reader reads go first, so that an unreadable one is examined only if no root mounts it.
-        let candidates = filesystems.map(\.device.name).sorted {
+        let candidates = (filesystems.map(\.device.name) + subvolumes).sorted {
             (readable[$0] == nil ? 1 : 0, QuickInspection.rootLikelihood($0), $0)
                 < (readable[$1] == nil ? 1 : 0, QuickInspection.rootLikelihood($1), $1)
         }
