@@ -507,8 +507,11 @@ public final class NativeOverlayFilesystem: GuestFilesystem {
             return .overlay(entry)
         }
         if physical != "/" {
-            let parent = parentOf(physical)
-            if case .overlay(.directory(_, opaque: true))? = try lookup(parent) { return nil }
+            switch try lookup(parentOf(physical)) {
+            case .overlay(.directory(_, opaque: false))?: break
+            case .base(_, let node)? where node.kind == .directory: break
+            default: return nil  // gone, not a directory, or made anew by the overlay
+            }
         }
         return try base(physical).map { .base($0.0, $0.1) }
     }

@@ -80,9 +80,12 @@ final class NativeDryRunTarget: RunTarget {
         }
     }
 
+    /// How the summary of a step listed instead of run begins.
+    static let wouldRun = "would run ("
+
     static func wouldRun(_ operation: any GuestOperation, _ reason: String) -> StepReport {
         StepReport(operation: operation.name, target: operation.target, changed: .unknown,
-                   summary: "would run (\(reason)): not tried without the appliance")
+                   summary: "\(wouldRun)\(reason)): not tried without the appliance")
     }
 
     func finish(in run: Run) throws {}
