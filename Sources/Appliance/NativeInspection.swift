@@ -14,6 +14,19 @@ public enum NativeInspection {
     /// The guest's facts and hardware, or nil when the appliance must inspect it. `path` is an image that passed
     /// the safety checks, opened as `format` with no backing file followed.
     public static func inspect(image path: String, format: ImageFormat) throws -> (facts: GuestFacts, hardware: GuestHardware)? {
+        guard let guest = try mount(image: path, format: format) else { return nil }
+        // An EFI system partition: nothing the hardware facts read lies below it; any other unreadable mountpoint
+        // may hide what they read.
+        guard guest.unreadable.keys.allSatisfy({ $0 == "/boot/efi" }) else { return nil }
+        let tree = NativeTree(guest.tree)
+        let hardware = try GuestHardware(facts: guest.facts, isDirectory: { try tree.kind($0) == .directory },
+                                         isFile: { try tree.kind($0) == .regular })
+        return (guest.facts, hardware)
+    }
+
+    /// The guest found in the image, its filesystems mounted as its fstab mounts them, or nil when the appliance
+    /// must inspect it (as for `inspect`).
+    public static func mount(image path: String, format: ImageFormat) throws -> NativeGuest? {
         let disk = ImageDevice(source: try openImage(path: path, format: format))
         var devices: [any BlockDevice] = []
         var partitions: [String] = []
@@ -93,19 +106,19 @@ public enum NativeInspection {
         }
         guard let facts = found else { return nil }
 
-        let guest = GuestFS(root: try filesystem(facts.mountpoints["/"], readable))
+        let root = try filesystem(facts.mountpoints["/"], readable)
+        let guest = GuestFS(root: root)
+        var mounts: [String: any FilesystemReader] = [:]
+        var unreadable: [String: String] = [:]
         for (mountpoint, device) in facts.mountpoints where mountpoint != "/" {
             guard let mounted = readable[device] else {
-                // An EFI system partition: nothing the hardware facts read lies below it.
-                guard mountpoint == "/boot/efi" else { return nil }
+                unreadable[canonicalGuestPath(mountpoint)] = device
                 continue
             }
             guest.mount(mounted, on: mountpoint)
+            mounts[canonicalGuestPath(mountpoint)] = mounted
         }
-        let tree = NativeTree(guest)
-        let hardware = try GuestHardware(facts: facts, isDirectory: { try tree.kind($0) == .directory },
-                                         isFile: { try tree.kind($0) == .regular })
-        return (facts, hardware)
+        return NativeGuest(facts: facts, tree: guest, root: root, mounts: mounts, unreadable: unreadable)
     }
 
     private static func filesystem(_ device: String?, _ readable: [String: any FilesystemReader]) throws
@@ -123,6 +136,19 @@ public enum NativeInspection {
         let bytes = try device.read(at: 0, count: Int(min(device.size, UInt64(count))))
         return QuickInspection.identify(bytes + [UInt8](repeating: 0, count: count - bytes.count))
     }
+}
+
+/// A guest read natively: its facts, and its filesystems as its fstab mounts them.
+public struct NativeGuest {
+    public var facts: GuestFacts
+    /// The whole tree, through its mounts.
+    public var tree: GuestFS
+    public var root: any FilesystemReader
+    /// Canonical mountpoint (not "/") to the filesystem mounted there.
+    public var mounts: [String: any FilesystemReader]
+    /// Canonical mountpoints of filesystems the reader does not read (an EFI system partition's vfat), to their
+    /// devices.
+    public var unreadable: [String: String]
 }
 
 /// A natively read guest tree as inspection reads it.

@@ -20,6 +20,9 @@ struct RunArguments: ParsableArguments {
           help: "Show the plan and the diffs; the image stays byte-identical.")
     var dryRun = false
 
+    @Flag(name: .customLong("appliance"), help: "With --dry-run: run the steps in the appliance, on an overlay of the image, as a real run does (guest commands and SELinux labels included), instead of on the image read natively with no appliance (the default where the native reader reads the guest: ext2/3/4, XFS, LVM).")
+    var dryRunInAppliance = false
+
     @Flag(help: "Print one JSON document on stdout (logs stay on stderr).")
     var json = false
 
@@ -53,6 +56,7 @@ struct RunArguments: ParsableArguments {
                                  allowedFormats: try formats.allowed(), appliance: appliance, diffs: diff,
                                  scratchDirectory: scratch)
         options.cancellation = Interruption.cancellation
+        options.dryRunInAppliance = dryRunInAppliance
         options.access = global.access
         options.selinuxRelabel = !noSELinuxRelabel
         options.passwordCrypto = passwordCrypto

@@ -77,11 +77,13 @@ import NativeReader
         ProcessStartError(program: "xorriso", code: ENOENT),
         ReaderError(.notHandled, device: "/dev/sda2", structure: "btrfs superblock", offset: 65536,
                     "btrfs is not read natively"),
+        NativeDryRunDeclined(image: "rhel7.qcow2", reason: "/boot/efi is /dev/sda1, a filesystem the native reader does not read",
+                             wouldRun: false),
     ] }
 
     /// The text is `imgcustomize: error: MESSAGE` and the hint on its own line, never a trailing ": "; the JSON has
     /// the same message and hint; the hint is said once, never inside the message.
-    @Test(arguments: 0..<25)
+    @Test(arguments: 0..<26)
     func textAndJSONSayTheSameOnce(index: Int) throws {
         let samples = Self.samples
         try #require(index < samples.count)
