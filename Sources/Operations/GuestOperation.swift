@@ -54,12 +54,17 @@ public struct OperationOutcome: Sendable, Equatable {
     public var warning: String?
     /// The guest command the step ran, for steps that run one: its exit status and output.
     public var command: GuestCommandResult?
+    /// Diffs the operation tells better than a byte diff of the files it wrote (a registry hive's as `.reg` text):
+    /// they replace the recorded diff of the same paths.
+    public var diffs: [FileDiff]?
 
-    public init(changed: Change, summary: String, warning: String? = nil, command: GuestCommandResult? = nil) {
+    public init(changed: Change, summary: String, warning: String? = nil, command: GuestCommandResult? = nil,
+                diffs: [FileDiff]? = nil) {
         self.changed = changed
         self.summary = summary
         self.warning = warning
         self.command = command
+        self.diffs = diffs
     }
 
     public static func unchanged(_ summary: String) -> OperationOutcome { .init(changed: .no, summary: summary) }

@@ -54,4 +54,39 @@ import TestSupport
         #expect(glance["hw_disk_bus"] as? String == "sata")
         #expect(glance["hw_vif_model"] as? String == "e1000")
     }
+
+    /// registry-set and registry-delete on the UEFI guest's NTFS through the appliance: the second of two identical
+    /// sets changes nothing, and the hives read back (one more launch) hold what was asked.
+    @Test func registryEditsOnAnImageReadBack() throws {
+        let directory = try TestDirectory()
+        let image = directory.path("win10.qcow2")
+        try FileManager.default.copyItem(atPath: try windowsFixtures.path("win10.qcow2"), toPath: image)
+        let set = "HKLM\\SOFTWARE\\Cloudbase Solutions\\Cloudbase-Init:LoggingSerialPortSettings=sz:COM1,115200,N,8"
+        let run = try imgcustomize(["customize", image, "--json", "--diff",
+                                    "--registry-set", set, "--registry-set", set,
+                                    "--registry-set", "HKLM\\SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters:Hostname=sz:WIN10-CLOUD",
+                                    "--registry-delete", "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion:ReleaseId"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let reported = steps(try jsonObject(run.stdout)).filter { ($0["operation"] as? String)?.hasPrefix("registry-") == true }
+        #expect(reported.map { $0["changed"] as? Bool } == [true, false, true, true], "\(reported)")
+        let diff = (reported.first?["diff"] as? [[String: Any]])?.first?["unified"] as? String ?? ""
+        #expect(diff.contains("+\"LoggingSerialPortSettings\"=str(1):\"COM1,115200,N,8\""), "\(diff)")
+
+        let hives = try readBack(image) { guest in
+            try ["SOFTWARE", "SYSTEM"].map { hive -> String in
+                let path = directory.path(hive)
+                try Data(try guest.read("/Windows/System32/config/" + hive)).write(to: URL(fileURLWithPath: path))
+                return path
+            }
+        }
+        func exported(_ hive: Int, _ prefix: String, _ key: String) throws -> String {
+            try runTool("hivexregedit", ["--export", "--unsafe-printable-strings", "--prefix", prefix, hives[hive], key])
+        }
+        #expect(try exported(0, "HKEY_LOCAL_MACHINE\\SOFTWARE", "Cloudbase Solutions\\Cloudbase-Init")
+                .contains("\"LoggingSerialPortSettings\"=str(1):\"COM1,115200,N,8\""))
+        let current = try exported(0, "HKEY_LOCAL_MACHINE\\SOFTWARE", "Microsoft\\Windows NT\\CurrentVersion")
+        #expect(!current.contains("ReleaseId") && current.contains("\"ProductName\"=str(1):\"Windows 10 Pro\""), "\(current)")
+        #expect(try exported(1, "HKEY_LOCAL_MACHINE\\SYSTEM", "ControlSet001\\Services\\Tcpip\\Parameters")
+                .contains("\"Hostname\"=str(1):\"WIN10-CLOUD\""))
+    }
 }
