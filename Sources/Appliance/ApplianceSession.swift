@@ -287,7 +287,35 @@ public final class ApplianceSession {
             productName: try text(.productName), packageFormat: try text(.packageFormat),
             packageManagement: try text(.packageManager),
             mountpoints: mountpoints,
-            root: canonical(root))
+            root: canonical(root),
+            windows: try text(.type) == "windows" ? windowsFacts(root: root) : nil)
+    }
+
+    /// What libguestfs's inspection gives of a Windows root, plus the edition and build it does not (1.48 has no
+    /// build id), read from the SOFTWARE hive in the appliance.
+    private func windowsFacts(root: String) throws -> WindowsFacts {
+        func text(_ fact: Guestfs.InspectedWindowsText) throws -> String? {
+            let value = try guestfs.inspected(fact, root: root)
+            return value == "unknown" || value.isEmpty ? nil : value
+        }
+        let systemRoot = try text(.systemRoot)
+        var current: [String: String] = [:]
+        if let systemRoot {
+            try guestfs.mount(root, on: "/", readonly: true)
+            defer { try? guestfs.unmountAll() }
+            if let hive = try? guestfs.caseSensitivePath(systemRoot + "/System32/config/SOFTWARE") {
+                current = try guestfs.registryStrings(hive: hive, key: ["Microsoft", "Windows NT", "CurrentVersion"],
+                                                      values: ["EditionID", "CurrentBuildNumber"])
+            }
+        }
+        let disk = (try? guestfs.disk(ofPartition: root)) ?? root
+        let table = try? guestfs.partitionTableType(disk)
+        return WindowsFacts(
+            productVariant: try text(.productVariant), edition: current["EditionID"],
+            build: current["CurrentBuildNumber"], systemRoot: systemRoot,
+            driveMappings: Dictionary(try guestfs.inspectedDriveMappings(root: root).map { ($0.letter, $0.device) },
+                                      uniquingKeysWith: { first, _ in first }),
+            firmware: table == "gpt" ? "uefi" : table == "msdos" ? "bios" : nil)
     }
 
     /// libguestfs 1.48 names a btrfs subvolume's device as the appliance's kernel named it, unlike every other device
