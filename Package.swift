@@ -40,9 +40,9 @@ let package = Package(
             "Diagnostics", "CCompress", "CLinux",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // A native read-only reader of guest disks (partition tables, LVM2, ext2/3/4) and a path-resolving read API
+        // A native read-only reader of guest disks (partition tables, LVM2, ext2/3/4, XFS, btrfs, vfat) and a path-resolving read API
         // over them: hostile input parsed on the host, every value checked, every traversal bounded.
-        .target(name: "NativeReader", dependencies: ["Diagnostics", "Formats"]),
+        .target(name: "NativeReader", dependencies: ["Diagnostics", "Formats", "CCompress"]),
         // The guest model: the guest-filesystem protocol, guest facts, the operation protocol, the registry and the
         // runner, Augeas editing, and the operations. It never sees libguestfs.
         .target(name: "Operations", dependencies: [

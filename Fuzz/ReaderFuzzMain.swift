@@ -4,8 +4,11 @@
 //   1 ext         Ext4Filesystem, then a bounded walk through GuestFS: list, stat, read, readlink, resolve;
 //   2 lvm         PhysicalVolumeLabel, the metadata area, VolumeGroup.scan, and reads of every volume;
 //   3 lvm-text    LVMValue.parse and VolumeGroup over the rest of the input as metadata text;
-//   4 xfs         XFSFilesystem, then the same bounded walk as ext.
-// For 0-2 and 4 the rest is a sparse disk: a big-endian u16 size in MiB, then chunks of (u32 sector, u16 length, bytes),
+//   4 xfs         XFSFilesystem, then the same bounded walk as ext;
+//   5 btrfs       BtrfsVolume (superblock, chunks, root tree), its default subvolume and subvolume list, then the
+//                 walk through the top level and each subvolume;
+//   6 vfat        FATFilesystem, then the walk and a case-folded lookup.
+// For 0-2 and 4-6 the rest is a sparse disk: a big-endian u16 size in MiB, then chunks of (u32 sector, u16 length, bytes),
 // so that seeds carry a real filesystem's or volume group's metadata at its real offsets (Fuzz/make-reader-seeds).
 // A trap anywhere is a crash; a hang is caught by libFuzzer's -timeout.
 
@@ -65,7 +68,7 @@ func walk(_ guest: GuestFS, _ path: String, depth: Int) {
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: count))
     guard let selector = input.first else { return 0 }
-    switch selector % 5 {
+    switch selector % 7 {
     case 0:
         let disk = SparseDevice(input.dropFirst())
         if let table = try? PartitionTable.read(disk) {
@@ -95,6 +98,19 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         let guest = GuestFS(root: filesystem)
         walk(guest, "/", depth: 0)
         _ = try? guest.readFile("/etc/hostname", limit: 1 << 20)
+    case 5:
+        guard let volume = try? BtrfsVolume(device: SparseDevice(input.dropFirst())) else { return 0 }
+        _ = try? volume.defaultSubvolume()
+        let subvolumes = (try? volume.subvolumes()) ?? []
+        for id in [5] + subvolumes.prefix(8).map(\.id) {
+            guard let filesystem = try? BtrfsFilesystem(volume: volume, subvolume: id) else { continue }
+            walk(GuestFS(root: filesystem), "/", depth: 0)
+        }
+    case 6:
+        guard let filesystem = try? FATFilesystem(device: SparseDevice(input.dropFirst())) else { return 0 }
+        let guest = GuestFS(root: filesystem)
+        walk(guest, "/", depth: 0)
+        _ = try? guest.readFile("/efi/fedora/GRUB.CFG", limit: 1 << 20)
     default:
         let text = Array(input.dropFirst())
         _ = try? LVMValue.parse(text, site: Site("/dev/sda", "fuzz"))

@@ -120,6 +120,8 @@ public struct ApplianceOptions: Sendable {
     /// session mounts by them instead of inspecting through the appliance, unless libguestfs's inspection is asked
     /// for or LUKS devices were opened.
     public var knownFacts: GuestFacts?
+    /// Which operating system to work on where the image holds several (virt-customize's `--root`).
+    public var root: RootSelection = .all
 
     public init(acceleration: Acceleration = .auto, accelerationCache: URL? = nil,
                 logger: Logger = Logger(label: "imgcustomize.appliance"),
@@ -151,6 +153,7 @@ public final class ApplianceSession {
     private let logger: Logger
     private let inspectionMethod: InspectionMethod
     private var knownFacts: GuestFacts?
+    private let rootSelection: RootSelection
     private var mountedFilesystem: ApplianceFilesystem?
     /// Kills this appliance's qemu when the run is cancelled, so that the call waiting on it fails at once.
     private var stopOnCancel: Cancellation.Registration?
@@ -180,6 +183,7 @@ public final class ApplianceSession {
         self.logger = options.logger
         self.inspectionMethod = try InspectionMethod.resolve(options.inspection)
         self.knownFacts = options.knownFacts
+        self.rootSelection = options.root
         (guestfs, launchReport) = try Launcher(drives: drives, guest: options.guestName ?? first.path, options: options).launch()
         if let cancellation = options.cancellation {
             let pid = try guestfs.qemuPID
@@ -234,6 +238,7 @@ public final class ApplianceSession {
     public func inspect(method: InspectionMethod) throws -> GuestFacts {
         if method != .libguestfs, openedLUKS.isEmpty, let knownFacts {
             logger.debug("inspected \(knownFacts.root ?? "") natively before the launch")
+            if let root = knownFacts.root { _ = try rootSelection.choose(among: [root], guest: guestfs.guest) }
             return knownFacts
         }
         if method != .libguestfs {
@@ -241,6 +246,7 @@ public final class ApplianceSession {
                 let decrypted = Dictionary(openedLUKS.map { ($0.device, $0.mapping) }, uniquingKeysWith: { a, _ in a })
                 if let facts = try QuickInspection(guestfs: guestfs, decrypted: decrypted).inspect() {
                     logger.debug("inspected \(facts.root ?? "") by its release files and fstab")
+                    if let root = facts.root { _ = try rootSelection.choose(among: [root], guest: guestfs.guest) }
                     return facts
                 }
                 logger.debug("not a guest the quick inspection knows: asking libguestfs")
@@ -251,39 +257,33 @@ public final class ApplianceSession {
             }
         }
         let roots = try guestfs.inspectOS()
-        guard roots.count == 1, let root = roots.first else {
-            if roots.isEmpty {
-                let found = try guestfs.filesystems()
-                let pairs = found.map { "\($0.device) (\($0.type))" }
-                // list_filesystems leaves LUKS partitions out: ask each partition it did not list and the session
-                // did not open.
-                let listed = Set(found.map(\.device)).union(openedLUKS.map(\.device))
-                let encrypted = try guestfs.partitions()
-                    .filter { !listed.contains($0) && guestfs.filesystemType($0) == "crypto_LUKS" }
-                if let first = encrypted.first {
-                    let named = encrypted.map {
-                        "partition \(String($0.reversed().prefix { $0.isNumber }.reversed())) (\($0)) is LUKS-encrypted"
-                    }
-                    throw GuestError(guest: guestfs.guest, action: "inspect", message:
-                                        "no operating system found: " + named.joined(separator: ", ")
-                                        + "; filesystems: " + pairs.joined(separator: ", "),
-                                     hint: "give --key \(first):key:PASSPHRASE (or \(first):file:PATH, or the LUKS "
-                                        + "UUID instead of the device) or --keys-from-stdin")
+        if roots.isEmpty {
+            let found = try guestfs.filesystems()
+            let pairs = found.map { "\($0.device) (\($0.type))" }
+            // list_filesystems leaves LUKS partitions out: ask each partition it did not list and the session
+            // did not open.
+            let listed = Set(found.map(\.device)).union(openedLUKS.map(\.device))
+            let encrypted = try guestfs.partitions()
+                .filter { !listed.contains($0) && guestfs.filesystemType($0) == "crypto_LUKS" }
+            if let first = encrypted.first {
+                let named = encrypted.map {
+                    "partition \(String($0.reversed().prefix { $0.isNumber }.reversed())) (\($0)) is LUKS-encrypted"
                 }
                 throw GuestError(guest: guestfs.guest, action: "inspect", message:
-                                    "no operating system found; filesystems: "
-                                    + (pairs.isEmpty ? "none" : pairs.joined(separator: ", ")),
-                                 hint: "is this the disk holding the guest's root filesystem?")
+                                    "no operating system found: " + named.joined(separator: ", ")
+                                    + "; filesystems: " + pairs.joined(separator: ", "),
+                                 hint: "give --key \(first):key:PASSPHRASE (or \(first):file:PATH, or the LUKS "
+                                    + "UUID instead of the device) or --keys-from-stdin")
             }
-            let named = roots.map { root in
-                let product = (try? guestfs.inspected(.productName, root: root)) ?? "unknown"
-                return "\(root) (\(product))"
-            }
-            throw GuestError(guest: guestfs.guest, action: "inspect",
-                             message: "several operating systems found: " + named.joined(separator: ", "),
-                             hint: "customize one guest per image")
+            throw GuestError(guest: guestfs.guest, action: "inspect", message:
+                                "no operating system found; filesystems: "
+                                + (pairs.isEmpty ? "none" : pairs.joined(separator: ", ")),
+                             hint: "is this the disk holding the guest's root filesystem?")
         }
-        return try facts(root: root)
+        let chosen = try rootSelection.choose(among: roots, guest: guestfs.guest) { root in
+            "\(root) (\((try? guestfs.inspected(.productName, root: root)) ?? "unknown"))"
+        }
+        return try facts(root: chosen)
     }
 
     private func facts(root: String) throws -> GuestFacts {
@@ -303,7 +303,35 @@ public final class ApplianceSession {
             productName: try text(.productName), packageFormat: try text(.packageFormat),
             packageManagement: try text(.packageManager),
             mountpoints: mountpoints,
-            root: canonical(root))
+            root: canonical(root),
+            windows: try text(.type) == "windows" ? windowsFacts(root: root) : nil)
+    }
+
+    /// What libguestfs's inspection gives of a Windows root, plus the edition and build it does not (1.48 has no
+    /// build id), read from the SOFTWARE hive in the appliance.
+    private func windowsFacts(root: String) throws -> WindowsFacts {
+        func text(_ fact: Guestfs.InspectedWindowsText) throws -> String? {
+            let value = try guestfs.inspected(fact, root: root)
+            return value == "unknown" || value.isEmpty ? nil : value
+        }
+        let systemRoot = try text(.systemRoot)
+        var current: [String: String] = [:]
+        if let systemRoot {
+            try guestfs.mount(root, on: "/", readonly: true)
+            defer { try? guestfs.unmountAll() }
+            if let hive = try? guestfs.caseSensitivePath(systemRoot + "/System32/config/SOFTWARE") {
+                current = try guestfs.registryStrings(hive: hive, key: ["Microsoft", "Windows NT", "CurrentVersion"],
+                                                      values: ["EditionID", "CurrentBuildNumber"])
+            }
+        }
+        let disk = (try? guestfs.disk(ofPartition: root)) ?? root
+        let table = try? guestfs.partitionTableType(disk)
+        return WindowsFacts(
+            productVariant: try text(.productVariant), edition: current["EditionID"],
+            build: current["CurrentBuildNumber"], systemRoot: systemRoot,
+            driveMappings: Dictionary(try guestfs.inspectedDriveMappings(root: root).map { ($0.letter, $0.device) },
+                                      uniquingKeysWith: { first, _ in first }),
+            firmware: table == "gpt" ? "uefi" : table == "msdos" ? "bios" : nil)
     }
 
     /// libguestfs 1.48 names a btrfs subvolume's device as the appliance's kernel named it, unlike every other device

@@ -857,3 +857,70 @@ extension Guestfs {
         }
     }
 }
+
+// MARK: Windows
+
+extension Guestfs {
+    /// The textual facts libguestfs's inspection gives only for Windows guests.
+    enum InspectedWindowsText: String {
+        case productVariant = "product variant", systemRoot = "Windows system root"
+    }
+
+    func inspected(_ fact: InspectedWindowsText, root: String) throws -> String {
+        try string("read the \(fact.rawValue) of", root) { handle in
+            switch fact {
+            case .productVariant: guestfs_inspect_get_product_variant(handle, root)
+            case .systemRoot: guestfs_inspect_get_windows_systemroot(handle, root)
+            }
+        }
+    }
+
+    /// Drive letters and the devices libguestfs maps them to (from the SYSTEM hive's MountedDevices).
+    func inspectedDriveMappings(root: String) throws -> [(letter: String, device: String)] {
+        try pairs("read the drive letters of", root) { guestfs_inspect_get_drive_mappings($0, root) }.map { ($0.0, $0.1) }
+    }
+
+    /// The path of `path` whose components match the guest's names ignoring case, as Windows sees NTFS names.
+    func caseSensitivePath(_ path: String) throws -> String {
+        try string("resolve the case of", path) { guestfs_case_sensitive_path($0, path) }
+    }
+
+    /// "msdos" or "gpt" (or another of parted's names) for a whole disk.
+    func partitionTableType(_ device: String) throws -> String {
+        try string("read the partition table type of", device) { guestfs_part_get_parttype($0, device) }
+    }
+
+    /// The whole disk a partition is on.
+    func disk(ofPartition partition: String) throws -> String {
+        try string("find the disk of", partition) { guestfs_part_to_dev($0, partition) }
+    }
+
+    /// The string values under `key` (a path of subkeys from the hive's root) of the registry hive at `hive`, read
+    /// in the appliance by hivex, read-only; a missing key or value is left out.
+    func registryStrings(hive: String, key: [String], values names: [String]) throws -> [String: String] {
+        var optargs = guestfs_hivex_open_argv()
+        optargs.bitmask = 0
+        try run("open the registry hive", hive) { guestfs_hivex_open_argv($0, hive, &optargs) }
+        defer { _ = try? run("close the registry hive", hive) { guestfs_hivex_close($0) } }
+        func handleNumber(_ action: String, _ body: (OpaquePointer) -> Int64) throws -> Int64 {
+            try call(action, hive) { handle -> Int64? in
+                let result = body(handle)
+                return result == -1 ? nil : result
+            }
+        }
+        var node = try handleNumber("find the root key of") { guestfs_hivex_root($0) }
+        for name in key {
+            let parent = node
+            node = try handleNumber("find the key \(name) in") { guestfs_hivex_node_get_child($0, parent, name) }
+            if node == 0 { return [:] }
+        }
+        var found: [String: String] = [:]
+        for name in names {
+            let parent = node
+            let value = try handleNumber("find the value \(name) in") { guestfs_hivex_node_get_value($0, parent, name) }
+            guard value != 0 else { continue }
+            found[name] = try string("read the value \(name) in", hive) { guestfs_hivex_value_string($0, value) }
+        }
+        return found
+    }
+}

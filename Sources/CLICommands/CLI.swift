@@ -29,6 +29,11 @@ public struct IMGCustomize: ParsableCommand {
     /// by a signal ends by that signal once it has cleaned up.
     public static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        // ArgumentParser's own scripts know no operation: ours add them (see CompletionScripts).
+        if let script = requestedCompletionScript(arguments) {
+            print(script)
+            return
+        }
         // Before parsing, which may itself fail: --json promises a document whatever goes wrong.
         Output.json = Output.asksForJSON(arguments)
         var command: any ParsableCommand
@@ -91,6 +96,18 @@ public struct IMGCustomize: ParsableCommand {
         if Output.json { Output.failure(diagnostic, run: error as? RunFailure, exitCode: code) }
         FileHandle.standardError.write(Data((diagnostic.text(program: "imgcustomize") + "\n").utf8))
         Foundation.exit(code)
+    }
+
+    /// The completion script `--generate-completion-script SHELL` asks for; nil for any other command line (and for
+    /// a shell ArgumentParser does not know, which it refuses itself).
+    static func requestedCompletionScript(_ arguments: [String]) -> String? {
+        let option = "--generate-completion-script"
+        guard let first = arguments.first else { return nil }
+        if first == option, arguments.count == 2 { return CompletionScripts.script(for: arguments[1]) }
+        if first.hasPrefix(option + "="), arguments.count == 1 {
+            return CompletionScripts.script(for: String(first.dropFirst(option.count + 1)))
+        }
+        return nil
     }
 
     /// Where the usage of the command the arguments name is: `imgcustomize apply --help`.

@@ -19,7 +19,7 @@ struct OperationArguments: ParsableArguments {
         IMAGE (or several, with --output-dir), then operations: --OPERATION [ARGUMENT]...; and --attach FILE (repeatable): a disk or ISO attached \
         read-only for guest commands, which mount it by its label (mount LABEL=EXTRA /mnt); --attach-format FORMAT \
         before it opens it as FORMAT (raw, qcow2...; auto, the default, is the format detected).
-        """)
+        """, completion: .file())
     var arguments: [String] = []
 
     /// The images and the operations as they will run: every sm-register with the account of --sm-credentials.

@@ -23,6 +23,9 @@ struct RunArguments: ParsableArguments {
           help: "Show the plan and the diffs; the image stays byte-identical.")
     var dryRun = false
 
+    @Flag(name: .customLong("appliance"), help: "With --dry-run: run the steps in the appliance, on an overlay of the image, as a real run does (guest commands and SELinux labels included), instead of on the image read natively with no appliance (the default where the native reader reads the guest: ext2/3/4, XFS, LVM).")
+    var dryRunInAppliance = false
+
     @Flag(help: "Print one JSON document on stdout (logs stay on stderr).")
     var json = false
 
@@ -56,6 +59,7 @@ struct RunArguments: ParsableArguments {
                                  allowedFormats: try formats.allowed(), appliance: appliance, diffs: diff,
                                  scratchDirectory: scratch)
         options.cancellation = Interruption.cancellation
+        options.dryRunInAppliance = dryRunInAppliance
         options.access = global.access
         options.selinuxRelabel = !noSELinuxRelabel
         options.passwordCrypto = passwordCrypto
@@ -191,7 +195,7 @@ enum ImageSelection {
 extension RunArguments {
     /// The images given, as one image or a batch: several images need --output-dir, which --output excludes.
     func selection(_ images: [String]) throws -> ImageSelection {
-        guard let first = images.first else { throw ValidationError("missing IMAGE (or --root DIR)") }
+        guard let first = images.first else { throw ValidationError("missing IMAGE (or --tree DIR)") }
         if output != nil, outputDir != nil { throw ValidationError("give either --output or --output-dir, not both") }
         guard let outputDir else {
             guard images.count == 1 else {

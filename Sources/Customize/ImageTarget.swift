@@ -78,6 +78,8 @@ final class ImageTarget: RunTarget {
             let facts = nativeFacts(of: checked.inspection.resolvedPath, format: checked.inspection.format,
                                     disk: ApplianceDrive.deviceName(index: drive), options: applianceOptions(of: run),
                                     logger: run.logger)
+            // A --root naming another device than the one root the reader found is refused before the launch.
+            if let root = facts?.root { _ = try options.appliance.root.choose(among: [root], guest: image) }
             return (ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true),
                     attached.map(\.drive), facts)
         }
@@ -249,6 +251,10 @@ final class ImageTarget: RunTarget {
     /// The format of the result, refusing to turn a raw image into qcow2 in place. A qcow2 image kept in its format
     /// keeps its compression: compressed clusters in the input make a result compressed the same way (virt-customize,
     /// editing in place, leaves an image about its size; a rewrite that dropped the compression tripled one).
+    func checkOutput(format: ImageFormat, options: RunOptions) throws {
+        _ = try outputTarget(format: format, options: options)
+    }
+
     private func outputTarget(format: ImageFormat, options: RunOptions) throws -> WriteOptions {
         var kept = ClusterCompression.none
         if policy == .sameFormat, format == .qcow2, options.compression == nil,

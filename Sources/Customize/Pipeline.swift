@@ -5,12 +5,15 @@ import Formats
 import Host
 import Logging
 import Operations
+import Synchronization
 
 /// What a run is asked to do.
 public struct RunOptions: Sendable {
     /// Where the result goes; nil = over the image itself (atomically, at the end).
     public var output: String?
     public var dryRun = false
+    /// A dry run goes through the appliance even where the native reader reads the image (`--dry-run --appliance`).
+    public var dryRunInAppliance = false
     /// Run a profile on a guest that does not meet its requirement.
     public var force = false
     /// Overrides the profile's output: compression of a qcow2 result (nil: the profile's, or the input's own).
@@ -140,7 +143,7 @@ public struct Pipeline: Sendable {
         try run(onTree: root, guest: guest, progress: progress, Job(profile))
     }
 
-    /// Runs `operations` on a directory tree (`customize --root`): no appliance, and no path leaves the tree.
+    /// Runs `operations` on a directory tree (`customize --tree`): no appliance, and no path leaves the tree.
     /// A dry run works on a copy of the tree, so the tree itself stays as it was. `guest` is what the operations
     /// know of the guest (a tree is not inspected), and what the report says of it.
     @discardableResult
@@ -149,9 +152,44 @@ public struct Pipeline: Sendable {
         try run(onTree: root, guest: guest, progress: progress, Job { _ in operations })
     }
 
+    /// Dry runs of `profiles` on `image`, one after another on one opening of it: one appliance launch for them
+    /// all (`inAppliance`), or none, natively (where the reader declines, `NativeDryRunDeclined`, no fallback).
+    /// Each run sees what the ones before it changed, as if they ran in that order. What the tests compare the two
+    /// dry runs with, step by step.
+    package func dryRuns(of profiles: [Profile], on image: String, inAppliance: Bool) throws -> [RunReport] {
+        var options = options
+        options.dryRun = true
+        let target = OpenedOnce(inAppliance ? ImageTarget(image: image, destination: image, policy: .sameFormat)
+                                            : NativeDryRunTarget(image: image, policy: .sameFormat))
+        defer { target.end() }
+        return try profiles.map { profile in
+            try Run(image, options: options, logger: logger, output: nil, sizeBefore: allocatedBytes(image),
+                    progress: { _ in }).perform(Job(profile), on: target)
+        }
+    }
+
     private func run(on image: String, policy: OutputPolicy, progress: @escaping @Sendable (RunProgress) -> Void,
                      _ job: Job) throws -> RunReport {
         let destination = options.output ?? image
+        if NativeDryRunTarget.applies(to: options) {
+            // Progress waits for the end: a dry run the reader declines halfway starts again in the appliance, and
+            // the user sees that one's steps alone.
+            let events = Mutex<[RunProgress]>([])
+            let run = Run(image, options: options, logger: logger, output: destination,
+                          sizeBefore: allocatedBytes(image), progress: { event in events.withLock { $0.append(event) } })
+            do {
+                let report = try run.perform(job, on: NativeDryRunTarget(image: image, policy: policy))
+                for event in events.withLock({ $0 }) { progress(event) }
+                return report
+            } catch let failure as RunFailure {
+                guard let declined = failure.error as? NativeDryRunDeclined
+                        ?? (failure.error as? OperationFailure)?.underlying as? NativeDryRunDeclined else {
+                    for event in events.withLock({ $0 }) { progress(event) }
+                    throw failure
+                }
+                logger.info("\(image): \(declined.reason): the dry run goes through the appliance")
+            }
+        }
         let run = Run(image, options: options, logger: logger, output: destination,
                       sizeBefore: allocatedBytes(image), progress: progress)
         return try run.perform(job, on: ImageTarget(image: image, destination: destination, policy: policy))

@@ -94,9 +94,13 @@ extension RunReport {
         }
         let changed = steps.filter { $0.changed == .yes }.count
         var summary = "\(changed) of \(steps.count) steps \(dryRun ? "would change the guest" : "changed the guest")"
-        let unknown = steps.filter { $0.changed == .unknown }.count
+        let untried = steps.filter { $0.changed == .unknown && $0.summary.hasPrefix(NativeDryRunTarget.wouldRun) }.count
+        let unknown = steps.filter { $0.changed == .unknown }.count - untried
         if unknown > 0 {
             summary += ", \(unknown) ran guest commands (what they changed is unknown)"
+        }
+        if untried > 0 {
+            summary += ", \(untried) would run but were not tried without the appliance (--appliance tries them)"
         }
         if let after = size.after, let output {
             summary += "; \(output): \(formatBytes(size.before)) -> \(formatBytes(after))"

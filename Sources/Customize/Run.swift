@@ -50,6 +50,12 @@ protocol RunTarget: AnyObject {
     func failureState(of run: Run, after error: any Error) -> (unchanged: Bool, changes: [String])
     /// Releases what `open` made (the appliance, an uncommitted transaction), after success or failure.
     func close()
+    /// Runs one step through `body`; a target that cannot run some steps reports them instead.
+    func step(_ operation: any GuestOperation, _ body: () throws -> StepReport) throws -> StepReport
+}
+
+extension RunTarget {
+    func step(_ operation: any GuestOperation, _ body: () throws -> StepReport) throws -> StepReport { try body() }
 }
 
 /// What a run applies: the steps for the guest it finds, and the profile's name and requirement when it is a
@@ -217,7 +223,7 @@ final class Run {
             try checkCancelled()
             let blockDevices = operation.phase.needsBlockDevices
             if blockDevices, !relabelled {
-                try relabel(runner)
+                try relabel(runner, on: target)
                 relabelled = true
             }
             let step: StepReport
@@ -227,24 +233,64 @@ final class Run {
             } else if options.dryRun, let reason = operation.effectBeyondTheImage {
                 step = .skippedInDryRun(operation, reason)
             } else {
-                step = try during(Stage(running: operation.phase)) { try runner.run(operation) }
+                step = try during(Stage(running: operation.phase)) {
+                    try target.step(operation) { try runner.run(operation) }
+                }
             }
             report.steps.append(step)
             progress(.step(index: index, count: ordered.count, step))
             if let warning = step.warning { warn("\(name): \(warning)") }
         }
-        if !relabelled { try relabel(runner) }
+        if !relabelled { try relabel(runner, on: target) }
         try target.finish(in: self)
     }
 
     /// The labels phase's own steps (SELinux labels from the guest's own policy) for what the run touched, or for
     /// every file after guest commands; nothing when nothing was touched or the user turned it off.
-    private func relabel(_ runner: OperationRunner) throws {
+    private func relabel(_ runner: OperationRunner, on target: any RunTarget) throws {
         guard options.selinuxRelabel, !runner.touchedPaths.isEmpty || runner.ranGuestCommands else { return }
         for operation in OperationRegistry.flags(in: .labels) {
-            let step = try during(.relabel) { try runner.run(operation) }
+            let step = try during(.relabel) { try target.step(operation) { try runner.run(operation) } }
             report.steps.append(step)
             if let warning = step.warning { warn("\(name): \(warning)") }
         }
     }
+}
+
+/// A target opened and inspected by the first run that uses it and kept open for the next ones (several dry runs in
+/// one appliance launch), until `end`.
+final class OpenedOnce: RunTarget {
+    private let inner: any RunTarget
+    private var opened: (filesystem: any GuestFilesystem, guest: GuestFacts?)?
+
+    init(_ inner: any RunTarget) { self.inner = inner }
+
+    var hasBlockDevices: Bool { inner.hasBlockDevices }
+    var relabels: Bool { inner.relabels }
+
+    func open(in run: Run) throws {
+        guard opened == nil else { return }
+        try inner.open(in: run)
+        opened = try inner.inspect(in: run)
+    }
+
+    func inspect(in run: Run) throws -> (filesystem: any GuestFilesystem, guest: GuestFacts?) {
+        guard let opened else { throw CustomizeError(image: run.name, "the image is not open") }
+        return opened
+    }
+
+    func finish(in run: Run) throws {}
+
+    func failureState(of run: Run, after error: any Error) -> (unchanged: Bool, changes: [String]) {
+        inner.failureState(of: run, after: error)
+    }
+
+    func close() {}
+
+    func step(_ operation: any GuestOperation, _ body: () throws -> StepReport) throws -> StepReport {
+        try inner.step(operation, body)
+    }
+
+    /// Closes the target (shuts the appliance down).
+    func end() { inner.close() }
 }

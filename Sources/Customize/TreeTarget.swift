@@ -2,7 +2,7 @@ import DirectoryTree
 import Host
 import Operations
 
-/// A directory tree (`--root`), changed in place: no appliance, every path resolved inside the tree. A dry run
+/// A directory tree (`--tree`), changed in place: no appliance, every path resolved inside the tree. A dry run
 /// works on a copy, so the tree stays as it was. A tree is not inspected: what the steps know of the guest is what
 /// the caller said (nil: nothing).
 final class TreeTarget: RunTarget {

@@ -24,7 +24,7 @@ public final class TreeFilesystem: GuestFilesystem {
         let fd = open(root, __O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else {
             throw GuestError(guest: root, action: "open tree", message: SystemCallError.last().message,
-                             hint: "--root takes an existing directory holding the guest's /")
+                             hint: "--tree takes an existing directory holding the guest's /")
         }
         rootFD = fd
         do {
@@ -54,7 +54,7 @@ public final class TreeFilesystem: GuestFilesystem {
         if tree.st_dev == host.st_dev && tree.st_ino == host.st_ino {
             throw GuestError(guest: root, action: "open tree",
                              message: "this is the host's own root directory, not a guest's tree",
-                             hint: "--root takes the directory of an unpacked guest or a chroot; to change the host, use its own tools")
+                             hint: "--tree takes the directory of an unpacked guest or a chroot; to change the host, use its own tools")
         }
     }
 

@@ -48,12 +48,14 @@ public protocol FilesystemReader: AnyObject {
     func node(_ number: UInt64) throws -> Node
     func entries(of directory: Node) throws -> [DirectoryEntry]
     func readlink(_ node: Node) throws -> [UInt8]
+    /// The entry `name` of `directory`, or nil.
+    func lookup(_ name: [UInt8], in directory: Node) throws -> UInt64?
     /// Up to `count` bytes from `offset` (fewer at the end of the file; holes read as zeros).
     func read(_ node: Node, offset: UInt64, count: Int) throws -> [UInt8]
 }
 
 extension FilesystemReader {
-    /// The entry `name` of `directory`, or nil. A linear scan: directories of the size inspection reads are small.
+    /// A linear scan: directories of the size inspection reads are small. (btrfs looks names up by their hash.)
     public func lookup(_ name: [UInt8], in directory: Node) throws -> UInt64? {
         try entries(of: directory).first { $0.name == name }?.node
     }

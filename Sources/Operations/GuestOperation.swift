@@ -54,12 +54,17 @@ public struct OperationOutcome: Sendable, Equatable {
     public var warning: String?
     /// The guest command the step ran, for steps that run one: its exit status and output.
     public var command: GuestCommandResult?
+    /// Diffs the operation tells better than a byte diff of the files it wrote (a registry hive's as `.reg` text):
+    /// they replace the recorded diff of the same paths.
+    public var diffs: [FileDiff]?
 
-    public init(changed: Change, summary: String, warning: String? = nil, command: GuestCommandResult? = nil) {
+    public init(changed: Change, summary: String, warning: String? = nil, command: GuestCommandResult? = nil,
+                diffs: [FileDiff]? = nil) {
         self.changed = changed
         self.summary = summary
         self.warning = warning
         self.command = command
+        self.diffs = diffs
     }
 
     public static func unchanged(_ summary: String) -> OperationOutcome { .init(changed: .no, summary: summary) }
@@ -116,9 +121,11 @@ public struct GuestFacts: Sendable, Equatable, Codable {
     /// Mountpoint to device, e.g. "/boot" -> "/dev/sda1", "/" -> "/dev/rhel/root".
     public var mountpoints: [String: String]
     public var root: String?            // the inspected root device
+    /// What only a Windows guest has: nil for every other guest.
+    public var windows: WindowsFacts?
 
     enum CodingKeys: String, CodingKey {
-        case type, distro, osinfo, arch, hostname, mountpoints, root
+        case type, distro, osinfo, arch, hostname, mountpoints, root, windows
         case majorVersion = "major-version"
         case minorVersion = "minor-version"
         case productName = "product-name"
@@ -129,7 +136,7 @@ public struct GuestFacts: Sendable, Equatable, Codable {
     public init(type: String? = nil, distro: String? = nil, majorVersion: Int = 0, minorVersion: Int = 0,
                 osinfo: String? = nil, arch: String? = nil, hostname: String? = nil, productName: String? = nil,
                 packageFormat: String? = nil, packageManagement: String? = nil,
-                mountpoints: [String: String] = [:], root: String? = nil) {
+                mountpoints: [String: String] = [:], root: String? = nil, windows: WindowsFacts? = nil) {
         self.type = type
         self.distro = distro
         self.majorVersion = majorVersion
@@ -142,5 +149,40 @@ public struct GuestFacts: Sendable, Equatable, Codable {
         self.packageManagement = packageManagement
         self.mountpoints = mountpoints
         self.root = root
+        self.windows = windows
+    }
+}
+
+/// A Windows guest's facts beyond the common ones: libguestfs's product variant, system root and drive letters, and
+/// the edition and build from the SOFTWARE hive (HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion).
+public struct WindowsFacts: Sendable, Equatable, Codable {
+    /// InstallationType: "Server", "Client", "Server Core", ...
+    public var productVariant: String?
+    /// EditionID: "ServerStandard", "Professional", ...
+    public var edition: String?
+    /// CurrentBuildNumber: "17763", "19045", ...
+    public var build: String?
+    /// %SYSTEMROOT% as a path in the root filesystem: "/Windows".
+    public var systemRoot: String?
+    /// Drive letter ("C") to device ("/dev/sda2"), from the SYSTEM hive's MountedDevices.
+    public var driveMappings: [String: String]
+    /// How the guest boots: "uefi" on a GPT disk (Windows boots GPT disks by UEFI only), "bios" on an MBR one.
+    public var firmware: String?
+
+    enum CodingKeys: String, CodingKey {
+        case edition, build, firmware
+        case productVariant = "product-variant"
+        case systemRoot = "system-root"
+        case driveMappings = "drive-mappings"
+    }
+
+    public init(productVariant: String? = nil, edition: String? = nil, build: String? = nil, systemRoot: String? = nil,
+                driveMappings: [String: String] = [:], firmware: String? = nil) {
+        self.productVariant = productVariant
+        self.edition = edition
+        self.build = build
+        self.systemRoot = systemRoot
+        self.driveMappings = driveMappings
+        self.firmware = firmware
     }
 }

@@ -84,12 +84,107 @@ import TestSupport
         }
     }
 
+    /// Every operation of the registry is an option of customize and apply in each shell's script, as the shell's
+    /// own syntax declares one: ArgumentParser alone lists none of them (they are one free argument).
+    @Test(arguments: ["bash", "zsh", "fish"])
+    func completionScriptsKnowEveryOperation(shell: String) throws {
+        let script = try imgcustomize(["--generate-completion-script", shell]).stdout
+        let operations = try #require(try jsonObject(try imgcustomize(["operations", "--json"]).stdout)["operations"]
+                                      as? [[String: Any]])
+        #expect(operations.count > 90)
+        for name in operations.compactMap({ $0["name"] as? String }) {
+            let declared = switch shell {
+            case "bash": ["(--\(name) ", " --\(name) "]
+            case "zsh": ["'*--\(name)[", "'*--\(name)=-["]
+            default: ["-l '\(name)'"]
+            }
+            // Once for customize, once for apply.
+            let count = declared.map { script.components(separatedBy: $0).count - 1 }.reduce(0, +)
+            #expect(count == 2, "\(shell): --\(name)")
+        }
+    }
+
+    /// What a bash user gets on Tab, through bash itself: the operations after an image, a host file after an
+    /// operation that reads one, nothing but its own argument after one that takes another, the profiles after
+    /// apply, and the image as a file.
+    @Test func bashCompletesOperationsTheirFilesAndProfiles() throws {
+        let directory = try TestDirectory()
+        try "#!/bin/sh\n".write(toFile: directory.path("setup.sh"), atomically: true, encoding: .utf8)
+        try Data().write(to: URL(fileURLWithPath: directory.path("disk.qcow2")))
+        let script = directory.path("imgcustomize.bash")
+        try imgcustomize(["--generate-completion-script", "bash"]).stdout.write(toFile: script, atomically: true,
+                                                                                encoding: .utf8)
+        /// The words bash offers for the command line `line`, the cursor at its end.
+        func offered(_ line: String) throws -> Set<String> {
+            let probe = """
+                source "$1"
+                COMP_LINE="$2"; COMP_POINT=${#COMP_LINE}
+                read -ra COMP_WORDS <<<"$COMP_LINE"
+                [[ $COMP_LINE == *" " ]] && COMP_WORDS+=("")
+                COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+                _imgcustomize imgcustomize "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+                printf '%s\n' "${COMPREPLY[@]}"
+                """
+            let result = try runProcess("/bin/bash", ["-c", probe, "probe", script, line])
+            #expect(result.status == 0, "\(result.stderr)")
+            return Set(result.stdout.split(separator: "\n").map(String.init))
+        }
+        #expect(try offered("imgcustomize customize disk.qcow2 --host") == ["--hostname"])
+        #expect(try offered("imgcustomize apply sysprep disk.qcow2 --lock-r") == ["--lock-root"])
+        #expect(try offered("imgcustomize customize disk.qcow2 --run \(directory.path("se"))")
+                == [directory.path("setup.sh")])
+        #expect(try offered("imgcustomize customize disk.qcow2 --hostname ").isEmpty)
+        #expect(try offered("imgcustomize customize \(directory.path("di"))") == [directory.path("disk.qcow2")])
+        #expect(try offered("imgcustomize apply rhel") == ["rhel9-cloud", "rhel8-cloud", "rhel7-cloud", "rhel6-cloud"])
+        #expect(try offered("imgcustomize customize disk.qcow2 --root ") == ["all", "single", "first"])
+    }
+
+    /// imgcustomize-operations(7), as man shows it: one entry for every operation of the registry, with its usage.
+    @Test func theOperationsPageListsEveryOperation() throws {
+        let directory = try TestDirectory()
+        let page = directory.path("imgcustomize-operations.7")
+        try runTool(packageRoot.appendingPathComponent("scripts/man-sections").path,
+                    ["--operations-page", try imgcustomizeBinary(), page])
+        let rendered = try runTool("groff", ["-mdoc", "-Tutf8", "-P-c", "-P-b", "-P-u", page])
+        let lines = rendered.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let operations = try #require(try jsonObject(try imgcustomize(["operations", "--json"]).stdout)["operations"]
+                                      as? [[String: Any]])
+        #expect(rendered.contains("The \(operations.count) operations:"), "\(rendered.prefix(2000))")
+        for usage in operations.compactMap({ $0["usage"] as? String }) {
+            // A short tag shares its line with the summary.
+            #expect(lines.contains { $0 == usage || $0.hasPrefix(usage + "  ") }, "\(usage)")
+        }
+    }
+
+    /// A profile file through the binary: the printed form of a built-in applied to a tree by its path, and a bad
+    /// header refused as a usage error naming the file and line.
+    @Test func aProfileFileAppliesByItsPath() throws {
+        let directory = try TestDirectory()
+        let printed = try imgcustomize(["profiles", "show", "rhel7-cloud", "--as-file"])
+        #expect(printed.status == 0 && printed.stdout.contains("#@ name: rhel7-cloud\n"), "\(printed.stderr)")
+        let file = directory.path("my-rhel7.profile")
+        try printed.stdout.replacingOccurrences(of: "#@ name: rhel7-cloud", with: "#@ name: my-rhel7")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let tree = directory.path("guest")
+        _ = try runTool("cp", ["-a", packageRoot.appendingPathComponent("Fixtures/trees/common").path + "/.", tree])
+        _ = try runTool("cp", ["-a", packageRoot.appendingPathComponent("Fixtures/trees/rhel7").path + "/.", tree])
+        let run = try imgcustomize(["apply", file, "--tree", tree, "--force", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try jsonObject(run.stdout)["profile"] as? String == "my-rhel7", "\(run.stdout.prefix(300))")
+        #expect(try String(contentsOfFile: tree + "/etc/sysconfig/network", encoding: .utf8).contains("NOZEROCONF=yes"))
+
+        try "#@ name: x\n#@ output: zip\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let bad = try imgcustomize(["apply", file, "--tree", tree])
+        #expect(bad.status == 64)
+        #expect(bad.stderr.contains("\(file):2: unknown output \"zip\""), "\(bad.stderr)")
+    }
+
     @Test func customizeOnATreeIsIdempotent() throws {
         let directory = try TestDirectory()
         let root = directory.path("guest")
         try FileManager.default.createDirectory(atPath: root + "/etc/sysconfig", withIntermediateDirectories: true)
         try "NETWORKING=yes\n".write(toFile: root + "/etc/sysconfig/network", atomically: true, encoding: .utf8)
-        let arguments = ["customize", "--root", root, "--json", "--set-line", "/etc/sysconfig/network:NOZEROCONF=yes"]
+        let arguments = ["customize", "--tree", root, "--json", "--set-line", "/etc/sysconfig/network:NOZEROCONF=yes"]
         let first = try imgcustomize(arguments)
         #expect(first.status == 0, "\(first.stderr)")
         #expect(steps(try jsonObject(first.stdout)).first?["changed"] as? Bool == true)

@@ -18,7 +18,10 @@ import TestSupport
         let image = directory.path("rhel7.qcow2")
         try FileManager.default.copyItem(atPath: try fixture("rhel7.qcow2"), toPath: image)
 
-        let first = try imgcustomize(["customize", image, "--json"] + Self.operations)
+        // With its root named as virt-customize's --root names it (the native reader's answer, no launch).
+        let inspected = try jsonObject(try imgcustomize(["inspect", "--os", "--json", "--inspection", "native", image]).stdout)
+        let root = try #require((inspected["os"] as? [String: Any])?["mountpoints"] as? [String: String])["/"]
+        let first = try imgcustomize(["customize", image, "--json", "--root", try #require(root)] + Self.operations)
         #expect(first.status == 0, "\(first.stderr)")
         let firstSteps = steps(try jsonObject(first.stdout))
         // In command-line order, then the relabelling of what they touched, then trimming (always last).

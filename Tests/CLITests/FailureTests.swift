@@ -77,11 +77,13 @@ import NativeReader
         ProcessStartError(program: "xorriso", code: ENOENT),
         ReaderError(.notHandled, device: "/dev/sda2", structure: "btrfs superblock", offset: 65536,
                     "btrfs is not read natively"),
+        NativeDryRunDeclined(image: "rhel7.qcow2", reason: "/boot/efi is /dev/sda1, a filesystem the native reader does not read",
+                             wouldRun: false),
     ] }
 
     /// The text is `imgcustomize: error: MESSAGE` and the hint on its own line, never a trailing ": "; the JSON has
     /// the same message and hint; the hint is said once, never inside the message.
-    @Test(arguments: 0..<25)
+    @Test(arguments: 0..<26)
     func textAndJSONSayTheSameOnce(index: Int) throws {
         let samples = Self.samples
         try #require(index < samples.count)
@@ -138,7 +140,8 @@ import NativeReader
         ["customize", "x.qcow2"],
         ["customize", "x.qcow2", "--hostname"],
         ["customize", "x.qcow2", "--write=--write:"],
-        ["customize", "--root", "/nonexistent-tree", "--touch", "/x"],
+        ["customize", "--tree", "/nonexistent-tree", "--touch", "/x"],
+        ["customize", "x.qcow2", "--root", "bogus", "--touch", "/x"],
         ["sparsify", "/nonexistent.qcow2"],
         ["sparsify", "x.qcow2", "--smp", "0"],
         ["inspect", "/nonexistent.qcow2"],
@@ -271,7 +274,7 @@ import NativeReader
         let fifo = directory.path("input-fifo")
         #expect(mkfifo(fifo, 0o600) == 0)
         let arguments = try #require(Self.options.first { $0.0 == option }).1(fifo)
-        let (result, hung) = try run(["customize", "--root", tree, "--json"] + arguments)
+        let (result, hung) = try run(["customize", "--tree", tree, "--json"] + arguments)
         #expect(!hung, "--\(option) with a FIFO still ran after 10 s")
         #expect(result.status != 0)
         #expect(result.stderr.contains(fifo), "\(result.stderr)")

@@ -72,7 +72,7 @@ import TestSupport
 
         let run = try runProcess("/usr/bin/unshare", [
             "--pid", "--fork", "--mount-proc", try imgcustomizeBinary(),
-            "customize", "--root", root, "--dry-run", "--json", "--set-line", "/etc/sysconfig/network:NOZEROCONF=yes",
+            "customize", "--tree", root, "--dry-run", "--json", "--set-line", "/etc/sysconfig/network:NOZEROCONF=yes",
         ], environment: ["TMPDIR": temporary])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(steps(try jsonObject(run.stdout)).first?["changed"] as? Bool == true, "\(run.stdout)")
@@ -101,7 +101,7 @@ import TestSupport
         live.arguments = ["--pid", "--fork", "--mount-proc", "sh", "-c",
                           "echo 999990 > /proc/sys/kernel/ns_last_pid; exec strace -f -qq -o /dev/null -P \"$0\" "
                             + "-e trace=openat -e inject=openat:delay_enter=15000000 \"$@\"",
-                          motd, try imgcustomizeBinary(), "customize", "--root", root, "--dry-run",
+                          motd, try imgcustomizeBinary(), "customize", "--tree", root, "--dry-run",
                           "--upload", motd + ":/etc/motd"]
         live.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temporary]) { $1 }
         live.standardOutput = FileHandle.nullDevice
@@ -126,7 +126,7 @@ import TestSupport
             #expect(kill(pid, 0) == -1 && errno == ESRCH, "process \(pid) exists here too")
         }
 
-        let other = try imgcustomize(["customize", "--root", root, "--dry-run", "--write", "/etc/motd:x"],
+        let other = try imgcustomize(["customize", "--tree", root, "--dry-run", "--write", "/etc/motd:x"],
                                      environment: ["TMPDIR": temporary])
         #expect(other.status == 0, "\(other.stderr)")
         #expect(!other.stderr.contains("removing"), "\(other.stderr)")

@@ -63,7 +63,7 @@ import TestSupport
         #expect(unknown?.message.hasPrefix("--attach-format dmg: not a format the appliance opens") == true)
         #expect(throws: ValidationError.self) { try customize(["img.qcow2", "--attach"]) }
         let tree = #expect(throws: ValidationError.self) {
-            var command = try IMGCustomize.parseAsRoot(["customize", "--root", "/srv/tree", "--attach", "a.iso", "--lock-root"])
+            var command = try IMGCustomize.parseAsRoot(["customize", "--tree", "/srv/tree", "--attach", "a.iso", "--lock-root"])
             try command.run()
         }
         #expect(tree?.message.hasPrefix("--attach needs an image") == true)

@@ -103,7 +103,7 @@ import TestSupport
             try text.write(toFile: root + path, atomically: true, encoding: .utf8)
         }
         // An operation after the options runs after the chosen ones, as virt-sysprep's customize operation.
-        let arguments = ["apply", "sysprep", "--root", root, "--json", "--enable", "logfiles,user-account",
+        let arguments = ["apply", "sysprep", "--tree", root, "--json", "--enable", "logfiles,user-account",
                          "--write", "/etc/motd:prepared\n"]
         let first = try imgcustomize(arguments)
         #expect(first.status == 0, "\(first.stderr)")

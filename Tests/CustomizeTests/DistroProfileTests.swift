@@ -7,7 +7,7 @@ import Profiles
 
 /// A copy of the fixture trees the images are built from (Fixtures/trees), layered as Fixtures/build-images layers
 /// them, with what the build adds that the profiles read (subscription certificates).
-private func fixtureTree(_ layers: [String]) throws -> TestDirectory {
+func fixtureTree(_ layers: [String]) throws -> TestDirectory {
     let directory = try TestDirectory("distro-tree")
     for layer in layers {
         _ = try runTool("cp", ["-a", packageRoot.appendingPathComponent("Fixtures/trees/\(layer)").path + "/.",

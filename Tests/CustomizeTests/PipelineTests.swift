@@ -9,7 +9,7 @@ import Formats
 import Synchronization
 import Host
 
-/// The pipeline on a directory tree, in-process: what `customize --root` does, without a binary or an appliance.
+/// The pipeline on a directory tree, in-process: what `customize --tree` does, without a binary or an appliance.
 @Suite struct TreePipelineTests {
     private func tree() throws -> TestDirectory {
         let directory = try TestDirectory("customize-tree")

@@ -5,7 +5,7 @@ import TestSupport
 import Operations
 import Profiles
 
-/// What `--root` refuses before it changes anything, and what a failed tree run says it changed.
+/// What `--tree` refuses before it changes anything, and what a failed tree run says it changed.
 @Suite struct TreeContainmentPipelineTests {
     /// The host's own / under any name. The operation deletes a name nothing has, so that a run that is not refused
     /// changes nothing on the host either (and the test fails on the missing refusal).
@@ -16,7 +16,7 @@ import Profiles
             try Pipeline().customize([Delete(missing)], onTree: root)
         }
         #expect(failure?.diagnostic.message == "\(root): open tree: this is the host's own root directory, not a guest's tree")
-        #expect(failure?.diagnostic.hint?.contains("--root takes the directory of an unpacked guest") == true)
+        #expect(failure?.diagnostic.hint?.contains("--tree takes the directory of an unpacked guest") == true)
         #expect(failure?.imageUnchanged == true)
         #expect(failure?.report.steps.isEmpty == true)
     }

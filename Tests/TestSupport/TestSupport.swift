@@ -122,3 +122,6 @@ public struct FixtureImages: Sendable {
 
 /// The RHEL-like guest images Fixtures/build-images builds from Fixtures/trees.
 public let guestFixtures = FixtureImages(variable: "IMGCUSTOMIZE_FIXTURES", script: "Fixtures/build-images")
+
+/// The Windows guest images Fixtures/build-windows builds without Windows media (hives from .reg text on NTFS).
+public let windowsFixtures = FixtureImages(variable: "IMGCUSTOMIZE_WINDOWS_FIXTURES", script: "Fixtures/build-windows")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Customize
+import Diagnostics
 import Formats
 import Foundation
 import Operations
@@ -29,24 +30,25 @@ extension IMGCustomize {
             EXAMPLES:
               imgcustomize apply rhel7-cloud rhel7.qcow2
               imgcustomize apply rhel7-cloud rhel7.qcow2 --output rhel7-cloud.qcow2 --json
+              imgcustomize profiles show rhel9-cloud --as-file > web.profile   # then edit it
+              imgcustomize apply ./web.profile rhel9.qcow2
               imgcustomize apply rhel6-cloud rhel6.raw --output rhel6-cloud.qcow2 --compress zstd
               imgcustomize apply sysprep guest.qcow2 --dry-run
               imgcustomize apply rhel7-cloud web1.qcow2 web2.qcow2 web3.qcow2 --output-dir out/
               imgcustomize apply sysprep guest.qcow2 --operations defaults,-ssh-userdir,user-account
-              imgcustomize apply sysprep --root /srv/chroot/rhel9 --enable logfiles,tmp-files --json
+              imgcustomize apply sysprep --tree /srv/chroot/rhel9 --enable logfiles,tmp-files --json
               imgcustomize apply sysprep guest.qcow2 --hostname web1.example.com --firstboot-command 'dnf -y update'
             """)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var runOptions: RunArguments
 
-        @Argument(help: "The profile to run (see `imgcustomize profiles`).", completion: .profiles)
+        @Argument(help: "The profile to run: a built-in one (see `imgcustomize profiles`), or a profile file's path (virt-customize's command-file syntax with `#@ name:`, `summary:`, `requires:`, `output:` and `include:` headers; `imgcustomize profiles show NAME --as-file` prints one).", completion: .profiles)
         var profile: String
 
         @OptionGroup var operationArguments: OperationArguments
 
-        @Option(help: "Work on this directory tree instead of an image (no appliance; paths never leave the tree; the guest is not inspected).")
-        var root: String?
+        @OptionGroup var target: TargetArguments
 
         @Option(help: ArgumentHelp("With the sysprep profile: the operations to run, as virt-sysprep's --operations: a comma list, left to right, of defaults, all, NAME to add and -NAME to remove (`imgcustomize operations --sysprep` lists them).", valueName: "list"))
         var operations: String?
@@ -65,24 +67,29 @@ extension IMGCustomize {
             let profile = try chosenProfile().adding(operations.expandingCommandFiles, as: "command line")
             var options = try runOptions.options(global: global, compression: compress, force: force,
                                                  attachments: attachments)
-            if let root {
+            switch try target.target(image: images.first, warn: { global.makeLogger().warning("\($0)") }) {
+            case .tree(let tree):
                 guard attachments.isEmpty else { throw ValidationError("--attach needs an image: no guest command runs on a directory tree") }
-                guard images.isEmpty else { throw ValidationError("give either IMAGE or --root DIR, not both") }
-                guard runOptions.outputDir == nil else { throw ValidationError("--output-dir is for images, not --root DIR") }
+                guard runOptions.outputDir == nil else { throw ValidationError("--output-dir is for images, not --tree DIR") }
                 try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                    try pipeline.apply(profile, onTree: root, guest: GuestFacts(), progress: progress)
+                    try pipeline.apply(profile, onTree: tree, guest: GuestFacts(), progress: progress)
                 }
-                return
-            }
-            switch try runOptions.selection(images) {
-            case .one(let image, let output):
-                options.output = output
-                try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                    try pipeline.apply(profile, to: image, progress: progress)
-                }
-            case .batch(let images, let directory):
-                try executeBatch(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                    try pipeline.apply(profile, to: images, outputDirectory: directory, progress: progress)
+            case .image(_, let root):
+                options.appliance.root = root
+                switch try runOptions.selection(images) {
+                case .one(let image, let output):
+                    options.output = output
+                    try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
+                        try pipeline.apply(profile, to: image, progress: progress)
+                    }
+                case .batch(let images, let directory):
+                    // A device names a root of one image; the drives after the first have other names.
+                    guard root == .all || root == .single || root == .first else {
+                        throw ValidationError("--root DEVICE chooses a root of one image: leave it out, or give all, single or first, in a batch")
+                    }
+                    try executeBatch(options: options, global: global, json: runOptions.json) { pipeline, progress in
+                        try pipeline.apply(profile, to: images, outputDirectory: directory, progress: progress)
+                    }
                 }
             }
         }
@@ -90,8 +97,21 @@ extension IMGCustomize {
         /// The profile named on the command line; for sysprep, with the operations --operations or --enable chose.
         func chosenProfile() throws -> Profile {
             guard let named = BuiltinProfiles.named(profile) else {
+                // A profile file: a path (./web.profile), or a file of that name here.
+                if profile.contains("/") || FileManager.default.fileExists(atPath: profile) {
+                    guard operations == nil, enable == nil else {
+                        throw ValidationError("--operations and --enable choose the operations of the sysprep profile, not of \(profile)")
+                    }
+                    do {
+                        return try ProfileFile.read(profile, builtin: BuiltinProfiles.named)
+                    } catch let error as CommandFileError {
+                        // As a --commands-from-file the command line names: the command line cannot be used.
+                        throw UsageError(error.diagnostic)
+                    }
+                }
                 throw ValidationError("no profile named '\(profile)'; the profiles are: "
-                                      + BuiltinProfiles.all.map(\.name).joined(separator: ", "))
+                                      + BuiltinProfiles.all.map(\.name).joined(separator: ", ")
+                                      + ", or a profile file's path (./web.profile)")
             }
             guard operations != nil || enable != nil else { return named }
             guard named.name == BuiltinProfiles.sysprep.name else {

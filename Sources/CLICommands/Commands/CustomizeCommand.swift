@@ -8,9 +8,10 @@ extension IMGCustomize {
     struct CustomizeCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "customize",
-            abstract: "Run operations on an image (or a directory tree), in command-line order, in one appliance launch.",
+            abstract: "Run operations on an image (or a directory tree, --tree), in command-line order, in one appliance launch.",
             discussion: """
-            Operations are options named after them (`imgcustomize operations` lists them all). The image goes \
+            Operations are options named after them (`imgcustomize operations` and `man imgcustomize-operations` \
+            list them all; the shells' completions know them). The image goes \
             through the same transaction as `apply`: it is never modified in place. Guest commands (run-command, \
             run, install, uninstall, update) run the guest's own programs inside the appliance; the appliance has \
             no network unless --network is given. A disk given with --attach (virt-customize's: an ISO of \
@@ -37,14 +38,13 @@ extension IMGCustomize {
                 --run-command 'mount -o ro LABEL=EXTRA /mnt && dpkg -i /mnt/*.deb; umount /mnt'
               imgcustomize customize rhel9.qcow2 --network --sm-credentials me@example.com:file:rhsm.pw \\
                 --sm-register --sm-attach auto --install cloud-init --sm-remove --sm-unregister
-              imgcustomize customize --root /srv/chroot/rhel7 --disable-repos --json
+              imgcustomize customize --tree /srv/chroot/rhel7 --disable-repos --json
             """)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var runOptions: RunArguments
 
-        @Option(help: "Work on this directory tree instead of an image (no appliance; paths never leave the tree).")
-        var root: String?
+        @OptionGroup var target: TargetArguments
 
         @OptionGroup var operationArguments: OperationArguments
 
@@ -57,24 +57,29 @@ extension IMGCustomize {
                 throw ValidationError("no operation given; `imgcustomize operations` lists them")
             }
             var options = try runOptions.options(global: global, compression: compress, attachments: attachments)
-            if let root {
+            switch try target.target(image: images.first, warn: { global.makeLogger().warning("\($0)") }) {
+            case .tree(let tree):
                 guard attachments.isEmpty else { throw ValidationError("--attach needs an image: no guest command runs on a directory tree") }
-                guard images.isEmpty else { throw ValidationError("give either IMAGE or --root DIR, not both") }
-                guard runOptions.outputDir == nil else { throw ValidationError("--output-dir is for images, not --root DIR") }
+                guard runOptions.outputDir == nil else { throw ValidationError("--output-dir is for images, not --tree DIR") }
                 try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                    try pipeline.customize(operations, onTree: root, progress: progress)
+                    try pipeline.customize(operations, onTree: tree, progress: progress)
                 }
-                return
-            }
-            switch try runOptions.selection(images) {
-            case .one(let image, let output):
-                options.output = output
-                try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                    try pipeline.customize(operations, on: image, progress: progress)
-                }
-            case .batch(let images, let directory):
-                try executeBatch(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                    try pipeline.customize(operations, on: images, outputDirectory: directory, progress: progress)
+            case .image(_, let root):
+                options.appliance.root = root
+                switch try runOptions.selection(images) {
+                case .one(let image, let output):
+                    options.output = output
+                    try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
+                        try pipeline.customize(operations, on: image, progress: progress)
+                    }
+                case .batch(let images, let directory):
+                    // A device names a root of one image; the drives after the first have other names.
+                    guard root == .all || root == .single || root == .first else {
+                        throw ValidationError("--root DEVICE chooses a root of one image: leave it out, or give all, single or first, in a batch")
+                    }
+                    try executeBatch(options: options, global: global, json: runOptions.json) { pipeline, progress in
+                        try pipeline.customize(operations, on: images, outputDirectory: directory, progress: progress)
+                    }
                 }
             }
         }

@@ -15,5 +15,8 @@ extension GlanceProperties {
         }
         hwFirmwareType = hardware.uefiOnly ? "uefi" : nil
         hwQemuGuestAgent = hardware.qemuGuestAgent ? "yes" : nil
+        hwDiskBus = hardware.diskBus
+        hwScsiModel = hardware.scsiModel
+        hwVifModel = hardware.vifModel
     }
 }

@@ -62,6 +62,16 @@ extension IMGCustomize.Inspect {
         line("package format", facts.packageFormat)
         line("package management", facts.packageManagement)
         line("root", facts.root)
+        if let windows = facts.windows {
+            line("product variant", windows.productVariant)
+            line("edition", windows.edition)
+            line("build", windows.build)
+            line("system root", windows.systemRoot)
+            line("firmware", windows.firmware)
+            for (letter, device) in windows.driveMappings.sorted(by: { $0.key < $1.key }) {
+                line("drive \(letter):", device)
+            }
+        }
         out += "    mountpoints:\n"
         for (mountpoint, device) in facts.mountpoints.sorted(by: { $0.key < $1.key }) {
             out += "        \(shown(mountpoint)): \(shown(device))\n"

@@ -13,6 +13,7 @@ extension IMGCustomize {
               imgcustomize profiles
               imgcustomize profiles rhel7-cloud
               imgcustomize profiles show rhel7-cloud
+              imgcustomize profiles show rhel7-cloud --as-file > my-rhel7.profile
             """,
             subcommands: [List.self, Show.self],
             defaultSubcommand: List.self)
@@ -51,9 +52,18 @@ extension IMGCustomize {
             @OptionGroup var global: GlobalOptions
             @Argument(help: "The profile's name.", completion: .profiles) var name: String
             @Flag(help: "Print one JSON document on stdout.") var json = false
+            @Flag(help: "Print the profile as a profile file (virt-customize's command-file syntax with #@ headers), to copy, edit and apply: `imgcustomize apply ./FILE IMAGE`.")
+            var asFile = false
+
+            func validate() throws {
+                if json && asFile { throw ValidationError("give either --json or --as-file, not both") }
+            }
 
             func run() throws {
-                try Self.print(name, json: json)
+                guard asFile else { return try Self.print(name, json: json) }
+                let profile = try Self.named(name)
+                Swift.print(try ProfileFile.text(of: profile, guest: profile.requirement?.exampleGuest ?? GuestFacts(type: "linux")),
+                            terminator: "")
             }
 
             static func print(_ name: String, json: Bool) throws {

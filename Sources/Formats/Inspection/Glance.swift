@@ -27,6 +27,12 @@ public struct GlanceProperties: Sendable, Encodable, Equatable {
     public var hwFirmwareType: String?
     /// hw_qemu_guest_agent: "yes" when the guest has the QEMU guest agent, so that Nova gives it the channel.
     public var hwQemuGuestAgent: String?
+    /// hw_disk_bus, where the guest cannot boot from Nova's default virtio disk (a Windows guest without viostor).
+    public var hwDiskBus: String?
+    /// hw_scsi_model: virtio-scsi for a guest whose disk bus is scsi.
+    public var hwScsiModel: String?
+    /// hw_vif_model, where the guest has no virtio network driver (a Windows guest without netkvm).
+    public var hwVifModel: String?
 
     private enum CodingKeys: String, CodingKey {
         case diskFormat = "disk_format"
@@ -41,6 +47,9 @@ public struct GlanceProperties: Sendable, Encodable, Equatable {
         case vmwareAdapterType = "vmware_adaptertype"
         case hwFirmwareType = "hw_firmware_type"
         case hwQemuGuestAgent = "hw_qemu_guest_agent"
+        case hwDiskBus = "hw_disk_bus"
+        case hwScsiModel = "hw_scsi_model"
+        case hwVifModel = "hw_vif_model"
     }
 
     /// Every property as `openstack image create --property KEY=VALUE` takes it, in a stable order.
@@ -49,7 +58,8 @@ public struct GlanceProperties: Sendable, Encodable, Equatable {
             ("disk_format", diskFormat), ("container_format", containerFormat), ("min_disk", String(minDisk)),
             ("architecture", architecture), ("os_distro", osDistro), ("os_version", osVersion),
             ("os_name", osName), ("os_type", osType), ("hw_firmware_type", hwFirmwareType),
-            ("hw_qemu_guest_agent", hwQemuGuestAgent),
+            ("hw_qemu_guest_agent", hwQemuGuestAgent), ("hw_disk_bus", hwDiskBus), ("hw_scsi_model", hwScsiModel),
+            ("hw_vif_model", hwVifModel),
             ("vmware_disktype", vmwareDiskType), ("vmware_adaptertype", vmwareAdapterType),
         ]
         return all.compactMap { key, value in value.map { (key, $0) } }

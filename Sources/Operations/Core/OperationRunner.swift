@@ -140,7 +140,14 @@ public final class OperationRunner {
         if outcome.command != nil { context.guestCommandsRan = true }
         context.logger.debug("\(operation.name) \(operation.target): \(outcome.summary)")
         return StepReport(operation: operation.name, target: operation.target, changed: outcome.changed,
-                          summary: outcome.summary, diffs: recordDiffs ? recorder.diffs() : nil,
+                          summary: outcome.summary, diffs: recordDiffs ? diffs(outcome) : nil,
                           warning: outcome.warning, command: outcome.command)
+    }
+
+    /// The recorded diffs, those of the paths the operation described itself replaced by its own.
+    private func diffs(_ outcome: OperationOutcome) -> [FileDiff] {
+        guard let own = outcome.diffs else { return recorder.diffs() }
+        let described = Set(own.map(\.path))
+        return recorder.diffs().filter { !described.contains($0.path) } + own
     }
 }

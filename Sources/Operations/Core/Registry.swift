@@ -9,6 +9,9 @@ public protocol RegisteredOperation: GuestOperation {
     static var sourceFile: String { get }
     /// What the operation takes on the command line.
     static var argument: OperationArgument { get }
+    /// Whether its argument starts with a file on the host (`--upload ./motd:/etc/motd`, `--run ./setup.sh`), which
+    /// the shells' completion then offers; false unless the operation says so.
+    static var argumentIsHostFile: Bool { get }
     /// Whether the `sysprep` profile runs it, and where (`.no` unless the operation says otherwise).
     static var sysprep: SysprepDefault { get }
     /// Builds the operation from its command-line argument (nil for a flag, or an optional argument left out).
@@ -17,6 +20,16 @@ public protocol RegisteredOperation: GuestOperation {
 
 extension RegisteredOperation {
     public static var sysprep: SysprepDefault { .no }
+    public static var argumentIsHostFile: Bool { false }
+}
+
+/// An operation that can be written back as the lines of a command file that make it again (`name:argument`), so
+/// that `profiles show NAME --as-file` prints a profile in that form. A flag needs no conformance: its line is its
+/// name.
+public protocol CommandLineRepresentable {
+    /// The command-file lines (`set-line:/etc/sysconfig/network:NOZEROCONF=yes`); an error where the value has no
+    /// such form (a file content a command file cannot hold).
+    func commandLines() throws -> [String]
 }
 
 /// The argument of an operation's option.
@@ -83,6 +96,8 @@ public struct OperationDescriptor: Sendable {
     public var name: String
     public var summary: String
     public var argument: OperationArgument
+    /// The argument starts with a host file (see `RegisteredOperation.argumentIsHostFile`).
+    public var argumentIsHostFile: Bool
     public var phase: OperationPhase
     public var sysprep: SysprepDefault
     /// Where it is defined, from the package's root: "Sources/Operations/Ops/SetLine.swift".
@@ -97,6 +112,7 @@ public struct OperationDescriptor: Sendable {
         name = Entry.name
         summary = Entry.summary
         argument = Entry.argument
+        argumentIsHostFile = Entry.argumentIsHostFile
         phase = Entry.phase
         sysprep = Entry.sysprep
         sourceFile = Entry.sourceFile.ranges(of: "/Sources/").last
@@ -117,6 +133,7 @@ public enum OperationRegistry {
         CheckInstalled.self, RunCommand.self, RunScript.self, Install.self, Uninstall.self, Update.self,
         Firstboot.self, FirstbootCommand.self, FirstbootInstall.self, InjectQemuGA.self,
         SMRegister.self, SMAttach.self, SMRemove.self, SMUnregister.self,
+        RegistrySet.self, RegistryDelete.self,
 
         Hostname.self, Timezone.self, SSHInject.self, Password.self, RootPassword.self, CommandsFromFile.self,
         SELinuxRelabel.self,

@@ -209,3 +209,7 @@ public struct AppendGrubArgs: RegisteredOperation {
         Array(arguments.filter { Self.key($0) == key }.suffix(wanted.count)) == wanted
     }
 }
+
+extension AppendGrubArgs: CommandLineRepresentable {
+    public func commandLines() throws -> [String] { ["\(Self.name):\(arguments.joined(separator: " "))"] }
+}

@@ -53,3 +53,7 @@ public struct Note: GuestOperation {
         .unchanged("not done offline")
     }
 }
+
+extension CheckInstalled: CommandLineRepresentable {
+    public func commandLines() throws -> [String] { ["\(Self.name):\(package):\(paths.joined(separator: ","))"] }
+}

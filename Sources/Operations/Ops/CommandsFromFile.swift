@@ -7,6 +7,7 @@ public struct CommandsFromFile: RegisteredOperation {
     public static let name = "commands-from-file"
     public static let sourceFile = #filePath
     public static let summary = "Run the operations of a virt-customize command file, one step per line, in order"
+    public static let argumentIsHostFile = true
     public static let argument = OperationArgument.required(syntax: "FILE", example: "./customize.commands")
 
     public let file: String
@@ -187,6 +188,13 @@ public struct CommandFileError: DiagnosticError, Sendable {
     public var line: Int?
     public var problem: String
     public var hint: String?
+
+    public init(file: String, line: Int?, problem: String, hint: String?) {
+        self.file = file
+        self.line = line
+        self.problem = problem
+        self.hint = hint
+    }
 
     public var diagnostic: Diagnostic {
         Diagnostic("\(file)\(line.map { ":\($0)" } ?? ""): \(problem)", hint: hint, path: file)

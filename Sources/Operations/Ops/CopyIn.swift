@@ -7,6 +7,7 @@ public struct CopyIn: RegisteredOperation {
     public static let name = "copy-in"
     public static let sourceFile = #filePath
     public static let summary = "Copy a host file or directory tree into a guest directory"
+    public static let argumentIsHostFile = true
     public static let argument = OperationArgument.required(syntax: "LOCALPATH:REMOTEDIR", example: "./skel:/etc")
 
     public let localPath: String

@@ -24,3 +24,7 @@ public struct Delete: RegisteredOperation {
         return .changed(matches.count == 1 ? "deleted \(matches[0])" : "deleted \(matches.count) paths")
     }
 }
+
+extension Delete: CommandLineRepresentable {
+    public func commandLines() throws -> [String] { ["\(Self.name):\(pattern)"] }
+}

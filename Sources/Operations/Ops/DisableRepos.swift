@@ -57,3 +57,7 @@ public struct DisableRepos: RegisteredOperation {
         return .changed("disabled \(disabled.joined(separator: ", "))")
     }
 }
+
+extension DisableRepos: CommandLineRepresentable {
+    public func commandLines() throws -> [String] { ["\(Self.name):\(glob)"] }
+}

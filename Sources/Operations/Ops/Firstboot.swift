@@ -4,6 +4,7 @@ public struct Firstboot: RegisteredOperation {
     public static let name = "firstboot"
     public static let sourceFile = #filePath
     public static let summary = "Run a host script once at the guest's next boot (logged in \(FirstbootQueue.log))"
+    public static let argumentIsHostFile = true
     public static let argument = OperationArgument.required(syntax: "SCRIPT", example: "./first-boot.sh")
 
     /// The script's path on the host.

@@ -10,6 +10,7 @@ public struct Install: RegisteredOperation {
     public static let name = "install"
     public static let sourceFile = #filePath
     public static let summary = "Install packages with the guest's package manager; local package files work offline"
+    public static let argumentIsHostFile = true
     public static let argument = OperationArgument.required(syntax: "PKG|FILE|DIR,...",
                                                             example: "cloud-init,qemu-guest-agent")
 

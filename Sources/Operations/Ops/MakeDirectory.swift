@@ -22,3 +22,7 @@ public struct MakeDirectory: RegisteredOperation {
         return .changed("created \(path)")
     }
 }
+
+extension MakeDirectory: CommandLineRepresentable {
+    public func commandLines() throws -> [String] { ["\(Self.name):\(path)"] }
+}

@@ -56,3 +56,7 @@ public struct RemoveMachineID: RegisteredOperation, Equatable {
         return .changed(done.joined(separator: ", "))
     }
 }
+
+extension RemoveMachineID: CommandLineRepresentable {
+    public func commandLines() throws -> [String] { [mode == .empty ? Self.name : "\(Self.name):\(mode.rawValue)"] }
+}

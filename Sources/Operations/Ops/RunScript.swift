@@ -6,6 +6,7 @@ public struct RunScript: RegisteredOperation {
     public static let name = "run"
     public static let sourceFile = #filePath
     public static let summary = "Copy a host script into the guest's /tmp and execute it there (its #! line, else /bin/sh)"
+    public static let argumentIsHostFile = true
     public static let argument = OperationArgument.required(syntax: "SCRIPT", example: "./setup.sh")
 
     /// The script's path on the host.

@@ -9,6 +9,7 @@ public struct Script: RegisteredOperation {
     public static let name = "script"
     public static let sourceFile = #filePath
     public static let summary = "Run a host script inside the appliance with the appliance's (host's) programs, its current directory the guest's root"
+    public static let argumentIsHostFile = true
     public static let argument = OperationArgument.required(syntax: "SCRIPT", example: "./clean-guest.sh")
     public static let sysprep = SysprepDefault.virtSysprepOnRequest(as: name)
 

@@ -102,3 +102,7 @@ enum ShellValue {
         return quoted + "\""
     }
 }
+
+extension SetLine: CommandLineRepresentable {
+    public func commandLines() throws -> [String] { ["\(Self.name):\(path):\(key)=\(value)"] }
+}

@@ -11,6 +11,7 @@ public struct TarIn: RegisteredOperation {
     public static let name = "tar-in"
     public static let sourceFile = #filePath
     public static let summary = "Unpack a host tarball into a guest directory"
+    public static let argumentIsHostFile = true
     public static let argument = OperationArgument.required(syntax: "TARBALL:REMOTEDIR", example: "./overlay.tar.gz:/")
 
     public let tarball: String

@@ -5,6 +5,7 @@ public struct Upload: RegisteredOperation {
     public static let name = "upload"
     public static let sourceFile = #filePath
     public static let summary = "Copy a host file into the guest"
+    public static let argumentIsHostFile = true
     public static let argument = OperationArgument.required(syntax: "LOCALFILE:PATH", example: "./motd:/etc/motd")
 
     public let localFile: String

@@ -119,3 +119,10 @@ public struct UserAccount: RegisteredOperation, Equatable {
         }
     }
 }
+
+extension UserAccount: CommandLineRepresentable {
+    public func commandLines() throws -> [String] {
+        let users = removing.sorted() + keeping.sorted().map { "-" + $0 }
+        return [users.isEmpty ? Self.name : "\(Self.name):\(users.joined(separator: ","))"]
+    }
+}

@@ -32,6 +32,31 @@ public struct WriteFile: RegisteredOperation {
     }
 }
 
+extension WriteFile: CommandLineRepresentable {
+    /// `write PATH:CONTENT` for one line of text; a text of several lines, which a command file cannot hold in one
+    /// line, as `write-lines` (the same bytes in a new file), and a mode other than 0644 as a `chmod` after it.
+    public func commandLines() throws -> [String] {
+        guard let text = String(validating: content, as: UTF8.self) else {
+            throw Self.invalid("\(path): its content is not text, which a command file cannot hold")
+        }
+        var lines: [String]
+        if !text.contains("\n") {
+            lines = try [Self.name + ":" + path + ":" + text].map { line in
+                guard !line.hasSuffix("\\") else { throw Self.invalid("\(path): a content ending in a backslash") }
+                return line
+            }
+        } else {
+            guard text.hasSuffix("\n") else {
+                throw Self.invalid("\(path): text of several lines without a final newline, which a command file cannot say")
+            }
+            lines = try WriteLines(path, lines: text.dropLast().split(separator: "\n", omittingEmptySubsequences: false)
+                .map(String.init)).commandLines()
+        }
+        if mode != 0o644 { lines.append("chmod:0\(String(mode, radix: 8)):\(path)") }
+        return lines
+    }
+}
+
 /// Writes `content` unless the file already holds it.
 func ensureContent(_ guest: GuestFilesystem, _ path: String, _ content: [UInt8], mode: UInt32) throws
     -> OperationOutcome {

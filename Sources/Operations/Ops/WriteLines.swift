@@ -45,3 +45,14 @@ public struct WriteLines: RegisteredOperation {
         return .changed("wrote \(lines.count) lines to \(path)")
     }
 }
+
+extension WriteLines: CommandLineRepresentable {
+    public func commandLines() throws -> [String] {
+        // A line holding "\\n" would read back as two lines, one ending in a backslash would continue the next.
+        guard !lines.contains(where: { $0.contains("\\n") || $0.contains("\n") }), lines.last?.hasSuffix("\\") != true else {
+            throw Self.invalid("\(path): a line holds a newline, \"\\n\" or a final backslash, which a command file cannot say")
+        }
+        // The parser drops one empty last line (a final "\\n" ends the last line): a wanted one takes one more.
+        return ["\(Self.name):\(path):\(lines.joined(separator: "\\n"))\(lines.last == "" ? "\\n" : "")"]
+    }
+}

@@ -99,3 +99,7 @@ public struct YAMLListAdd: RegisteredOperation {
         return "'" + item.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
     }
 }
+
+extension YAMLListAdd: CommandLineRepresentable {
+    public func commandLines() throws -> [String] { ["\(Self.name):\(path):\(key):\(item)"] }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `inspect --os` on the Windows fixtures (Fixtures/build-windows), through the built binary: the facts libguestfs's
+/// inspection gave when the fixture was built (its `.inspection` file), and the Glance properties a Windows image
+/// needs. One appliance launch per image.
+@Suite(.serialized, .tags(.appliance)) struct WindowsInspectionTests {
+    /// The fixture's `<name>.inspection` file: "key: value" lines libguestfs's inspection printed at build time.
+    static func libguestfsFacts(_ name: String) throws -> [String: String] {
+        let text = try String(contentsOfFile: try windowsFixtures.path("\(name).inspection"), encoding: .utf8)
+        var facts: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            facts[String(line[..<colon])] = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+        }
+        return facts
+    }
+
+    @Test(arguments: [
+        ("win2k19", "ServerStandard", "17763", nil as String?),
+        ("win10", "Professional", "19045", "uefi"),
+    ])
+    func inspectionEqualsLibguestfs(name: String, edition: String, build: String, firmware: String?) throws {
+        let expected = try Self.libguestfsFacts(name)
+        let run = try imgcustomize(["inspect", "--os", "--glance", "--json", try windowsFixtures.path("\(name).qcow2")])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try jsonObject(run.stdout)
+        let os = try #require(report["os"] as? [String: Any], "\(run.stdout)")
+        #expect(os["type"] as? String == expected["type"])
+        #expect(os["distro"] as? String == expected["distro"])
+        #expect((os["major-version"] as? Int).map(String.init) == expected["major"])
+        #expect((os["minor-version"] as? Int).map(String.init) == expected["minor"])
+        #expect(os["product-name"] as? String == expected["product"])
+        #expect(os["hostname"] as? String == expected["hostname"])
+        #expect(os["arch"] as? String == expected["arch"])
+        #expect(os["osinfo"] as? String == expected["osinfo"])
+        #expect(os["root"] as? String == expected["roots"])
+        let windows = try #require(os["windows"] as? [String: Any], "\(run.stdout)")
+        #expect(windows["product-variant"] as? String == expected["variant"])
+        #expect(windows["system-root"] as? String == expected["systemroot"])
+        let drive = try #require(expected["drive"]).split(separator: " ").map(String.init)   // "C: /dev/sda2"
+        #expect(windows["drive-mappings"] as? [String: String] == [String(drive[0].dropLast()): drive[1]])
+        #expect(windows["edition"] as? String == edition)
+        #expect(windows["build"] as? String == build)
+
+        // What Glance needs for it: Windows, its libosinfo id, UEFI for the GPT guest, and a SATA disk and an e1000
+        // NIC since neither fixture holds the virtio drivers.
+        let glance = try #require(report["glance"] as? [String: Any], "\(run.stdout)")
+        #expect(glance["os_type"] as? String == "windows")
+        #expect(glance["os_distro"] as? String == "windows")
+        #expect(glance["os_name"] as? String == expected["osinfo"])
+        #expect(glance["hw_firmware_type"] as? String == firmware)
+        #expect(glance["hw_disk_bus"] as? String == "sata")
+        #expect(glance["hw_vif_model"] as? String == "e1000")
+    }
+
+    /// registry-set and registry-delete on the UEFI guest's NTFS through the appliance: the second of two identical
+    /// sets changes nothing, and the hives read back (one more launch) hold what was asked.
+    @Test func registryEditsOnAnImageReadBack() throws {
+        let directory = try TestDirectory()
+        let image = directory.path("win10.qcow2")
+        try FileManager.default.copyItem(atPath: try windowsFixtures.path("win10.qcow2"), toPath: image)
+        let set = "HKLM\\SOFTWARE\\Cloudbase Solutions\\Cloudbase-Init:LoggingSerialPortSettings=sz:COM1,115200,N,8"
+        let run = try imgcustomize(["customize", image, "--json", "--diff",
+                                    "--registry-set", set, "--registry-set", set,
+                                    "--registry-set", "HKLM\\SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters:Hostname=sz:WIN10-CLOUD",
+                                    "--registry-delete", "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion:ReleaseId"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let reported = steps(try jsonObject(run.stdout)).filter { ($0["operation"] as? String)?.hasPrefix("registry-") == true }
+        #expect(reported.map { $0["changed"] as? Bool } == [true, false, true, true], "\(reported)")
+        let diff = (reported.first?["diff"] as? [[String: Any]])?.first?["unified"] as? String ?? ""
+        #expect(diff.contains("+\"LoggingSerialPortSettings\"=str(1):\"COM1,115200,N,8\""), "\(diff)")
+
+        let hives = try readBack(image) { guest in
+            try ["SOFTWARE", "SYSTEM"].map { hive -> String in
+                let path = directory.path(hive)
+                try Data(try guest.read("/Windows/System32/config/" + hive)).write(to: URL(fileURLWithPath: path))
+                return path
+            }
+        }
+        func exported(_ hive: Int, _ prefix: String, _ key: String) throws -> String {
+            try runTool("hivexregedit", ["--export", "--unsafe-printable-strings", "--prefix", prefix, hives[hive], key])
+        }
+        #expect(try exported(0, "HKEY_LOCAL_MACHINE\\SOFTWARE", "Cloudbase Solutions\\Cloudbase-Init")
+                .contains("\"LoggingSerialPortSettings\"=str(1):\"COM1,115200,N,8\""))
+        let current = try exported(0, "HKEY_LOCAL_MACHINE\\SOFTWARE", "Microsoft\\Windows NT\\CurrentVersion")
+        #expect(!current.contains("ReleaseId") && current.contains("\"ProductName\"=str(1):\"Windows 10 Pro\""), "\(current)")
+        #expect(try exported(1, "HKEY_LOCAL_MACHINE\\SYSTEM", "ControlSet001\\Services\\Tcpip\\Parameters")
+                .contains("\"Hostname\"=str(1):\"WIN10-CLOUD\""))
+    }
+}
