@@ -116,29 +116,9 @@ public final class NativeOverlayFilesystem: GuestFilesystem {
     }
 
     public func glob(_ pattern: String) throws -> [String] {
-        guard pattern.hasPrefix("/") else {
-            throw GuestError(guest: guestDescription, action: "glob", path: pattern,
-                             message: "not an absolute guest path", hint: "guest paths start with /")
-        }
-        var matches = ["/"]
-        for component in pattern.split(separator: "/").map(String.init) {
-            var next: [String] = []
-            for base in matches {
-                let prefix = base == "/" ? "/" : base + "/"
-                if component.contains(where: { "*?[".contains($0) }) {
-                    guard try globStatus(base, followLast: true)?.kind == .directory else { continue }
-                    // fnmatch sees the names' bytes, as the guest's shell would.
-                    let cPattern = cBytes(guestPathBytes(component))
-                    for name in try list(base) where fnmatch(cPattern, cBytes(guestPathBytes(name)), FNM_PERIOD) == 0 {
-                        next.append(prefix + name)
-                    }
-                } else if try globStatus(prefix + component, followLast: false) != nil {
-                    next.append(prefix + component)
-                }
-            }
-            matches = next
-        }
-        return matches.sorted()
+        try GuestGlob.expand(pattern, guest: guestDescription,
+                             isDirectory: { try globStatus($0, followLast: true)?.kind == .directory },
+                             exists: { try globStatus($0, followLast: false) != nil }, list: list)
     }
 
     /// A symlink loop counts as nothing there, as it does for a shell's glob.
@@ -569,7 +549,6 @@ public final class NativeOverlayFilesystem: GuestFilesystem {
 }
 
 /// A C string of `bytes`, for fnmatch.
-private func cBytes(_ bytes: [UInt8]) -> [CChar] { bytes.map { CChar(bitPattern: $0) } + [0] }
 
 /// "/" followed by the path's components, "." left out.
 func canonicalGuestPath(_ path: String) -> String {

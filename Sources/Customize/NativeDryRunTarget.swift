@@ -52,6 +52,10 @@ final class NativeDryRunTarget: RunTarget {
             }
             return mounted
         }
+        // --root as the appliance's run takes it: a device that is not the one root the reader found is refused.
+        if let root = guest.facts.root {
+            _ = try run.during(.inspect) { try run.options.appliance.root.choose(among: [root], guest: image) }
+        }
         facts = guest.facts
         filesystem = NativeOverlayFilesystem(guest, image: image)
     }

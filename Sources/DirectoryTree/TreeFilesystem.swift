@@ -117,31 +117,10 @@ public final class TreeFilesystem: GuestFilesystem {
     }
 
     public func glob(_ pattern: String) throws -> [String] {
-        guard pattern.hasPrefix("/") else {
-            throw GuestError(guest: guestDescription, action: "glob", path: pattern,
-                             message: "not an absolute guest path", hint: "guest paths start with /")
-        }
-        var matches = ["/"]
-        for component in pattern.split(separator: "/").map(String.init) {
-            var next: [String] = []
-            for base in matches {
-                let prefix = base == "/" ? "/" : base + "/"
-                if component.contains(where: { "*?[".contains($0) }) {
-                    guard try status(base, followLast: true, loopsAsMissing: true)?.kind == .directory else {
-                        continue
-                    }
-                    // fnmatch sees the names' bytes, as the guest's shell would.
-                    let cPattern = cString(guestPathBytes(component))
-                    for name in try list(base) where fnmatch(cPattern, cString(guestPathBytes(name)), FNM_PERIOD) == 0 {
-                        next.append(prefix + name)
-                    }
-                } else if try status(prefix + component, followLast: false, loopsAsMissing: true) != nil {
-                    next.append(prefix + component)
-                }
-            }
-            matches = next
-        }
-        return matches.sorted()
+        try GuestGlob.expand(pattern, guest: guestDescription,
+                             isDirectory: { try status($0, followLast: true, loopsAsMissing: true)?.kind == .directory },
+                             exists: { try status($0, followLast: false, loopsAsMissing: true) != nil },
+                             list: list)
     }
 
     public func readlink(_ path: String) throws -> String {

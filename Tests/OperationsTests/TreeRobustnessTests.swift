@@ -214,3 +214,21 @@ extension TemporaryTree {
 extension TemporaryTree {
     static func runner(_ tree: TemporaryTree) -> OperationRunner { OperationRunner(guest: tree.guest, recordDiffs: true) }
 }
+
+/// A glob over symlinked directories that loop multiplies at every wildcard level: the scripts/fuzz `tree` target
+/// found a 58-byte pattern of `*` levels that never ended. Past `GuestGlob.limit` paths or listings it is refused,
+/// quickly, with a message that says why; a real pattern still matches.
+@Suite struct GlobBoundTests {
+    @Test func aPatternThroughLoopingLinksIsRefusedQuickly() throws {
+        let tree = try TemporaryTree()
+        try tree.file("/etc/passwd", "root:x:0:0::/root:/bin/sh\n")
+        // Ten links back to their own directory: each `*` level below /d matches ten times as much.
+        for index in 0..<10 { try tree.symlink("/d/l\(index)", to: ".") }
+        #expect(try tree.guest.glob("/etc/pass*") == ["/etc/passwd"])
+        #expect(try tree.guest.glob("/d/*/*").count == 100)
+        let started = ContinuousClock.now
+        let error = #expect(throws: GuestError.self) { try tree.guest.glob("/d/*/*/*/*/*/*") }
+        #expect(error?.message.contains("more than \(GuestGlob.limit)") == true, "\(String(describing: error))")
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+}
