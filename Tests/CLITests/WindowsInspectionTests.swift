@@ -1,4 +1,5 @@
 import Foundation
+import Operations
 import Testing
 import TestSupport
 
@@ -61,19 +62,28 @@ import TestSupport
         let directory = try TestDirectory()
         let image = directory.path("win10.qcow2")
         try FileManager.default.copyItem(atPath: try windowsFixtures.path("win10.qcow2"), toPath: image)
+        let drivers = try virtioWinTree(releases: ["w10"])
         let set = "HKLM\\SOFTWARE\\Cloudbase Solutions\\Cloudbase-Init:LoggingSerialPortSettings=sz:COM1,115200,N,8"
         let run = try imgcustomize(["customize", image, "--json", "--diff",
                                     "--registry-set", set, "--registry-set", set,
                                     "--registry-set", "HKLM\\SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters:Hostname=sz:WIN10-CLOUD",
-                                    "--registry-delete", "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion:ReleaseId"])
+                                    "--registry-delete", "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion:ReleaseId",
+                                    "--inject-virtio-win", drivers.path])
         #expect(run.status == 0, "\(run.stderr)")
         let reported = steps(try jsonObject(run.stdout)).filter { ($0["operation"] as? String)?.hasPrefix("registry-") == true }
         #expect(reported.map { $0["changed"] as? Bool } == [true, false, true, true], "\(reported)")
+        let injected = steps(try jsonObject(run.stdout)).first { $0["operation"] as? String == "inject-virtio-win" }
+        #expect((injected?["summary"] as? String)?.hasPrefix("viostor boots; balloon, netkvm, vioscsi, viostor for w10/amd64") == true,
+                "\(String(describing: injected))")
         let diff = (reported.first?["diff"] as? [[String: Any]])?.first?["unified"] as? String ?? ""
         #expect(diff.contains("+\"LoggingSerialPortSettings\"=str(1):\"COM1,115200,N,8\""), "\(diff)")
 
         let hives = try readBack(image) { guest in
-            try ["SOFTWARE", "SYSTEM"].map { hive -> String in
+            // The drivers are where Windows finds them, and Glance learns that the guest takes virtio devices.
+            #expect(try guest.read("/Windows/System32/drivers/viostor.sys") == Array("viostor/w10/amd64/viostor.sys driver bytes\n".utf8))
+            #expect(try guest.list("/Windows/Drivers/VirtIO").contains("netkvm.inf"))
+            #expect(try GuestHardware(reading: guest, facts: guest.facts) == GuestHardware(uefiOnly: true))
+            return try ["SOFTWARE", "SYSTEM"].map { hive -> String in
                 let path = directory.path(hive)
                 try Data(try guest.read("/Windows/System32/config/" + hive)).write(to: URL(fileURLWithPath: path))
                 return path
@@ -88,5 +98,7 @@ import TestSupport
         #expect(!current.contains("ReleaseId") && current.contains("\"ProductName\"=str(1):\"Windows 10 Pro\""), "\(current)")
         #expect(try exported(1, "HKEY_LOCAL_MACHINE\\SYSTEM", "ControlSet001\\Services\\Tcpip\\Parameters")
                 .contains("\"Hostname\"=str(1):\"WIN10-CLOUD\""))
+        #expect(try exported(1, "HKEY_LOCAL_MACHINE\\SYSTEM", "ControlSet001\\Services\\viostor")
+                .contains("\"Start\"=dword:00000000"))
     }
 }

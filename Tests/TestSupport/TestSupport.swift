@@ -125,3 +125,24 @@ public let guestFixtures = FixtureImages(variable: "IMGCUSTOMIZE_FIXTURES", scri
 
 /// The Windows guest images Fixtures/build-windows builds without Windows media (hives from .reg text on NTFS).
 public let windowsFixtures = FixtureImages(variable: "IMGCUSTOMIZE_WINDOWS_FIXTURES", script: "Fixtures/build-windows")
+
+/// A driver tree in virtio-win's ISO layout (DRIVER/RELEASE/ARCH/FILE) made of small files, for `releases` (virtio-win's
+/// names: w10, 2k19, ...), with what inject-virtio-win must not copy: debugging files, the sriov driver that
+/// conflicts with netkvm, the guest agent's installer. Each file holds its own path.
+public func virtioWinTree(releases: [String]) throws -> TestDirectory {
+    let directory = try TestDirectory("virtio-win")
+    var files: [String] = ["guest-agent/qemu-ga-x86_64.msi", "sriov/w10/amd64/vioprot.inf"]
+    for release in releases {
+        for (driver, name) in [("viostor", "viostor"), ("vioscsi", "vioscsi"), ("NetKVM", "netkvm"), ("Balloon", "balloon")] {
+            for suffix in ["sys", "inf", "cat", "pdb"] { files.append("\(driver)/\(release)/amd64/\(name).\(suffix)") }
+            files.append("\(driver)/\(release)/x86/\(name).sys")
+        }
+    }
+    for file in files {
+        let path = directory.path(file)
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        try Data("\(file) driver bytes\n".utf8).write(to: URL(fileURLWithPath: path))
+    }
+    return directory
+}

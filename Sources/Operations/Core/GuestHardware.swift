@@ -39,7 +39,10 @@ public struct GuestHardware: Sendable, Equatable {
     /// under Program Files. NTFS names are matched ignoring case, as Windows does.
     init(windows: WindowsFacts, reading guest: GuestFilesystem) throws {
         let systemRoot = windows.systemRoot ?? "/Windows"
+        // Installed drivers, and those staged where Plug and Play installs them at first boot (inject-virtio-win
+        // puts them in Drivers\VirtIO and names that directory in DevicePath).
         let drivers = try Self.namesIgnoringCase(in: systemRoot + "/System32/drivers", guest)
+            .union(try Self.namesIgnoringCase(in: systemRoot + "/Drivers/VirtIO", guest))
         let agent = try Self.namesIgnoringCase(in: "/Program Files/Qemu-ga", guest)
         let (disk, scsi): (String?, String?) = drivers.contains("viostor.sys") ? (nil, nil)
             : drivers.contains("vioscsi.sys") ? ("scsi", "virtio-scsi") : ("sata", nil)

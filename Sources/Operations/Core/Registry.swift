@@ -133,7 +133,7 @@ public enum OperationRegistry {
         CheckInstalled.self, RunCommand.self, RunScript.self, Install.self, Uninstall.self, Update.self,
         Firstboot.self, FirstbootCommand.self, FirstbootInstall.self, InjectQemuGA.self,
         SMRegister.self, SMAttach.self, SMRemove.self, SMUnregister.self,
-        RegistrySet.self, RegistryDelete.self,
+        RegistrySet.self, RegistryDelete.self, InjectVirtioWin.self,
 
         Hostname.self, Timezone.self, SSHInject.self, Password.self, RootPassword.self, CommandsFromFile.self,
         SELinuxRelabel.self,

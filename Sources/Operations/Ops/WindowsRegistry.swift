@@ -52,6 +52,11 @@ public struct RegistryData: Sendable, Equatable {
     /// (decimal or 0x hex), hex bytes for binary ("01,ff" or "01ff").
     public var text: String
 
+    public init(kind: Kind, text: String) {
+        self.kind = kind
+        self.text = text
+    }
+
     /// `TYPE:DATA`.
     public init?(_ typed: String) {
         guard let colon = typed.firstIndex(of: ":"), let kind = Kind(rawValue: String(typed[..<colon]).lowercased())
@@ -136,10 +141,12 @@ struct RegistryEdit {
         return directory
     }
 
-    /// Applies `changes` (`.reg` lines under the key's section, or a whole `[-KEY]` section when `deletesKey`) and
-    /// returns whether anything changed, with the `.reg` diff.
-    func apply(lines: [String], createsKey: Bool = true, deletesKey: Bool = false, guest: GuestFilesystem,
-               context: OperationContext) throws -> (changed: Bool, diff: FileDiff?) {
+    /// The hive file holding the key, checked (a regular file of bounded size), copied into a private directory for
+    /// `body`, with the key's CurrentControlSet resolved.
+    private func withHiveCopy<T>(guest: GuestFilesystem, context: OperationContext,
+                                 _ body: (_ hivePath: String, _ mode: UInt32, _ copy: String, _ key: RegistryKey,
+                                          _ directory: TemporaryDirectory, _ failure: (String, String?) -> GuestError) throws -> T)
+        throws -> T {
         let hivePath = try Self.hivePath(key.hive, guest: guest, context: context)
         let failure = { (message: String, hint: String?) in
             GuestError(guest: guest.guestDescription, action: operation, path: hivePath, message: message, hint: hint)
@@ -151,15 +158,31 @@ struct RegistryEdit {
             throw failure("the hive is \(status.size) bytes, more than the \(Self.hiveSizeLimit >> 20) MiB a hive is "
                           + "read into memory for", "compact the registry in the guest, or edit it there")
         }
-        var key = key
-        if key.hive == .system, key.path.first?.lowercased() == "currentcontrolset" {
-            key.path[0] = try currentControlSet(hivePath: hivePath, guest: guest, context: context)
-        }
         return try TemporaryDirectory.with(prefix: "imgcustomize-registry") { directory in
-            let hive = directory.appending("hive")
-            guard FileManager.default.createFile(atPath: hive, contents: Data(try guest.read(hivePath))) else {
+            let copy = directory.appending("hive")
+            guard FileManager.default.createFile(atPath: copy, contents: Data(try guest.read(hivePath))) else {
                 throw failure("cannot copy the hive to \(directory.path)", "check that TMPDIR is writable")
             }
+            var key = key
+            if key.hive == .system, key.path.first?.lowercased() == "currentcontrolset" {
+                key.path[0] = try currentControlSet(copy, context: context, failure: failure)
+            }
+            return try body(hivePath, status.mode & 0o7777, copy, key, directory, failure)
+        }
+    }
+
+    /// The key's subtree as exact `.reg` text (every value in hex), nil when the key is not there.
+    func read(guest: GuestFilesystem, context: OperationContext) throws -> String? {
+        try withHiveCopy(guest: guest, context: context) { _, _, copy, key, _, failure in
+            try export(copy, key, printable: false, context: context, failure: failure)
+        }
+    }
+
+    /// Applies `changes` (`.reg` lines under the key's section, or a whole `[-KEY]` section when `deletesKey`) and
+    /// returns whether anything changed, with the `.reg` diff.
+    func apply(lines: [String], createsKey: Bool = true, deletesKey: Bool = false, guest: GuestFilesystem,
+               context: OperationContext) throws -> (changed: Bool, diff: FileDiff?) {
+        try withHiveCopy(guest: guest, context: context) { hivePath, mode, hive, key, directory, failure in
             let before = try export(hive, key, printable: false, context: context, failure: failure)
             // Nothing to delete where the key is not: merging its section would create it.
             if before == nil, deletesKey || !createsKey { return (false, nil) }
@@ -186,11 +209,48 @@ struct RegistryEdit {
             guard let merged = FileManager.default.contents(atPath: hive) else {
                 throw failure("cannot read the edited hive back from \(directory.path)", nil)
             }
-            try guest.write(hivePath, [UInt8](merged), mode: status.mode & 0o7777)
+            try guest.write(hivePath, [UInt8](merged), mode: mode)
             let diff = UnifiedDiff.make(path: "\(hivePath) (\(key.regName))",
                                         before: shownBefore.map { Array($0.utf8) }, after: shownAfter.map { Array($0.utf8) })
             return (true, FileDiff(path: hivePath, unified: diff))
         }
+    }
+
+    /// Whether the key is in the guest's hive.
+    static func keyExists(_ key: RegistryKey, guest: GuestFilesystem, context: OperationContext,
+                          operation: String) throws -> Bool {
+        try RegistryEdit(key: key, operation: operation).read(guest: guest, context: context) != nil
+    }
+
+    /// Adds `directory` to HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion's DevicePath (a REG_EXPAND_SZ list
+    /// separated by ';', where Plug and Play looks for drivers), unless it is there already, in any case. Returns the
+    /// diff, nil when nothing changed.
+    static func appendToDevicePath(_ directory: String, guest: GuestFilesystem, context: OperationContext,
+                                   operation: String) throws -> FileDiff? {
+        let key = RegistryKey(hive: .software, path: ["Microsoft", "Windows", "CurrentVersion"])
+        let edit = RegistryEdit(key: key, operation: operation)
+        let current = try edit.read(guest: guest, context: context).flatMap { value("DevicePath", in: $0) }
+        let entries = (current ?? "%SystemRoot%\\inf").split(separator: ";").map(String.init)
+        guard !entries.contains(where: { $0.lowercased() == directory.lowercased() }) else { return nil }
+        let updated = (entries + [directory]).joined(separator: ";")
+        let line = "\"DevicePath\"=" + (RegistryData(kind: .expandSz, text: updated).regValue ?? "")
+        return try edit.apply(lines: [line], guest: guest, context: context).diff
+    }
+
+    /// A string value (REG_SZ or REG_EXPAND_SZ) of the key itself in exact `.reg` text as `export` gives it, decoded
+    /// from its UTF-16LE hex; nil when absent or of another type.
+    static func value(_ name: String, in text: String) -> String? {
+        var inKey = false
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("[") { if inKey { return nil }; inKey = true; continue }
+            for prefix in ["\"\(name)\"=hex(1):", "\"\(name)\"=hex(2):"] where line.hasPrefix(prefix) {
+                let bytes = line.dropFirst(prefix.count).split(separator: ",").compactMap { UInt8($0, radix: 16) }
+                var units = stride(from: 0, to: bytes.count - 1, by: 2).map { UInt16(bytes[$0]) | UInt16(bytes[$0 + 1]) << 8 }
+                while units.last == 0 { units.removeLast() }
+                return String(decoding: units, as: UTF16.self)
+            }
+        }
+        return nil
     }
 
     /// The key's subtree as `.reg` text, nil when the key is not there. `printable` shows strings as text (for
@@ -226,26 +286,18 @@ struct RegistryEdit {
         }
     }
 
-    /// "ControlSet001" from the SYSTEM hive's Select\Current.
-    private func currentControlSet(hivePath: String, guest: GuestFilesystem, context: OperationContext) throws -> String {
-        let failure = { (message: String, hint: String?) in
-            GuestError(guest: guest.guestDescription, action: operation, path: hivePath, message: message, hint: hint)
+    /// "ControlSet001" from the SYSTEM hive's Select\Current, read from the hive's copy.
+    private func currentControlSet(_ hive: String, context: OperationContext,
+                                   failure: (String, String?) -> GuestError) throws -> String {
+        let select = RegistryKey(hive: .system, path: ["Select"])
+        guard let text = try export(hive, select, printable: false, context: context, failure: failure),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("\"Current\"=dword:") }),
+              let number = UInt32(line.split(separator: ":").last ?? "", radix: 16), (1...999).contains(number)
+        else {
+            throw failure("the SYSTEM hive has no Select\\Current naming the current control set",
+                          "name the control set (HKLM\\SYSTEM\\ControlSet001\\...) instead of CurrentControlSet")
         }
-        return try TemporaryDirectory.with(prefix: "imgcustomize-registry") { directory in
-            let hive = directory.appending("hive")
-            guard FileManager.default.createFile(atPath: hive, contents: Data(try guest.read(hivePath))) else {
-                throw failure("cannot copy the hive to \(directory.path)", "check that TMPDIR is writable")
-            }
-            let select = RegistryKey(hive: .system, path: ["Select"])
-            guard let text = try export(hive, select, printable: false, context: context, failure: failure),
-                  let line = text.split(separator: "\n").first(where: { $0.hasPrefix("\"Current\"=dword:") }),
-                  let number = UInt32(line.split(separator: ":").last ?? "", radix: 16), (1...999).contains(number)
-            else {
-                throw failure("the SYSTEM hive has no Select\\Current naming the current control set",
-                              "name the control set (HKLM\\SYSTEM\\ControlSet001\\...) instead of CurrentControlSet")
-            }
-            return String(format: "ControlSet%03u", number)
-        }
+        return String(format: "ControlSet%03u", number)
     }
 }
 
