@@ -242,6 +242,41 @@ private func show(_ event: RunProgress, image: String? = nil, logger: Logger, ba
 /// Runs a batch with the CLI's logging and progress, then prints its report: with --json one document whose
 /// `images` hold each image's report or failure, otherwise each image's report or error in turn. Fails (exit status
 /// 1) when any image failed, after the others were committed.
+/// What a run works on, each with the pipeline call that does it: `apply` and `customize` differ only in these.
+struct RunCalls {
+    var tree: (Pipeline, String, @escaping @Sendable (RunProgress) -> Void) throws -> RunReport
+    var image: (Pipeline, String, @escaping @Sendable (RunProgress) -> Void) throws -> RunReport
+    var batch: (Pipeline, [String], String, @escaping @Sendable (String, RunProgress) -> Void) throws -> BatchReport
+}
+
+/// Runs on the target the command line names: a directory tree (--tree), one image, or several with --output-dir
+/// (one launch); prints the report as `execute` and `executeBatch` do.
+func execute(_ calls: RunCalls, target: TargetArguments, images: [String], attachmentsGiven: Bool,
+             options: RunOptions, runOptions: RunArguments, global: GlobalOptions) throws {
+    var options = options
+    switch try target.target(image: images.first, warn: { global.makeLogger().warning("\($0)") }) {
+    case .tree(let tree):
+        guard !attachmentsGiven else { throw ValidationError("--attach needs an image: no guest command runs on a directory tree") }
+        guard runOptions.outputDir == nil else { throw ValidationError("--output-dir is for images, not --tree DIR") }
+        try execute(options: options, global: global, json: runOptions.json) { try calls.tree($0, tree, $1) }
+    case .image(_, let root):
+        options.appliance.root = root
+        switch try runOptions.selection(images) {
+        case .one(let image, let output):
+            options.output = output
+            try execute(options: options, global: global, json: runOptions.json) { try calls.image($0, image, $1) }
+        case .batch(let images, let directory):
+            // A device names a root of one image; the drives after the first have other names.
+            guard root == .all || root == .single || root == .first else {
+                throw ValidationError("--root DEVICE chooses a root of one image: leave it out, or give all, single or first, in a batch")
+            }
+            try executeBatch(options: options, global: global, json: runOptions.json) {
+                try calls.batch($0, images, directory, $1)
+            }
+        }
+    }
+}
+
 func executeBatch(options: RunOptions, global: GlobalOptions, json: Bool,
                   _ body: (Pipeline, @escaping @Sendable (String, RunProgress) -> Void) throws -> BatchReport) throws {
     let logger = global.makeLogger()

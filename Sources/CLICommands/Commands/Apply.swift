@@ -65,33 +65,14 @@ extension IMGCustomize {
         func run() throws {
             let (images, operations, attachments) = try operationArguments.planned()
             let profile = try chosenProfile().adding(operations.expandingCommandFiles, as: "command line")
-            var options = try runOptions.options(global: global, compression: compress, force: force,
+            let options = try runOptions.options(global: global, compression: compress, force: force,
                                                  attachments: attachments)
-            switch try target.target(image: images.first, warn: { global.makeLogger().warning("\($0)") }) {
-            case .tree(let tree):
-                guard attachments.isEmpty else { throw ValidationError("--attach needs an image: no guest command runs on a directory tree") }
-                guard runOptions.outputDir == nil else { throw ValidationError("--output-dir is for images, not --tree DIR") }
-                try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                    try pipeline.apply(profile, onTree: tree, guest: GuestFacts(), progress: progress)
-                }
-            case .image(_, let root):
-                options.appliance.root = root
-                switch try runOptions.selection(images) {
-                case .one(let image, let output):
-                    options.output = output
-                    try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                        try pipeline.apply(profile, to: image, progress: progress)
-                    }
-                case .batch(let images, let directory):
-                    // A device names a root of one image; the drives after the first have other names.
-                    guard root == .all || root == .single || root == .first else {
-                        throw ValidationError("--root DEVICE chooses a root of one image: leave it out, or give all, single or first, in a batch")
-                    }
-                    try executeBatch(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                        try pipeline.apply(profile, to: images, outputDirectory: directory, progress: progress)
-                    }
-                }
-            }
+            let calls = RunCalls(
+                tree: { try $0.apply(profile, onTree: $1, guest: GuestFacts(), progress: $2) },
+                image: { try $0.apply(profile, to: $1, progress: $2) },
+                batch: { try $0.apply(profile, to: $1, outputDirectory: $2, progress: $3) })
+            try execute(calls, target: target, images: images, attachmentsGiven: !attachments.isEmpty, options: options,
+                        runOptions: runOptions, global: global)
         }
 
         /// The profile named on the command line; for sysprep, with the operations --operations or --enable chose.

@@ -56,32 +56,13 @@ extension IMGCustomize {
             guard !operations.isEmpty else {
                 throw ValidationError("no operation given; `imgcustomize operations` lists them")
             }
-            var options = try runOptions.options(global: global, compression: compress, attachments: attachments)
-            switch try target.target(image: images.first, warn: { global.makeLogger().warning("\($0)") }) {
-            case .tree(let tree):
-                guard attachments.isEmpty else { throw ValidationError("--attach needs an image: no guest command runs on a directory tree") }
-                guard runOptions.outputDir == nil else { throw ValidationError("--output-dir is for images, not --tree DIR") }
-                try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                    try pipeline.customize(operations, onTree: tree, progress: progress)
-                }
-            case .image(_, let root):
-                options.appliance.root = root
-                switch try runOptions.selection(images) {
-                case .one(let image, let output):
-                    options.output = output
-                    try execute(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                        try pipeline.customize(operations, on: image, progress: progress)
-                    }
-                case .batch(let images, let directory):
-                    // A device names a root of one image; the drives after the first have other names.
-                    guard root == .all || root == .single || root == .first else {
-                        throw ValidationError("--root DEVICE chooses a root of one image: leave it out, or give all, single or first, in a batch")
-                    }
-                    try executeBatch(options: options, global: global, json: runOptions.json) { pipeline, progress in
-                        try pipeline.customize(operations, on: images, outputDirectory: directory, progress: progress)
-                    }
-                }
-            }
+            let options = try runOptions.options(global: global, compression: compress, attachments: attachments)
+            let calls = RunCalls(
+                tree: { try $0.customize(operations, onTree: $1, progress: $2) },
+                image: { try $0.customize(operations, on: $1, progress: $2) },
+                batch: { try $0.customize(operations, on: $1, outputDirectory: $2, progress: $3) })
+            try execute(calls, target: target, images: images, attachmentsGiven: !attachments.isEmpty, options: options,
+                        runOptions: runOptions, global: global)
         }
     }
 }
