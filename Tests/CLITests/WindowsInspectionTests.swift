@@ -68,7 +68,8 @@ import TestSupport
                                     "--registry-set", set, "--registry-set", set,
                                     "--registry-set", "HKLM\\SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters:Hostname=sz:WIN10-CLOUD",
                                     "--registry-delete", "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion:ReleaseId",
-                                    "--inject-virtio-win", drivers.path])
+                                    "--inject-virtio-win", drivers.path,
+                                    "--firstboot-command", "echo first boot>C:\\first-boot.txt"])
         #expect(run.status == 0, "\(run.stderr)")
         let reported = steps(try jsonObject(run.stdout)).filter { ($0["operation"] as? String)?.hasPrefix("registry-") == true }
         #expect(reported.map { $0["changed"] as? Bool } == [true, false, true, true], "\(reported)")
@@ -82,6 +83,8 @@ import TestSupport
             // The drivers are where Windows finds them, and Glance learns that the guest takes virtio devices.
             #expect(try guest.read("/Windows/System32/drivers/viostor.sys") == Array("viostor/w10/amd64/viostor.sys driver bytes\n".utf8))
             #expect(try guest.list("/Windows/Drivers/VirtIO").contains("netkvm.inf"))
+            #expect(try guest.list("/ProgramData/imgcustomize/firstboot/scripts") == ["0001-command.bat"])
+            #expect(try guest.exists("/ProgramData/imgcustomize/firstboot/run.bat"))
             #expect(try GuestHardware(reading: guest, facts: guest.facts) == GuestHardware(uefiOnly: true))
             return try ["SOFTWARE", "SYSTEM"].map { hive -> String in
                 let path = directory.path(hive)
@@ -100,5 +103,6 @@ import TestSupport
                 .contains("\"Hostname\"=str(1):\"WIN10-CLOUD\""))
         #expect(try exported(1, "HKEY_LOCAL_MACHINE\\SYSTEM", "ControlSet001\\Services\\viostor")
                 .contains("\"Start\"=dword:00000000"))
+        #expect(try exported(1, "HKEY_LOCAL_MACHINE\\SYSTEM", "Setup").contains("\"SetupType\"=dword:00000002"))
     }
 }

@@ -20,6 +20,19 @@ public struct Firstboot: RegisteredOperation {
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
         let content = try hostScript(script, for: Self.name, guest: guest)
         let base = script.split(separator: "/").last.map(String.init) ?? "script"
+        if context.guest.windows != nil {
+            // A batch file as it is; a PowerShell script is run by PowerShell, from the batch file's own lines.
+            let text = String(decoding: content, as: UTF8.self)
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+                .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+            guard base.lowercased().hasSuffix(".bat") || base.lowercased().hasSuffix(".cmd") else {
+                throw GuestError(guest: guest.guestDescription, action: Self.name, path: script,
+                                 message: "a Windows guest runs batch files at first boot",
+                                 hint: "give a .bat or .cmd script, or use firstboot-command 'powershell -File ...'")
+            }
+            return try WindowsFirstbootQueue.enqueue(lines, named: String(base.dropLast(4)), in: guest,
+                                                     context: context, operation: Self.name)
+        }
         return try FirstbootQueue.enqueue(content, named: base, in: guest)
     }
 }
@@ -42,7 +55,11 @@ public struct FirstbootCommand: RegisteredOperation {
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
-        try FirstbootQueue.enqueue(Array("#!/bin/sh\n\(command)\n".utf8), named: "command", in: guest)
+        if context.guest.windows != nil {
+            return try WindowsFirstbootQueue.enqueue(["@echo off", command], named: "command", in: guest,
+                                                     context: context, operation: Self.name)
+        }
+        return try FirstbootQueue.enqueue(Array("#!/bin/sh\n\(command)\n".utf8), named: "command", in: guest)
     }
 }
 
