@@ -44,4 +44,27 @@ import TestSupport
         let error = #expect(throws: OperationFailure.self) { try runner.run(Firstboot(host.path("setup.sh"))) }
         #expect(error.map { Diagnostic(of: $0).message.contains("batch files") } == true)
     }
+
+    @Test func installersAreCopiedAndRunQuietlyOnce() throws {
+        let tree = try WindowsRegistryTests.windowsTree()
+        let host = try TestDirectory("windows-firstboot")
+        try Data("an msi".utf8).write(to: URL(fileURLWithPath: host.path("CloudbaseInitSetup_x64.msi")))
+        try Data("an exe".utf8).write(to: URL(fileURLWithPath: host.path("tool.exe")))
+        let runner = OperationRunner(guest: tree.guest, context: OperationContext(guest: Self.win10))
+        let install = try FirstbootInstall.parse(host.path("CloudbaseInitSetup_x64.msi") + " LOGGINGSERIALPORTNAME=COM1,"
+                                                 + host.path("tool.exe") + " /S")
+        #expect(try runner.run(install).changed == .yes)
+        #expect(try runner.run(install).changed == .no)
+        let directory = "/ProgramData/imgcustomize/firstboot"
+        #expect(tree.text(directory + "/files/CloudbaseInitSetup_x64.msi") == "an msi")
+        #expect(try tree.guest.list(directory + "/scripts").sorted()
+                == ["0001-install-CloudbaseInitSetup_x64.bat", "0002-install-tool.bat"])
+        #expect(tree.text(directory + "/scripts/0001-install-CloudbaseInitSetup_x64.bat") == "@echo off\r\n"
+                + "msiexec /i \"%~dp0..\\files\\CloudbaseInitSetup_x64.msi\" /qn /norestart "
+                + "/l*v \"%~dp0..\\CloudbaseInitSetup_x64.msi.log\" LOGGINGSERIALPORTNAME=COM1\r\n")
+        #expect(tree.text(directory + "/scripts/0002-install-tool.bat") == "@echo off\r\n\"%~dp0..\\files\\tool.exe\" /S\r\n")
+        #expect(throws: OperationFailure.self) {
+            try runner.run(try FirstbootInstall.parse(host.path("tool.exe").replacingOccurrences(of: ".exe", with: ".sh")))
+        }
+    }
 }

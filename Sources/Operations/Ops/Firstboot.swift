@@ -64,7 +64,9 @@ public struct FirstbootCommand: RegisteredOperation {
 }
 
 /// `firstboot-install PKG,...`: packages installed by the guest's package manager once at its next boot, with the
-/// guest's own network, as virt-customize's `--firstboot-install`.
+/// guest's own network, as virt-customize's `--firstboot-install`. On a Windows guest each item is a host installer
+/// with its arguments ("./CloudbaseInitSetup_x64.msi LOGGINGSERIALPORTNAME=COM1"): copied into the guest and run at
+/// the next boot, an .msi by msiexec (quiet, no restart, logged), an .exe as it is.
 public struct FirstbootInstall: RegisteredOperation {
     public static let name = "firstboot-install"
     public static let sourceFile = #filePath
@@ -81,6 +83,9 @@ public struct FirstbootInstall: RegisteredOperation {
     }
 
     public func apply(to guest: GuestFilesystem, context: OperationContext) throws -> OperationOutcome {
+        if context.guest.windows != nil {
+            return try WindowsFirstbootQueue.install(packages, in: guest, context: context, operation: Self.name)
+        }
         let manager = try PackageManager.of(context.guest, in: guest.guestDescription, operation: Self.name)
         let install = manager.install(packages, network: true)
         return try FirstbootQueue.enqueue(Array("#!/bin/sh\n\(install)\n".utf8), named: "install", in: guest)

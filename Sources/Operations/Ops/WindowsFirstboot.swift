@@ -71,4 +71,44 @@ public enum WindowsFirstbootQueue {
         done.append("queued \(path) for the next boot, logged in \(root)/firstboot.log")
         return OperationOutcome(changed: .yes, summary: done.joined(separator: "; "), diffs: setup.diff.map { [$0] })
     }
+
+    /// `firstboot-install` on Windows: each item "PATH [ARGUMENTS]" names a host installer, copied to `files` and
+    /// run by its own queued batch file: an .msi by msiexec, quiet, with no restart and a verbose log beside the
+    /// runner's; an .exe as it is, with the arguments given.
+    static func install(_ items: [String], in guest: GuestFilesystem, context: OperationContext,
+                        operation: String) throws -> OperationOutcome {
+        var changed = false
+        var summaries: [String] = []
+        var diffs: [FileDiff] = []
+        for item in items {
+            let path = String(item.prefix { $0 != " " })
+            let arguments = item.dropFirst(path.count).trimmingCharacters(in: .whitespaces)
+            let name = (path.split(separator: "/").last.map(String.init) ?? path)
+            let lower = name.lowercased()
+            guard lower.hasSuffix(".msi") || lower.hasSuffix(".exe"),
+                  name.allSatisfy({ $0.isLetter || $0.isNumber || "._-+".contains($0) }) else {
+                throw GuestError(guest: guest.guestDescription, action: operation, path: path,
+                                 message: "a Windows guest installs an .msi or an .exe named with letters, digits and ._-+",
+                                 hint: "give PATH.msi or PATH.exe, then its arguments after a space")
+            }
+            let content = try hostScript(path, for: operation, guest: guest)
+            let files = try InjectVirtioWin.directoryIgnoringCase(directory + "/files", in: guest)
+            if try !guest.holds(files + "/" + name, exactly: content) {
+                try guest.write(files + "/" + name, content, mode: 0o644)
+                changed = true
+            }
+            // Scripts run from done\: the installers are in ..\files.
+            let installer = "\"%~dp0..\\files\\\(name)\""
+            let command = lower.hasSuffix(".msi")
+                ? "msiexec /i \(installer) /qn /norestart /l*v \"%~dp0..\\\(name).log\"" + (arguments.isEmpty ? "" : " " + arguments)
+                : installer + (arguments.isEmpty ? "" : " " + arguments)
+            let step = try enqueue(["@echo off", command], named: "install-" + String(name.dropLast(4)), in: guest,
+                                   context: context, operation: operation)
+            if step.changed == .yes { changed = true }
+            summaries.append(step.summary)
+            diffs += step.diffs ?? []
+        }
+        return OperationOutcome(changed: changed ? .yes : .no, summary: summaries.joined(separator: "; "),
+                                diffs: diffs.isEmpty ? nil : InjectVirtioWin.merged(diffs))
+    }
 }
