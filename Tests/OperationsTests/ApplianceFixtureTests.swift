@@ -147,7 +147,7 @@ struct Fixture: Sendable, CustomTestStringConvertible {
 /// The Debian 12 guests Fixtures/build-debian installs from Debian's packages.
 let debianGuestFixtures = FixtureImages(variable: "IMGCUSTOMIZE_DEBIAN_FIXTURES", script: "Fixtures/build-debian")
 
-extension ApplianceTests {
+extension ApplianceTestsOnFixtures {
     @Suite struct FixtureTests {
         /// What `inspect --os` reports, from the quick inspection and from libguestfs's, and a read-only session:
         /// every filesystem mounted, nothing writable.

@@ -10,8 +10,15 @@ extension Tag {
     @Tag static var appliance: Self
 }
 
-/// Every appliance test runs under this suite, one at a time: each launch is a VM, and the machine has two cores.
+/// The appliance tests of this target run under two serialized parents, each one test at a time: each launch is a
+/// VM and the machine has two cores. Two, not one: when the other targets' tests are done, a single chain would leave
+/// one core idle for the rest of the run (it did, for the last quarter of an hour of a whole run). This one holds the
+/// backend's own tests (files, sessions, launch limits).
 @Suite(.serialized, .tags(.appliance)) struct ApplianceTests {}
+
+/// The second chain: tests on the fixture images (inspection against libguestfs, sysprep, guest commands, the
+/// customize sequence).
+@Suite(.serialized, .tags(.appliance)) struct ApplianceTestsOnFixtures {}
 
 /// Records log lines, so that tests can check what a user would read.
 final class LogRecorder: Sendable {

@@ -71,7 +71,7 @@ enum CustomizeSequence {
     }
 }
 
-extension ApplianceTests {
+extension ApplianceTestsOnFixtures {
     /// The same sequence through the appliance, on an overlay over the scratch RHEL 7 guest: one launch.
     @Suite struct CustomizeSequenceOnImageTests {
         @Test func onAnImage() throws {

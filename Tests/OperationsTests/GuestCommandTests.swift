@@ -182,7 +182,7 @@ import TestSupport
     }
 }
 
-extension ApplianceTests {
+extension ApplianceTestsOnFixtures {
     /// `script` on a fixture image: the host script runs in the appliance from the guest's root, with the
     /// appliance's programs; one launch for the whole story.
     @Suite struct ApplianceScriptTests {

@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 /// imgcustomize's appliance: libguestfs's own supermin.d with an edited /init, made from the host's libguestfs; no
-/// launch (the launches are in `ApplianceTests.PrivateApplianceLaunchTests`).
+/// launch (its launches are in the `ApplianceTests` suites).
 @Suite struct PrivateApplianceTests {
     /// Where Debian's libguestfs keeps supermin's input, as `guestfs_get_path` gives it.
     static let libguestfsPath = "/usr/lib/x86_64-linux-gnu/guestfs"

@@ -4,7 +4,7 @@ import Testing
 @testable import Appliance
 import TestSupport
 
-extension ApplianceTests {
+extension ApplianceTestsOnFixtures {
     /// The sysprep clean-ups, the user-facing customizations and SELinux relabelling through one appliance, on an
     /// image (not a tree): glob expansion, Augeas and extended attributes as libguestfs does them.
     @Suite struct SysprepApplianceTests {
