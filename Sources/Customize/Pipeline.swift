@@ -179,6 +179,7 @@ public struct Pipeline: Sendable {
                           sizeBefore: allocatedBytes(image), progress: { event in events.withLock { $0.append(event) } })
             do {
                 let report = try run.perform(job, on: NativeDryRunTarget(image: image, policy: policy))
+                logger.debug("\(image): the dry run read the image natively, with no appliance")
                 for event in events.withLock({ $0 }) { progress(event) }
                 return report
             } catch let failure as RunFailure {
