@@ -310,11 +310,11 @@ public final class ApplianceSession {
     /// What libguestfs's inspection gives of a Windows root, plus the edition and build it does not (1.48 has no
     /// build id), read from the SOFTWARE hive in the appliance.
     private func windowsFacts(root: String) throws -> WindowsFacts {
-        func text(_ fact: Guestfs.InspectedWindowsText) throws -> String? {
+        func text(_ fact: Guestfs.InspectedText) throws -> String? {
             let value = try guestfs.inspected(fact, root: root)
             return value == "unknown" || value.isEmpty ? nil : value
         }
-        let systemRoot = try text(.systemRoot)
+        let systemRoot = try text(.windowsSystemRoot)
         var current: [String: String] = [:]
         if let systemRoot {
             try guestfs.mount(root, on: "/", readonly: true)

@@ -597,6 +597,8 @@ extension Guestfs {
     enum InspectedText: String {
         case type, distribution, osinfo = "osinfo id", architecture, hostname, productName = "product name"
         case packageFormat = "package format", packageManager = "package manager"
+        /// Windows guests only.
+        case productVariant = "product variant", windowsSystemRoot = "Windows system root"
     }
 
     /// An inspected root's fact as libguestfs returns it ("unknown" when it could not tell).
@@ -611,6 +613,8 @@ extension Guestfs {
             case .productName: guestfs_inspect_get_product_name(handle, root)
             case .packageFormat: guestfs_inspect_get_package_format(handle, root)
             case .packageManager: guestfs_inspect_get_package_management(handle, root)
+            case .productVariant: guestfs_inspect_get_product_variant(handle, root)
+            case .windowsSystemRoot: guestfs_inspect_get_windows_systemroot(handle, root)
             }
         }
     }
@@ -861,20 +865,6 @@ extension Guestfs {
 // MARK: Windows
 
 extension Guestfs {
-    /// The textual facts libguestfs's inspection gives only for Windows guests.
-    enum InspectedWindowsText: String {
-        case productVariant = "product variant", systemRoot = "Windows system root"
-    }
-
-    func inspected(_ fact: InspectedWindowsText, root: String) throws -> String {
-        try string("read the \(fact.rawValue) of", root) { handle in
-            switch fact {
-            case .productVariant: guestfs_inspect_get_product_variant(handle, root)
-            case .systemRoot: guestfs_inspect_get_windows_systemroot(handle, root)
-            }
-        }
-    }
-
     /// Drive letters and the devices libguestfs maps them to (from the SYSTEM hive's MountedDevices).
     func inspectedDriveMappings(root: String) throws -> [(letter: String, device: String)] {
         try pairs("read the drive letters of", root) { guestfs_inspect_get_drive_mappings($0, root) }.map { ($0.0, $0.1) }
