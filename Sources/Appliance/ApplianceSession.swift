@@ -296,15 +296,16 @@ public final class ApplianceSession {
             try guestfs.inspectedMountpoints(root: root).map { ($0.mountpoint, canonical($0.device)) },
             uniquingKeysWith: { first, _ in first })
         let version = try guestfs.inspectedVersion(root: root)
+        let type = try text(.type)
         return GuestFacts(
-            type: try text(.type), distro: try text(.distribution),
+            type: type, distro: try text(.distribution),
             majorVersion: version.major, minorVersion: version.minor,
             osinfo: try text(.osinfo), arch: try text(.architecture), hostname: try text(.hostname),
             productName: try text(.productName), packageFormat: try text(.packageFormat),
             packageManagement: try text(.packageManager),
             mountpoints: mountpoints,
             root: canonical(root),
-            windows: try text(.type) == "windows" ? windowsFacts(root: root) : nil)
+            windows: type == "windows" ? try windowsFacts(root: root) : nil)
     }
 
     /// What libguestfs's inspection gives of a Windows root, plus the edition and build it does not (1.48 has no

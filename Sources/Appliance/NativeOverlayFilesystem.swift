@@ -548,8 +548,6 @@ public final class NativeOverlayFilesystem: GuestFilesystem {
     }
 }
 
-/// A C string of `bytes`, for fnmatch.
-
 /// "/" followed by the path's components, "." left out.
 func canonicalGuestPath(_ path: String) -> String {
     "/" + path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
