@@ -146,3 +146,18 @@ public func virtioWinTree(releases: [String]) throws -> TestDirectory {
     }
     return directory
 }
+
+/// Runs `body`, and stops the whole test run with a message naming `test` if it has not returned `seconds` after it
+/// started. Swift Testing's `.timeLimit` is no substitute here: it also counts the time a test waits for a thread of
+/// the cooperative pool, which appliance tests hold for minutes on a two-core machine (a CI run failed every
+/// HostCommandTests test that way, none of them slow). A hang this catches would otherwise be seen only at CI's own
+/// limit, with no name on it.
+public func finishing<T>(within seconds: Int, _ test: String = #function, _ body: () throws -> T) rethrows -> T {
+    let watchdog = DispatchWorkItem {
+        FileHandle.standardError.write(Data("\(test) did not finish within \(seconds) s of starting: it hangs; stopping the test run\n".utf8))
+        abort()
+    }
+    DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(seconds), execute: watchdog)
+    defer { watchdog.cancel() }
+    return try body()
+}
