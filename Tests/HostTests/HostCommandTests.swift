@@ -60,8 +60,8 @@ import Testing
         }
     }
 
-    @Test func aMissingProgramIsAStartError() throws {
-        try finishing(within: 60) {
+    @Test func aMissingProgramIsAStartError() {
+        finishing(within: 60) {
             let error = #expect(throws: ProcessStartError.self) { try HostCommand("imgcustomize-no-such-program").run() }
             #expect(error?.notFound == true)
         }
