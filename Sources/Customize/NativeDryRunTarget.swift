@@ -10,15 +10,18 @@ import Operations
 final class NativeDryRunTarget: RunTarget {
     let image: String
     private let policy: OutputPolicy
+    /// The name the reports give the image's disk: /dev/sda, as in an appliance launched for the image alone.
+    private let disk: String
     private var filesystem: NativeOverlayFilesystem?
     private var facts: GuestFacts?
 
     var hasBlockDevices: Bool { true }
     var relabels: Bool { true }
 
-    init(image: String, policy: OutputPolicy) {
+    init(image: String, policy: OutputPolicy, disk: String = "/dev/sda") {
         self.image = image
         self.policy = policy
+        self.disk = disk
     }
 
     /// Whether a dry run of `options` reads the image natively: as native inspection, unless the user asked for
@@ -42,7 +45,7 @@ final class NativeDryRunTarget: RunTarget {
             let mounted: NativeGuest?
             do {
                 mounted = try NativeInspection.mount(image: checked.inspection.resolvedPath,
-                                                     format: checked.inspection.format)
+                                                     format: checked.inspection.format, disk: disk)
             } catch {
                 throw NativeDryRunDeclined(image: image, reason: "the native reader failed: \(error)", wouldRun: false)
             }

@@ -156,15 +156,48 @@ public struct Pipeline: Sendable {
     /// all (`inAppliance`), or none, natively (where the reader declines, `NativeDryRunDeclined`, no fallback).
     /// Each run sees what the ones before it changed, as if they ran in that order. What the tests compare the two
     /// dry runs with, step by step.
-    package func dryRuns(of profiles: [Profile], on image: String, inAppliance: Bool) throws -> [RunReport] {
+    /// `disk` names the image's disk in the native reports, as the appliance would (see `applianceDryRuns`).
+    package func dryRuns(of profiles: [Profile], on image: String, inAppliance: Bool,
+                         disk: String = "/dev/sda") throws -> [RunReport] {
         var options = options
         options.dryRun = true
         let target = OpenedOnce(inAppliance ? ImageTarget(image: image, destination: image, policy: .sameFormat)
-                                            : NativeDryRunTarget(image: image, policy: .sameFormat))
+                                            : NativeDryRunTarget(image: image, policy: .sameFormat, disk: disk))
         defer { target.end() }
         return try profiles.map { profile in
             try Run(image, options: options, logger: logger, output: nil, sizeBefore: allocatedBytes(image),
                     progress: { _ in }).perform(Job(profile), on: target)
+        }
+    }
+
+    /// The appliance's side of `dryRuns(of:on:inAppliance:)` for several images in one launch, as a batch shares
+    /// one: each image's profiles run one after another on one opening of its drive. The reports name each image's
+    /// devices as that launch does (the second image's disk is /dev/sdb: `ApplianceDrive.deviceName(index:)`).
+    package func applianceDryRuns(_ images: [(image: String, profiles: [Profile])]) throws -> [[RunReport]] {
+        var options = options
+        options.dryRun = true
+        let shared = SharedAppliance()
+        // The runs that prepared the images hold their overlays' directories until the end.
+        var preparations: [Run] = []
+        var targets: [ImageTarget] = []
+        for (index, (image, _)) in images.enumerated() {
+            let run = Run(image, options: options, logger: logger, output: nil, sizeBefore: allocatedBytes(image),
+                          progress: { _ in })
+            let target = ImageTarget(image: image, destination: image, policy: .sameFormat, shared: shared)
+            try target.prepare(in: run, drive: index)
+            preparations.append(run)
+            targets.append(target)
+        }
+        guard let first = targets.first, let firstRun = preparations.first else { return [] }
+        shared.launch(drives: targets.compactMap { $0.prepared?.drive }, options: first.applianceOptions(of: firstRun))
+        defer { _ = shared.close() }
+        return try zip(images, targets).map { entry, target in
+            let opened = OpenedOnce(target)
+            defer { opened.end() }
+            return try entry.profiles.map { profile in
+                try Run(entry.image, options: options, logger: logger, output: nil,
+                        sizeBefore: allocatedBytes(entry.image), progress: { _ in }).perform(Job(profile), on: opened)
+            }
         }
     }
 
