@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// `imgcustomize apply` end to end on the fixture guests, read back through the appliance.
-@Suite(.serialized, .tags(.appliance)) struct ApplyTests {
+@Suite(.fixtures(guestFixtures), .serialized, .tags(.appliance)) struct ApplyTests {
     @Test func rhel7CloudDoesEveryStepAndASecondRunChangesNothing() throws {
         let directory = try TestDirectory()
         let image = try fixture("rhel7.qcow2")

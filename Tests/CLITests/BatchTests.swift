@@ -4,7 +4,7 @@ import TestSupport
 
 /// Several images in one appliance launch (`--output-dir`): clones of one image (the same volume group name, PV, VG
 /// and filesystem UUIDs) each prepared on its own drive, and a batch where one image fails while the others commit.
-@Suite(.serialized, .tags(.appliance)) struct BatchTests {
+@Suite(.fixtures(guestFixtures), .serialized, .tags(.appliance)) struct BatchTests {
     /// Copies of the rhel7 fixture under `names`: byte-identical clones of one golden image.
     func clones(_ names: [String], in directory: TestDirectory) throws -> [String] {
         let fixture = try fixture("rhel7.qcow2")

@@ -5,7 +5,7 @@ import TestSupport
 /// lvm-uuids and fs-uuids on the real Debian 12 guest (MBR, /boot on a partition, root and swap on LVM), read back
 /// with guestfish: new UUIDs on the devices, the same new UUIDs in the files that name them. The boot tests boot
 /// such images (BootTests).
-@Suite(.serialized, .tags(.appliance)) struct BlockIdentityImageTests {
+@Suite(.fixtures(debianFixtures), .serialized, .tags(.appliance)) struct BlockIdentityImageTests {
     static let group = "deb12-bios-vg"
 
     /// What guestfish reads of an image: the PV's and VG's UUIDs, /boot's and the root LV's filesystem UUIDs, and

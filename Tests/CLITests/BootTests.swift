@@ -7,15 +7,12 @@ extension Tag {
     @Tag static var boot: Self
 }
 
-/// The Debian 12 guests built from Debian's packages by Fixtures/build-debian.
-let debianFixtures = FixtureImages(variable: "IMGCUSTOMIZE_DEBIAN_FIXTURES", script: "Fixtures/build-debian")
-
 func debianFixture(_ name: String) throws -> String { try debianFixtures.path(name) }
 
 /// Every result boots: the real Debian guests, as built and after imgcustomize prepared them, checked by
 /// `boot-check` from inside the guest. Not serialized: each test boots one guest at a time, and the tests run in
 /// parallel, so that the minutes a guest spends booting under software emulation overlap with other tests' work.
-@Suite(.tags(.appliance, .boot)) struct BootTests {
+@Suite(.fixtures(debianFixtures), .tags(.appliance, .boot)) struct BootTests {
     /// One boot-check run, its JSON and the checks by name.
     struct Boot {
         var status: Int32

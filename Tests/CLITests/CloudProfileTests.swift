@@ -5,7 +5,7 @@ import TestSupport
 
 /// `apply cloud` and `inspect --os --glance` on the distributions beyond RHEL 6 and 7, read back through the
 /// appliance. (Every step of each profile is read back on its tree, in-process: CustomizeTests/DistroProfileTests.)
-@Suite(.serialized, .tags(.appliance)) struct CloudProfileTests {
+@Suite(.fixtures(guestFixtures, debianFixtures), .serialized, .tags(.appliance)) struct CloudProfileTests {
     @Test(arguments: [("rocky9.qcow2", "rhel9-cloud"), ("ubuntu2404.qcow2", "ubuntu-cloud"),
                       ("debian12-bios.qcow2", "debian-cloud"), ("fedora40.qcow2", "fedora-cloud")])
     func cloudPicksTheProfileAndASecondRunChangesNoFile(file: String, expected: String) throws {

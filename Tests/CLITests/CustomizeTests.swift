@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// `imgcustomize customize` with the design card's seven operations, on an image, read back through the appliance.
-@Suite(.serialized, .tags(.appliance)) struct CustomizeImageTests {
+@Suite(.fixtures(guestFixtures), .serialized, .tags(.appliance)) struct CustomizeImageTests {
     static let operations = [
         "--set-line", "/etc/sysconfig/network:NOZEROCONF=yes",
         "--append-grub-args", "console=tty0 console=ttyS0,115200n8",

@@ -5,7 +5,7 @@ import TestSupport
 /// Faults a pipeline meets: each is caused for real, and the test checks what a user would: the image is intact
 /// (same sha256, or exactly as the other program left it), nothing is left behind, the message says what happened
 /// and what to do, and with --json stdout still carries one document saying so.
-@Suite(.serialized) struct FaultTests {
+@Suite(.fixtures(guestFixtures), .serialized) struct FaultTests {
     static let write = ["--write", "/etc/motd:faults\n"]
 
     @Test(arguments: ["apply", "customize", "sparsify"])

@@ -4,7 +4,7 @@ import TestSupport
 
 /// Guest commands on the real Debian 12 guest: the guest's own programs, run inside the appliance, their output in
 /// the report, what they wrote read back.
-@Suite(.serialized, .tags(.appliance)) struct GuestCommandImageTests {
+@Suite(.fixtures(debianFixtures), .serialized, .tags(.appliance)) struct GuestCommandImageTests {
     func step(_ report: [String: Any], _ operation: String) -> [String: Any]? {
         steps(report).first { $0["operation"] as? String == operation }
     }

@@ -5,7 +5,7 @@ import TestSupport
 /// Ctrl-C, SIGTERM or SIGHUP at any moment: the run stops, qemu is killed, everything the run made is removed
 /// (libguestfs's own temporary directories included), the image is byte-identical, and the process ends by the
 /// signal, as a shell expects.
-@Suite(.serialized, .tags(.appliance)) struct InterruptionTests {
+@Suite(.fixtures(guestFixtures), .serialized, .tags(.appliance)) struct InterruptionTests {
     /// A run of the binary whose temporary and runtime directories are private, so that what it leaves is visible.
     final class InterruptedRun {
         let directory: TestDirectory

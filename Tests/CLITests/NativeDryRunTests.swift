@@ -11,7 +11,7 @@ import Profiles
 /// run, step by step, on every fixture and every built-in profile that applies to it: the profiles run one after
 /// another on one opening of each image on each side, and every fixture is a drive of one appliance launch, as in a
 /// batch (so the native side names each image's disk as that launch does: /dev/sda, /dev/sdb, ...).
-@Suite(.serialized, .tags(.appliance)) struct NativeDryRunTests {
+@Suite(.fixtures(guestFixtures), .serialized, .tags(.appliance)) struct NativeDryRunTests {
     /// What the native dry run does not try: the labels come from the image's SELinux attributes, which the
     /// reader does not read. Every other step must show the same plan and the same diffs.
     static let wouldRun: Set<String> = ["selinux-relabel"]

@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 /// `inspect --os` and its `--inspection` choice, through the built binary.
-@Suite struct NativeInspectCommandTests {
+@Suite(.fixtures(guestFixtures)) struct NativeInspectCommandTests {
     /// The native reader answers for an ext4 guest without launching anything: the facts libguestfs gives.
     @Test func nativeInspectionOfAnExt4Guest() throws {
         let started = ContinuousClock.now

@@ -7,7 +7,7 @@ import TestSupport
 
 /// `--root` as virt-customize means it (which operating system of an image), `--tree` for directory trees, and the
 /// old `--root DIR` still read as a tree with a warning. None of these launches the appliance.
-@Suite struct RootSelectionTests {
+@Suite(.fixtures(guestFixtures)) struct RootSelectionTests {
     /// Among several roots, as guestfs-tools' test-virt-customize-root.sh chooses: first, or a device; all and
     /// single refuse, naming the roots, as does a device that is not one.
     @Test func choosingAmongSeveralRoots() throws {

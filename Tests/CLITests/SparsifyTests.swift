@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// `imgcustomize sparsify`: trim through the appliance, rewrite compressed, the guest intact.
-@Suite(.serialized, .tags(.appliance)) struct SparsifyTests {
+@Suite(.fixtures(guestFixtures), .serialized, .tags(.appliance)) struct SparsifyTests {
     @Test func aRawGuestBecomesASmallerCompressedQCOW2WithTheSameFiles() throws {
         let directory = try TestDirectory()
         let image = try fixture("rhel7-single.raw")

@@ -4,7 +4,7 @@ import TestSupport
 
 /// The image is never half-modified: refusals happen before anything is written, and a run killed at any moment
 /// leaves the image byte-identical, its scratch removed by the next run.
-@Suite(.serialized) struct TransactionTests {
+@Suite(.fixtures(guestFixtures), .serialized) struct TransactionTests {
     @Test(.tags(.appliance)) func killedAtRandomMomentsTheImageStaysIntact() throws {
         let directory = try TestDirectory()
         let image = directory.path("guest.qcow2")

@@ -6,7 +6,7 @@ import TestSupport
 /// `inspect --os` on the Windows fixtures (Fixtures/build-windows), through the built binary: the facts libguestfs's
 /// inspection gave when the fixture was built (its `.inspection` file), and the Glance properties a Windows image
 /// needs. One appliance launch per image.
-@Suite(.serialized, .tags(.appliance)) struct WindowsInspectionTests {
+@Suite(.fixtures(windowsFixtures), .serialized, .tags(.appliance)) struct WindowsInspectionTests {
     /// The fixture's `<name>.inspection` file: "key: value" lines libguestfs's inspection printed at build time.
     static func libguestfsFacts(_ name: String) throws -> [String: String] {
         let text = try String(contentsOfFile: try windowsFixtures.path("\(name).inspection"), encoding: .utf8)

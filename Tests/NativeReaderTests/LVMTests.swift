@@ -17,7 +17,7 @@ func partitionDevices(_ disk: any BlockDevice) throws -> [any BlockDevice] {
     }
 }
 
-@Suite struct LVMTests {
+@Suite(.fixtures(guestFixtures)) struct LVMTests {
     /// The fixture's volume group: a linear root and swap, the root an ext4 whose release file reads back.
     @Test func rhel6LinearVolumes() throws {
         let disk = try ImageDevice(path: guestFixtures.path("rhel6.qcow2"))

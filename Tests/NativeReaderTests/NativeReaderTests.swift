@@ -75,7 +75,7 @@ struct ExtTree {
     }
 }
 
-@Suite struct NativeReaderTests {
+@Suite(.fixtures(guestFixtures)) struct NativeReaderTests {
     @Test func ext4WithMetadataChecksumsAnd64Bit() throws {
         let tree = try ExtTree()
         let path = try tree.image("ext4.img", mkfs: "mkfs.ext4", ["-O", "64bit,metadata_csum"])

@@ -11,14 +11,28 @@ import TestSupport
 struct Fixture: Sendable, CustomTestStringConvertible {
     var file: String
     var format: ApplianceDrive.Format
-    var expected: GuestFacts
+    /// What the guest must be found to be, and a release file with what it says of the version, worked out when a
+    /// test asks: a test's arguments are computed before any test runs, and the Debian guests' point release is
+    /// known only once they are built (computing it then held the whole run until they were).
+    private let known: @Sendable () -> (expected: GuestFacts, release: (path: String, text: String))
+    var expected: GuestFacts { known().expected }
+    var release: (path: String, text: String) { known().release }
     /// A file that lives on the guest's /boot, mounted or not.
     var bootFile: String
-    /// A release file and what it says of the version.
-    var release: (path: String, text: String)
     /// A file on a /home mounted from a filesystem (or subvolume) of its own, for a guest that has one.
     var homeFile: String?
-    var images: FixtureImages = guestFixtures
+    var images: FixtureImages
+
+    init(file: String, format: ApplianceDrive.Format, expected: @autoclosure @escaping @Sendable () -> GuestFacts,
+         bootFile: String, release: @autoclosure @escaping @Sendable () -> (path: String, text: String),
+         homeFile: String? = nil, images: FixtureImages = guestFixtures) {
+        self.file = file
+        self.format = format
+        known = { (expected(), release()) }
+        self.bootFile = bootFile
+        self.homeFile = homeFile
+        self.images = images
+    }
 
     var testDescription: String { file }
 
@@ -120,19 +134,18 @@ struct Fixture: Sendable, CustomTestStringConvertible {
 
     private static func debian(file: String, hostname: String, mountpoints: [String: String], bootFile: String)
         -> Fixture {
-        let point = debianPointRelease
-        return Fixture(file: file, format: .qcow2,
-                       expected: GuestFacts(type: "linux", distro: "debian", majorVersion: 12,
-                                            minorVersion: Int(point.dropFirst(3)) ?? -1, osinfo: "debian12",
-                                            arch: "x86_64", hostname: hostname, productName: point,
-                                            packageFormat: "deb", packageManagement: "apt",
-                                            mountpoints: mountpoints, root: mountpoints["/"]),
-                       bootFile: bootFile, release: ("/etc/debian_version", point), images: debianGuestFixtures)
+        Fixture(file: file, format: .qcow2,
+                expected: GuestFacts(type: "linux", distro: "debian", majorVersion: 12,
+                                     minorVersion: Int(debianPointRelease.dropFirst(3)) ?? -1, osinfo: "debian12",
+                                     arch: "x86_64", hostname: hostname, productName: debianPointRelease,
+                                     packageFormat: "deb", packageManagement: "apt",
+                                     mountpoints: mountpoints, root: mountpoints["/"]),
+                bootFile: bootFile, release: ("/etc/debian_version", debianPointRelease), images: debianFixtures)
     }
 
     /// "12.15": what the Debian guests' build recorded as their point release (NAME.layout's inspect lines).
     static let debianPointRelease: String = {
-        let layout = (try? String(contentsOfFile: debianGuestFixtures.directory + "/debian12-uefi.layout",
+        let layout = (try? String(contentsOfFile: debianFixtures.directory + "/debian12-uefi.layout",
                                   encoding: .utf8)) ?? ""
         return layout.split(separator: "\n").first { $0.hasPrefix("inspect product: ") }
             .map { String($0.dropFirst("inspect product: ".count)) } ?? "unknown"
@@ -143,9 +156,6 @@ struct Fixture: Sendable, CustomTestStringConvertible {
     /// Builds the images on first use (minutes), then finds them in the cache (a moment).
     func path() throws -> String { try images.path(file) }
 }
-
-/// The Debian 12 guests Fixtures/build-debian installs from Debian's packages.
-let debianGuestFixtures = FixtureImages(variable: "IMGCUSTOMIZE_DEBIAN_FIXTURES", script: "Fixtures/build-debian")
 
 extension ApplianceTestsOnFixtures {
     @Suite struct FixtureTests {

@@ -13,7 +13,7 @@ extension Fixture {
 /// against what libguestfs's `inspect_os` said of the same image (NAME.inspection, recorded when the fixture was
 /// built) and against what the guest must be. Every fixture goes through the native path: ext2/3/4, XFS and LVM,
 /// Fedora's btrfs root and /home subvolumes, the Debian UEFI guest's ESP. No appliance is launched.
-@Suite struct NativeInspectionTests {
+@Suite(.fixtures(guestFixtures, debianFixtures)) struct NativeInspectionTests {
     @Test(arguments: Fixture.all)
     func sameFactsAsLibguestfs(fixture: Fixture) throws {
         let image = try fixture.path()

@@ -1,4 +1,6 @@
 import Foundation
+import Synchronization
+import Testing
 
 /// The package's root, from this file's place in it.
 public let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -84,34 +86,75 @@ public func runTool(_ tool: String, _ arguments: [String]) throws -> String {
 /// Images the tests use, built from committed sources by a script under Fixtures/ and cached: the directory
 /// `variable` names (scripts/test exports it), or else the one the script prints once it has built the images or
 /// found them in its cache.
-public struct FixtureImages: Sendable {
-    public let directory: String
+///
+/// A cold build takes minutes (the Debian guests over twenty at load), and a test blocked on it holds a thread of
+/// the cooperative pool, of which a two-core machine has two: two such tests stopped the whole run until the build
+/// was done. Suites that need images say so with the `.fixtures(...)` trait, which waits for them with `ready()`,
+/// holding no thread, before the suite starts.
+public final class FixtureImages: Sendable {
     let script: String
+    private let variable: String
+    private let built = Mutex<String?>(nil)
 
     public init(variable: String, script: String) {
+        self.variable = variable
         self.script = script
+    }
+
+    /// The images' directory: runs the script, waiting for it, the first time it is asked for (unless `ready()`
+    /// was awaited); empty when the build failed (its errors went to the test run's stderr).
+    public var directory: String {
+        if let directory = built.withLock({ $0 }) { return directory }
+        let (process, output) = start()
+        var printed = Data()
+        if let process, (try? process.run()) != nil {
+            printed = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+        }
+        return record(process, printed)
+    }
+
+    /// Waits for the images without holding a thread while the script runs.
+    public func ready() async {
+        if built.withLock({ $0 }) != nil { return }
+        let (process, output) = start()
+        guard let process else { _ = record(nil, Data()); return }
+        let started: Bool = await withCheckedContinuation { continuation in
+            process.terminationHandler = { _ in continuation.resume(returning: true) }
+            if (try? process.run()) == nil { continuation.resume(returning: false) }
+        }
+        // The script prints one line, the directory: it is in the pipe's buffer when the script has ended.
+        _ = record(started ? process : nil, started ? output.fileHandleForReading.readDataToEndOfFile() : Data())
+    }
+
+    /// The script, ready to run, and its standard output; nil when the variable names the directory.
+    private func start() -> (Process?, Pipe) {
+        let output = Pipe()
         if let directory = ProcessInfo.processInfo.environment[variable], !directory.isEmpty {
-            self.directory = directory
-        } else {
-            // Its progress and errors go to the test run's stderr: a build can take minutes, and can fail.
-            let process = Process()
-            process.executableURL = packageRoot.appendingPathComponent(script)
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.standardError
-            process.standardInput = FileHandle.nullDevice
-            var built = false
-            var printed = Data()
-            if (try? process.run()) != nil {
-                printed = output.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                built = process.terminationReason == .exit && process.terminationStatus == 0
-            }
-            directory = built ? String(decoding: printed, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
+            built.withLock { $0 = directory }
+            return (nil, output)
+        }
+        // Its progress and errors go to the test run's stderr: a build can take minutes, and can fail.
+        let process = Process()
+        process.executableURL = packageRoot.appendingPathComponent(script)
+        process.standardOutput = output
+        process.standardError = FileHandle.standardError
+        process.standardInput = FileHandle.nullDevice
+        return (process, output)
+    }
+
+    private func record(_ process: Process?, _ printed: Data) -> String {
+        built.withLock { built in
+            if let built { return built }
+            guard let process, process.terminationReason == .exit, process.terminationStatus == 0 else { return "" }
+            let directory = String(decoding: printed, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            built = directory
+            return directory
         }
     }
 
     public func path(_ name: String) throws -> String {
+        let directory = directory
         let path = directory + "/" + name
         guard FileManager.default.fileExists(atPath: path) else {
             throw TestFailure("fixture \(name) is missing in '\(directory)'; run \(script)")
@@ -120,11 +163,30 @@ public struct FixtureImages: Sendable {
     }
 }
 
+/// A suite that needs fixture images waits for them before it starts, holding no thread (see `FixtureImages`).
+public struct NeedsFixtures: SuiteTrait, TestScoping {
+    let images: [FixtureImages]
+
+    public func provideScope(for test: Test, testCase: Test.Case?,
+                             performing function: @Sendable () async throws -> Void) async throws {
+        for images in self.images { await images.ready() }
+        try await function()
+    }
+}
+
+extension Trait where Self == NeedsFixtures {
+    /// The suite runs once `images` are built (or found in their cache).
+    public static func fixtures(_ images: FixtureImages...) -> Self { NeedsFixtures(images: images) }
+}
+
 /// The RHEL-like guest images Fixtures/build-images builds from Fixtures/trees.
 public let guestFixtures = FixtureImages(variable: "IMGCUSTOMIZE_FIXTURES", script: "Fixtures/build-images")
 
 /// The Windows guest images Fixtures/build-windows builds without Windows media (hives from .reg text on NTFS).
 public let windowsFixtures = FixtureImages(variable: "IMGCUSTOMIZE_WINDOWS_FIXTURES", script: "Fixtures/build-windows")
+
+/// The Debian 12 guests Fixtures/build-debian installs from Debian's packages (booted once at build).
+public let debianFixtures = FixtureImages(variable: "IMGCUSTOMIZE_DEBIAN_FIXTURES", script: "Fixtures/build-debian")
 
 /// A driver tree in virtio-win's ISO layout (DRIVER/RELEASE/ARCH/FILE) made of small files, for `releases` (virtio-win's
 /// names: w10, 2k19, ...), with what inject-virtio-win must not copy: debugging files, the sriov driver that
