@@ -159,39 +159,6 @@ struct Fixture: Sendable, CustomTestStringConvertible {
 
 extension ApplianceTestsOnFixtures {
     @Suite struct FixtureTests {
-        /// What `inspect --os` reports, from the quick inspection and from libguestfs's, and a read-only session:
-        /// every filesystem mounted, nothing writable.
-        ///
-        /// libguestfs's answer is the one its `inspect_os` gave for this very image when the fixture script built
-        /// it (NAME.inspection beside the image, which the build checked against what the guest must be): asking
-        /// again here would cost 20-60 s of software emulation per image for the same answer. The live
-        /// `--inspection libguestfs` path is tested on the LUKS guest (LUKSTests).
-        @Test(arguments: Fixture.all)
-        func inspectionAndReadOnlyMounts(fixture: Fixture) throws {
-            let image = try fixture.path()
-            let session = try ApplianceSession(drives: [ApplianceDrive(path: image, format: fixture.format,
-                                                                       readonly: true)])
-            defer { try? session.close() }
-            // The quick inspection answers for these guests (no fallback), and says what libguestfs says.
-            let quick = try #require(try QuickInspection(guestfs: session.guestfs).inspect())
-            let libguestfs = try fixture.recordedLibguestfsInspection()
-            #expect(quick == libguestfs)
-            #expect(quick == fixture.expected)
-            let fs = try session.mountOperatingSystem()
-            print("\(fixture.file): \(fs.facts)")
-            #expect(fs.facts == fixture.expected)
-            // The native reader, where it handles the guest, finds the hardware the appliance finds too.
-            if let native = try NativeInspection.inspect(image: image, format: fixture.imageFormat) {
-                #expect(native.hardware == (try GuestHardware(reading: fs, facts: fs.facts)))
-            }
-            #expect(try fs.isFile(fixture.bootFile))
-            #expect(try fs.readText(fixture.release.path).contains(fixture.release.text))
-            if let homeFile = fixture.homeFile { #expect(try fs.isFile(homeFile)) }
-            let error = #expect(throws: GuestError.self) { try fs.writeText("/etc/motd", "hello\n") }
-            #expect(error?.message.contains("Read-only file system") == true)
-            #expect(throws: GuestError.self) { try fs.blockDevices.trimFreeSpace() }
-        }
-
         /// Trimming reaches every mounted filesystem, the swap volume (its header, hence label and UUID, kept) and the
         /// volume group's free space, and the overlay's data shrinks accordingly.
         @Test func trimmingAnLVMGuest() throws {
@@ -222,5 +189,65 @@ extension ApplianceTestsOnFixtures {
                   + progress.withLock { "\($0.count), last \($0.last.map { "\($0.done)/\($0.total)" } ?? "none")" })
             #expect(after < before)
         }
+    }
+}
+
+/// What `inspect --os` reports, from the quick inspection and from libguestfs's, and a read-only session: every
+/// filesystem mounted, nothing writable. Every fixture is a drive of one launch, as a batch has them: selecting one
+/// scopes inspection and mounts to it, and its devices are named by its drive (/dev/sdb1 for the second), where a
+/// launch of its own names them /dev/sda1; the facts are compared under that name. A suite of its own, beside the
+/// `ApplianceTestsOnFixtures` chain, since it waits for the Debian guests (the longest fixture build) too.
+///
+/// libguestfs's answer is the one its `inspect_os` gave for this very image when the fixture script built it
+/// (NAME.inspection beside the image, which the build checked against what the guest must be): asking again here
+/// would cost 20-60 s of software emulation per image for the same answer. The live `--inspection libguestfs` path
+/// is tested on the LUKS guest (LUKSTests).
+@Suite(.fixtures(guestFixtures, debianFixtures), .serialized, .tags(.appliance)) struct FixtureInspectionTests {
+    @Test func inspectionAndReadOnlyMountsOfEveryFixture() throws {
+        let fixtures = Fixture.all
+        let session = try ApplianceSession(drives: try fixtures.map {
+            ApplianceDrive(path: try $0.path(), format: $0.format, readonly: true)
+        })
+        defer { try? session.close() }
+        for (index, fixture) in fixtures.enumerated() {
+            let disk = ApplianceDrive.deviceName(index: index)
+            try session.select(drive: index, name: fixture.file, knownFacts: nil)
+            // The quick inspection answers for these guests (no fallback), and says what libguestfs says.
+            let quick = try #require(try QuickInspection(guestfs: session.guestfs).inspect(), "\(fixture.file)")
+            #expect(quick.naming(disk, as: "/dev/sda") == (try fixture.recordedLibguestfsInspection()), "\(fixture.file)")
+            #expect(quick.naming(disk, as: "/dev/sda") == fixture.expected, "\(fixture.file)")
+            let fs = try session.mountOperatingSystem()
+            print("\(fixture.file): \(fs.facts)")
+            #expect(fs.facts.naming(disk, as: "/dev/sda") == fixture.expected, "\(fixture.file)")
+            // The native reader, where it handles the guest, finds the hardware the appliance finds too.
+            if let native = try NativeInspection.inspect(image: try fixture.path(), format: fixture.imageFormat, disk: disk) {
+                #expect(native.hardware == (try GuestHardware(reading: fs, facts: fs.facts)), "\(fixture.file)")
+            }
+            #expect(try fs.isFile(fixture.bootFile), "\(fixture.file)")
+            #expect(try fs.readText(fixture.release.path).contains(fixture.release.text), "\(fixture.file)")
+            if let homeFile = fixture.homeFile { #expect(try fs.isFile(homeFile), "\(fixture.file)") }
+            let error = #expect(throws: GuestError.self) { try fs.writeText("/etc/motd", "hello\n") }
+            #expect(error?.message.contains("Read-only file system") == true, "\(fixture.file)")
+            #expect(throws: GuestError.self) { try fs.blockDevices.trimFreeSpace() }
+        }
+    }
+}
+
+extension GuestFacts {
+    /// The facts with the devices of `disk` (its partitions, /dev/sdb1..., and btrfs subvolumes on them,
+    /// btrfsvol:/dev/sdb2/root) named as on `name`.
+    func naming(_ disk: String, as name: String) -> GuestFacts {
+        func renamed(_ device: String) -> String {
+            for prefix in ["", "btrfsvol:"] where device.hasPrefix(prefix + disk) {
+                let tail = device.dropFirst(prefix.count + disk.count)
+                let rest = tail.drop(while: \.isNumber)
+                if rest.isEmpty || (!prefix.isEmpty && rest.hasPrefix("/")) { return prefix + name + tail }
+            }
+            return device
+        }
+        var facts = self
+        facts.root = root.map(renamed)
+        facts.mountpoints = mountpoints.mapValues(renamed)
+        return facts
     }
 }

@@ -18,7 +18,7 @@ extension Tag {
 
 /// The second chain: tests on the fixture images (inspection against libguestfs, sysprep, guest commands, the
 /// customize sequence).
-@Suite(.fixtures(guestFixtures, debianFixtures), .serialized, .tags(.appliance)) struct ApplianceTestsOnFixtures {}
+@Suite(.fixtures(guestFixtures), .serialized, .tags(.appliance)) struct ApplianceTestsOnFixtures {}
 
 /// Records log lines, so that tests can check what a user would read.
 final class LogRecorder: Sendable {
