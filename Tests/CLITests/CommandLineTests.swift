@@ -27,7 +27,7 @@ import TestSupport
     @Test func badUsage() throws {
         let bad = try imgcustomize(["apply", "no-such-profile", "x.qcow2"])
         #expect(bad.status != 0 && bad.status != 1)
-        #expect(bad.stderr.contains("cloud, rhel9-cloud, rhel8-cloud, rhel7-cloud, rhel6-cloud, fedora-cloud, debian-cloud, ubuntu-cloud, sysprep"))
+        #expect(bad.stderr.contains("cloud, rhel9-cloud, rhel8-cloud, rhel7-cloud, rhel6-cloud, fedora-cloud, debian-cloud, ubuntu-cloud, windows-cloud, sysprep"))
     }
 
     @Test func operationsListsTheDesignCardAndSysprepOperations() throws {

@@ -61,7 +61,7 @@ extension IMGCustomize {
         @Option(help: "Compression of a qcow2 result: zlib (deflate, what every qemu reads), zstd or none.")
         var compress: ClusterCompression?
 
-        @Option(name: .customLong("param"), help: ArgumentHelp("A value for one of the profile's parameters, e.g. --param virtio-win=/path/virtio-win.iso; repeat it for each (`imgcustomize profiles show NAME` lists a profile's parameters, required or with their defaults).", valueName: "NAME=VALUE"), completion: .file())
+        @Option(name: .customLong("param"), help: ArgumentHelp("A value for one of the profile's parameters, e.g. --param virtio-win=/path/virtio-win.iso; repeat it for each (`imgcustomize profiles show NAME` lists a profile's parameters, required or with their defaults).", valueName: "NAME=VALUE"), completion: .profileParameters)
         var params: [String] = []
 
         @Flag(help: "Run the profile even on a guest it is not made for.")

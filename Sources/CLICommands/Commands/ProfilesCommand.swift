@@ -119,4 +119,9 @@ extension IMGCustomize {
 extension CompletionKind {
     /// The built-in profiles' names, for the shells' completion of a profile argument.
     static var profiles: CompletionKind { .list(BuiltinProfiles.all.map(\.name)) }
+
+    /// The built-in profiles' parameters as `NAME=`, for the shells' completion of `--param`.
+    static var profileParameters: CompletionKind {
+        .list(Set(BuiltinProfiles.all.flatMap(\.parameters).map { $0.name + "=" }).sorted())
+    }
 }
