@@ -193,7 +193,12 @@ public struct ProfileParameter: Sendable, Equatable {
 
     /// One line for `profiles show`: `virtio-win=PATH (required): The virtio-win ISO...`.
     public var listing: String {
-        let need = neededBy.map { "needed when \($0) runs" } ?? defaultValue.map { "default \($0)" } ?? "required"
+        let need = switch (neededBy, defaultValue) {
+        case (let profile?, let value?): "for \(profile), default \(value)"
+        case (let profile?, nil): "needed when \(profile) runs"
+        case (nil, let value?): "default \(value)"
+        case (nil, nil): "required"
+        }
         return "\(usage) (\(need)): \(summary)"
     }
 }
