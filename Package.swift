@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "NativeReaderTests", dependencies: ["NativeReader", "Formats", "TestSupport"]),
         .testTarget(name: "OperationsTests", dependencies: ["Diagnostics", "Host", "Operations", "Appliance", "DirectoryTree",
                                                              "Formats", "TestSupport"]),
-        .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Host", "Profiles", "Formats", "Operations",
+        .testTarget(name: "CustomizeTests", dependencies: ["Customize", "Diagnostics", "Host", "Profiles", "Formats", "Operations",
                                                             "DirectoryTree", "TestSupport"]),
         .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "Formats", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["imgcustomize", "CLICommands", "Diagnostics", "Host", "Operations", "Appliance", "Formats",

@@ -4,7 +4,7 @@ import Operations
 /// The profiles `imgcustomize apply` knows by name.
 public enum BuiltinProfiles {
     public static let all: [Profile] = [cloud, rhel9Cloud, rhel8Cloud, rhel7Cloud, rhel6Cloud, fedoraCloud, debianCloud,
-                                        ubuntuCloud, sysprep]
+                                        ubuntuCloud, windowsCloud, sysprep]
 
     public static func named(_ name: String) -> Profile? { all.first { $0.name == name } }
 

@@ -49,10 +49,34 @@ struct ProfileStepsDocument: Encodable {
         var target: String
     }
 
+    /// A parameter the profile takes (`--param NAME=VALUE`): required when it has no default and no `needed-by`.
+    struct Parameter: Encodable {
+        var name: String
+        var summary: String
+        var `default`: String?
+        var hostPath: Bool
+        var neededBy: String?
+        var required: Bool
+
+        init(_ parameter: ProfileParameter) {
+            name = parameter.name
+            summary = parameter.summary
+            `default` = parameter.defaultValue
+            hostPath = parameter.isHostPath
+            neededBy = parameter.neededBy
+            required = parameter.isRequired
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case name, summary, `default`, required, hostPath = "host-path", neededBy = "needed-by"
+        }
+    }
+
     var name: String
     var summary: String
     var requires: String?
     var output: String
+    var parameters: [Parameter]
     var steps: [Step]
 
     func encode(to encoder: any Encoder) throws {
@@ -61,10 +85,11 @@ struct ProfileStepsDocument: Encodable {
         try container.encode(summary, forKey: .summary)
         try container.encode(requires, forKey: .requires)
         try container.encode(output, forKey: .output)
+        try container.encode(parameters, forKey: .parameters)
         try container.encode(steps, forKey: .steps)
     }
 
-    enum CodingKeys: String, CodingKey { case name, summary, requires, output, steps }
+    enum CodingKeys: String, CodingKey { case name, summary, requires, output, parameters, steps }
 }
 
 /// What `operations --json` prints: every operation with its usage; with --sysprep, the sysprep choices.

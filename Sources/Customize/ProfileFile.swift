@@ -14,18 +14,26 @@ import Operations
 /// #@ requires: rhel, centos, rocky 9
 /// #@ output: compressed-qcow2
 /// #@ include: rhel9-cloud
+/// #@ param: site (host path): The site's files, a tar archive
+/// #@ param: port=80: The port httpd listens on
 /// install:httpd
+/// tar-in:${site}:/srv/www
 /// run-command:systemctl enable httpd
 /// ```
 ///
 /// `requires` may be repeated (any of them qualifies); an `include`d built-in profile runs first, then the file's
-/// operations, and gives the file its requirement and output where the file states none.
+/// operations, and gives the file its requirement and output where the file states none, and its parameters.
+/// `param` declares a parameter (`NAME[=DEFAULT] [(host path)]: SUMMARY`, required without a default), given as
+/// `apply FILE IMAGE --param NAME=VALUE`; `${NAME}` in an operation's argument is its value.
 public enum ProfileFile {
     static let marker = "#@"
+    static let hostPathMark = "(host path)"
 
-    /// The profile the file `path` describes; `builtin` finds the profiles it may include. Errors name the file and
-    /// the line.
-    public static func read(_ path: String, builtin: (String) -> Profile?) throws -> Profile {
+    /// The profile the file `path` describes, `${NAME}` in its operations replaced by `parameters`' values or the
+    /// defaults (binding the profile to the same values refuses a required one not given); `builtin` finds the
+    /// profiles it may include. Errors name the file and the line.
+    public static func read(_ path: String, parameters given: [String: String] = [:],
+                            builtin: (String) -> Profile?) throws -> Profile {
         let bytes: [UInt8]
         do {
             bytes = try HostFiles.read(path).content
@@ -39,12 +47,18 @@ public enum ProfileFile {
                                    hint: "a profile file is text: `#@ name: NAME` headers, then one operation a line")
         }
         let header = try Header(text, file: path, builtin: builtin)
-        let operations = try CommandFile.read(path)
-        let name = header.name ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         let included = header.include
+        let parameters = header.parameters
+            + (included?.parameters ?? []).filter { inherited in !header.parameters.contains { $0.name == inherited.name } }
+        var values: [String: String] = [:]
+        for parameter in parameters {
+            values[parameter.name] = given[parameter.name] ?? parameter.defaultValue
+        }
+        let operations = try CommandFile.read(path, substituting: values)
+        let name = header.name ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         return Profile(name, summary: header.summary ?? "the profile file \(path)",
                        requires: header.requirement ?? included?.requirement,
-                       output: header.output ?? included?.output ?? .sameFormat) { _ in
+                       output: header.output ?? included?.output ?? .sameFormat, parameters: parameters) { _, _ in
             if let included { included }
             for operation in operations { operation }
         }
@@ -57,6 +71,7 @@ public enum ProfileFile {
         var requirement: GuestRequirement?
         var output: OutputPolicy?
         var include: Profile?
+        var parameters: [ProfileParameter] = []
 
         init(_ text: String, file: String, builtin: (String) -> Profile?) throws {
             let firstCommand = CommandFile.parse(text).first?.line ?? Int.max
@@ -73,7 +88,7 @@ public enum ProfileFile {
                 }
                 let declaration = content.dropFirst(ProfileFile.marker.count)
                 guard let colon = declaration.firstIndex(of: ":") else {
-                    throw fail("no ':' in the header line", "write `#@ KEY: VALUE` (name, summary, requires, output, include)")
+                    throw fail("no ':' in the header line", "write `#@ KEY: VALUE` (name, summary, requires, output, include, param)")
                 }
                 let key = declaration[..<colon].trimmingCharacters(in: .whitespaces)
                 let value = declaration[declaration.index(after: colon)...].trimmingCharacters(in: .whitespaces)
@@ -103,8 +118,29 @@ public enum ProfileFile {
                         throw fail("no built-in profile named '\(value)'", "`imgcustomize profiles` lists them")
                     }
                     include = profile
+                case "param":
+                    // "virtio-win (host path): The virtio-win ISO", "admin-user=Admin: The account": the summary
+                    // after the first ": ", so that a default may hold a drive letter.
+                    let usage = "write `#@ param: NAME[=DEFAULT] [(host path)]: SUMMARY`"
+                    guard let separator = value.range(of: ": ") else { throw fail("`param: \(value)` has no summary", usage) }
+                    var declaration = value[..<separator.lowerBound].trimmingCharacters(in: .whitespaces)
+                    let summary = value[separator.upperBound...].trimmingCharacters(in: .whitespaces)
+                    let hostPath = declaration.hasSuffix(ProfileFile.hostPathMark)
+                    if hostPath { declaration = declaration.dropLast(ProfileFile.hostPathMark.count).trimmingCharacters(in: .whitespaces) }
+                    let equals = declaration.firstIndex(of: "=")
+                    let parameterName = String(declaration[..<(equals ?? declaration.endIndex)])
+                    guard !parameterName.isEmpty, !summary.isEmpty,
+                          parameterName.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                        throw fail("`param: \(value)` names no parameter (letters, digits, - and _)", usage)
+                    }
+                    guard !parameters.contains(where: { $0.name == parameterName }) else {
+                        throw fail("a second parameter named \(parameterName)", "declare each parameter once")
+                    }
+                    parameters.append(ProfileParameter(parameterName, summary: summary,
+                                                       default: equals.map { String(declaration[declaration.index(after: $0)...]) },
+                                                       hostPath: hostPath))
                 default:
-                    throw fail("unknown header `\(key)`", "the headers are name, summary, requires, output and include")
+                    throw fail("unknown header `\(key)`", "the headers are name, summary, requires, output, include and param")
                 }
             }
             if kinds.count == 1 { requirement = kinds[0] }
@@ -123,6 +159,12 @@ public enum ProfileFile {
                      "# Apply it with `imgcustomize apply FILE IMAGE`; virt-customize --commands-from-file reads it too",
                      "# (the #@ headers are comments to it).",
                      "\(marker) name: \(profile.name)", "\(marker) summary: \(profile.summary)"]
+        // Parameters a profile only passes on (cloud's) are the chosen profile's business: not this file's.
+        for parameter in profile.parameters where parameter.neededBy == nil {
+            let declaration = parameter.name + (parameter.defaultValue.map { "=" + $0 } ?? "")
+                + (parameter.isHostPath ? " " + hostPathMark : "")
+            lines.append("\(marker) param: \(declaration): \(parameter.summary)")
+        }
         let steps = profile.steps(for: guest)
         var kinds = profile.requirement?.kinds ?? []
         if steps.contains(where: { $0.operation is ProfileChoice }) {

@@ -67,6 +67,8 @@ struct Job {
     /// operations a user names all run, and one the target cannot do fails saying so.
     var fitsTheTarget = false
     var steps: (GuestFacts) -> [any GuestOperation]
+    /// The parameters the profiles it runs on a guest need and were not given (see `Profile.missingParameters`).
+    var missingParameters: (GuestFacts) -> [(profile: String, parameter: ProfileParameter)] = { _ in [] }
 
     /// The operations a user named, run as given.
     init(_ steps: @escaping (GuestFacts) -> [any GuestOperation]) {
@@ -79,6 +81,7 @@ struct Job {
         requirement = profile.requirement
         fitsTheTarget = true
         steps = { guest in profile.steps(for: guest).map(\.operation) }
+        missingParameters = { guest in profile.missingParameters(for: guest) }
     }
 }
 
@@ -205,6 +208,15 @@ final class Run {
                                          hint: requirement.hint ?? "use a profile made for this guest, or --force to run it anyway")
                 }
                 warn("\(name): profile \(profile) \(mismatch); going on because of --force")
+            }
+            // A profile chosen for this guest (cloud's windows-cloud) may need what was not given: nothing is changed.
+            let missing = job.missingParameters(guest)
+            if let chosen = missing.first?.profile {
+                let parameters = missing.filter { $0.profile == chosen }.map(\.parameter)
+                throw CustomizeError(image: name, "profile \(job.profile ?? chosen) runs \(chosen) on this guest, which "
+                                        + "needs " + Profile.naming(parameters),
+                                     hint: "give " + parameters.map { "--param \($0.usage)" }.joined(separator: " ")
+                                        + " (`imgcustomize profiles show \(chosen)` lists its parameters)")
             }
             return inspected
         }

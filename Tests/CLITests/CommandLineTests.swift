@@ -27,7 +27,7 @@ import TestSupport
     @Test func badUsage() throws {
         let bad = try imgcustomize(["apply", "no-such-profile", "x.qcow2"])
         #expect(bad.status != 0 && bad.status != 1)
-        #expect(bad.stderr.contains("cloud, rhel9-cloud, rhel8-cloud, rhel7-cloud, rhel6-cloud, fedora-cloud, debian-cloud, ubuntu-cloud, sysprep"))
+        #expect(bad.stderr.contains("cloud, rhel9-cloud, rhel8-cloud, rhel7-cloud, rhel6-cloud, fedora-cloud, debian-cloud, ubuntu-cloud, windows-cloud, sysprep"))
     }
 
     @Test func operationsListsTheDesignCardAndSysprepOperations() throws {
@@ -67,6 +67,27 @@ import TestSupport
                      "sysprep:", "trim-free-space"] {
             #expect(show.stdout.contains(line), "\(line)")
         }
+    }
+
+    /// windows-cloud's parameters, as `profiles show` lists them and `--json` gives them; `apply cloud` has them too,
+    /// needed only when it chooses windows-cloud.
+    @Test func profilesShowListsTheParameters() throws {
+        let show = try imgcustomize(["profiles", "show", "windows-cloud"])
+        #expect(show.status == 0)
+        #expect(show.stdout.contains("""
+            parameters (apply windows-cloud IMAGE --param NAME=VALUE):
+              virtio-win=PATH (required): The virtio-win ISO, or a directory with its layout
+              cloudbase-init=PATH (required): Cloudbase-Init's MSI, CloudbaseInitSetup_x64.msi from cloudbase.it
+              admin-user=VALUE (default Admin): The account Cloudbase-Init creates and sets the password of
+            """), "\(show.stdout)")
+        #expect(show.stdout.contains("    inject-virtio-win ${virtio-win}\n"), "\(show.stdout)")
+        let json = try jsonObject(try imgcustomize(["profiles", "show", "cloud", "--json"]).stdout)
+        let parameters = try #require(json["parameters"] as? [[String: Any]])
+        #expect(parameters.map { $0["name"] as? String } == ["virtio-win", "cloudbase-init", "admin-user"])
+        #expect(parameters.allSatisfy { $0["needed-by"] as? String == "windows-cloud" && $0["required"] as? Bool == false })
+        #expect(parameters.first?["host-path"] as? Bool == true && parameters.last?["default"] as? String == "Admin")
+        let bash = try imgcustomize(["--generate-completion-script", "bash"]).stdout
+        #expect(bash.contains("'admin-user='$'\\n''cloudbase-init='$'\\n''virtio-win='"), "--param completes the parameters' names")
     }
 
     @Test(arguments: ["bash", "zsh", "fish"])

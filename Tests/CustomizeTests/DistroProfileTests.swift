@@ -302,7 +302,10 @@ private func expectNothingChangedButTheSeed(_ report: RunReport, sourceLocation:
                                              (DistroGuests.rhel8, "rhel8-cloud"),
                                              (alma, "rhel9-cloud"), (DistroGuests.fedora40, "fedora-cloud"),
                                              (DistroGuests.debian12, "debian-cloud"),
-                                             (DistroGuests.ubuntu2404, "ubuntu-cloud")]
+                                             (DistroGuests.ubuntu2404, "ubuntu-cloud"),
+                                             (GuestFacts(type: "windows", distro: "windows", majorVersion: 10,
+                                                         osinfo: "win2k19", productName: "Windows Server 2019 Standard"),
+                                              "windows-cloud")]
         for (guest, expected) in picks {
             #expect(BuiltinProfiles.cloudProfile(for: guest)?.name == expected, "\(guest.distro ?? "")")
             let steps = BuiltinProfiles.cloud.steps(for: guest)

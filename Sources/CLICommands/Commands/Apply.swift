@@ -38,6 +38,8 @@ extension IMGCustomize {
               imgcustomize apply sysprep guest.qcow2 --operations defaults,-ssh-userdir,user-account
               imgcustomize apply sysprep --tree /srv/chroot/rhel9 --enable logfiles,tmp-files --json
               imgcustomize apply sysprep guest.qcow2 --hostname web1.example.com --firstboot-command 'dnf -y update'
+              imgcustomize apply windows-cloud win2k19.qcow2 --param virtio-win=virtio-win.iso \\
+                  --param cloudbase-init=CloudbaseInitSetup_x64.msi
             """)
 
         @OptionGroup var global: GlobalOptions
@@ -59,6 +61,9 @@ extension IMGCustomize {
         @Option(help: "Compression of a qcow2 result: zlib (deflate, what every qemu reads), zstd or none.")
         var compress: ClusterCompression?
 
+        @Option(name: .customLong("param"), help: ArgumentHelp("A value for one of the profile's parameters, e.g. --param virtio-win=/path/virtio-win.iso; repeat it for each (`imgcustomize profiles show NAME` lists a profile's parameters, required or with their defaults).", valueName: "NAME=VALUE"), completion: .profileParameters)
+        var params: [String] = []
+
         @Flag(help: "Run the profile even on a guest it is not made for.")
         var force = false
 
@@ -75,8 +80,30 @@ extension IMGCustomize {
                         runOptions: runOptions, global: global)
         }
 
-        /// The profile named on the command line; for sysprep, with the operations --operations or --enable chose.
+        /// The values --param gives, by name; a name given twice is refused.
+        func parameterValues() throws -> [String: String] {
+            var values: [String: String] = [:]
+            for param in params {
+                guard let equals = param.firstIndex(of: "="), equals != param.startIndex else {
+                    throw ValidationError("--param \(param): write --param NAME=VALUE, e.g. --param virtio-win=/path/virtio-win.iso")
+                }
+                let name = String(param[..<equals])
+                guard values.updateValue(String(param[param.index(after: equals)...]), forKey: name) == nil else {
+                    throw ValidationError("--param \(name) is given twice; give each parameter once")
+                }
+            }
+            return values
+        }
+
+        /// The profile named on the command line, its parameters bound to --param's values: one that lacks a
+        /// required value is refused here, before anything is launched.
         func chosenProfile() throws -> Profile {
+            let values = try parameterValues()
+            return try unboundProfile(values).binding(values)
+        }
+
+        /// The profile named on the command line; for sysprep, with the operations --operations or --enable chose.
+        func unboundProfile(_ values: [String: String]) throws -> Profile {
             guard let named = BuiltinProfiles.named(profile) else {
                 // A profile file: a path (./web.profile), or a file of that name here.
                 if profile.contains("/") || FileManager.default.fileExists(atPath: profile) {
@@ -84,7 +111,7 @@ extension IMGCustomize {
                         throw ValidationError("--operations and --enable choose the operations of the sysprep profile, not of \(profile)")
                     }
                     do {
-                        return try ProfileFile.read(profile, builtin: BuiltinProfiles.named)
+                        return try ProfileFile.read(profile, parameters: values, builtin: BuiltinProfiles.named)
                     } catch let error as CommandFileError {
                         // As a --commands-from-file the command line names: the command line cannot be used.
                         throw UsageError(error.diagnostic)

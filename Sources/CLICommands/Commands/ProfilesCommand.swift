@@ -78,7 +78,8 @@ extension IMGCustomize {
                 }
                 Output.document(jsonDocument(ProfileStepsDocument(
                     name: profile.name, summary: profile.summary, requires: profile.requirement.map { "\($0)" },
-                    output: profile.output == .compressedQCOW2 ? "compressed qcow2" : "the input's format", steps: steps)))
+                    output: profile.output == .compressedQCOW2 ? "compressed qcow2" : "the input's format",
+                    parameters: profile.parameters.map(ProfileStepsDocument.Parameter.init), steps: steps)))
             }
 
             static func named(_ name: String) throws -> Profile {
@@ -95,6 +96,10 @@ extension IMGCustomize {
                 var lines = ["\(profile.name): \(profile.summary)"]
                 if let requirement = profile.requirement { lines.append("requires: \(requirement) guest") }
                 lines.append("output: \(profile.output == .compressedQCOW2 ? "compressed qcow2" : "the input's format")")
+                if !profile.parameters.isEmpty {
+                    lines.append("parameters (apply \(profile.name) IMAGE --param NAME=VALUE):")
+                    lines += profile.parameters.map { "  " + $0.listing }
+                }
                 let guest = profile.requirement?.exampleGuest ?? GuestFacts(type: "linux")
                 var previous: [String] = [profile.name]
                 for step in profile.steps(for: guest) {
@@ -114,4 +119,9 @@ extension IMGCustomize {
 extension CompletionKind {
     /// The built-in profiles' names, for the shells' completion of a profile argument.
     static var profiles: CompletionKind { .list(BuiltinProfiles.all.map(\.name)) }
+
+    /// The built-in profiles' parameters as `NAME=`, for the shells' completion of `--param`.
+    static var profileParameters: CompletionKind {
+        .list(Set(BuiltinProfiles.all.flatMap(\.parameters).map { $0.name + "=" }).sorted())
+    }
 }

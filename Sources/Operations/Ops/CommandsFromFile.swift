@@ -1,4 +1,5 @@
 import Diagnostics
+import Foundation
 import Host
 /// `commands-from-file FILE`: the operations of a virt-customize command file, in its order, so that a file
 /// written for `virt-customize --commands-from-file` runs unchanged. The file is read when the command line is
@@ -65,12 +66,13 @@ public enum CommandFile {
     /// How deep files may name each other with `commands-from-file` (a file that names itself stops here).
     static let nestingLimit = 8
 
-    /// Reads the host file `path` and builds its operations, in order.
-    public static func read(_ path: String) throws -> [any GuestOperation] {
-        try read(path, depth: 0)
+    /// Reads the host file `path` and builds its operations, in order; `${NAME}` in an argument becomes
+    /// `substituting[NAME]` (a profile file's parameters), other `${...}` are left as written.
+    public static func read(_ path: String, substituting values: [String: String] = [:]) throws -> [any GuestOperation] {
+        try read(path, depth: 0, values: values)
     }
 
-    private static func read(_ path: String, depth: Int) throws -> [any GuestOperation] {
+    private static func read(_ path: String, depth: Int, values: [String: String] = [:]) throws -> [any GuestOperation] {
         let bytes: [UInt8]
         do {
             bytes = try HostFiles.read(path).content
@@ -86,7 +88,10 @@ public enum CommandFile {
         // virt-customize's sm-credentials is a setting, not a step: the account of every sm-register in the file,
         // wherever the line is (the last one wins, as on virt-customize's command line).
         var credentials: SubscriptionCredentials?
-        for command in parse(text) {
+        for var command in parse(text) {
+            for (name, value) in values {
+                command.argument = command.argument?.replacingOccurrences(of: "${\(name)}", with: value)
+            }
             guard command.option == "sm-credentials" else {
                 operations += try self.operations(for: command, file: path, depth: depth)
                 continue

@@ -63,6 +63,15 @@ public struct FirstbootCommand: RegisteredOperation {
     }
 }
 
+extension FirstbootCommand: CommandLineRepresentable {
+    public func commandLines() throws -> [String] {
+        guard !command.contains("\n"), !command.hasSuffix("\\") else {
+            throw Self.invalid("a command holding a newline or ending in a backslash, which a command file cannot say")
+        }
+        return ["\(Self.name):\(command)"]
+    }
+}
+
 /// `firstboot-install PKG,...`: packages installed by the guest's package manager once at its next boot, with the
 /// guest's own network, as virt-customize's `--firstboot-install`. On a Windows guest each item is a host installer
 /// with its arguments ("./CloudbaseInitSetup_x64.msi LOGGINGSERIALPORTNAME=COM1"): copied into the guest and run at
@@ -90,6 +99,10 @@ public struct FirstbootInstall: RegisteredOperation {
         let install = manager.install(packages, network: true)
         return try FirstbootQueue.enqueue(Array("#!/bin/sh\n\(install)\n".utf8), named: "install", in: guest)
     }
+}
+
+extension FirstbootInstall: CommandLineRepresentable {
+    public func commandLines() throws -> [String] { ["\(Self.name):\(target)"] }
 }
 
 /// The guest side of the first-boot operations: a queue of scripts in `scripts`, run in order by `runner` at the

@@ -230,6 +230,10 @@ public struct InjectVirtioWin: RegisteredOperation {
     }
 }
 
+extension InjectVirtioWin: CommandLineRepresentable {
+    public func commandLines() throws -> [String] { ["\(Self.name):\(source)"] }
+}
+
 /// The files of virtio-win, from its ISO (read with xorriso, which lists the ISO and extracts only the files
 /// wanted into a private directory) or from a directory.
 enum VirtioWinSource {

@@ -89,7 +89,7 @@ public enum WindowsFirstbootQueue {
                   name.allSatisfy({ $0.isLetter || $0.isNumber || "._-+".contains($0) }) else {
                 throw GuestError(guest: guest.guestDescription, action: operation, path: path,
                                  message: "a Windows guest installs an .msi or an .exe named with letters, digits and ._-+",
-                                 hint: "give PATH.msi or PATH.exe, then its arguments after a space")
+                                 hint: "give PATH.msi or PATH.exe, a path without spaces (link or copy it elsewhere), then its arguments after a space")
             }
             let content = try hostScript(path, for: operation, guest: guest)
             let files = try InjectVirtioWin.directoryIgnoringCase(directory + "/files", in: guest)
