@@ -2,6 +2,10 @@ import Foundation
 import Testing
 import TestSupport
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension Tag {
     /// Boots a real guest under qemu: minutes each under software emulation.
     @Tag static var boot: Self
@@ -36,10 +40,11 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
         var summary: String { "\(report["failure"] as? String ?? "") \(report["checks"] ?? "") \(stderr.suffix(2000))" }
     }
 
-    func bootCheck(_ image: String, timeout: Int = 900, boots: Int = 1) throws -> Boot {
+    /// `boot-check` of `image`, as root or, `unprivileged`, as UnprivilegedUser's user.
+    func bootCheck(_ image: String, timeout: Int = 900, boots: Int = 1, unprivileged: Bool = false) throws -> Boot {
         let before = try sha256(image)
-        let run = try imgcustomize(["boot-check", image, "--json", "--timeout", String(timeout),
-                                    "--boots", String(boots)])
+        let arguments = ["boot-check", image, "--json", "--timeout", String(timeout), "--boots", String(boots)]
+        let run = unprivileged ? try UnprivilegedUser.imgcustomize(arguments) : try imgcustomize(arguments)
         // Booting an overlay never writes the image.
         #expect(try sha256(image) == before)
         return Boot(status: run.status, report: try jsonObject(run.stdout), stderr: run.stderr)
@@ -92,9 +97,18 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
     }
 
     /// The fixture as built boots and answers over SSH, and the check catches what a used machine carries: the
-    /// machine-id and SSH host keys it was booted with.
-    @Test func theFixtureAsBuiltBootsAndItsCopiedIdentityIsCaught() throws {
-        let boot = try bootCheck(try debianFixture("debian12-bios.qcow2"))
+    /// machine-id and SSH host keys it was booted with. Checked by a user who is not root and can only read the
+    /// image, as boot-check runs where images are built (its qemu, overlay, seed ISO, SSH key and console log are
+    /// that user's).
+    @Test func theFixtureAsBuiltBootsAndItsCopiedIdentityIsCaughtByAUserWhoIsNotRoot() throws {
+        let directory = try TestDirectory()
+        try UnprivilegedUser.own(directory.path)
+        // A link, not a copy (the fixture's directory under /root is not the user's to enter): the file is
+        // readable by all, and the user gets no write permission to it.
+        let image = directory.path("debian12-bios.qcow2")
+        let fixture = try debianFixture("debian12-bios.qcow2")
+        if link(fixture, image) != 0 { try FileManager.default.copyItem(atPath: fixture, toPath: image) }
+        let boot = try bootCheck(image, unprivileged: true)
         #expect(boot.report["reached"] as? String == "SSH login", "\(boot.summary)")
         #expect(boot.checks["hostname from the metadata"]?.passed == true)
         #expect(boot.checks["user-data command ran"]?.passed == true)
