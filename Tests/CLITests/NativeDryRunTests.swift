@@ -8,22 +8,23 @@ import Operations
 import Profiles
 
 /// The dry run with no appliance (the image read natively, the writes kept in memory) against the appliance's dry
-/// run, step by step, on every fixture and every built-in profile that applies to it: the profiles run one after
+/// run, step by step, on every fixture (the real Debian guests too) and every built-in profile that applies to it: the profiles run one after
 /// another on one opening of each image on each side, and every fixture is a drive of one appliance launch, as in a
 /// batch (so the native side names each image's disk as that launch does: /dev/sda, /dev/sdb, ...).
-@Suite(.fixtures(guestFixtures), .serialized, .tags(.appliance)) struct NativeDryRunTests {
+@Suite(.fixtures(guestFixtures, debianFixtures), .serialized, .tags(.appliance)) struct NativeDryRunTests {
     /// What the native dry run does not try: the labels come from the image's SELinux attributes, which the
     /// reader does not read. Every other step must show the same plan and the same diffs.
     static let wouldRun: Set<String> = ["selinux-relabel"]
 
+    /// The guest images, then the real Debian guests (Fixtures/build-debian).
     static let files = ["rhel7.qcow2", "rhel6.qcow2", "rhel7-single.raw", "rhel9.qcow2", "rocky9.qcow2",
-                        "ubuntu2404.qcow2", "fedora40.qcow2"]
+                        "ubuntu2404.qcow2", "fedora40.qcow2", "debian12-bios.qcow2", "debian12-uefi.qcow2"]
 
     @Test func samePlanAndDiffsAsTheApplianceOnEveryFixture() throws {
         let pipeline = Pipeline(options: RunOptions(diffs: true))
         var compared: [(file: String, image: String, before: String, profiles: [Profile], native: [RunReport])] = []
         for (index, file) in Self.files.enumerated() {
-            let image = try fixture(file)
+            let image = file.hasPrefix("debian") ? try debianFixture(file) : try fixture(file)
             let format = try ImageInspector.check(path: image, policy: SafetyPolicy()).inspection.format
             let disk = ApplianceDrive.deviceName(index: index)
             let guest = try #require(try NativeInspection.mount(image: image, format: format, disk: disk),
