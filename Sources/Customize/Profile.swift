@@ -188,8 +188,8 @@ public struct ProfileParameter: Sendable, Equatable {
     /// `NAME=PATH` or `NAME=VALUE`: how it is given.
     public var usage: String { "\(name)=\(isHostPath ? "PATH" : "VALUE")" }
 
-    /// What a body sees for a parameter with no value, and what a profile file writes to use it.
-    public var placeholder: String { "${\(name)}" }
+    /// What a body sees for a parameter named `name` with no value, and what a profile file writes to use it.
+    public static func placeholder(_ name: String) -> String { "${\(name)}" }
 
     /// One line for `profiles show`: `virtio-win=PATH (required): The virtio-win ISO...`.
     public var listing: String {
@@ -208,7 +208,7 @@ public struct ProfileParameter: Sendable, Equatable {
 public struct ProfileArguments: Sendable {
     let values: [String: String]
 
-    public subscript(_ name: String) -> String { values[name] ?? "${\(name)}" }
+    public subscript(_ name: String) -> String { values[name] ?? ProfileParameter.placeholder(name) }
 }
 
 public indirect enum ProfileItem: Sendable {
@@ -291,8 +291,8 @@ public struct GuestRequirement: Sendable, CustomStringConvertible {
     /// A representative guest for showing the profile's steps without an image.
     public var exampleGuest: GuestFacts {
         let distro = kinds.first?.distros.first
-        return GuestFacts(type: distro == "windows" ? "windows" : "linux", distro: distro, majorVersion: kinds.first?.majorVersion ?? 0,
-                   minorVersion: 0)
+        return GuestFacts(type: distro == "windows" ? "windows" : "linux", distro: distro,
+                          majorVersion: kinds.first?.majorVersion ?? 0, minorVersion: 0)
     }
 
     public var description: String { kinds.map(\.description).joined(separator: "; ") }

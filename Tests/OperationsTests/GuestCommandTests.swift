@@ -7,6 +7,13 @@ import TestSupport
 
 /// virt-customize's command files, read without a guest.
 @Suite struct CommandFileTests {
+    /// A profile file's parameters: declared names replaced in one pass, a value holding `${...}` kept as given,
+    /// undeclared and unclosed ones left as written (a shell's `${HOME}` in a run-command).
+    @Test func parametersAreSubstitutedOnceFromTheLeft() {
+        let values = ["site": "${port}", "port": "80"]
+        #expect(CommandFile.substitute(values, in: "tar-in:${site}:/srv/${port}/${HOME}/${port") == "tar-in:${port}:/srv/80/${HOME}/${port")
+    }
+
     @Test func commentsBlankLinesContinuationsAndBothSeparators() {
         let text = "# a comment\n\n  delete /var/log/*.log\nwrite:/etc/motd:hello world\r\nrun-command echo a \\\n    && echo b\n"
             + "   # indented comment \\\nselinux-relabel\nedit /etc/x:\\\n  s/a/b/\n"

@@ -72,6 +72,26 @@ public enum CommandFile {
         try read(path, depth: 0, values: values)
     }
 
+    /// `text` with each `${NAME}` that `values` names replaced by its value, in one pass from the left: a value that
+    /// itself holds `${...}` stays as given, whatever order the names come in.
+    static func substitute(_ values: [String: String], in text: String) -> String {
+        guard !values.isEmpty else { return text }
+        var result = ""
+        var rest = Substring(text)
+        while let start = rest.range(of: "${") {
+            result += rest[..<start.lowerBound]
+            if let end = rest[start.upperBound...].firstIndex(of: "}"),
+               let value = values[String(rest[start.upperBound..<end])] {
+                result += value
+                rest = rest[rest.index(after: end)...]
+            } else {
+                result += "${"
+                rest = rest[start.upperBound...]
+            }
+        }
+        return result + rest
+    }
+
     private static func read(_ path: String, depth: Int, values: [String: String] = [:]) throws -> [any GuestOperation] {
         let bytes: [UInt8]
         do {
@@ -89,9 +109,7 @@ public enum CommandFile {
         // wherever the line is (the last one wins, as on virt-customize's command line).
         var credentials: SubscriptionCredentials?
         for var command in parse(text) {
-            for (name, value) in values {
-                command.argument = command.argument?.replacingOccurrences(of: "${\(name)}", with: value)
-            }
+            command.argument = command.argument.map { substitute(values, in: $0) }
             guard command.option == "sm-credentials" else {
                 operations += try self.operations(for: command, file: path, depth: depth)
                 continue
