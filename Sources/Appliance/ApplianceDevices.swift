@@ -45,21 +45,32 @@ public final class ApplianceDevices: GuestDevices {
     }
 
     public func renewLVMUUIDs() throws -> [LVMIdentityChange] {
-        let volumes = try guestfs.physicalVolumes()
-        guard !volumes.isEmpty else { return [] }
-        let groups = try guestfs.volumeGroupNames()
-        let oldVolumes = try volumes.map { try guestfs.physicalVolumeUUID($0) }
-        let oldGroups = try groups.map { try guestfs.volumeGroupUUID($0) }
+        // Each object with its UUID before the change: the native reader's, or asked of LVM.
+        let oldVolumes: [(name: String, uuid: String)]
+        let oldGroups: [(name: String, uuid: String)]
+        if let known = guestfs.blockLayout {
+            oldVolumes = known.physicalVolumes.map { ($0.device, $0.uuid) }
+            oldGroups = known.groups.map { ($0.name, $0.uuid) }
+        } else {
+            oldVolumes = try guestfs.physicalVolumes().map { ($0, try guestfs.physicalVolumeUUID($0)) }
+            oldGroups = oldVolumes.isEmpty ? [] : try guestfs.volumeGroupNames().map {
+                ($0, try guestfs.volumeGroupUUID($0))
+            }
+        }
+        guard !oldVolumes.isEmpty else { return [] }
         try withFilesystemsUnmounted(for: "lvm-uuids", deactivatingVolumeGroups: true) {
             try guestfs.renewLVMUUIDs()
         }
-        return try zip(volumes, oldVolumes).map { volume, old in
-            LVMIdentityChange(kind: .physicalVolume, name: volume, oldUUID: old,
-                              newUUID: try guestfs.physicalVolumeUUID(volume))
-        } + zip(groups, oldGroups).map { group, old in
-            LVMIdentityChange(kind: .volumeGroup, name: group, oldUUID: old,
-                              newUUID: try guestfs.volumeGroupUUID(group))
+        let volumes = try oldVolumes.map { volume in
+            LVMIdentityChange(kind: .physicalVolume, name: volume.name, oldUUID: volume.uuid,
+                              newUUID: try guestfs.physicalVolumeUUID(volume.name))
         }
+        let groups = try oldGroups.map { group in
+            LVMIdentityChange(kind: .volumeGroup, name: group.name, oldUUID: group.uuid,
+                              newUUID: try guestfs.volumeGroupUUID(group.name))
+        }
+        guestfs.blockLayout?.renewed(volumes: volumes, groups: groups)
+        return volumes + groups
     }
 
     /// Runs `body` with every guest filesystem unmounted (and the volume groups inactive, when asked), then mounts
@@ -112,7 +123,8 @@ public final class ApplianceDevices: GuestDevices {
         var trimmed: [String] = []
         var untrimmed: [String] = []
 
-        for (_, mountpoint) in try guestfs.mountpoints().sorted(by: { $0.mountpoint < $1.mountpoint }) {
+        // The session's own mounts: what it mounted (and mounts again after an identity change) is what is mounted.
+        for mountpoint in Set(mountPlan.map(\.mountpoint)).sorted() {
             do {
                 try guestfs.fstrim(mountpoint)
                 trimmed.append(mountpoint)
@@ -124,13 +136,16 @@ public final class ApplianceDevices: GuestDevices {
             }
         }
 
-        for device in try blockDevices() {
+        // The native reader's swap areas where it found them; each one's header is read again all the same.
+        for device in try guestfs.blockLayout?.swapAreas ?? blockDevices() {
             guard let header = try swapHeader(of: device) else { continue }
             try clearSwap(device, header: header)
             trimmed.append("swap " + device.dropPrefix("/dev/"))
         }
 
-        for group in try guestfs.volumeGroups() {
+        let groups = try guestfs.blockLayout.map { $0.groups.map { (name: $0.name, freeBytes: $0.freeBytes) } }
+            ?? guestfs.volumeGroups()
+        for group in groups {
             if group.freeBytes > 0 { try discardFreeExtents(of: group.name) }
             trimmed.append("\(formatBytes(group.freeBytes)) free in VG \(group.name)")
         }
@@ -173,7 +188,7 @@ public final class ApplianceDevices: GuestDevices {
     private func discardFreeExtents(of group: String) throws {
         let volume = "imgcustomize-trim"
         let device = "/dev/\(group)/\(volume)"
-        try guestfs.createVolumeOverFreeSpace(volume, group: group, percent: 100)
+        try guestfs.createVolumeOverFreeSpace(volume, group: group)
         let discarded = Result { try discard(device) }
         try guestfs.removeVolume(device)
         try discarded.get()

@@ -120,6 +120,9 @@ public struct ApplianceOptions: Sendable {
     /// session mounts by them instead of inspecting through the appliance, unless libguestfs's inspection is asked
     /// for or LUKS devices were opened.
     public var knownFacts: GuestFacts?
+    /// The swap areas and LVM identities the native reader found with `knownFacts`: trimming and `lvm-uuids` take
+    /// them instead of asking the appliance (see `BlockLayout`). Ignored when LUKS keys are given.
+    public var knownLayout: BlockLayout?
     /// Which operating system to work on where the image holds several (virt-customize's `--root`).
     public var root: RootSelection = .all
 
@@ -194,7 +197,9 @@ public final class ApplianceSession {
             if !attached.isEmpty { try guestfs.restrictLVMToGuestDisks() }
             // Without a key nothing is opened: the search for LUKS devices (blkid on every device, a batch's many)
             // would be for nothing.
-            if !options.keys.isEmpty {
+            if options.keys.isEmpty {
+                guestfs.blockLayout = options.knownLayout
+            } else {
                 let unlocked = try LUKSUnlock(guestfs: guestfs, keys: options.keys, readonly: readonly,
                                               logger: logger).run()
                 openedLUKS = unlocked.opened
@@ -369,11 +374,14 @@ public final class ApplianceSession {
     /// Turns a session over several images (a batch: one guest drive each) to the `index`th: whatever an earlier
     /// image left mounted is unmounted and its volume groups deactivated, then LVM and every device listing see that
     /// drive alone (its clones elsewhere in the batch share volume group names and UUIDs), and the session names
-    /// `name` in its errors and mounts by `knownFacts` (the native reader's, naming the drive's devices) when given.
-    public func select(drive index: Int, name: String, knownFacts: GuestFacts?) throws {
+    /// `name` in its errors and mounts by `knownFacts` (the native reader's, naming the drive's devices) when given,
+    /// and trims and renews LVM UUIDs by `knownLayout`.
+    public func select(drive index: Int, name: String, knownFacts: GuestFacts?,
+                       knownLayout: BlockLayout? = nil) throws {
         guard drives.indices.contains(index), !drives[index].attached, openedLUKS.isEmpty else {
             throw GuestError(guest: name, action: "select the image", message: "drive \(index) is not one of a batch's images")
         }
+        guestfs.blockLayout = nil
         try guestfs.unmountAll()
         mountedFilesystem = nil
         try guestfs.activateVolumeGroups(false)
@@ -387,6 +395,7 @@ public final class ApplianceSession {
         }
         try guestfs.restrictLVMToGuestDisks()
         self.knownFacts = knownFacts
+        guestfs.blockLayout = knownLayout
     }
 
     /// Ends the work on the selected drive of a batch: unmounts it, deactivates its volume groups, flushes its writes

@@ -1,6 +1,7 @@
 import CGuestFS
 import Logging
 import Operations
+import Host
 
 #if canImport(Glibc)
 import Glibc
@@ -36,6 +37,10 @@ final class Guestfs {
     var selectedDrive: Int?
     /// The LUKS mappings this handle opened (/dev/mapper/NAME), all on the guest's devices: LVM may look inside them.
     private var openedMappings: [String] = []
+    /// What the native reader found on the (selected) guest drive's block devices before the launch, while it still
+    /// holds: a program run in the guest or the appliance (`command`, `applianceShell`) may have changed them, and
+    /// drops it.
+    var blockLayout: BlockLayout?
 
     init(guest: String, logger: Logger, progress: ((ApplianceProgress) -> Void)?) throws {
         // The environment stays honoured (LIBGUESTFS_DEBUG, LIBGUESTFS_TRACE, LIBGUESTFS_HV help debugging);
@@ -574,11 +579,16 @@ extension Guestfs {
         try run("zero", device) { guestfs_zero_device($0, device) }
     }
 
-    /// Creates the logical volume `volume` in `group` over `percent` of its free extents.
-    func createVolumeOverFreeSpace(_ volume: String, group: String, percent: Int32) throws {
-        try run("claim the free space of the volume group as", "/dev/\(group)/\(volume)") {
-            guestfs_lvcreate_free($0, volume, group, percent)
-        }
+    /// Creates the logical volume `volume` in `group` over all its free extents, whatever they hold: free extents
+    /// may still carry the signature of a volume removed from them (a swap area, a filesystem), at which lvcreate
+    /// stops to ask whether to wipe it, and libguestfs's lvcreate_free gives it no --yes. The block layout holds
+    /// through the call: the caller removes the volume again before anything else runs.
+    func createVolumeOverFreeSpace(_ volume: String, group: String) throws {
+        let layout = blockLayout
+        defer { blockLayout = layout }
+        try applianceShell("lvm lvcreate --yes --wipesignatures n --zero n --extents 100%FREE --name "
+                           + shellQuoted(volume) + " " + shellQuoted(group),
+                           action: "claim the free space of the volume group \(group) as /dev/\(group)/\(volume)")
     }
 
     func removeVolume(_ device: String) throws {
@@ -833,6 +843,7 @@ extension Guestfs {
     /// and returns its stdout. A non-zero exit fails with its stderr as libguestfs's message; the exit status itself
     /// is not passed on.
     func command(_ arguments: [String], action: String) throws -> String {
+        blockLayout = nil
         var cStrings = arguments.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
         cStrings.append(nil)
@@ -846,6 +857,7 @@ extension Guestfs {
     /// Returns what it printed; a non-zero exit fails with the output (cut at 64 KiB) as libguestfs's message.
     @discardableResult
     func applianceShell(_ command: String, action: String) throws -> String {
+        blockLayout = nil
         // The daemon joins the extra arguments with spaces into one `sh -c` string: one argument keeps it as is.
         let cStrings: [UnsafeMutablePointer<CChar>?] = [strdup(command), nil]
         defer { cStrings.forEach { free($0) } }

@@ -15,7 +15,7 @@ public enum NativeInspection {
     /// the safety checks, opened as `format` with no backing file followed; `disk` is the name the appliance gives
     /// its drive (another than /dev/sda in a batch), which the facts' devices are named after.
     public static func inspect(image path: String, format: ImageFormat, disk name: String = "/dev/sda") throws
-        -> (facts: GuestFacts, hardware: GuestHardware)? {
+        -> (facts: GuestFacts, hardware: GuestHardware, layout: BlockLayout?)? {
         guard let guest = try mount(image: path, format: format, disk: name) else { return nil }
         // An EFI system partition: nothing the hardware facts read lies below it; any other unreadable mountpoint
         // may hide what they read.
@@ -23,7 +23,7 @@ public enum NativeInspection {
         let tree = NativeTree(guest.tree)
         let hardware = try GuestHardware(facts: guest.facts, isDirectory: { try tree.kind($0) == .directory },
                                          isFile: { try tree.kind($0) == .regular })
-        return (guest.facts, hardware)
+        return (guest.facts, hardware, guest.layout)
     }
 
     /// The guest found in the image, its filesystems mounted as its fstab mounts them, or nil when the appliance
@@ -45,8 +45,9 @@ public enum NativeInspection {
         var contents = try devices.map { ($0, try content(of: $0)) }
         var volumes: [String] = []
         let physical = contents.filter { $0.1 == .lvmPhysicalVolume }.map(\.0)
-        if !physical.isEmpty {
-            for group in try VolumeGroup.scan(physical) {
+        let groups = physical.isEmpty ? [] : try VolumeGroup.scan(physical)
+        if !groups.isEmpty {
+            for group in groups {
                 // A thin pool, a RAID or a snapshot anywhere in the group: libguestfs sees volumes this reader does
                 // not map.
                 guard group.logicalVolumes.allSatisfy({ $0.notHandled == nil }) else { return nil }
@@ -120,7 +121,9 @@ public enum NativeInspection {
             guest.mount(mounted, on: mountpoint)
             mounts[canonicalGuestPath(mountpoint)] = mounted
         }
-        return NativeGuest(facts: facts, tree: guest, root: root, mounts: mounts, unreadable: unreadable)
+        let swapAreas = contents.filter { $0.1 == .swap }.map(\.0.name)
+        return NativeGuest(facts: facts, tree: guest, root: root, mounts: mounts, unreadable: unreadable,
+                           layout: BlockLayout(swapAreas: swapAreas, groups: groups))
     }
 
     private static func filesystem(_ device: String?, _ readable: [String: any FilesystemReader]) throws
@@ -151,6 +154,8 @@ public struct NativeGuest {
     /// Canonical mountpoints of filesystems the reader does not read (an EFI system partition's vfat), to their
     /// devices.
     public var unreadable: [String: String]
+    /// The swap areas and LVM identities of the image's block devices; nil where the reader cannot count them all.
+    public var layout: BlockLayout? = nil
 }
 
 /// A natively read guest tree as inspection reads it.

@@ -25,7 +25,8 @@ final class ImageTarget: RunTarget {
     /// In a batch, this image's rewrite while it runs beside the appliance's work on the next image.
     private var background: BackgroundRewrite?
     /// The overlay's drive and what the native reader found in the image, once prepared.
-    private(set) var prepared: (drive: ApplianceDrive, attached: [ApplianceDrive], facts: GuestFacts?)?
+    private(set) var prepared: (drive: ApplianceDrive, attached: [ApplianceDrive], facts: GuestFacts?,
+                                layout: BlockLayout?)?
     /// The image's drive among the batch's, which the native reader's facts name its devices after.
     private var driveIndex = 0
 
@@ -75,13 +76,13 @@ final class ImageTarget: RunTarget {
         try run.checkCancelled()
         prepared = try run.during(.open) {
             try createOverlay(overlay, backing: checked.inspection.resolvedPath, format: checked.inspection.format)
-            let facts = nativeFacts(of: checked.inspection.resolvedPath, format: checked.inspection.format,
-                                    disk: ApplianceDrive.deviceName(index: drive), options: applianceOptions(of: run),
-                                    logger: run.logger)
+            let native = nativeFacts(of: checked.inspection.resolvedPath, format: checked.inspection.format,
+                                     disk: ApplianceDrive.deviceName(index: drive), options: applianceOptions(of: run),
+                                     logger: run.logger)
             // A --root naming another device than the one root the reader found is refused before the launch.
-            if let root = facts?.root { _ = try options.appliance.root.choose(among: [root], guest: image) }
+            if let root = native?.facts.root { _ = try options.appliance.root.choose(among: [root], guest: image) }
             return (ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true),
-                    attached.map(\.drive), facts)
+                    attached.map(\.drive), native?.facts, native?.layout)
         }
     }
 
@@ -93,11 +94,13 @@ final class ImageTarget: RunTarget {
         let session = try run.during(.open) { () throws -> ApplianceSession in
             if let shared {
                 let session = try shared.session(for: image)
-                try session.select(drive: driveIndex, name: image, knownFacts: prepared.facts)
+                try session.select(drive: driveIndex, name: image, knownFacts: prepared.facts,
+                                   knownLayout: prepared.layout)
                 return session
             }
             var options = applianceOptions(of: run)
             options.knownFacts = prepared.facts
+            options.knownLayout = prepared.layout
             return try ApplianceSession(drives: [prepared.drive] + prepared.attached, options: options)
         }
         self.session = session
@@ -187,14 +190,15 @@ final class ImageTarget: RunTarget {
     /// the guest, where LUKS keys are given, or where the user asked for another inspection; the appliance
     /// inspects then, as before.
     private func nativeFacts(of path: String, format: ImageFormat, disk: String, options: ApplianceOptions,
-                             logger: Logger) -> GuestFacts? {
+                             logger: Logger) -> (facts: GuestFacts, layout: BlockLayout?)? {
         guard options.keys.isEmpty, (try? InspectionMethod.resolve(options.inspection)) == .automatic else { return nil }
         do {
             guard let native = try NativeInspection.inspect(image: path, format: format, disk: disk) else {
                 logger.debug("the native reader does not handle this guest: the appliance inspects it")
                 return nil
             }
-            return native.facts
+            if native.layout == nil { logger.debug("the appliance lists the block devices: the reader cannot") }
+            return (native.facts, native.layout)
         } catch {
             logger.debug("native inspection failed (\(error)): the appliance inspects the guest")
             return nil

@@ -124,12 +124,26 @@ public struct LogicalVolume: Sendable {
 /// A volume group read from its newest metadata, with the physical volumes that were found.
 public struct VolumeGroup {
     public var name: String
+    /// The group's UUID, as the metadata spells it ("Zx0RQb-Ve9k-...").
+    public var id: String
     public var sequence: Int64
     /// Bytes.
     public var extentSize: UInt64
-    /// The metadata's name of each PV ("pv0") to its device and the byte offset of its first extent.
-    public var physicalVolumes: [String: (device: (any BlockDevice)?, start: UInt64)]
+    /// The metadata's name of each PV ("pv0") to its device, the byte offset of its first extent, its UUID and its
+    /// extent count.
+    public var physicalVolumes: [String: (device: (any BlockDevice)?, start: UInt64, id: String, extents: UInt64)]
     public var logicalVolumes: [LogicalVolume]
+
+    /// The extents no volume uses, as `vgs` counts them (vg_free_count), or nil when a volume's segments are of a
+    /// type whose extents this reader does not count (thin, RAID, a snapshot).
+    public var freeExtents: UInt64? {
+        guard logicalVolumes.allSatisfy({ $0.notHandled == nil }) else { return nil }
+        let total = physicalVolumes.values.reduce(UInt64(0)) { $0 + $1.extents }
+        let used = logicalVolumes.reduce(UInt64(0)) { sum, volume in
+            volume.segments.reduce(sum) { $0 + $1.extentCount }
+        }
+        return used <= total ? total - used : nil
+    }
 
     static let supportedSegment = "striped"
     static let maximumSegments = 4096
@@ -159,19 +173,22 @@ public struct VolumeGroup {
         }
         let groupSite = Site(site.device, "LVM metadata of VG \(name)")
         self.name = name
+        guard let id = group["id"]?.string else { throw groupSite.error("has no id") }
+        self.id = id
         sequence = group["seqno"]?.number ?? 0
         guard let extentSectors = group["extent_size"]?.number, extentSectors > 0, extentSectors <= 1 << 32 else {
             throw groupSite.error("has no valid extent_size")
         }
         extentSize = UInt64(extentSectors) * 512
-        var pvs: [String: (device: (any BlockDevice)?, start: UInt64)] = [:]
+        var pvs: [String: (device: (any BlockDevice)?, start: UInt64, id: String, extents: UInt64)] = [:]
         for (pvName, pv) in group["physical_volumes"]?.items ?? [] {
             guard let id = pv["id"]?.string, let peStart = pv["pe_start"]?.number, peStart >= 0,
-                  peStart <= Int64(1) << 40 else {
-                throw groupSite.error("physical volume \(pvName) has no valid id or pe_start")
+                  peStart <= Int64(1) << 40, let peCount = pv["pe_count"]?.number, peCount >= 0,
+                  peCount <= Int64(1) << 40 else {
+                throw groupSite.error("physical volume \(pvName) has no valid id, pe_start or pe_count")
             }
             let device = labels.first { $0.uuid == id }?.device
-            pvs[pvName] = (device, UInt64(peStart) * 512)
+            pvs[pvName] = (device, UInt64(peStart) * 512, id, UInt64(peCount))
         }
         physicalVolumes = pvs
         var volumes: [LogicalVolume] = []

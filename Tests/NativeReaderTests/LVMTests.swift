@@ -40,6 +40,8 @@ func partitionDevices(_ disk: any BlockDevice) throws -> [any BlockDevice] {
         let group = try VolumeGroup(metadata: Array(thin.utf8), site: Site("/dev/sda2", "LVM metadata"), labels: [label])
         let root = try #require(group.logicalVolumes.first { $0.name == "lv_root" })
         #expect(root.notHandled == "thin")
+        // A thin volume's extents are its pool's: the group's free space is not counted.
+        #expect(group.freeExtents == nil)
         let error = #expect(throws: ReaderError.self) { try group.device(root) }
         #expect(error?.kind == .notHandled)
         // Cut short anywhere, the text fails as malformed or parses; it never traps.

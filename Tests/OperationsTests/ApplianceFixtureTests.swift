@@ -160,16 +160,24 @@ struct Fixture: Sendable, CustomTestStringConvertible {
 extension ApplianceTestsOnFixtures {
     @Suite struct FixtureTests {
         /// Trimming reaches every mounted filesystem, the swap volume (its header, hence label and UUID, kept) and the
-        /// volume group's free space, and the overlay's data shrinks accordingly.
+        /// volume group's free space, and the overlay's data shrinks accordingly. The session has the native reader's
+        /// facts and device layout, as `apply` gives it: trimming goes by that layout until a program runs in the
+        /// appliance, which may change the devices (here it removes the swap volume), and then lists them anew.
         @Test func trimmingAnLVMGuest() throws {
             let directory = try TestDirectory()
             let overlay = try makeOverlay(over: Fixture.rhel7.path(), format: .qcow2, in: directory)
             let before = try allocatedBytes(overlay)
+            let native = try #require(try NativeInspection.inspect(image: Fixture.rhel7.path(), format: .qcow2))
+            let layout = try #require(native.layout)
+            #expect(layout.swapAreas == ["/dev/rhel/swap"])
 
             let progress = Mutex<[ApplianceProgress]>([])
+            var options = ApplianceOptions(progress: { event in progress.withLock { $0.append(event) } })
+            options.knownFacts = native.facts
+            options.knownLayout = layout
             let session = try ApplianceSession(
                 drives: [ApplianceDrive(path: overlay, format: .qcow2, discard: .besteffort, scratch: true)],
-                options: ApplianceOptions(progress: { event in progress.withLock { $0.append(event) } }))
+                options: options)
             let fs = try session.mountOperatingSystem()
             let swapBefore = try #require(try fs.blockDevices.swapHeader(of: "/dev/rhel/swap"))
             // Data written and deleted during the run must not survive in the image either.
@@ -178,9 +186,21 @@ extension ApplianceTestsOnFixtures {
             let summary = try fs.blockDevices.trimFreeSpace()
             let swapAfter = try #require(try fs.blockDevices.swapHeader(of: "/dev/rhel/swap"))
             let blkidUUID = try fs.guestfs.filesystemUUID("/dev/rhel/swap")
+            #expect(session.guestfs.blockLayout == layout)
+
+            let script = directory.path("remove-swap")
+            try "#!/bin/sh\nlvm lvremove -f rhel/swap\n".write(toFile: script, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+            let removed = try fs.guestCommands.runInAppliance(hostScript: script, operation: "test")
+            #expect(removed.exitStatus == 0, "\(removed.output)")
+            #expect(session.guestfs.blockLayout == nil)
+            let freed = try fs.blockDevices.trimFreeSpace() ?? ""
             try session.close()
 
             #expect(summary == "trimmed /, /boot, swap rhel/swap, 0 B free in VG rhel")
+            // The removed volume's extents are the group's free space now; no swap area is left.
+            #expect(freed.hasPrefix("trimmed /, /boot, ") && freed.hasSuffix(" free in VG rhel")
+                    && !freed.contains("swap") && !freed.contains(" 0 B free"), "\(freed)")
             #expect(swapAfter == swapBefore)
             #expect(blkidUUID == swapAfter.uuid)
             #expect(swapAfter.uuid == "a2baea2f-1680-4e9a-bfde-57eff94b5af7")
@@ -219,9 +239,11 @@ extension ApplianceTestsOnFixtures {
             let fs = try session.mountOperatingSystem()
             print("\(fixture.file): \(fs.facts)")
             #expect(fs.facts.naming(disk, as: "/dev/sda") == fixture.expected, "\(fixture.file)")
-            // The native reader, where it handles the guest, finds the hardware the appliance finds too.
+            // The native reader, where it handles the guest, finds the hardware the appliance finds too, and the swap
+            // areas and LVM identities the appliance lists.
             if let native = try NativeInspection.inspect(image: try fixture.path(), format: fixture.imageFormat, disk: disk) {
                 #expect(native.hardware == (try GuestHardware(reading: fs, facts: fs.facts)), "\(fixture.file)")
+                #expect(native.layout == (try listedLayout(fs)), "\(fixture.file)")
             }
             #expect(try fs.isFile(fixture.bootFile), "\(fixture.file)")
             #expect(try fs.readText(fixture.release.path).contains(fixture.release.text), "\(fixture.file)")
@@ -231,6 +253,22 @@ extension ApplianceTestsOnFixtures {
             #expect(throws: GuestError.self) { try fs.blockDevices.trimFreeSpace() }
         }
     }
+}
+
+/// The swap areas and LVM identities of the session's selected drive as the appliance lists them: every device's
+/// header, `pvs`, `vgs` with vg_free, and each object's UUID as LVM prints it.
+func listedLayout(_ fs: ApplianceFilesystem) throws -> BlockLayout {
+    let guestfs = fs.guestfs
+    let devices = try guestfs.disks() + guestfs.partitions() + guestfs.logicalVolumes().sorted()
+    let swapAreas = try devices.filter { try fs.blockDevices.swapHeader(of: $0) != nil }
+    let groups = try guestfs.volumeGroups().map {
+        BlockLayout.Group(name: $0.name, uuid: try guestfs.volumeGroupUUID($0.name), freeBytes: $0.freeBytes)
+    }
+    let volumes = try guestfs.physicalVolumes().map {
+        BlockLayout.PhysicalVolume(device: $0, uuid: try guestfs.physicalVolumeUUID($0))
+    }
+    return BlockLayout(swapAreas: swapAreas, groups: groups.sorted { $0.name < $1.name },
+                       physicalVolumes: volumes.sorted { $0.device < $1.device })
 }
 
 extension GuestFacts {

@@ -17,7 +17,7 @@ extension IMGCustomize.Inspect {
             do {
                 if let native = try NativeInspection.inspect(image: path, format: inspection.format) {
                     logger.debug("inspected \(native.facts.root ?? "") natively")
-                    return native
+                    return (native.facts, native.hardware)
                 }
                 guard method != .native else {
                     throw GuestError(guest: path, action: "inspect the guest natively",
