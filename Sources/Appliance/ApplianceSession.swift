@@ -158,6 +158,8 @@ public final class ApplianceSession {
     private var knownFacts: GuestFacts?
     private let rootSelection: RootSelection
     private var mountedFilesystem: ApplianceFilesystem?
+    /// Whether the selected drive was released, its volume groups deactivated: the next `select` need not.
+    private var released = false
     /// Kills this appliance's qemu when the run is cancelled, so that the call waiting on it fails at once.
     private var stopOnCancel: Cancellation.Registration?
     /// The LUKS devices opened at launch, closed again before the shutdown.
@@ -384,7 +386,9 @@ public final class ApplianceSession {
         guestfs.blockLayout = nil
         try guestfs.unmountAll()
         mountedFilesystem = nil
-        try guestfs.activateVolumeGroups(false)
+        // After the launch or an image that failed before its release, something may still be active.
+        if !released { try guestfs.activateVolumeGroups(false) }
+        released = false
         guestfs.guest = name
         guestfs.selectedDrive = index
         let expected = ApplianceDrive.deviceName(index: index)
@@ -407,6 +411,7 @@ public final class ApplianceSession {
         try guestfs.activateVolumeGroups(false)
         try guestfs.sync()
         for disk in try guestfs.disks() { try guestfs.setReadOnly(disk) }
+        released = true
     }
 
     /// Unmounts and shuts the appliance down, so that every write reaches the images; reports what failed.
