@@ -567,9 +567,13 @@ struct Launcher {
             if let kernels, let cache = try? guestfs.cacheDirectory {
                 PVHKernel.prepare(kernel: PVHKernel.applianceKernel(cacheDirectory: cache), in: kernels,
                                   logger: options.logger)
+                if SlimInitrd.enabled() {
+                    SlimInitrd.prepare(initrd: SlimInitrd.applianceInitrd(cacheDirectory: cache), in: kernels,
+                                       logger: options.logger)
+                }
             }
             let started = try LaunchWatch(hypervisor: try guestfs.hypervisor, underKVM: mode != .forceTCG,
-                                          limits: limits, kernels: kernels)
+                                          limits: limits, kernels: kernels, slimInitrd: SlimInitrd.enabled())
             watch = started
             try guestfs.setHypervisor(started.wrapper)
             guestfs.events.forgetConsole()
@@ -582,6 +586,7 @@ struct Launcher {
             }
             try launched.get()
             logKernel(started.kernelUsed, kernels: kernels)
+            logInitrd(started.initrdUsed, kernels: kernels)
             return .success(guestfs)
         } catch {
             _ = watch?.finish()
@@ -616,6 +621,23 @@ struct Launcher {
         } else {
             options.logger.info("appliance kernel: the stock kernel \(path) (no PVH entry cached for it)")
             if let kernels { PVHKernel.prepare(kernel: path, in: kernels, logger: options.logger) }
+        }
+    }
+
+    /// Says at -v which initrd the appliance booted; after a stock boot, makes the slim one for the next launch.
+    private func logInitrd(_ used: String?, kernels: String?) {
+        guard let used, let kernels, let space = used.firstIndex(of: " ") else {
+            if kernels != nil {
+                options.logger.info("appliance initrd: as supermin built it (\(SlimInitrd.environmentVariable)=stock)")
+            }
+            return
+        }
+        let path = String(used[used.index(after: space)...])
+        if used.hasPrefix("slim ") {
+            options.logger.info("appliance initrd: without the modules no launch uses (\(path))")
+        } else {
+            options.logger.info("appliance initrd: the stock one \(path) (no slim copy cached for it)")
+            SlimInitrd.prepare(initrd: path, in: kernels, logger: options.logger)
         }
     }
 

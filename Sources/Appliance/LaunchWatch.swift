@@ -78,6 +78,7 @@ final class LaunchWatch: Sendable {
         var qemuPID: pid_t?
         var killed = false
         var kernelUsed: String?
+        var initrdUsed: String?
     }
 
     private let directory: TemporaryDirectory
@@ -90,8 +91,10 @@ final class LaunchWatch: Sendable {
     private let state = Mutex(State())
 
     /// Writes the wrapper for `hypervisor` (the qemu libguestfs would run). `underKVM` turns on the early hang
-    /// checks. `kernels`, the cache of `PVHKernel`, lets the wrapper boot the kernel's PVH entry where one is cached.
-    init(hypervisor: String, underKVM: Bool, limits: LaunchLimits, kernels: String? = nil) throws {
+    /// checks. `kernels`, the cache of `PVHKernel`, lets the wrapper boot the kernel's PVH entry where one is cached,
+    /// and the slim initrd (`SlimInitrd`) found there unless `slimInitrd` is false.
+    init(hypervisor: String, underKVM: Bool, limits: LaunchLimits, kernels: String? = nil,
+         slimInitrd: Bool = true) throws {
         self.underKVM = underKVM
         self.limits = limits
         do {
@@ -117,6 +120,9 @@ final class LaunchWatch: Sendable {
               if [ "$prev" = -kernel ]; then
                 pvh=\(shellQuoted(kernels))/vmlinux-$(sha256sum < "$a" 2>/dev/null | cut -d' ' -f1)
                 if [ -f "$pvh" ]; then echo "pvh $pvh" > "$d/kernel"; a=$pvh; else echo "stock $a" > "$d/kernel"; fi
+              elif [ "$prev" = -initrd ] && \(slimInitrd); then
+                slim=\(shellQuoted(kernels))/initrd-$(sha256sum < "$a" 2>/dev/null | cut -d' ' -f1)
+                if [ -f "$slim" ]; then echo "slim $slim" > "$d/initrd"; a=$slim; else echo "stock $a" > "$d/initrd"; fi
               fi
               set -- "$@" "$a"
               prev=$a
@@ -226,13 +232,20 @@ final class LaunchWatch: Sendable {
             state.finished = true
             return state.verdict
         }
-        let used = (try? String(contentsOfFile: kernelFile, encoding: .utf8))
-            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-        state.withLock { $0.kernelUsed = used }
+        func said(_ file: String) -> String? {
+            (try? String(contentsOfFile: file, encoding: .utf8)).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        }
+        let kernel = said(kernelFile), initrd = said(directory.appending("initrd"))
+        state.withLock {
+            $0.kernelUsed = kernel
+            $0.initrdUsed = initrd
+        }
         directory.remove()
         return verdict
     }
 
     /// After `finish`: the kernel the wrapper gave qemu, "pvh PATH" or "stock PATH"; nil when it looked up none.
     var kernelUsed: String? { state.withLock { $0.kernelUsed } }
+    /// After `finish`: the initrd the wrapper gave qemu, "slim PATH" (`SlimInitrd`) or "stock PATH".
+    var initrdUsed: String? { state.withLock { $0.initrdUsed } }
 }

@@ -34,15 +34,20 @@ enum PVHKernel {
     /// with `sha256sum` (30 ms for a Debian kernel). Not its size and times: libguestfs touches its appliance's files
     /// at every launch so that temporary-file cleaners spare them. Nil when the kernel cannot be read.
     static func cachedName(of kernel: String) -> String? {
+        sha256(ofFile: kernel).map { "vmlinux-\($0)" }
+    }
+
+    /// The SHA-256 of a regular file as the wrapper computes it, with `sha256sum`; nil when it cannot be read.
+    static func sha256(ofFile path: String) -> String? {
         var info = stat()
-        guard stat(kernel, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
-              let input = FileHandle(forReadingAtPath: kernel) else { return nil }
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+              let input = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? input.close() }
         guard let result = try? HostCommand("sha256sum", input: .descriptor(input.fileDescriptor),
                                             output: .capture(limit: 4096), errors: .discard).run(),
               result.succeeded, let digest = result.outputText.split(separator: " ").first,
               digest.count == 64, digest.allSatisfy(\.isHexDigit) else { return nil }
-        return "vmlinux-\(digest)"
+        return String(digest)
     }
 
     /// The kernel supermin built for libguestfs's appliance, where libguestfs keeps it
@@ -197,10 +202,11 @@ enum PVHKernel {
     }
 
     /// Extracted kernels of other kernel files unused for a week: a kernel upgrade leaves one behind, 60-70 MB.
-    static func removeStale(in directory: String, keeping name: String) {
+    static func removeStale(in directory: String, keeping name: String,
+                            prefixes: [String] = ["vmlinux-", ".extract."]) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         let weekAgo = time(nil) - 7 * 24 * 3600
-        for other in names where other != name && (other.hasPrefix("vmlinux-") || other.hasPrefix(".extract.")) {
+        for other in names where other != name && prefixes.contains(where: other.hasPrefix) {
             let path = (directory as NSString).appendingPathComponent(other)
             var info = stat()
             if stat(path, &info) == 0, info.st_atim.tv_sec < weekAgo, info.st_mtim.tv_sec < weekAgo { unlink(path) }

@@ -45,6 +45,9 @@ extension ApplianceTests {
             // already, after it otherwise); the second boots it, with no firmware loading and no decompression.
             #expect(secondLogs.messages.contains { $0.1.hasPrefix("appliance kernel: booted through its PVH entry") },
                     "\(secondLogs.messages.map(\.1).filter { $0.contains("kernel") })")
+            // and the initrd without the modules no launch uses.
+            #expect(secondLogs.messages.contains { $0.1.hasPrefix("appliance initrd: without the modules no launch uses") },
+                    "\(secondLogs.messages.map(\.1).filter { $0.contains("initrd") })")
             // Both boot imgcustomize's /init, and say so at -v.
             for logs in [firstLogs, secondLogs] {
                 #expect(logs.messages.contains { $0.1.hasPrefix("appliance: imgcustomize's shorter /init, built from ") },
