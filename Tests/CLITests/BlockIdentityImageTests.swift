@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 import TestSupport
+import Appliance
 
 /// lvm-uuids and fs-uuids on the real Debian 12 guest (MBR, /boot on a partition, root and swap on LVM), read back
-/// with guestfish: new UUIDs on the devices, the same new UUIDs in the files that name them. The boot tests boot
-/// such images (BootTests).
+/// with guestfish (the input and the result in one launch): new UUIDs on the devices, the same new UUIDs in the files
+/// that name them. The boot tests boot such images (BootTests).
 @Suite(.fixtures(debianFixtures), .serialized, .tags(.appliance)) struct BlockIdentityImageTests {
     static let group = "deb12-bios-vg"
 
@@ -15,19 +16,29 @@ import TestSupport
         var fstab, grub: String
     }
 
-    func identities(_ image: String) throws -> Identities {
+    /// The identities of each of `images`, all read by one guestfish (one launch): for each drive in turn, LVM
+    /// limited to it (the images are clones: one volume group name), then its devices' UUIDs and its files.
+    func identities(_ images: [String]) throws -> [Identities] {
         let marker = "=== imgcustomize-test ==="
+        var script = ["--ro", "--format=qcow2"] + images.flatMap { ["-a", $0] } + ["run"]
+        for index in images.indices {
+            let disk = ApplianceDrive.deviceName(index: index)
+            script += [":", "lvm-set-filter", disk, ":", "pvuuid", disk + "5", ":", "vguuid", Self.group, ":",
+                       "vfs-uuid", disk + "1", ":", "vfs-uuid", "/dev/\(Self.group)/root", ":", "echo", marker, ":",
+                       "mount-ro", "/dev/\(Self.group)/root", "/", ":", "mount-ro", disk + "1", "/boot", ":",
+                       "cat", "/etc/fstab", ":", "echo", marker, ":", "cat", "/boot/grub/grub.cfg", ":", "echo", marker,
+                       ":", "umount-all"]
+        }
         // Software emulation, as everywhere in these tests: KVM hangs or aborts on the machines this runs on.
-        let printed = try runTool("env", ["LIBGUESTFS_BACKEND_SETTINGS=force_tcg", "guestfish",
-            "--ro", "-a", image, "-i",
-            "pvuuid", "/dev/sda5", ":", "vguuid", Self.group, ":", "vfs-uuid", "/dev/sda1", ":",
-            "vfs-uuid", "/dev/\(Self.group)/root", ":", "echo", marker, ":", "cat", "/etc/fstab", ":",
-            "echo", marker, ":", "cat", "/boot/grub/grub.cfg",
-        ])
+        let printed = try runTool("env", ["LIBGUESTFS_BACKEND_SETTINGS=force_tcg", "guestfish"] + script)
         let parts = printed.components(separatedBy: marker + "\n")
-        let lines = parts[0].split(separator: "\n").map(String.init)
-        guard parts.count == 3, lines.count == 4 else { throw TestFailure("guestfish printed: \(printed.prefix(500))") }
-        return Identities(pv: lines[0], vg: lines[1], boot: lines[2], root: lines[3], fstab: parts[1], grub: parts[2])
+        guard parts.count == 3 * images.count + 1 else { throw TestFailure("guestfish printed: \(printed.prefix(500))") }
+        return try images.indices.map { index in
+            let lines = parts[3 * index].split(separator: "\n").map(String.init)
+            guard lines.count == 4 else { throw TestFailure("guestfish printed: \(printed.prefix(500))") }
+            return Identities(pv: lines[0], vg: lines[1], boot: lines[2], root: lines[3],
+                              fstab: parts[3 * index + 1], grub: parts[3 * index + 2])
+        }
     }
 
     @Test func newUUIDsOnTheDevicesAndInEveryFileThatNamesThem() throws {
@@ -35,10 +46,6 @@ import TestSupport
         let fixture = try debianFixture("debian12-bios.qcow2")
         let image = directory.path("debian12.qcow2")
         try FileManager.default.copyItem(atPath: fixture, toPath: image)
-        let before = try identities(image)
-        #expect(before.fstab.contains("UUID=\(before.root) /"))
-        #expect(before.grub.contains(before.boot))
-
         let output = directory.path("renewed.qcow2")
         let run = try imgcustomize(["customize", image, "--output", output, "--json", "--lvm-uuids", "--fs-uuids"])
         #expect(run.status == 0, "\(run.stderr)")
@@ -49,7 +56,12 @@ import TestSupport
         let fs = try #require(steps(report).first { $0["operation"] as? String == "fs-uuids" })
         #expect(fs["changed"] as? Bool == true)
 
-        let after = try identities(output)
+        // The input (only read, with --output) and the result side by side.
+        let read = try identities([image, output])
+        try #require(read.count == 2)
+        let (before, after) = (read[0], read[1])
+        #expect(before.fstab.contains("UUID=\(before.root) /"))
+        #expect(before.grub.contains(before.boot))
         for (old, new) in [(before.pv, after.pv), (before.vg, after.vg), (before.boot, after.boot),
                            (before.root, after.root)] {
             #expect(!new.isEmpty && new != old, "\(old) -> \(new)")

@@ -18,10 +18,15 @@ import TestSupport
     }
 
     /// run-command, run and commands-from-file in one run: each a step with an unknown change, exit status 0 and
-    /// its output, and what each wrote is in the result.
-    @Test func commandsRunInTheGuestAndWhatTheyWroteReadsBack() throws {
+    /// its output, and what each wrote is in the result. In the same run a local .deb installs offline (the
+    /// appliance has no network by default): dpkg knows it afterwards, and its file is in the result. The guest has
+    /// apt's sandbox user _apt, as a debootstrap guest has, and apt fetches the copied package as _apt: a directory
+    /// _apt cannot enter failed here with "Permission denied" (issue 25).
+    @Test func commandsAndALocalPackageRunInTheGuestAndWhatTheyWroteReadsBack() throws {
         let directory = try TestDirectory()
         let output = directory.path("out.qcow2")
+        let deb = try testPackage(in: directory)
+        let guestImage = try debianGuest(in: directory)
         // A script in another language than sh: its #! line picks the guest's interpreter, as with virt-customize.
         let script = directory.path("setup.pl")
         try """
@@ -49,7 +54,7 @@ import TestSupport
                                               ofItemAtPath: tree + "/conf.d/app.conf")
         let tarball = directory.path("overlay.tar.gz")
         try runTool("tar", ["-C", tree, "--owner=0", "--group=4", "-czf", tarball, "conf.d"])
-        let run = try imgcustomize(["customize", try debianGuest(in: directory), "--output", output, "--json",
+        let run = try imgcustomize(["customize", guestImage, "--output", output, "--json",
                                     // The appliance as --smp and --memsize (virt-customize's) make it.
                                     "--smp", "1", "--memsize", "900",
                                     "--run-command", "echo inside > /root/marker; uname -m; nproc; "
@@ -59,13 +64,14 @@ import TestSupport
                                     "--write", "/etc/selinux/config:SELINUX=permissive\nSELINUXTYPE=targeted\n",
                                     "--mkdir", "/etc/selinux/targeted/contexts/files", "--write", Self.fileContexts,
                                     "--copy-in", tree + ":/srv", "--tar-in", tarball + ":/opt",
-                                    "--write", "/root/bootstrap.key:secret", "--scrub", "/root/bootstrap.key"])
+                                    "--write", "/root/bootstrap.key:secret", "--scrub", "/root/bootstrap.key",
+                                    "--install", deb, "--run-command", "dpkg -s imgcustomize-test"])
         #expect(run.status == 0, "\(run.stderr)")
         let report = try jsonObject(run.stdout)
         // In command-line order, the file's lines in its place; then the labels phase.
         #expect(steps(report).map { $0["operation"] as? String ?? "" }
                 == ["run-command", "run", "run-command", "write", "edit", "inject-qemu-ga", "write", "mkdir", "write",
-                    "copy-in", "tar-in", "write", "scrub", "selinux-relabel"])
+                    "copy-in", "tar-in", "write", "scrub", "install", "run-command", "selinux-relabel"])
         // The fixture has the agent: nothing to install, offline.
         #expect(step(report, "inject-qemu-ga")?["summary"] as? String
                 == "qemu-guest-agent was installed already; enabled at boot", "\(report)")
@@ -86,8 +92,23 @@ import TestSupport
         #expect((700 * 1024..<900 * 1024).contains(memory), "\(lines)")
         #expect(step(report, "run")?["output"] as? [String] == ["script ran by perl as 0"])
         #expect(step(report, "write")?["changed"] as? Bool == true)
+        let install = try #require(step(report, "install"))
+        // apt falls back to root, and says so, when _apt cannot read what it fetches.
+        #expect(!(install["output"] as? [String] ?? []).contains { $0.contains("unsandboxed") || $0.contains("_apt") },
+                "\(install)")
+        #expect(install["changed"] as? String == "unknown")
+        #expect(install["exit-status"] as? Int == 0)
+        #expect((install["output"] as? [String] ?? []).contains { $0.contains("Setting up imgcustomize-test (1.0)") },
+                "\(install)")
+        let dpkgStatus = steps(report).last { $0["operation"] as? String == "run-command" }?["output"] as? [String] ?? []
+        #expect(dpkgStatus.contains("Status: install ok installed"), "\(dpkgStatus)")
 
-        try readBack(output) { guest throws in
+        // The input (only read, with --output), which has apt's user, and the result, in one launch.
+        _ = try readBack([(guestImage, .qcow2), (output, .qcow2)]) { index, guest throws in
+            guard index == 1 else {
+                #expect(try guest.readText("/etc/passwd").contains("\n_apt:"), "the Debian fixture has no _apt user")
+                return
+            }
             #expect(try guest.readText("/root/marker") == "inside\n")
             #expect(try guest.readText("/root/from-script") == "from-script\n")
             #expect(try guest.readText("/root/from-file") == "from-file\n")
@@ -103,6 +124,9 @@ import TestSupport
             // The script's copy in /tmp is gone again.
             #expect(try guest.glob("/tmp/imgcustomize-*").isEmpty)
             #expect(try guest.isFile("/.autorelabel"))
+            #expect(try guest.readText("/usr/share/imgcustomize-test/hello") == "installed\n")
+            let status = try guest.readText("/var/lib/dpkg/status")
+            #expect(status.contains("Package: imgcustomize-test\nStatus: install ok installed\n"))
         }
     }
 
@@ -137,41 +161,6 @@ import TestSupport
         #expect(try sha256(image) == before)
         // Nothing is left beside the image: no overlay, no partial result.
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["debian12.qcow2"])
-    }
-
-    /// A local .deb installs offline (the appliance has no network by default): dpkg knows it afterwards, and its
-    /// file is in the result. The guest has apt's sandbox user _apt, as a debootstrap guest has, and apt fetches the
-    /// copied package as _apt: a directory _apt cannot enter failed here with "Permission denied" (issue 25).
-    @Test func aLocalPackageInstallsOffline() throws {
-        let directory = try TestDirectory()
-        let deb = try testPackage(in: directory)
-        let guestImage = try debianGuest(in: directory)
-        try readBack(guestImage) { guest throws in
-            #expect(try guest.readText("/etc/passwd").contains("\n_apt:"), "the Debian fixture has no _apt user")
-        }
-
-        let output = directory.path("out.qcow2")
-        let run = try imgcustomize(["customize", guestImage, "--output", output, "--json",
-                                    "--install", deb, "--run-command", "dpkg -s imgcustomize-test"])
-        #expect(run.status == 0, "\(run.stderr)")
-        let report = try jsonObject(run.stdout)
-        let install = try #require(step(report, "install"))
-        // apt falls back to root, and says so, when _apt cannot read what it fetches.
-        #expect(!(install["output"] as? [String] ?? []).contains { $0.contains("unsandboxed") || $0.contains("_apt") },
-                "\(install)")
-        #expect(install["changed"] as? String == "unknown")
-        #expect(install["exit-status"] as? Int == 0)
-        #expect((install["output"] as? [String] ?? []).contains { $0.contains("Setting up imgcustomize-test (1.0)") },
-                "\(install)")
-        let dpkgStatus = step(report, "run-command")?["output"] as? [String] ?? []
-        #expect(dpkgStatus.contains("Status: install ok installed"), "\(dpkgStatus)")
-
-        try readBack(output) { guest throws in
-            #expect(try guest.readText("/usr/share/imgcustomize-test/hello") == "installed\n")
-            let status = try guest.readText("/var/lib/dpkg/status")
-            #expect(status.contains("Package: imgcustomize-test\nStatus: install ok installed\n"))
-            #expect(try guest.glob("/tmp/imgcustomize-*").isEmpty)
-        }
     }
 
     /// virt-customize's --attach: an ISO of packages, mounted by its label by the guest's own commands, installs

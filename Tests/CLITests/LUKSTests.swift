@@ -114,7 +114,8 @@ private func osSection(_ stdout: String) -> String {
 private let tcg = ["IMGCUSTOMIZE_ACCEL": "tcg"]
 
 /// LUKS inside a disk, opened as virt-customize does (`--key DEVICE:key:PASSPHRASE`, `--key DEVICE:file:PATH`,
-/// `--keys-from-stdin`). One appliance at a time: each test launches one, and emulation shares two cores.
+/// `--keys-from-stdin`). One appliance at a time: each test launches one (the customize test two, its read-back
+/// included), and emulation shares two cores.
 @Suite(.serialized) struct LUKSTests {
     /// A LUKS partition and no key: no operating system found, and the message says which partition is encrypted
     /// and how to give its key, instead of listing filesystems.
@@ -166,20 +167,6 @@ private let tcg = ["IMGCUSTOMIZE_ACCEL": "tcg"]
         #expect(!result.stderr.contains(LUKSDisk.passphrase))
     }
 
-    /// --keys-from-stdin: one line for the one LUKS device no --key is for; the JSON report carries no key.
-    @Test(.tags(.appliance)) func keysFromStdin() throws {
-        let directory = try TestDirectory()
-        let disk = try LUKSDisk.copy(in: directory)
-        let result = try imgcustomize(["inspect", "--os", "--json", "-vv", "--keys-from-stdin", disk], environment: tcg,
-                                      input: LUKSDisk.passphrase + "\n")
-        #expect(result.status == 0, "\(result.stderr.suffix(3000))")
-        let os = try jsonObject(result.stdout)["os"] as? [String: Any]
-        #expect(os?["hostname"] as? String == "luks-guest.example.com")
-        #expect(os?["root"] as? String == LUKSDisk.mapping)
-        #expect(!result.stdout.contains(LUKSDisk.passphrase))
-        #expect(!result.stderr.contains(LUKSDisk.passphrase))
-    }
-
     /// A wrong key: the error names the image and the device and says the key did not open it, without the key.
     @Test(.tags(.appliance)) func wrongKeyIsRefused() throws {
         let directory = try TestDirectory()
@@ -203,13 +190,17 @@ private let tcg = ["IMGCUSTOMIZE_ACCEL": "tcg"]
     }
 
     /// A customize run writes through the open mapping and commits: afterwards the partition is still LUKS, and
-    /// the file reads back once it is opened with the key.
-    @Test(.tags(.appliance)) func customizeWritesThroughTheMapping() throws {
+    /// the file reads back once it is opened with the key. Its key comes from --keys-from-stdin (one line for the one
+    /// LUKS device no --key is for), and its JSON report names the guest on the mapping and carries no key.
+    @Test(.tags(.appliance)) func customizeWithAKeyFromStdinWritesThroughTheMapping() throws {
         let directory = try TestDirectory()
         let disk = try LUKSDisk.copy(in: directory)
         let result = try imgcustomize(["customize", disk, "--write", "/etc/motd:hello", "--json", "-vv",
-                                       "--key", "/dev/sda2:key:\(LUKSDisk.passphrase)"], environment: tcg)
+                                       "--keys-from-stdin"], environment: tcg, input: LUKSDisk.passphrase + "\n")
         #expect(result.status == 0, "\(result.stderr.suffix(3000))")
+        let os = try jsonObject(result.stdout)["os"] as? [String: Any]
+        #expect(os?["hostname"] as? String == "luks-guest.example.com")
+        #expect(os?["root"] as? String == LUKSDisk.mapping)
         #expect(!result.stdout.contains(LUKSDisk.passphrase))
         #expect(!result.stderr.contains(LUKSDisk.passphrase))
         var options = ApplianceOptions(acceleration: .tcg)

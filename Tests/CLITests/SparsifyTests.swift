@@ -20,9 +20,9 @@ import TestSupport
         let info = try jsonObject(try runTool("qemu-img", ["info", "--output=json", "-f", "qcow2", output]))
         #expect((info["actual-size"] as? Int ?? .max) < (report["size"] as? [String: Any])?["before"] as? Int ?? 0)
 
+        // The original and the result side by side, in one launch.
         let files = ["/etc/redhat-release", "/etc/shadow", "/boot/grub2/grub.cfg"]
-        let original = try readBack(image, format: .raw) { guest in try files.map { try guest.read($0) } }
-        let sparsified = try readBack(output) { guest in try files.map { try guest.read($0) } }
-        #expect(original == sparsified)
+        let read = try readBack([(image, .raw), (output, .qcow2)]) { _, guest in try files.map { try guest.read($0) } }
+        #expect(read.count == 2 && read[0] == read[1])
     }
 }
