@@ -442,6 +442,10 @@ struct Launcher {
     let guest: String
     let options: ApplianceOptions
     let clock = ContinuousClock()
+    /// The stuck boots tried again, for the report's warning.
+    private let stalls = Stalls()
+
+    private final class Stalls { var reasons: [String] = [] }
 
     private enum Mode { case forceKVM, forceTCG, automatic }
 
@@ -453,7 +457,10 @@ struct Launcher {
             let elapsed = clock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             options.logger.debug("appliance up in \(String(format: "%.1f", seconds)) s (\(acceleration.rawValue))")
-            return LaunchReport(acceleration: acceleration, decision: decision, kvmFailure: kvmFailure, seconds: seconds)
+            var report = LaunchReport(acceleration: acceleration, decision: decision, kvmFailure: kvmFailure,
+                                      seconds: seconds)
+            if let stuck = stalls.reasons.first { report.warning = "\(stuck); launched it again" }
+            return report
         }
         let logger = options.logger
 
@@ -496,7 +503,7 @@ struct Launcher {
             launched.warning = """
                 KVM is unusable here (\(reason)); using software emulation (TCG), slower; remembered in \
                 \(cache.file.path)
-                """
+                """ + (launched.warning.map { "; " + $0 } ?? "")
             return (guestfs, launched)
         case .failure(let tcgFailure):
             guard var error = tcgFailure.error as? GuestError else { throw tcgFailure.error }
@@ -510,6 +517,8 @@ struct Launcher {
         var error: any Error
         /// Why KVM did not do, in a few words: qemu's own error line, or the hang the launch watch saw.
         var reason: String
+        /// The kernel started and then stopped printing (`LaunchWatch.Verdict.stalled`): worth one more try.
+        var stalled = false
         var cancelled: Bool { error is RunCancelled }
     }
 
@@ -548,6 +557,15 @@ struct Launcher {
     /// One launch on a fresh handle (or `handle`, which must not have been launched), watched by a `LaunchWatch`;
     /// the handle is closed again when the launch fails.
     private func attempt(_ mode: Mode, _ limits: LaunchLimits, on handle: Guestfs? = nil) -> Result<Guestfs, LaunchFailure> {
+        let first = once(mode, limits, on: handle)
+        guard case .failure(let failure) = first, failure.stalled else { return first }
+        // A boot that got stuck once boots the next time: the handle was closed with the stuck qemu, so a new one.
+        stalls.reasons.append(String(failure.reason.prefix { $0 != ";" }))
+        return once(mode, limits)
+    }
+
+    /// One launch, as `attempt`, without the second try.
+    private func once(_ mode: Mode, _ limits: LaunchLimits, on handle: Guestfs? = nil) -> Result<Guestfs, LaunchFailure> {
         let guestfs: Guestfs
         do {
             guestfs = try handle ?? makeHandle()
@@ -663,6 +681,13 @@ struct Launcher {
             return LaunchFailure(error: GuestError(guest: guest, action: "launch the appliance", message: reason,
                                                    hint: "use --accel tcg (software emulation); \(consoleText)"),
                                  reason: reason)
+        case .stalled(let limit):
+            let message = "the appliance's kernel started under \(accel), then its console said nothing for "
+                + "\(seconds(limit)): it is stuck; \(consoleText)"
+            return LaunchFailure(error: GuestError(
+                guest: guest, action: "launch the appliance", message: message,
+                hint: "the image is unchanged; run again (a stuck boot is rare), with -vvv to see the whole boot"),
+                                 reason: message, stalled: true)
         case .timedOut(let limit):
             let message = "the appliance was not up within \(seconds(limit)) under \(accel); \(consoleText)"
             return LaunchFailure(error: GuestError(

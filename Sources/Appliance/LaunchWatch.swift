@@ -17,6 +17,11 @@ public struct LaunchLimits: Sendable, Equatable {
     public var kvmLaunchSeconds: Double
     /// Every launch, KVM or software emulation: past this the run fails with the console's last lines.
     public var launchSeconds: Double
+    /// A booting kernel whose console then says nothing for this long is stuck: software emulation on a two-core
+    /// machine at load 20 is never silent for more than a few tens of seconds, and a guest that hung once (seen here
+    /// under TCG: stuck after "Loading compiled-in X.509 certificates" until the overall limit) boots on a second try.
+    /// The launch is then tried once more.
+    public var silentSeconds: Double
 
     /// Generous: software emulation on a loaded two-core machine launches in 20-100 s.
     public static let defaultLaunchSeconds: Double = 600
@@ -24,10 +29,11 @@ public struct LaunchLimits: Sendable, Equatable {
     public static let environmentVariable = "IMGCUSTOMIZE_LAUNCH_TIMEOUT"
 
     public init(kvmKernelSeconds: Double = 10, kvmLaunchSeconds: Double = 60,
-                launchSeconds: Double = LaunchLimits.defaultLaunchSeconds) {
+                launchSeconds: Double = LaunchLimits.defaultLaunchSeconds, silentSeconds: Double = 150) {
         self.kvmKernelSeconds = kvmKernelSeconds
         self.kvmLaunchSeconds = kvmLaunchSeconds
         self.launchSeconds = launchSeconds
+        self.silentSeconds = silentSeconds
     }
 
     /// `seconds` when given, else IMGCUSTOMIZE_LAUNCH_TIMEOUT, else the default; refuses what is not a positive
@@ -67,12 +73,16 @@ final class LaunchWatch: Sendable {
         case kvmSlow(seconds: Double)
         /// Any acceleration: not up within the overall limit.
         case timedOut(seconds: Double)
+        /// Any acceleration: the kernel started, then the console said nothing for this long.
+        case stalled(seconds: Double)
         /// The run was cancelled while launching.
         case cancelled(reason: String)
     }
 
     private struct State {
         var kernelSeen = false
+        /// When the console last printed a line.
+        var lastLine: ContinuousClock.Instant?
         var finished = false
         var verdict: Verdict?
         var qemuPID: pid_t?
@@ -159,8 +169,12 @@ final class LaunchWatch: Sendable {
 
     /// Called with every console line while the launch runs.
     func saw(_ line: String) {
-        guard Self.isKernelLine(line) else { return }
-        state.withLock { $0.kernelSeen = true }
+        let kernel = Self.isKernelLine(line)
+        let now = ContinuousClock().now
+        state.withLock {
+            $0.lastLine = now
+            if kernel { $0.kernelSeen = true }
+        }
     }
 
     /// A line the guest kernel printed: libguestfs boots it with printk timestamps ("[    0.000000] Linux ...").
@@ -189,6 +203,7 @@ final class LaunchWatch: Sendable {
                     if !state.finished, state.verdict == nil {
                         state.verdict = judge(state, total: seconds(now - started),
                                               running: qemuStarted.map { seconds(now - $0) },
+                                              silent: state.lastLine.map { seconds(now - $0) },
                                               cancelled: cancellation?.reason)
                     }
                     // Before qemu starts (libguestfs may still be building the appliance) there is nothing to kill:
@@ -208,9 +223,11 @@ final class LaunchWatch: Sendable {
         thread.start()
     }
 
-    private func judge(_ state: State, total: Double, running: Double?, cancelled: String?) -> Verdict? {
+    private func judge(_ state: State, total: Double, running: Double?, silent: Double?, cancelled: String?)
+        -> Verdict? {
         if let cancelled { return .cancelled(reason: cancelled) }
         if total > limits.launchSeconds { return .timedOut(seconds: limits.launchSeconds) }
+        if state.kernelSeen, let silent, silent > limits.silentSeconds { return .stalled(seconds: limits.silentSeconds) }
         guard underKVM, let running else { return nil }
         if !state.kernelSeen, running > limits.kvmKernelSeconds { return .kvmSilent(seconds: limits.kvmKernelSeconds) }
         if running > limits.kvmLaunchSeconds { return .kvmSlow(seconds: limits.kvmLaunchSeconds) }

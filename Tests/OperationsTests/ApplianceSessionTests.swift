@@ -307,6 +307,44 @@ extension ApplianceTests {
             #expect(try allExited(pids))
         }
 
+        /// A boot that gets stuck (its kernel started, then its console says nothing) is given up once it has been
+        /// silent for the limit, not at the overall limit, and launched once more; the run says so, and the stuck
+        /// qemu is killed.
+        @Test func aStuckBootIsLaunchedAgain() throws {
+            let directory = try TestDirectory()
+            let blank = directory.path("blank.qcow2")
+            try runTool("qemu-img", ["create", "-q", "-f", "qcow2", blank, "16M"])
+            let script = directory.path("stuck-once-qemu"), pids = directory.path("qemu-pids")
+            let stuck = directory.path("stuck")
+            try Data("""
+                #!/bin/sh
+                case " $* " in *" -kernel "*)
+                  echo $$ >> '\(pids)'
+                  if [ ! -e '\(stuck)' ]; then
+                    : > '\(stuck)'
+                    echo '[    0.000000] Linux version 6.1.0 (a boot that gets stuck)'
+                    exec sleep 3600
+                  fi ;;
+                esac
+                exec /usr/bin/qemu-system-x86_64 "$@"
+
+                """.utf8).write(to: URL(fileURLWithPath: script))
+            chmod(script, 0o755)
+            var options = ApplianceOptions(acceleration: .tcg, limits: LaunchLimits(silentSeconds: 30))
+            options.hypervisor = script
+            let started = Date()
+            let session = try ApplianceSession(drives: [ApplianceDrive(path: blank, format: .qcow2, readonly: true)],
+                                               options: options)
+            try session.close()
+            #expect(Date().timeIntervalSince(started) < 300)
+            #expect(session.warnings == [
+                "the appliance's kernel started under software emulation (TCG), then its console said nothing for "
+                    + "30 s: it is stuck; launched it again",
+            ])
+            #expect(try String(contentsOfFile: pids, encoding: .utf8).split(separator: "\n").count == 2)
+            #expect(try allExited(pids))
+        }
+
         /// Cancelling while the appliance launches stops it at once: qemu killed, `RunCancelled` thrown.
         @Test func cancellingDuringTheLaunchKillsQemu() throws {
             let directory = try TestDirectory()
