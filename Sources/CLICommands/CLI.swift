@@ -18,7 +18,7 @@ public struct IMGCustomize: ParsableCommand {
     )
 
     /// The release, the one place it is written (CHANGELOG.md's newest heading and the package follow it).
-    static let release = "0.2.0"
+    static let release = "0.2.1"
     /// What `--version` prints: the release and the commit built from (Plugins/BuildCommit).
     static let version = "\(release) (commit \(buildCommit ?? "unknown: not built from a git checkout"))"
 

@@ -42,7 +42,7 @@ final class ImageTarget: RunTarget {
 
     /// check, prepare, and the overlay: everything before the launch, which a batch does for every image first.
     /// `drive` is the image's drive among the launch's guest drives.
-    func prepare(in run: Run, drive: Int = 0) throws {
+    func prepare(in run: Run, drive: Int) throws {
         let options = run.options
         let sizeBefore = run.report.size.before
         driveIndex = drive
@@ -85,6 +85,12 @@ final class ImageTarget: RunTarget {
                     attached.map(\.drive), native?.facts, native?.layout)
         }
     }
+
+    func prepare(in run: Run) throws {
+        if prepared == nil { try prepare(in: run, drive: 0) }
+    }
+
+    var guestBeforeOpening: GuestFacts? { prepared?.facts }
 
     func open(in run: Run) throws {
         if prepared == nil { try prepare(in: run) }

@@ -39,7 +39,13 @@ protocol RunTarget: AnyObject {
     /// Whether the run labels what it touched from the guest's SELinux policy (the appliance runs the guest's
     /// `setfiles`); a tree runs no guest program.
     var relabels: Bool { get }
-    /// check, prepare, open: refuses what cannot be worked on, makes room for the work, opens the guest.
+    /// check and prepare, where they come before the launch: refuses what cannot be worked on, makes room for the
+    /// work, and may read the guest's facts natively (`guestBeforeOpening`).
+    func prepare(in run: Run) throws
+    /// What is known of the guest before it is opened (the native reader's facts), so that a profile made for
+    /// another guest is refused before anything is launched; nil when nothing is.
+    var guestBeforeOpening: GuestFacts? { get }
+    /// check, prepare (unless done), open: refuses what cannot be worked on, makes room for the work, opens the guest.
     func open(in run: Run) throws
     /// The guest's filesystem, and its facts (nil when the guest was neither inspected nor described).
     func inspect(in run: Run) throws -> (filesystem: any GuestFilesystem, guest: GuestFacts?)
@@ -56,6 +62,8 @@ protocol RunTarget: AnyObject {
 
 extension RunTarget {
     func step(_ operation: any GuestOperation, _ body: () throws -> StepReport) throws -> StepReport { try body() }
+    func prepare(in run: Run) throws {}
+    var guestBeforeOpening: GuestFacts? { nil }
 }
 
 /// What a run applies: the steps for the guest it finds, and the profile's name and requirement when it is a
@@ -191,33 +199,42 @@ final class Run {
         return failure
     }
 
+    /// Refuses a profile whose requirement `guest` does not meet (unless forced: then `warning` says so once), or
+    /// whose profile chosen for the guest (cloud's windows-cloud) needs parameters not given: nothing is changed.
+    private func check(_ job: Job, fits guest: GuestFacts, warning: Bool) throws {
+        if let requirement = job.requirement, let mismatch = requirement.mismatch(guest) {
+            let profile = job.profile ?? ""
+            guard options.force else {
+                throw CustomizeError(image: name, "profile \(profile) \(mismatch)",
+                                     hint: requirement.hint ?? "use a profile made for this guest, or --force to run it anyway")
+            }
+            if warning { warn("\(name): profile \(profile) \(mismatch); going on because of --force") }
+        }
+        let missing = job.missingParameters(guest)
+        if let chosen = missing.first?.profile {
+            let parameters = missing.filter { $0.profile == chosen }.map(\.parameter)
+            throw CustomizeError(image: name, "profile \(job.profile ?? chosen) runs \(chosen) on this guest, which "
+                                    + "needs " + Profile.naming(parameters),
+                                 hint: "give " + parameters.map { "--param \($0.usage)" }.joined(separator: " ")
+                                    + " (`imgcustomize profiles show \(chosen)` lists its parameters)")
+        }
+    }
+
     private var reportedTimings: [String: Double] {
         Dictionary(uniqueKeysWithValues: timings.map { ($0.key.rawValue, $0.value) })
     }
 
     private func steps(of job: Job, on target: any RunTarget) throws {
+        try target.prepare(in: self)
+        // What the native reader found is enough to refuse a profile made for another guest: no launch for that.
+        if let known = target.guestBeforeOpening {
+            try during(.inspect) { try check(job, fits: known, warning: false) }
+        }
         try target.open(in: self)
         let (filesystem, known) = try during(.inspect) { () throws -> (any GuestFilesystem, GuestFacts?) in
             let inspected = try target.inspect(in: self)
             report.guest = inspected.guest
-            let guest = inspected.guest ?? GuestFacts()
-            if let requirement = job.requirement, let mismatch = requirement.mismatch(guest) {
-                let profile = job.profile ?? ""
-                guard options.force else {
-                    throw CustomizeError(image: name, "profile \(profile) \(mismatch)",
-                                         hint: requirement.hint ?? "use a profile made for this guest, or --force to run it anyway")
-                }
-                warn("\(name): profile \(profile) \(mismatch); going on because of --force")
-            }
-            // A profile chosen for this guest (cloud's windows-cloud) may need what was not given: nothing is changed.
-            let missing = job.missingParameters(guest)
-            if let chosen = missing.first?.profile {
-                let parameters = missing.filter { $0.profile == chosen }.map(\.parameter)
-                throw CustomizeError(image: name, "profile \(job.profile ?? chosen) runs \(chosen) on this guest, which "
-                                        + "needs " + Profile.naming(parameters),
-                                     hint: "give " + parameters.map { "--param \($0.usage)" }.joined(separator: " ")
-                                        + " (`imgcustomize profiles show \(chosen)` lists its parameters)")
-            }
+            try check(job, fits: inspected.guest ?? GuestFacts(), warning: true)
             return inspected
         }
         let guest = known ?? GuestFacts()
