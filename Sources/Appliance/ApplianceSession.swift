@@ -442,10 +442,10 @@ struct Launcher {
     let guest: String
     let options: ApplianceOptions
     let clock = ContinuousClock()
-    /// The stuck boots tried again, for the report's warning.
-    private let stalls = Stalls()
+    /// Why a stuck boot was launched again, for the report's warning.
+    private let stall = Stall()
 
-    private final class Stalls { var reasons: [String] = [] }
+    private final class Stall { var reason: String? }
 
     private enum Mode { case forceKVM, forceTCG, automatic }
 
@@ -459,7 +459,7 @@ struct Launcher {
             options.logger.debug("appliance up in \(String(format: "%.1f", seconds)) s (\(acceleration.rawValue))")
             var report = LaunchReport(acceleration: acceleration, decision: decision, kvmFailure: kvmFailure,
                                       seconds: seconds)
-            if let stuck = stalls.reasons.first { report.warning = "\(stuck); launched it again" }
+            if let stuck = stall.reason { report.warning = "\(stuck); launched it again" }
             return report
         }
         let logger = options.logger
@@ -560,7 +560,7 @@ struct Launcher {
         let first = once(mode, limits, on: handle)
         guard case .failure(let failure) = first, failure.stalled else { return first }
         // A boot that got stuck once boots the next time: the handle was closed with the stuck qemu, so a new one.
-        stalls.reasons.append(String(failure.reason.prefix { $0 != ";" }))
+        stall.reason = String(failure.reason.prefix { $0 != ";" })
         return once(mode, limits)
     }
 
