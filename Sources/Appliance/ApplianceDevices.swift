@@ -11,6 +11,12 @@ public final class ApplianceDevices: GuestDevices {
     /// What the session mounted where (mountpoint, device), parents first: how the filesystems are mounted again
     /// after an identity change unmounted them.
     let mountPlan: [(mountpoint: String, device: String)]
+    /// The mountpoints `trimFreeSpace` trimmed: trimmed again before the session ends if they were mounted again
+    /// after an identity change (whose steps rewrite the files naming the old UUIDs, freeing their old blocks).
+    private var trimmedMountpoints: [String] = []
+    private var writtenAfterTrim = false
+    /// Whether an identity change left the volume groups inactive, to be activated before the deferred mount.
+    private var volumeGroupsInactive = false
 
     init(guestfs: Guestfs, readonly: Bool, mountPlan: [(mountpoint: String, device: String)]) {
         self.guestfs = guestfs
@@ -44,7 +50,7 @@ public final class ApplianceDevices: GuestDevices {
         }
     }
 
-    public func renewLVMUUIDs() throws -> [LVMIdentityChange] {
+    public func renewLVMUUIDs(readingNewUUIDs: Bool) throws -> [LVMIdentityChange] {
         // Each object with its UUID before the change: the native reader's, or asked of LVM.
         let oldVolumes: [(name: String, uuid: String)]
         let oldGroups: [(name: String, uuid: String)]
@@ -63,47 +69,71 @@ public final class ApplianceDevices: GuestDevices {
         }
         let volumes = try oldVolumes.map { volume in
             LVMIdentityChange(kind: .physicalVolume, name: volume.name, oldUUID: volume.uuid,
-                              newUUID: try guestfs.physicalVolumeUUID(volume.name))
+                              newUUID: readingNewUUIDs ? try guestfs.physicalVolumeUUID(volume.name) : nil)
         }
         let groups = try oldGroups.map { group in
             LVMIdentityChange(kind: .volumeGroup, name: group.name, oldUUID: group.uuid,
-                              newUUID: try guestfs.volumeGroupUUID(group.name))
+                              newUUID: readingNewUUIDs ? try guestfs.volumeGroupUUID(group.name) : nil)
         }
-        guestfs.blockLayout?.renewed(volumes: volumes, groups: groups)
+        if readingNewUUIDs {
+            guestfs.blockLayout?.renewed(volumes: volumes, groups: groups)
+        } else {
+            guestfs.blockLayout = nil
+        }
         return volumes + groups
     }
 
-    /// Runs `body` with every guest filesystem unmounted (and the volume groups inactive, when asked), then mounts
-    /// them again as the session did, whether or not `body` succeeded.
+    /// Runs `body` with every guest filesystem unmounted (and the volume groups inactive, when asked). They are
+    /// mounted again as the session did, whether or not `body` succeeded, before the next call that may need them
+    /// (`Guestfs.deferredMount`): when nothing does, never.
     private func withFilesystemsUnmounted(for operation: String, deactivatingVolumeGroups: Bool,
                                           _ body: () throws -> Void) throws {
         guard !readonly else {
             throw GuestError(guest: guestfs.guest, action: operation, message: "the image is open read-only")
         }
-        try guestfs.unmountAll()
-        var outcome: Result<Void, Error> = .success(())
-        if deactivatingVolumeGroups {
-            do {
-                try guestfs.activateVolumeGroups(false)
-            } catch let error as GuestError {
-                outcome = .failure(GuestError(
-                    guest: guestfs.guest, action: operation,
-                    message: "cannot deactivate the volume groups to change their UUIDs: \(error.message)",
-                    hint: "a LUKS device or another mapping inside a logical volume holds its volume group open; "
-                        + "leave \(operation) out for this guest (apply sysprep --operations defaults,-\(operation))"))
+        try guestfs.onDevicesOnly {
+            try guestfs.unmountAll()
+            var outcome: Result<Void, Error> = .success(())
+            if deactivatingVolumeGroups {
+                do {
+                    try guestfs.activateVolumeGroups(false)
+                    volumeGroupsInactive = true
+                } catch let error as GuestError {
+                    outcome = .failure(GuestError(
+                        guest: guestfs.guest, action: operation,
+                        message: "cannot deactivate the volume groups to change their UUIDs: \(error.message)",
+                        hint: "a LUKS device or another mapping inside a logical volume holds its volume group open; "
+                            + "leave \(operation) out for this guest (apply sysprep --operations defaults,-\(operation))"))
+                }
             }
+            if case .success = outcome { outcome = Result { try body() } }
+            guestfs.deferredMount = { [weak self] in try self?.mountAgain() }
+            try outcome.get()
         }
-        if case .success = outcome { outcome = Result { try body() } }
-        let restored = Result {
-            if deactivatingVolumeGroups { try guestfs.activateVolumeGroups(true) }
-            for (mountpoint, device) in mountPlan {
-                try guestfs.mount(device, on: mountpoint, readonly: false)
-            }
+    }
+
+    /// Mounts the guest's filesystems as the session did, its volume groups activated first if an identity change
+    /// left them inactive.
+    private func mountAgain() throws {
+        if volumeGroupsInactive {
+            try guestfs.activateVolumeGroups(true)
+            volumeGroupsInactive = false
         }
-        // The change's own failure is the cause: a remount that fails after it (the run fails either way, and the
-        // image is left as it was) must not hide it.
-        try outcome.get()
-        try restored.get()
+        for (mountpoint, device) in mountPlan {
+            try guestfs.mount(device, on: mountpoint, readonly: false)
+        }
+        if !trimmedMountpoints.isEmpty { writtenAfterTrim = true }
+    }
+
+    /// Trims again the filesystems trimmed before an identity change that were mounted again after it: the files its
+    /// steps rewrote freed their old blocks. (The identities phase follows the trimming, and each of its steps writes
+    /// only after its own device change, so after the mount that change deferred: what it wrote is caught here.)
+    /// Called before the session unmounts them for good.
+    func trimAgainWhatWasRewritten() throws {
+        guard writtenAfterTrim else { return }
+        for mountpoint in trimmedMountpoints { try guestfs.fstrim(mountpoint) }
+        writtenAfterTrim = false
+        guestfs.events.logger.debug("trimmed \(trimmedMountpoints.joined(separator: ", ")) again: files were rewritten there after an identity change")
     }
 
     /// The block device under a mountable: itself, or for a btrfs subvolume (btrfsvol:/dev/sda2/root) the device
@@ -128,6 +158,7 @@ public final class ApplianceDevices: GuestDevices {
             do {
                 try guestfs.fstrim(mountpoint)
                 trimmed.append(mountpoint)
+                if !trimmedMountpoints.contains(mountpoint) { trimmedMountpoints.append(mountpoint) }
             } catch let error as GuestError where error.message.contains("discard operation is not supported") {
                 // A LUKS mapping passes discards on only when opened with --allow-discards, which libguestfs's
                 // cryptsetup_open cannot ask for; and the free blocks of an encrypted filesystem are ciphertext in

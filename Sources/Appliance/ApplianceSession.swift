@@ -384,6 +384,7 @@ public final class ApplianceSession {
             throw GuestError(guest: name, action: "select the image", message: "drive \(index) is not one of a batch's images")
         }
         guestfs.blockLayout = nil
+        guestfs.forgetDeferredMount()
         try guestfs.unmountAll()
         mountedFilesystem = nil
         // After the launch or an image that failed before its release, something may still be active.
@@ -406,6 +407,8 @@ public final class ApplianceSession {
     /// to its overlay file, and makes the drive read-only in the appliance, so that the file no longer changes while
     /// the appliance works on the next image (the caller may rewrite it meanwhile).
     public func release() throws {
+        try mountedFilesystem?.blockDevices.trimAgainWhatWasRewritten()
+        guestfs.forgetDeferredMount()
         try guestfs.unmountAll()
         mountedFilesystem = nil
         try guestfs.activateVolumeGroups(false)
@@ -422,6 +425,8 @@ public final class ApplianceSession {
         // From the shutdown on, qemu exits and its process id may be reused.
         stopOnCancel?.end()
         // A failed unmount must not skip the shutdown: that is what flushes the writes to the image.
+        let retrimmed = Result { try mountedFilesystem?.blockDevices.trimAgainWhatWasRewritten() }
+        guestfs.forgetDeferredMount()
         let unmounted = Result {
             if mountedFilesystem != nil {
                 try guestfs.unmountAll()
@@ -431,6 +436,7 @@ public final class ApplianceSession {
             for luks in openedLUKS.reversed() { try guestfs.cryptsetupClose(luks.mapping) }
         }
         try guestfs.shutdown()
+        try retrimmed.get()
         try unmounted.get()
     }
 }

@@ -60,15 +60,17 @@ public struct BlockLayout: Sendable, Equatable {
                   physicalVolumes: volumes.sorted { $0.device < $1.device })
     }
 
-    /// The same layout after `lvm-uuids` gave these objects new UUIDs.
+    /// The same layout after `lvm-uuids` gave these objects new UUIDs (read back).
     mutating func renewed(volumes: [LVMIdentityChange], groups renamed: [LVMIdentityChange]) {
         for change in volumes {
             for index in physicalVolumes.indices where physicalVolumes[index].device == change.name {
-                physicalVolumes[index].uuid = change.newUUID
+                physicalVolumes[index].uuid = change.newUUID ?? physicalVolumes[index].uuid
             }
         }
         for change in renamed {
-            for index in groups.indices where groups[index].name == change.name { groups[index].uuid = change.newUUID }
+            for index in groups.indices where groups[index].name == change.name {
+                groups[index].uuid = change.newUUID ?? groups[index].uuid
+            }
         }
     }
 }

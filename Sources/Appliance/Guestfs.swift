@@ -45,6 +45,15 @@ final class Guestfs {
     private var listedDisks: [String]?
     /// The devices LVM was last limited to (`restrictLVMToGuestDisks`).
     private var lvmFilter: [String]?
+    /// How the guest's filesystems are mounted again, after an identity change left them unmounted (and its volume
+    /// groups inactive): run before the next call that may need them, that is any call but those marked
+    /// `onDevicesOnly`. An identity change is a run's last phase, after which often nothing reads a file: this saves
+    /// the mounts (and the volume groups' activation) that nothing would use. Cleared by whatever unmounts the
+    /// guest for good (`forgetDeferredMount`).
+    var deferredMount: (() throws -> Void)?
+    /// Set while calls that work on devices alone (unmounting, LVM, UUIDs, the shutdown) run: they leave
+    /// `deferredMount` pending.
+    private var devicesOnly = false
 
     init(guest: String, logger: Logger, progress: ((ApplianceProgress) -> Void)?) throws {
         // The environment stays honoured (LIBGUESTFS_DEBUG, LIBGUESTFS_TRACE, LIBGUESTFS_HV help debugging);
@@ -106,10 +115,36 @@ final class Guestfs {
         // libguestfs keeps error handlers per thread, and callers may move between threads: without this, a failure
         // on another thread than the one that created the handle would be printed to stderr.
         guestfs_set_error_handler(handle, nil, nil)
+        if !devicesOnly, let mount = deferredMount {
+            deferredMount = nil
+            do {
+                try mount()
+            } catch {
+                // Nothing may then run on the appliance's own empty root as if it were the guest's: every later
+                // call that needs the filesystems fails the same way.
+                let failure = error as? GuestError ?? GuestError(
+                    guest: guest, action: "mount the guest's filesystems again", message: "\(error)")
+                deferredMount = { throw failure }
+                return .failure(Failure(error: failure, errno: 0))
+            }
+        }
         if let result = body(handle) { return .success(result) }
         let message = guestfs_last_error(handle).map { String(cString: $0) } ?? "unknown libguestfs error"
         return .failure(Failure(error: GuestError(guest: guest, action: action, path: path, message: message),
                                 errno: guestfs_last_errno(handle)))
+    }
+
+    /// Runs `body`, whose calls work on devices alone, leaving a deferred mount pending.
+    func onDevicesOnly<R>(_ body: () throws -> R) rethrows -> R {
+        let outer = devicesOnly
+        devicesOnly = true
+        defer { devicesOnly = outer }
+        return try body()
+    }
+
+    /// Drops a deferred mount: the caller unmounts the guest for good (the session's end, a batch's next image).
+    func forgetDeferredMount() {
+        deferredMount = nil
     }
 
     private func call<R>(_ action: String, _ path: String? = nil, _ body: (OpaquePointer) -> R?) throws -> R {
@@ -375,7 +410,9 @@ extension Guestfs {
 
     /// Shuts the appliance down cleanly, which is what flushes its writes to the images.
     func shutdown() throws {
-        try run("shut the appliance down (flushing writes to the image)") { guestfs_shutdown($0) }
+        try onDevicesOnly {
+            try run("shut the appliance down (flushing writes to the image)") { guestfs_shutdown($0) }
+        }
     }
 }
 
@@ -519,7 +556,7 @@ extension Guestfs {
 
     /// Sets the UUID of the (unmounted) filesystem or swap area on `device`.
     func setUUID(_ device: String, _ uuid: String) throws {
-        try run("set the UUID \(uuid) on", device) { guestfs_set_uuid($0, device, uuid) }
+        try onDevicesOnly { try run("set the UUID \(uuid) on", device) { guestfs_set_uuid($0, device, uuid) } }
     }
 
     /// LVM physical volumes, by device.
@@ -529,7 +566,7 @@ extension Guestfs {
 
     /// The UUID of an LVM physical volume, as LVM prints it.
     func physicalVolumeUUID(_ device: String) throws -> String {
-        try string("read the LVM UUID of", device) { guestfs_pvuuid($0, device) }
+        try onDevicesOnly { try string("read the LVM UUID of", device) { guestfs_pvuuid($0, device) } }
     }
 
     /// Volume group names.
@@ -538,13 +575,15 @@ extension Guestfs {
     }
 
     func volumeGroupUUID(_ group: String) throws -> String {
-        try string("read the UUID of the volume group", group) { guestfs_vguuid($0, group) }
+        try onDevicesOnly { try string("read the UUID of the volume group", group) { guestfs_vguuid($0, group) } }
     }
 
     /// New random UUIDs for every physical volume, then for every volume group (which must be inactive).
     func renewLVMUUIDs() throws {
-        try run("give the LVM physical volumes new UUIDs") { guestfs_pvchange_uuid_all($0) }
-        try run("give the LVM volume groups new UUIDs") { guestfs_vgchange_uuid_all($0) }
+        try onDevicesOnly {
+            try run("give the LVM physical volumes new UUIDs") { guestfs_pvchange_uuid_all($0) }
+            try run("give the LVM volume groups new UUIDs") { guestfs_vgchange_uuid_all($0) }
+        }
     }
 
     /// The device holding the filesystem whose UUID is `uuid` (blkid -U), by its canonical name.
@@ -656,7 +695,7 @@ extension Guestfs {
     }
 
     func unmountAll() throws {
-        try run("unmount the guest filesystems") { guestfs_umount_all($0) }
+        try onDevicesOnly { try run("unmount the guest filesystems") { guestfs_umount_all($0) } }
     }
 
     /// What is mounted where (device, mountpoint).

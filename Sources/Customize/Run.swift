@@ -6,7 +6,7 @@ import Operations
 
 /// A stage of a run: what progress announces, what the timings are keyed by, and where a failure happened.
 public enum Stage: String, Sendable, CaseIterable, Encodable {
-    case check, prepare, open, inspect, apply, relabel, identities, trim, shutdown, rewrite, commit
+    case check, prepare, open, inspect, apply, relabel, trim, identities, shutdown, rewrite, commit
 
     /// The stage a step of `phase` runs in (the labels phase's own steps, run by the run itself, are `relabel`).
     init(running phase: OperationPhase) {
@@ -21,7 +21,7 @@ public enum Stage: String, Sendable, CaseIterable, Encodable {
     var isAnnounced: Bool {
         switch self {
         case .check, .prepare, .open, .inspect, .rewrite: true
-        case .apply, .relabel, .identities, .trim, .shutdown, .commit: false
+        case .apply, .relabel, .trim, .identities, .shutdown, .commit: false
         }
     }
 }
@@ -244,8 +244,8 @@ final class Run {
         let steps = job.steps(guest).expandingCommandFiles.filter { operation in
             !job.fitsTheTarget || target.hasBlockDevices || !operation.phase.needsBlockDevices
         }
-        // By phase wherever a profile or the command line puts them: files, labels, device identities, then free
-        // space, so that trimming discards what the other steps and the relabelling free.
+        // By phase wherever a profile or the command line puts them: files, labels, free space (trimming discards
+        // what the steps and the relabelling freed), then device identities (see `OperationPhase`).
         let ordered = OperationPhase.allCases.flatMap { phase in steps.filter { $0.phase == phase } }
         var relabelled = !target.relabels
         for (index, operation) in ordered.enumerated() {

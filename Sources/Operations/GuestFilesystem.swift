@@ -68,11 +68,12 @@ public protocol GuestDevices: AnyObject {
     /// mountpoint order.
     func mountedFilesystems() throws -> [MountedFilesystem]
     /// Gives each device its new UUID (the filesystem's own, as blkid reports it). The guest's filesystems are
-    /// unmounted for it, since no filesystem changes its UUID while mounted, and mounted again as they were.
+    /// unmounted for it, since no filesystem changes its UUID while mounted, and mounted again when next needed.
     func setFilesystemUUIDs(_ changes: [(device: String, uuid: String)]) throws
     /// New random UUIDs for every LVM physical volume and volume group, with the volume groups deactivated for it
-    /// (the filesystems on them unmounted and mounted again); empty when the guest has no LVM.
-    func renewLVMUUIDs() throws -> [LVMIdentityChange]
+    /// (the filesystems on them unmounted, and mounted again when next needed); empty when the guest has no LVM.
+    /// Each change's new UUID is read back only when asked (a query per object).
+    func renewLVMUUIDs(readingNewUUIDs: Bool) throws -> [LVMIdentityChange]
 }
 
 /// A filesystem the guest mounts, and what identifies it.
@@ -101,9 +102,10 @@ public struct LVMIdentityChange: Sendable, Equatable {
     public var name: String
     /// As LVM prints them: "Zx0RQb-Ve9k-...".
     public var oldUUID: String
-    public var newUUID: String
+    /// nil when it was not read back.
+    public var newUUID: String?
 
-    public init(kind: Kind, name: String, oldUUID: String, newUUID: String) {
+    public init(kind: Kind, name: String, oldUUID: String, newUUID: String?) {
         self.kind = kind
         self.name = name
         self.oldUUID = oldUUID

@@ -26,14 +26,16 @@ extension GuestOperation {
 }
 
 /// When in a run an operation is applied, whatever order a profile or the command line gives: every change to files
-/// first, then the SELinux labels of what they touched, then the identities of the block devices (filesystem and
-/// LVM UUIDs, which need the filesystems unmounted for a moment), then the block devices' free space (trimming must
-/// discard what the other phases freed). Within a phase, operations keep their order.
+/// first, then the SELinux labels of what they touched, then the block devices' free space (trimming discards what
+/// those phases freed), then the identities of the block devices (filesystem and LVM UUIDs). An identity change
+/// frees no block, and needs the filesystems unmounted: last, they need not be mounted again unless a file is read
+/// or written after it (an identity step rewriting the files that name the old UUIDs, whose freed blocks the
+/// appliance trims again before it closes). Within a phase, operations keep their order.
 public enum OperationPhase: Int, Sendable, Comparable, CaseIterable {
-    case files, labels, identities, devices
+    case files, labels, devices, identities
 
     /// Whether the phase works on block devices, which an image in the appliance has and a directory tree does not.
-    public var needsBlockDevices: Bool { self >= .identities }
+    public var needsBlockDevices: Bool { self >= .devices }
 
     public static func < (lhs: OperationPhase, rhs: OperationPhase) -> Bool { lhs.rawValue < rhs.rawValue }
 }

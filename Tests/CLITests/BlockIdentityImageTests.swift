@@ -47,10 +47,15 @@ import Appliance
         let image = directory.path("debian12.qcow2")
         try FileManager.default.copyItem(atPath: fixture, toPath: image)
         let output = directory.path("renewed.qcow2")
-        let run = try imgcustomize(["customize", image, "--output", output, "--json", "--lvm-uuids", "--fs-uuids"])
+        // Trimming, wherever it is asked, runs before the identities; fs-uuids rewrites fstab and grub.cfg after its
+        // change, so the filesystems are mounted again and trimmed again before the appliance closes.
+        let run = try imgcustomize(["customize", image, "--output", output, "--json", "-vv", "--lvm-uuids",
+                                    "--fs-uuids", "--trim-free-space"])
         #expect(run.status == 0, "\(run.stderr)")
         let report = try jsonObject(run.stdout)
-        #expect(steps(report).map { $0["operation"] as? String } == ["lvm-uuids", "fs-uuids"])
+        #expect(steps(report).map { $0["operation"] as? String } == ["trim-free-space", "lvm-uuids", "fs-uuids"])
+        #expect(run.stderr.contains("trimmed /, /boot again: files were rewritten there after an identity change"),
+                "\(run.stderr.suffix(3000))")
         let lvm = steps(report).first { $0["operation"] as? String == "lvm-uuids" }
         #expect(lvm?["summary"] as? String == "new UUIDs for PV /dev/sda5, VG \(Self.group)", "\(String(describing: lvm))")
         let fs = try #require(steps(report).first { $0["operation"] as? String == "fs-uuids" })

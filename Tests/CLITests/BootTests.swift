@@ -157,7 +157,7 @@ func debianFixture(_ name: String) throws -> String { try debianFixtures.path(na
         ])
         let named: Set = ["firstboot-command", "firstboot", "lvm-uuids", "fs-uuids", "trim-free-space"]
         #expect(steps(report).compactMap { $0["operation"] as? String }.filter(named.contains)
-                == ["firstboot-command", "firstboot", "lvm-uuids", "fs-uuids", "trim-free-space"], "\(steps(report))")
+                == ["firstboot-command", "firstboot", "trim-free-space", "lvm-uuids", "fs-uuids"], "\(steps(report))")
         // grub-install found the root by partition here (its EFI images name no UUID); the ESP's vfat ID stays.
         expectNewFilesystemUUIDs(report, expecting: ["/ (/dev/sda2)"], rewritten: ["/etc/fstab", "/boot/grub/grub.cfg"])
         let zstd = directory.path("zstd.qcow2")

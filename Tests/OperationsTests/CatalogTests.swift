@@ -58,7 +58,7 @@ import Testing
         #expect(OperationRegistry.named("lock-root")?.sourceFile == "Sources/Operations/Ops/LockPassword.swift")
     }
 
-    @Test func phasesOrderFilesLabelsIdentitiesDevices() {
+    @Test func phasesOrderFilesLabelsDevicesIdentities() {
         #expect(OperationRegistry.named("selinux-relabel")?.phase == .labels)
         #expect(OperationRegistry.named("trim-free-space")?.phase == .devices)
         #expect(OperationRegistry.all.filter { $0.phase == .identities }.map(\.name) == ["fs-uuids", "lvm-uuids"])
@@ -66,7 +66,8 @@ import Testing
                 == ["trim-free-space", "fs-uuids", "lvm-uuids", "selinux-relabel"])
         // What `sparsify` runs: trimming only, never a new identity.
         #expect(OperationRegistry.flags(in: .devices).map(\.name) == ["trim-free-space"])
-        #expect(OperationPhase.allCases.filter(\.needsBlockDevices) == [.identities, .devices])
+        #expect(OperationPhase.allCases.filter(\.needsBlockDevices) == [.devices, .identities])
+        #expect(OperationPhase.allCases == [.files, .labels, .devices, .identities])
     }
 
     @Test func optionalArgumentsAreTyped() {

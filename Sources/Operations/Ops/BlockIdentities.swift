@@ -128,14 +128,17 @@ public struct LVMUUIDs: RegisteredOperation {
         guard let devices = guest.devices else {
             return .unchanged("a directory tree has no LVM volumes of its own")
         }
-        let changes = try devices.renewLVMUUIDs()
+        // Asked before the change, which leaves the filesystems unmounted until a file is read again.
+        let devicesFile = try guest.lstat(Self.devicesFile)?.kind == .regular ? [Self.devicesFile] : []
+        // The new UUIDs are read back (a query per object) only for the file that names them.
+        let changes = try devices.renewLVMUUIDs(readingNewUUIDs: !devicesFile.isEmpty)
         guard !changes.isEmpty else { return .unchanged("no LVM physical volume") }
         // system.devices writes a PV's UUID without its dashes (PVID=...).
-        let pvids = changes.filter { $0.kind == .physicalVolume }.map { change in
-            (change.oldUUID.replacingOccurrences(of: "-", with: ""),
-             change.newUUID.replacingOccurrences(of: "-", with: ""))
+        let pvids = changes.filter { $0.kind == .physicalVolume }.compactMap { change in
+            change.newUUID.map { (change.oldUUID.replacingOccurrences(of: "-", with: ""),
+                                  $0.replacingOccurrences(of: "-", with: "")) }
         }
-        let rewritten = try rewriteReferences(in: guest, files: [Self.devicesFile], replacing: pvids)
+        let rewritten = try rewriteReferences(in: guest, files: devicesFile, replacing: pvids)
         let named = changes.map { "\($0.kind.rawValue) \($0.name)" }
         return .changed("new UUIDs for " + named.joined(separator: ", ")
                         + (rewritten.isEmpty ? "" : "; PVIDs rewritten in " + rewritten.joined(separator: ", ")))
