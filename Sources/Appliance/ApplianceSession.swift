@@ -123,6 +123,9 @@ public struct ApplianceOptions: Sendable {
     /// The swap areas and LVM identities the native reader found with `knownFacts`: trimming and `lvm-uuids` take
     /// them instead of asking the appliance (see `BlockLayout`). Ignored when LUKS keys are given.
     public var knownLayout: BlockLayout?
+    /// The types of the filesystems the guest mounts, as the native reader found them: their kernel modules are
+    /// loaded while the appliance boots, instead of at the first mount (`PrivateAppliance.preloadArgument`).
+    public var filesystemTypes: [String] = []
     /// Which operating system to work on where the image holds several (virt-customize's `--root`).
     public var root: RootSelection = .all
 
@@ -587,6 +590,10 @@ struct Launcher {
             // The guest kernel's boot messages are what tells a hung KVM from a slow one, and what a failed launch
             // is explained with: libguestfs boots it "quiet" unless debugging.
             try guestfs.appendKernelArguments("loglevel=7")
+            if let preload = PrivateAppliance.preloadArgument(for: options.filesystemTypes) {
+                try guestfs.appendKernelArguments(preload)
+                options.logger.debug("appliance: \(preload): the guest's filesystem modules load while it boots")
+            }
             let kernels = PVHKernel.cacheDirectory()
             if let kernels, let cache = try? guestfs.cacheDirectory {
                 PVHKernel.prepare(kernel: PVHKernel.applianceKernel(cacheDirectory: cache), in: kernels,

@@ -15,7 +15,7 @@ public enum NativeInspection {
     /// the safety checks, opened as `format` with no backing file followed; `disk` is the name the appliance gives
     /// its drive (another than /dev/sda in a batch), which the facts' devices are named after.
     public static func inspect(image path: String, format: ImageFormat, disk name: String = "/dev/sda") throws
-        -> (facts: GuestFacts, hardware: GuestHardware, layout: BlockLayout?)? {
+        -> (facts: GuestFacts, hardware: GuestHardware, layout: BlockLayout?, filesystemTypes: [String])? {
         guard let guest = try mount(image: path, format: format, disk: name) else { return nil }
         // An EFI system partition: nothing the hardware facts read lies below it; any other unreadable mountpoint
         // may hide what they read.
@@ -23,7 +23,8 @@ public enum NativeInspection {
         let tree = NativeTree(guest.tree)
         let hardware = try GuestHardware(facts: guest.facts, isDirectory: { try tree.kind($0) == .directory },
                                          isFile: { try tree.kind($0) == .regular })
-        return (guest.facts, hardware, guest.layout)
+        let types = Set([guest.root.type] + guest.mounts.values.map(\.type)).sorted()
+        return (guest.facts, hardware, guest.layout, types)
     }
 
     /// The guest found in the image, its filesystems mounted as its fstab mounts them, or nil when the appliance

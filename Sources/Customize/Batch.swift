@@ -214,6 +214,7 @@ extension Pipeline {
             appliance.guestName = ready.count == 1 ? first.run.name
                 : "\(first.run.name) (and \(ready.count - 1) more images)"
             let drives = ready.compactMap { $0.target.prepared?.drive } + (first.target.prepared?.attached ?? [])
+            appliance.filesystemTypes = Set(ready.flatMap { $0.target.prepared?.filesystemTypes ?? [] }).sorted()
             first.run.during(.open) { shared.launch(drives: drives, options: appliance) }
         }
         for (index, run, target) in ready {

@@ -26,7 +26,7 @@ final class ImageTarget: RunTarget {
     private var background: BackgroundRewrite?
     /// The overlay's drive and what the native reader found in the image, once prepared.
     private(set) var prepared: (drive: ApplianceDrive, attached: [ApplianceDrive], facts: GuestFacts?,
-                                layout: BlockLayout?)?
+                                layout: BlockLayout?, filesystemTypes: [String])?
     /// The image's drive among the batch's, which the native reader's facts name its devices after.
     private var driveIndex = 0
 
@@ -82,7 +82,7 @@ final class ImageTarget: RunTarget {
             // A --root naming another device than the one root the reader found is refused before the launch.
             if let root = native?.facts.root { _ = try options.appliance.root.choose(among: [root], guest: image) }
             return (ApplianceDrive(path: overlay, format: .qcow2, discard: .enable, scratch: true),
-                    attached.map(\.drive), native?.facts, native?.layout)
+                    attached.map(\.drive), native?.facts, native?.layout, native?.filesystemTypes ?? [])
         }
     }
 
@@ -107,6 +107,7 @@ final class ImageTarget: RunTarget {
             var options = applianceOptions(of: run)
             options.knownFacts = prepared.facts
             options.knownLayout = prepared.layout
+            options.filesystemTypes = prepared.filesystemTypes
             return try ApplianceSession(drives: [prepared.drive] + prepared.attached, options: options)
         }
         self.session = session
@@ -196,7 +197,7 @@ final class ImageTarget: RunTarget {
     /// the guest, where LUKS keys are given, or where the user asked for another inspection; the appliance
     /// inspects then, as before.
     private func nativeFacts(of path: String, format: ImageFormat, disk: String, options: ApplianceOptions,
-                             logger: Logger) -> (facts: GuestFacts, layout: BlockLayout?)? {
+                             logger: Logger) -> (facts: GuestFacts, layout: BlockLayout?, filesystemTypes: [String])? {
         guard options.keys.isEmpty, (try? InspectionMethod.resolve(options.inspection)) == .automatic else { return nil }
         do {
             guard let native = try NativeInspection.inspect(image: path, format: format, disk: disk) else {
@@ -204,7 +205,7 @@ final class ImageTarget: RunTarget {
                 return nil
             }
             if native.layout == nil { logger.debug("the appliance lists the block devices: the reader cannot") }
-            return (native.facts, native.layout)
+            return (native.facts, native.layout, native.filesystemTypes)
         } catch {
             logger.debug("native inspection failed (\(error)): the appliance inspects the guest")
             return nil

@@ -30,6 +30,30 @@ import TestSupport
         _ = try runTool("bash", ["-n", script])
     }
 
+    /// The modules of the filesystems the native reader found: only those loaded on demand, each once; the edited
+    /// line, run by bash with that argument on the command line, loads each (modprobe and tmpfiles stand in, as the
+    /// host must not load modules for a test).
+    @Test func theReadersFilesystemModulesLoadWhileTheApplianceBoots() throws {
+        #expect(PrivateAppliance.preloadArgument(for: ["xfs", "ext4", "vfat", "xfs"]) == "imgcustomize_modules=vfat,xfs")
+        #expect(PrivateAppliance.preloadArgument(for: ["ext4", "ext2"]) == nil)
+        #expect(PrivateAppliance.preloadArgument(for: []) == nil)
+        let line = try #require(PrivateAppliance.edits.first { $0.line.hasPrefix("systemd-tmpfiles") }).replacement
+        let directory = try TestDirectory()
+        let log = directory.path("log")
+        func run(_ cmdline: String) throws -> [String] {
+            try? FileManager.default.removeItem(atPath: log)
+            let script = "modprobe() { echo \"modprobe $*\" >> \(log); }\n"
+                + "systemd-tmpfiles() { wait; echo \"tmpfiles $*\" >> \(log); }\n"
+                + "cmdline='\(cmdline)'\n" + line + "\n"
+            _ = try runTool("bash", ["-c", script])
+            return (try String(contentsOfFile: log, encoding: .utf8)).split(separator: "\n").map(String.init).sorted()
+        }
+        let argument = try #require(PrivateAppliance.preloadArgument(for: ["btrfs", "xfs"]))
+        #expect(try run("panic=1 root=UUID=1 \(argument) loglevel=7")
+                == ["modprobe -q btrfs", "modprobe -q xfs", "tmpfiles --create --boot /run/tmpfiles.d/kmod.conf"])
+        #expect(try run("panic=1 root=UUID=1 loglevel=7") == ["tmpfiles --create --boot /run/tmpfiles.d/kmod.conf"])
+    }
+
     @Test func anInitWithoutALineOrWithItTwiceIsNotEdited() throws {
         let stock = try PrivateAppliance.readInit(Self.libguestfsPath + "/supermin.d/init.tar.gz")
         let missing = stock.replacingOccurrences(of: "\nldmtool create all\n", with: "\n")
