@@ -107,7 +107,15 @@ public final class ApplianceDevices: GuestDevices {
                 }
             }
             if case .success = outcome { outcome = Result { try body() } }
-            guestfs.deferredMount = { [weak self] in try self?.mountAgain() }
+            let guest = guestfs.guest
+            guestfs.deferredMount = { [weak self] in
+                // Never a silent no-op: a file call must not reach the appliance's own empty root.
+                guard let self else {
+                    throw GuestError(guest: guest, action: "mount the guest's filesystems again",
+                                     message: "the session that unmounted them has ended")
+                }
+                try self.mountAgain()
+            }
             try outcome.get()
         }
     }

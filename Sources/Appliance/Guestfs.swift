@@ -143,18 +143,16 @@ final class Guestfs {
     }
 
     /// Runs `body`, whose calls work on devices alone, leaving a deferred mount pending.
-    func onDevicesOnly<R>(_ body: () throws -> R) rethrows -> R {
-        let outer = devicesOnly
-        devicesOnly = true
-        defer { devicesOnly = outer }
-        return try body()
-    }
+    func onDevicesOnly<R>(_ body: () throws -> R) rethrows -> R { try with(\.devicesOnly, body) }
 
     /// Runs `body`, whose calls only read the guest's files, keeping the statuses read so far.
-    private func onlyReading<R>(_ body: () throws -> R) rethrows -> R {
-        let outer = reading
-        reading = true
-        defer { reading = outer }
+    private func onlyReading<R>(_ body: () throws -> R) rethrows -> R { try with(\.reading, body) }
+
+    /// Runs `body` with `flag` set, restoring it after.
+    private func with<R>(_ flag: ReferenceWritableKeyPath<Guestfs, Bool>, _ body: () throws -> R) rethrows -> R {
+        let outer = self[keyPath: flag]
+        self[keyPath: flag] = true
+        defer { self[keyPath: flag] = outer }
         return try body()
     }
 
