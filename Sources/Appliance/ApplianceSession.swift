@@ -604,7 +604,8 @@ struct Launcher {
                 }
             }
             let started = try LaunchWatch(hypervisor: try guestfs.hypervisor, underKVM: mode != .forceTCG,
-                                          limits: limits, kernels: kernels, slimInitrd: SlimInitrd.enabled())
+                                          limits: limits, kernels: kernels, slimInitrd: SlimInitrd.enabled(),
+                                          boot: BootShortcuts.resolve())
             watch = started
             try guestfs.setHypervisor(started.wrapper)
             guestfs.events.forgetConsole()
@@ -618,6 +619,9 @@ struct Launcher {
             try launched.get()
             logKernel(started.kernelUsed, kernels: kernels)
             logInitrd(started.initrdUsed, kernels: kernels)
+            if let boot = started.bootUsed {
+                options.logger.info("appliance boot: firmware and kernel arguments \(boot)")
+            }
             return .success(guestfs)
         } catch {
             _ = watch?.finish()

@@ -89,6 +89,7 @@ final class LaunchWatch: Sendable {
         var killed = false
         var kernelUsed: String?
         var initrdUsed: String?
+        var bootUsed: String?
     }
 
     private let directory: TemporaryDirectory
@@ -102,9 +103,10 @@ final class LaunchWatch: Sendable {
 
     /// Writes the wrapper for `hypervisor` (the qemu libguestfs would run). `underKVM` turns on the early hang
     /// checks. `kernels`, the cache of `PVHKernel`, lets the wrapper boot the kernel's PVH entry where one is cached,
-    /// and the slim initrd (`SlimInitrd`) found there unless `slimInitrd` is false.
+    /// with `boot`'s firmware and kernel arguments (`BootShortcuts`), and the slim initrd (`SlimInitrd`) found there
+    /// unless `slimInitrd` is false.
     init(hypervisor: String, underKVM: Bool, limits: LaunchLimits, kernels: String? = nil,
-         slimInitrd: Bool = true) throws {
+         slimInitrd: Bool = true, boot: BootShortcuts? = nil) throws {
         self.underKVM = underKVM
         self.limits = limits
         do {
@@ -122,21 +124,31 @@ final class LaunchWatch: Sendable {
         // name cost a query of qemu (three qemu runs, seconds at load) on every new length.
         // Only the launch itself (the run with -kernel) records its pid; libguestfs also runs the hypervisor
         // to query its version and devices. The kernel argument is looked up in the PVH cache under the content the
-        // file has now (libguestfs may have just rebuilt it): a cached ELF replaces it, else it stays.
+        // file has now (libguestfs may have just rebuilt it): a cached ELF replaces it, else it stays. With it,
+        // the kernel arguments of `boot` join libguestfs's (its -append comes after -kernel) and its firmware is
+        // added unless libguestfs chose one.
         let swap = kernels.map { kernels in """
-            prev=
+            prev= pvh=
+            firmware=\(shellQuoted(boot?.firmware ?? "")) arguments=\(shellQuoted(boot?.arguments.joined(separator: " ") ?? ""))
             for a do
               shift
               if [ "$prev" = -kernel ]; then
                 pvh=\(shellQuoted(kernels))/vmlinux-$(sha256sum < "$a" 2>/dev/null | cut -d' ' -f1)
-                if [ -f "$pvh" ]; then echo "pvh $pvh" > "$d/kernel"; a=$pvh; else echo "stock $a" > "$d/kernel"; fi
+                if [ -f "$pvh" ]; then echo "pvh $pvh" > "$d/kernel"; a=$pvh; else echo "stock $a" > "$d/kernel"; pvh=; fi
               elif [ "$prev" = -initrd ] && \(slimInitrd); then
-                slim=\(shellQuoted(kernels))/initrd-$(sha256sum < "$a" 2>/dev/null | cut -d' ' -f1)
+                slim=\(shellQuoted(kernels))/initrd-\(SlimInitrd.cachePrefix)$(sha256sum < "$a" 2>/dev/null | cut -d' ' -f1)
                 if [ -f "$slim" ]; then echo "slim $slim" > "$d/initrd"; a=$slim; else echo "stock $a" > "$d/initrd"; fi
+              elif [ "$prev" = -append ] && [ -n "$pvh" ] && [ -n "$arguments" ]; then
+                a="$a $arguments"
               fi
               set -- "$@" "$a"
               prev=$a
             done
+            if [ -n "$pvh" ] && [ -n "$arguments" ]; then
+              case " $* " in *" -bios "*) firmware= ;; esac
+              if [ -n "$firmware" ]; then set -- "$@" -bios "$firmware"; fi
+              echo "${firmware:-its own firmware} $arguments" > "$d/boot"
+            fi
 
             """ } ?? ""
         let script = """
@@ -252,10 +264,11 @@ final class LaunchWatch: Sendable {
         func said(_ file: String) -> String? {
             (try? String(contentsOfFile: file, encoding: .utf8)).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
         }
-        let kernel = said(kernelFile), initrd = said(directory.appending("initrd"))
+        let kernel = said(kernelFile), initrd = said(directory.appending("initrd")), boot = said(directory.appending("boot"))
         state.withLock {
             $0.kernelUsed = kernel
             $0.initrdUsed = initrd
+            $0.bootUsed = boot
         }
         directory.remove()
         return verdict
@@ -265,4 +278,8 @@ final class LaunchWatch: Sendable {
     var kernelUsed: String? { state.withLock { $0.kernelUsed } }
     /// After `finish`: the initrd the wrapper gave qemu, "slim PATH" (`SlimInitrd`) or "stock PATH".
     var initrdUsed: String? { state.withLock { $0.initrdUsed } }
+    /// After `finish`: the firmware and kernel arguments the wrapper added with the PVH kernel (`BootShortcuts`),
+    /// "PATH ARGUMENTS" ("its own firmware ARGUMENTS" when the host has no qboot or libguestfs chose one); nil when
+    /// it added none.
+    var bootUsed: String? { state.withLock { $0.bootUsed } }
 }

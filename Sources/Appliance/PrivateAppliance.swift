@@ -33,28 +33,50 @@ enum PrivateAppliance {
     }
 
     static let edits: [Edit] = [
-        // Only the static device nodes of modules not yet loaded (kmod's list, written just before): the rest of
-        // the tmpfiles configuration is for a booted system's /run, which the appliance does not use.
-        // Before it, the filesystem modules the native reader found the guest needs (`preloadArgument`) start
-        // loading in the background, beside udev's and LVM's work, instead of at the first mount (xfs.ko took 1 s
-        // under software emulation, with the daemon waiting).
+        // Every fork and exec of the script costs 25-50 ms under software emulation: directories are made by one
+        // mkdir each time, the loopback is set up by one ip, and what bash can do itself it does.
+        Edit(line: "mkdir -p /dev/pts /dev/shm", replacement: "mkdir -p /dev/pts /dev/shm /sysroot /run /tmp/lvm"),
+        Edit(line: "mkdir -p /sysroot", replacement: "# imgcustomize: /sysroot is made with /dev/pts"),
+        Edit(line: "mkdir -p /run", replacement: "# imgcustomize: /run is made with /dev/pts"),
+        Edit(line: "mkdir -p /run/lock", replacement: "mkdir -p /run/lock /run/tmpfiles.d"),
+        Edit(line: "mkdir -p /run/tmpfiles.d", replacement: "# imgcustomize: /run/tmpfiles.d is made with /run/lock"),
+        // The static device nodes of modules not yet loaded (kmod's list, then tmpfiles; 0.25 s), made in the
+        // background: the first use of one (btrfs-control, loop-control) is the daemon's, which waits for them.
+        // The rest of the tmpfiles configuration is for a booted system's /run, which the appliance does not use.
+        // udevd sets no permission on them when they come after its start: the appliance runs everything as root.
+        Edit(line: "kmod static-nodes --format=tmpfiles --output=/run/tmpfiles.d/kmod.conf",
+             replacement: "{ kmod static-nodes --format=tmpfiles --output=/run/tmpfiles.d/kmod.conf && systemd-tmpfiles --create --boot /run/tmpfiles.d/kmod.conf; } & static_nodes=$!"),
+        Edit(line: "machine_id=$(dd if=/dev/urandom bs=16 count=1 status=none | od -x -A n)",
+             replacement: "read -r machine_id < /proc/sys/kernel/random/uuid; machine_id=${machine_id//-/}"),
+        // The filesystem modules the native reader found the guest needs (`preloadArgument`) start loading in the
+        // background, beside udev's and LVM's work, instead of at the first mount (xfs.ko took 1 s under software
+        // emulation, with the daemon waiting).
         Edit(line: "systemd-tmpfiles --prefix=/dev --prefix=/run --prefix=/var/run --create --boot",
-             replacement: #"if [[ $cmdline =~ imgcustomize_modules=([a-z0-9_,]+) ]]; then for m in ${BASH_REMATCH[1]//,/ }; do modprobe -q "$m" & done; fi; systemd-tmpfiles --create --boot /run/tmpfiles.d/kmod.conf"#),
+             replacement: #"if [[ $cmdline =~ imgcustomize_modules=([a-z0-9_,]+) ]]; then for m in ${BASH_REMATCH[1]//,/ }; do modprobe -q "$m" & done; fi"#),
         // The devices guestfsd uses: disks, partitions and device-mapper nodes with their /dev/disk links (block),
         // its channel /dev/virtio-ports/org.libguestfs.channel.0 (virtio-ports), /dev/mapper/control (misc), and
         // the network interface when the network is on. Devices that appear later (LVM, LUKS, md) raise their own
         // events, which udev handles without a trigger.
         Edit(line: "udevadm trigger",
              replacement: #"udevadm trigger --subsystem-match=block --subsystem-match=virtio-ports --subsystem-match=misc $(test "$guestfs_network" = 1 && echo --subsystem-match=net)"#),
-        // RAID assembly only where a RAID member is (blkid names every kind mdadm assembles "..._raid_member");
-        // the second pass runs after LVM activation, so members inside logical volumes are seen too.
+        Edit(line: "ip addr add 127.0.0.1/8 brd + dev lo scope host",
+             replacement: #"ip -batch - <<< $'address add 127.0.0.1/8 brd + dev lo scope host\nlink set dev lo up'"#),
+        Edit(line: "ip link set dev lo up", replacement: "# imgcustomize: lo is up with its address"),
+        // RAID assembly only where a RAID member is: udev's probe of every device, read once by lsblk, names every
+        // kind mdadm assembles "..._raid_member". The second pass, after LVM activation, looks again only where
+        // logical volumes may hold members; the same listing says whether a Windows dynamic disk is there.
         Edit(line: "mdadm -As --auto=yes --no-degraded",
-             replacement: "if blkid -o value -s TYPE 2>/dev/null | grep -q _raid_member; then mdadm -As --auto=yes --no-degraded; fi"),
+             replacement: "probed=$(lsblk -rno FSTYPE,PARTTYPE 2>/dev/null); if [[ $probed == *_raid_member* ]]; then mdadm -As --auto=yes --no-degraded; fi"),
+        Edit(line: "mkdir -p /tmp/lvm", replacement: "# imgcustomize: /tmp/lvm is made with /dev/pts"),
+        Edit(line: "touch /tmp/lvm/lvm.conf", replacement: ": >> /tmp/lvm/lvm.conf"),
         Edit(line: "mdadm -As --auto=yes --run",
-             replacement: "if blkid -o value -s TYPE 2>/dev/null | grep -q _raid_member; then mdadm -As --auto=yes --run; fi"),
+             replacement: "if [[ $probed == *_raid_member* ]] || { [[ $probed == *LVM2_member* ]] && blkid -o value -s TYPE 2>/dev/null | grep -q _raid_member; }; then mdadm -As --auto=yes --run; fi"),
         // Windows dynamic disks only where a partition of theirs is: MBR type 0x42, or GPT's LDM metadata type.
+        // Then the static nodes are waited for: the daemon starts next.
         Edit(line: "ldmtool create all",
-             replacement: "if lsblk -rno PARTTYPE 2>/dev/null | grep -qixE '0x42|5808c8aa-7e8f-42e0-85d2-e1e90434cfb3'; then ldmtool create all; fi"),
+             replacement: "if [[ ${probed,,} =~ (^|[[:space:]])(0x42|5808c8aa-7e8f-42e0-85d2-e1e90434cfb3)($|[[:space:]]) ]]; then ldmtool create all; fi; wait $static_nodes"),
+        Edit(line: "eval `grep -Eo 'guestfs_channel=[^[:space:]]+' /proc/cmdline`",
+             replacement: "if [[ $cmdline =~ guestfs_channel=([^[:space:]]+) ]]; then guestfs_channel=${BASH_REMATCH[1]}; fi"),
     ]
 
     /// The kernel modules of the filesystem types the guest mounts (as the native reader found them) that the

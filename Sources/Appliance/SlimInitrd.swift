@@ -17,6 +17,11 @@ import Glibc
 /// entropy as virtio-rng: those stay, with everything the mini-initrd needs to mount the root (ext4 and its
 /// checksums) and fuse.
 ///
+/// The modules it loads also lose their appended signatures where the kernel does not enforce them (its configuration
+/// says `# CONFIG_MODULE_SIG_FORCE is not set`, as Debian's and Fedora's do): the kernel then loads them without
+/// hashing each one and checking its signature (0.18 s of a launch; it notes once that it is "tainted", which
+/// changes nothing else). Where that configuration cannot be found, the signatures stay.
+///
 /// The initrd is a `newc` cpio archive whose `modules` member lists the modules to load, one file name a line, in
 /// dependency order; the slim copy is the same archive with that list filtered. It is made once per initrd (cached
 /// under the initrd's SHA-256, beside the PVH kernels) and the hypervisor wrapper of `LaunchWatch` swaps it in for the
@@ -44,9 +49,14 @@ enum SlimInitrd {
         "\(cacheDirectory)/.guestfs-\(geteuid())/appliance.d/initrd"
     }
 
-    /// The cache's name of the slim copy of `initrd`: "initrd-" and the SHA-256 the wrapper computes with `sha256sum`.
+    /// What follows "initrd-" in the cache's names: the form of the slim copy ("v2": with unsigned modules), so that
+    /// a copy an earlier version made is made again.
+    static let cachePrefix = "v2-"
+
+    /// The cache's name of the slim copy of `initrd`: "initrd-v2-" and the SHA-256 the wrapper computes with
+    /// `sha256sum`.
     static func cachedName(of initrd: String) -> String? {
-        PVHKernel.sha256(ofFile: initrd).map { "initrd-\($0)" }
+        PVHKernel.sha256(ofFile: initrd).map { "initrd-\(cachePrefix)\($0)" }
     }
 
     /// Makes sure the cache holds the slim copy of `initrd`; returns why not when it cannot (the stock initrd is
@@ -60,7 +70,8 @@ enum SlimInitrd {
             guard let contents = FileManager.default.contents(atPath: initrd) else {
                 throw ExtractionError("cannot read \(initrd)")
             }
-            let slim = try slimmed([UInt8](contents), path: initrd)
+            let slim = try slimmed([UInt8](contents), path: initrd,
+                                   unsigned: { signaturesOptional(kernelRelease: $0, logger: logger) })
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
             // Written beside the target and renamed into place: two runs at once each rename a whole file.
@@ -82,8 +93,9 @@ enum SlimInitrd {
     }
 
     /// `archive` with its `modules` list filtered; fails where it is not a `newc` archive this reads whole, has no
-    /// list, or the list lacks a module the root needs.
-    static func slimmed(_ archive: [UInt8], path: String) throws -> [UInt8] {
+    /// list, or the list lacks a module the root needs. The modules lose their signatures where `unsigned`, given
+    /// the kernel release the modules were built for (their `vermagic`), says the kernel loads them so.
+    static func slimmed(_ archive: [UInt8], path: String, unsigned: (String) -> Bool = { _ in false }) throws -> [UInt8] {
         var members = try CPIO.members(of: archive, path: path)
         guard let index = members.firstIndex(where: { $0.name == "modules" }) else {
             throw ExtractionError("\(path) has no modules list")
@@ -98,7 +110,26 @@ enum SlimInitrd {
             throw ExtractionError("\(path) does not load \(needed)")
         }
         members[index].data = Array((kept.joined(separator: "\n") + "\n").utf8)
+        let listed = Set(kept.map { String($0) })
+        if let release = members.lazy.filter({ listed.contains($0.name) }).compactMap({ ModuleSignature.release(of: $0.data) }).first,
+           unsigned(release) {
+            for member in members.indices where listed.contains(members[member].name) {
+                members[member].data = ModuleSignature.unsigned(members[member].data)
+            }
+        }
         return CPIO.archive(members)
+    }
+
+    /// Whether the kernel `release` loads unsigned modules: its configuration in /boot says it does not enforce
+    /// signatures. Any doubt (no configuration, or one that enforces them) keeps them.
+    static func signaturesOptional(kernelRelease release: String, configurations: String = "/boot",
+                                   logger: Logger) -> Bool {
+        guard !release.contains("/"),
+              let text = try? String(contentsOfFile: "\(configurations)/config-\(release)", encoding: .utf8) else {
+            logger.debug("the initrd's modules keep their signatures: no \(configurations)/config-\(release)")
+            return false
+        }
+        return text.split(separator: "\n").contains("# CONFIG_MODULE_SIG_FORCE is not set")
     }
 
     struct ExtractionError: DiagnosticError {
@@ -171,5 +202,30 @@ enum CPIO {
         for member in members { append(member.fields, member.name, member.data) }
         append([0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0], "TRAILER!!!", [])
         return output
+    }
+}
+
+/// The signature the kernel's build appends to a module: the module, a PKCS#7 signature, a 12-byte
+/// `struct module_signature` whose last field is the signature's length (big-endian), and a fixed marker.
+enum ModuleSignature {
+    static let marker = Array("~Module signature appended~\n".utf8)
+    static let informationSize = 12
+
+    /// `module` without its appended signature; unchanged when it has none or its lengths do not add up.
+    static func unsigned(_ module: [UInt8]) -> [UInt8] {
+        let trailer = marker.count + informationSize
+        guard module.count >= trailer, Array(module.suffix(marker.count)) == marker else { return module }
+        let lengthAt = module.count - marker.count - 4
+        let length = module[lengthAt..<lengthAt + 4].reduce(0) { $0 << 8 | Int($1) }
+        guard length <= module.count - trailer else { return module }
+        return Array(module.prefix(module.count - trailer - length))
+    }
+
+    /// The kernel release a module was built for: the first word of its "vermagic=" string ("6.1.0-57-amd64").
+    static func release(of module: [UInt8]) -> String? {
+        let key = Array("vermagic=".utf8)
+        guard let start = module.firstRange(of: key)?.upperBound else { return nil }
+        let word = module[start...].prefix { $0 != 0 && $0 != 0x20 }.prefix(256)
+        return word.isEmpty ? nil : String(decoding: word, as: UTF8.self)
     }
 }

@@ -422,3 +422,65 @@ extension ApplianceTests {
         #expect(!ran.withLock { $0 })
     }
 }
+
+/// The hypervisor wrapper's swaps, run as libguestfs runs it, with a script standing in for qemu that writes down its
+/// arguments; no launch (`theAccelerationVerdictIsRememberedBetweenSessions` boots through it).
+@Suite struct LaunchWrapperTests {
+    static func arguments(passing given: [String], kernels: String, boot: BootShortcuts?,
+                          in directory: TestDirectory) throws -> (arguments: [String], boot: String?) {
+        let recorded = directory.path("arguments")
+        let hypervisor = directory.path("qemu")
+        try Data("#!/bin/sh\nfor a do echo \"$a\"; done > \(shellQuoted(recorded))\n".utf8)
+            .write(to: URL(fileURLWithPath: hypervisor))
+        chmod(hypervisor, 0o755)
+        let watch = try LaunchWatch(hypervisor: hypervisor, underKVM: false,
+                                    limits: try LaunchLimits.resolve(launchSeconds: nil), kernels: kernels, boot: boot)
+        _ = try runTool(watch.wrapper, given)
+        _ = watch.finish()
+        let lines = try String(contentsOfFile: recorded, encoding: .utf8).split(separator: "\n").map(String.init)
+        return (lines, watch.bootUsed)
+    }
+
+    /// With the PVH kernel swapped in, qboot comes with it and the kernel arguments join libguestfs's; a firmware
+    /// libguestfs chose is kept; a kernel with no PVH entry cached boots with neither.
+    @Test func theBootShortcutsComeWithThePVHKernelOnly() throws {
+        let directory = try TestDirectory()
+        let kernels = directory.path("kernels")
+        try FileManager.default.createDirectory(atPath: kernels, withIntermediateDirectories: true)
+        let kernel = directory.path("kernel")
+        try Data("a kernel".utf8).write(to: URL(fileURLWithPath: kernel))
+        let pvh = kernels + "/" + (try #require(PVHKernel.cachedName(of: kernel)))
+        try Data("its PVH entry".utf8).write(to: URL(fileURLWithPath: pvh))
+        let boot = BootShortcuts(firmware: "/usr/share/qemu/qboot.rom", arguments: BootShortcuts.kernelArguments)
+        let libguestfs = ["-m", "1280", "-kernel", kernel, "-initrd", directory.path("initrd"),
+                          "-append", "panic=1 console=ttyS0 root=UUID=1"]
+
+        let swapped = try Self.arguments(passing: libguestfs, kernels: kernels, boot: boot, in: directory)
+        #expect(swapped.arguments == ["-m", "1280", "-kernel", pvh, "-initrd", directory.path("initrd"), "-append",
+                                      "panic=1 console=ttyS0 root=UUID=1 pci=noacpi initcall_blacklist=init_kprobe_trace,crypto_kdf108_init",
+                                      "-bios", "/usr/share/qemu/qboot.rom"])
+        #expect(swapped.boot == "/usr/share/qemu/qboot.rom pci=noacpi initcall_blacklist=init_kprobe_trace,crypto_kdf108_init")
+
+        let ownFirmware = try Self.arguments(passing: ["-bios", "/x/OVMF.fd"] + libguestfs, kernels: kernels, boot: boot,
+                                             in: directory)
+        #expect(ownFirmware.arguments.filter { $0 == "-bios" }.count == 1)
+        #expect(ownFirmware.arguments.prefix(2) == ["-bios", "/x/OVMF.fd"])
+        #expect(ownFirmware.boot?.hasPrefix("its own firmware pci=noacpi") == true)
+
+        // Turned off, or no PVH entry for this kernel: libguestfs's arguments (but the kernel), unchanged.
+        let off = try Self.arguments(passing: libguestfs, kernels: kernels, boot: nil, in: directory)
+        #expect(off.arguments == ["-m", "1280", "-kernel", pvh] + libguestfs.dropFirst(4))
+        #expect(off.boot == nil)
+        try Data("another kernel".utf8).write(to: URL(fileURLWithPath: kernel))
+        let stockKernel = try Self.arguments(passing: libguestfs, kernels: kernels, boot: boot, in: directory)
+        #expect(stockKernel.arguments == libguestfs)
+        #expect(stockKernel.boot == nil)
+    }
+
+    @Test func theBootShortcutsOnThisHost() {
+        #expect(BootShortcuts.resolve(environment: [BootShortcuts.environmentVariable: "stock"]) == nil)
+        #expect(BootShortcuts.resolve(environment: [:], firmwareCandidates: ["/nonexistent/qboot.rom", "/dev/null"])
+                == BootShortcuts(firmware: "/dev/null", arguments: BootShortcuts.kernelArguments))
+        #expect(BootShortcuts.resolve(environment: [:], firmwareCandidates: ["/nonexistent/qboot.rom"])?.firmware == nil)
+    }
+}

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 @testable import Appliance
 import TestSupport
+import Host
 
 /// imgcustomize's appliance: libguestfs's own supermin.d with an edited /init, made from the host's libguestfs; no
 /// launch (its launches are in the `ApplianceTests` suites).
@@ -31,8 +32,8 @@ import TestSupport
     }
 
     /// The modules of the filesystems the native reader found: only those loaded on demand, each once; the edited
-    /// line, run by bash with that argument on the command line, loads each (modprobe and tmpfiles stand in, as the
-    /// host must not load modules for a test).
+    /// line, run by bash with that argument on the command line, loads each (a function stands in for modprobe, as
+    /// the host must not load modules for a test).
     @Test func theReadersFilesystemModulesLoadWhileTheApplianceBoots() throws {
         #expect(PrivateAppliance.preloadArgument(for: ["xfs", "ext4", "vfat", "xfs"]) == "imgcustomize_modules=vfat,xfs")
         #expect(PrivateAppliance.preloadArgument(for: ["ext4", "ext2"]) == nil)
@@ -43,15 +44,53 @@ import TestSupport
         func run(_ cmdline: String) throws -> [String] {
             try? FileManager.default.removeItem(atPath: log)
             let script = "modprobe() { echo \"modprobe $*\" >> \(log); }\n"
-                + "systemd-tmpfiles() { wait; echo \"tmpfiles $*\" >> \(log); }\n"
-                + "cmdline='\(cmdline)'\n" + line + "\n"
+                + "cmdline='\(cmdline)'\n" + line + "\nwait\n"
             _ = try runTool("bash", ["-c", script])
-            return (try String(contentsOfFile: log, encoding: .utf8)).split(separator: "\n").map(String.init).sorted()
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").map(String.init).sorted()
         }
         let argument = try #require(PrivateAppliance.preloadArgument(for: ["btrfs", "xfs"]))
-        #expect(try run("panic=1 root=UUID=1 \(argument) loglevel=7")
-                == ["modprobe -q btrfs", "modprobe -q xfs", "tmpfiles --create --boot /run/tmpfiles.d/kmod.conf"])
-        #expect(try run("panic=1 root=UUID=1 loglevel=7") == ["tmpfiles --create --boot /run/tmpfiles.d/kmod.conf"])
+        #expect(try run("panic=1 root=UUID=1 \(argument) loglevel=7") == ["modprobe -q btrfs", "modprobe -q xfs"])
+        #expect(try run("panic=1 root=UUID=1 loglevel=7") == [])
+    }
+
+    /// The edited script's RAID, dynamic-disk and channel lines, run by bash in order with functions standing in for
+    /// the tools (lsblk printing what udev would have probed): mdadm runs where a member is, its second pass also
+    /// where logical volumes may hold one, ldmtool where a dynamic disk's partition is, and nothing runs otherwise.
+    /// A real array is assembled in `aRAIDArrayIsAssembledByImgcustomizesInit`, which boots this script.
+    @Test func theProbesRunOnlyWhatTheDevicesCallFor() throws {
+        let stock = try PrivateAppliance.readInit(Self.libguestfsPath + "/supermin.d/init.tar.gz")
+        let edited = try PrivateAppliance.edit(stock, name: "init").split(separator: "\n").map(String.init)
+        func line(_ prefix: String) throws -> String {
+            try #require(edited.first { $0.hasPrefix(prefix) }, "\(prefix)")
+        }
+        let lines = [try line("probed="), try line("if [[ $probed == *_raid_member* ]] ||"), try line("if [[ ${probed,,}"),
+                     try line("if [[ $cmdline =~ guestfs_channel")]
+        func run(lsblk: String, blkid: String = "") throws -> [String] {
+            let script = """
+                lsblk() { printf '%s' \(shellQuoted(lsblk)); }
+                blkid() { printf '%s' \(shellQuoted(blkid)); }
+                mdadm() { echo "mdadm $*"; }
+                ldmtool() { echo "ldmtool $*"; }
+                cmdline='panic=1 guestfs_channel=/dev/vport1p1 loglevel=7'
+                static_nodes=
+                """ + "\n" + lines.joined(separator: "\n") + "\necho \"channel $guestfs_channel\"\n"
+            return try runTool("bash", ["-c", script]).split(separator: "\n").map(String.init)
+        }
+        let channel = "channel /dev/vport1p1"
+        #expect(try run(lsblk: "ext4 \nxfs 0x83\n") == [channel])
+        #expect(try run(lsblk: "linux_raid_member 0xfd\nlinux_raid_member 0xfd\n")
+                == ["mdadm -As --auto=yes --no-degraded", "mdadm -As --auto=yes --run", channel])
+        #expect(try run(lsblk: "isw_raid_member \n")
+                == ["mdadm -As --auto=yes --no-degraded", "mdadm -As --auto=yes --run", channel])
+        // Logical volumes: the second pass where one of them is a member, not otherwise.
+        #expect(try run(lsblk: "LVM2_member 0x8e\n", blkid: "LVM2_member\nlinux_raid_member\n")
+                == ["mdadm -As --auto=yes --run", channel])
+        #expect(try run(lsblk: "LVM2_member 0x8e\n", blkid: "LVM2_member\nxfs\n") == [channel])
+        // Dynamic disks, by MBR type or GPT type in any case; a type that merely contains 0x42 is not one.
+        #expect(try run(lsblk: "ntfs 0x7\n 0x42\n") == ["ldmtool create all", channel])
+        #expect(try run(lsblk: " 5808C8AA-7E8F-42E0-85D2-E1E90434CFB3\n") == ["ldmtool create all", channel])
+        #expect(try run(lsblk: "ext4 0x420\n") == [channel])
     }
 
     @Test func anInitWithoutALineOrWithItTwiceIsNotEdited() throws {
