@@ -36,10 +36,7 @@ enum PrivateAppliance {
         // Every fork and exec of the script costs 25-50 ms under software emulation: directories are made by one
         // mkdir each time, the loopback is set up by one ip, and what bash can do itself it does.
         Edit(line: "mkdir -p /dev/pts /dev/shm", replacement: "mkdir -p /dev/pts /dev/shm /sysroot /run /tmp/lvm"),
-        Edit(line: "mkdir -p /sysroot", replacement: "# imgcustomize: /sysroot is made with /dev/pts"),
-        Edit(line: "mkdir -p /run", replacement: "# imgcustomize: /run is made with /dev/pts"),
         Edit(line: "mkdir -p /run/lock", replacement: "mkdir -p /run/lock /run/tmpfiles.d"),
-        Edit(line: "mkdir -p /run/tmpfiles.d", replacement: "# imgcustomize: /run/tmpfiles.d is made with /run/lock"),
         // The static device nodes of modules not yet loaded (kmod's list, then tmpfiles; 0.25 s), made in the
         // background: the first use of one (btrfs-control, loop-control) is the daemon's, which waits for them.
         // The rest of the tmpfiles configuration is for a booted system's /run, which the appliance does not use.
@@ -61,13 +58,11 @@ enum PrivateAppliance {
              replacement: #"udevadm trigger --subsystem-match=block --subsystem-match=virtio-ports --subsystem-match=misc $(test "$guestfs_network" = 1 && echo --subsystem-match=net)"#),
         Edit(line: "ip addr add 127.0.0.1/8 brd + dev lo scope host",
              replacement: #"ip -batch - <<< $'address add 127.0.0.1/8 brd + dev lo scope host\nlink set dev lo up'"#),
-        Edit(line: "ip link set dev lo up", replacement: "# imgcustomize: lo is up with its address"),
         // RAID assembly only where a RAID member is: udev's probe of every device, read once by lsblk, names every
         // kind mdadm assembles "..._raid_member". The second pass, after LVM activation, looks again only where
         // logical volumes may hold members; the same listing says whether a Windows dynamic disk is there.
         Edit(line: "mdadm -As --auto=yes --no-degraded",
              replacement: "probed=$(lsblk -rno FSTYPE,PARTTYPE 2>/dev/null); if [[ $probed == *_raid_member* ]]; then mdadm -As --auto=yes --no-degraded; fi"),
-        Edit(line: "mkdir -p /tmp/lvm", replacement: "# imgcustomize: /tmp/lvm is made with /dev/pts"),
         Edit(line: "touch /tmp/lvm/lvm.conf", replacement: ": >> /tmp/lvm/lvm.conf"),
         Edit(line: "mdadm -As --auto=yes --run",
              replacement: "if [[ $probed == *_raid_member* ]] || { [[ $probed == *LVM2_member* ]] && blkid -o value -s TYPE 2>/dev/null | grep -q _raid_member; }; then mdadm -As --auto=yes --run; fi"),
@@ -77,6 +72,15 @@ enum PrivateAppliance {
              replacement: "if [[ ${probed,,} =~ (^|[[:space:]])(0x42|5808c8aa-7e8f-42e0-85d2-e1e90434cfb3)($|[[:space:]]) ]]; then ldmtool create all; fi; wait $static_nodes"),
         Edit(line: "eval `grep -Eo 'guestfs_channel=[^[:space:]]+' /proc/cmdline`",
              replacement: "if [[ $cmdline =~ guestfs_channel=([^[:space:]]+) ]]; then guestfs_channel=${BASH_REMATCH[1]}; fi"),
+    ] + folded.map { Edit(line: $0.line, replacement: "# imgcustomize: " + $0.doneBy) }
+
+    /// Lines whose work an edited line does (one mkdir, one ip), each left as a comment that says which.
+    static let folded: [(line: String, doneBy: String)] = [
+        ("mkdir -p /sysroot", "/sysroot is made with /dev/pts"),
+        ("mkdir -p /run", "/run is made with /dev/pts"),
+        ("mkdir -p /tmp/lvm", "/tmp/lvm is made with /dev/pts"),
+        ("mkdir -p /run/tmpfiles.d", "/run/tmpfiles.d is made with /run/lock"),
+        ("ip link set dev lo up", "lo is up with its address"),
     ]
 
     /// The kernel modules of the filesystem types the guest mounts (as the native reader found them) that the
