@@ -129,7 +129,11 @@ enum SlimInitrd {
             logger.debug("the initrd's modules keep their signatures: no \(configurations)/config-\(release)")
             return false
         }
-        return text.split(separator: "\n").contains("# CONFIG_MODULE_SIG_FORCE is not set")
+        let optional = text.split(separator: "\n").contains("# CONFIG_MODULE_SIG_FORCE is not set")
+        if !optional {
+            logger.debug("the initrd's modules keep their signatures: \(configurations)/config-\(release) may enforce them")
+        }
+        return optional
     }
 
     struct ExtractionError: DiagnosticError {
