@@ -16,7 +16,7 @@ public final class ApplianceDevices: GuestDevices {
     private var trimmedMountpoints: [String] = []
     private var writtenAfterTrim = false
     /// Whether an identity change left the volume groups inactive, to be activated before the deferred mount.
-    private var volumeGroupsInactive = false
+    private(set) var volumeGroupsInactive = false
 
     init(guestfs: Guestfs, readonly: Bool, mountPlan: [(mountpoint: String, device: String)]) {
         self.guestfs = guestfs

@@ -401,7 +401,7 @@ public final class ApplianceSession {
             throw GuestError(guest: name, action: "select the image", message:
                                 "the appliance does not name its drive \(index) \(expected) (it lists \(listed))")
         }
-        try guestfs.restrictLVMToGuestDisks()
+        try guestfs.restrictLVMToGuestDisks(selected: index)
         self.knownFacts = knownFacts
         guestfs.blockLayout = knownLayout
     }
@@ -412,9 +412,11 @@ public final class ApplianceSession {
     public func release() throws {
         try mountedFilesystem?.blockDevices.trimAgainWhatWasRewritten()
         guestfs.forgetDeferredMount()
+        // Where the identity changes left the volume groups inactive, with no mount since, they stay so.
+        let inactive = mountedFilesystem?.blockDevices.volumeGroupsInactive ?? false
         try guestfs.unmountAll()
         mountedFilesystem = nil
-        try guestfs.activateVolumeGroups(false)
+        if !inactive { try guestfs.activateVolumeGroups(false) }
         try guestfs.sync()
         for disk in try guestfs.disks() { try guestfs.setReadOnly(disk) }
         released = true

@@ -34,7 +34,12 @@ final class Guestfs {
     /// In a batch (several images, each one guest drive, in one launch): the index of the drive being worked on.
     /// The device listings below and LVM (`restrictLVMToGuestDisks`) then see that drive alone: clones of one image
     /// share volume group names and every UUID, so a scan of all the drives would mix them.
-    var selectedDrive: Int?
+    var selectedDrive: Int? {
+        didSet { if selectedDrive != oldValue { selectedKernelDisk = nil } }
+    }
+    /// The kernel's name (/dev/sdd) of the selected drive of a batch, as `LVMFilter`'s script found it: flushes and
+    /// trims then reach that disk alone, where the daemon's would flush every disk of the launch first.
+    private(set) var selectedKernelDisk: String?
     /// The LUKS mappings this handle opened (/dev/mapper/NAME), all on the guest's devices: LVM may look inside them.
     private var openedMappings: [String] = []
     /// What the native reader found on the (selected) guest drive's block devices before the launch, while it still
@@ -496,14 +501,26 @@ extension Guestfs {
     /// Makes LVM see only the guest's disks and the LUKS mappings opened on them, so that a volume group of an
     /// attached disk (even a clone of the guest's, with the same names and UUIDs) is never activated, renamed, given
     /// new UUIDs or trimmed. Every volume group is deactivated and scanned again: nothing may be mounted from one.
-    func restrictLVMToGuestDisks() throws {
+    ///
+    /// `selected`, a batch's drive (by index) whose volume groups are all inactive (it was released, or they were
+    /// deactivated just before): the daemon marks the disk and one appliance shell writes the filter and activates
+    /// (`LVMFilter`), without the daemon's deactivation and rescan.
+    func restrictLVMToGuestDisks(selected index: Int? = nil) throws {
         let devices = try disks() + openedMappings
-        var cStrings = devices.map { strdup($0) }
-        defer { cStrings.forEach { free($0) } }
-        cStrings.append(nil)
+        let action = "limit LVM to the guest's disks (\(devices.joined(separator: ", ")))"
         lvmFilter = nil
-        try run("limit LVM to the guest's disks (\(devices.joined(separator: ", ")))") { handle in
-            cStrings.withUnsafeBufferPointer { guestfs_lvm_set_filter(handle, $0.baseAddress) }
+        if let index, devices == [ApplianceDrive.deviceName(index: index)] {
+            let mark = LVMFilter.markKiB(drive: index)
+            try run("mark \(devices[0]) for the LVM filter") { guestfs_blockdev_setra($0, devices[0], Int32(mark * 2)) }
+            let said = try applianceShell(LVMFilter.activationScript(markKiB: mark), action: action)
+            selectedKernelDisk = LVMFilter.disk(in: said)
+        } else {
+            var cStrings = devices.map { strdup($0) }
+            defer { cStrings.forEach { free($0) } }
+            cStrings.append(nil)
+            try run(action) { handle in
+                cStrings.withUnsafeBufferPointer { guestfs_lvm_set_filter(handle, $0.baseAddress) }
+            }
         }
         lvmFilter = devices
     }
@@ -632,9 +649,14 @@ extension Guestfs {
     }
 
     /// Writes what the appliance holds to the drives and flushes qemu's caches to the image files (the daemon
-    /// fsyncs every block device after sync(2)).
+    /// fsyncs every block device after sync(2)). In a batch, the selected disk alone is fsynced: the daemon's would
+    /// run a udev settle for each disk of the launch (70 ms each under TCG), three times an image.
     func sync() throws {
-        try run("flush the writes to the images") { guestfs_sync($0) }
+        if let disk = selectedKernelDisk {
+            try applianceShell("sync && sync \(disk)", action: "flush the writes to the image", keepsDevices: true)
+        } else {
+            try run("flush the writes to the images") { guestfs_sync($0) }
+        }
     }
 
     func zero(_ device: String) throws {
@@ -718,8 +740,14 @@ extension Guestfs {
     }
 
     /// Discards the unused blocks of the filesystem mounted at `mountpoint`.
+    /// As the daemon's, the writes are flushed first (see `sync`).
     func fstrim(_ mountpoint: String) throws {
-        try run("trim the free space of", mountpoint) { guestfs_fstrim_argv($0, mountpoint, nil) }
+        if let disk = selectedKernelDisk {
+            try applianceShell("sync && sync \(disk) && fstrim -- \"$root\"\(shellQuoted(mountpoint))",
+                               action: "trim the free space of \(mountpoint)", keepsDevices: true)
+        } else {
+            try run("trim the free space of", mountpoint) { guestfs_fstrim_argv($0, mountpoint, nil) }
+        }
     }
 }
 
@@ -937,9 +965,11 @@ extension Guestfs {
     /// Runs `command` with the appliance's own /bin/sh (the libguestfs daemon's `debug sh`): not chrooted, in the
     /// appliance's / with the guest mounted at $root (/sysroot), stdin /dev/null, stderr and stdout together.
     /// Returns what it printed; a non-zero exit fails with the output (cut at 64 KiB) as libguestfs's message.
+    /// `keepsDevices`: the command neither makes nor changes a device, partition, volume or swap area, so what the
+    /// session knows of them (`blockLayout`) holds.
     @discardableResult
-    func applianceShell(_ command: String, action: String) throws -> String {
-        blockLayout = nil
+    func applianceShell(_ command: String, action: String, keepsDevices: Bool = false) throws -> String {
+        if !keepsDevices { blockLayout = nil }
         // The daemon joins the extra arguments with spaces into one `sh -c` string: one argument keeps it as is.
         let cStrings: [UnsafeMutablePointer<CChar>?] = [strdup(command), nil]
         defer { cStrings.forEach { free($0) } }

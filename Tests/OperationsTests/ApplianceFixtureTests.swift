@@ -232,6 +232,15 @@ extension ApplianceTestsOnFixtures {
         for (index, fixture) in fixtures.enumerated() {
             let disk = ApplianceDrive.deviceName(index: index)
             try session.select(drive: index, name: fixture.file, knownFacts: nil)
+            if index == 0 {
+                // Selecting writes LVM's filter itself (`LVMFilter`): the same file, naming the same disk (the
+                // kernel's name for it), as the daemon's lvm_set_filter.
+                let conf = "cat \"${LVM_SYSTEM_DIR:-/etc/lvm}/lvm.conf\""
+                let written = try session.guestfs.applianceShell(conf, action: "read lvm.conf")
+                #expect(written.contains("[0-9]|\",\n        \"r|.*|\"\n    ]\n}"), "\(written)")
+                try session.guestfs.restrictLVMToGuestDisks()
+                #expect(try session.guestfs.applianceShell(conf, action: "read lvm.conf") == written)
+            }
             // The quick inspection answers for these guests (no fallback), and says what libguestfs says.
             let quick = try #require(try QuickInspection(guestfs: session.guestfs).inspect(), "\(fixture.file)")
             #expect(quick.naming(disk, as: "/dev/sda") == (try fixture.recordedLibguestfsInspection()), "\(fixture.file)")
