@@ -417,8 +417,10 @@ public final class ApplianceSession {
         try guestfs.unmountAll()
         mountedFilesystem = nil
         if !inactive { try guestfs.activateVolumeGroups(false) }
-        try guestfs.sync()
-        for disk in try guestfs.disks() { try guestfs.setReadOnly(disk) }
+        if try !guestfs.flushAndProtectSelectedDisk() {
+            try guestfs.sync()
+            for disk in try guestfs.disks() { try guestfs.setReadOnly(disk) }
+        }
         released = true
     }
 

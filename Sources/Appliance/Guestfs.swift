@@ -659,6 +659,15 @@ extension Guestfs {
         }
     }
 
+    /// In a batch, flushes the selected disk and makes it read-only in one appliance shell (see `sync`); false
+    /// where the disk's kernel name is not known, for the caller to do both through the daemon.
+    func flushAndProtectSelectedDisk() throws -> Bool {
+        guard let disk = selectedKernelDisk else { return false }
+        try applianceShell("sync && sync \(disk) && blockdev --setro \(disk)",
+                           action: "flush the writes to the image and make its disk read-only", keepsDevices: true)
+        return true
+    }
+
     func zero(_ device: String) throws {
         try run("zero", device) { guestfs_zero_device($0, device) }
     }
@@ -743,7 +752,7 @@ extension Guestfs {
     /// As the daemon's, the writes are flushed first (see `sync`).
     func fstrim(_ mountpoint: String) throws {
         if let disk = selectedKernelDisk {
-            try applianceShell("sync && sync \(disk) && fstrim -- \"$root\"\(shellQuoted(mountpoint))",
+            try applianceShell("sync && sync \(disk) && fstrim -- \"${root:?}\"\(shellQuoted(mountpoint))",
                                action: "trim the free space of \(mountpoint)", keepsDevices: true)
         } else {
             try run("trim the free space of", mountpoint) { guestfs_fstrim_argv($0, mountpoint, nil) }
