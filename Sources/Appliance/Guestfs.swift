@@ -500,7 +500,8 @@ extension Guestfs {
 
     /// Makes LVM see only the guest's disks and the LUKS mappings opened on them, so that a volume group of an
     /// attached disk (even a clone of the guest's, with the same names and UUIDs) is never activated, renamed, given
-    /// new UUIDs or trimmed. Every volume group is deactivated and scanned again: nothing may be mounted from one.
+    /// new UUIDs or trimmed. Through the daemon, every volume group is deactivated and scanned again: nothing may be
+    /// mounted from one.
     ///
     /// `selected`, a batch's drive (by index) whose volume groups are all inactive (it was released, or they were
     /// deactivated just before): the daemon marks the disk and one appliance shell writes the filter and activates

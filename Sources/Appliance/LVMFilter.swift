@@ -12,8 +12,6 @@ import Host
 /// disk first, through its translated name: it sets the disk's read-ahead to `markKiB` (`blockdev_setra`), and the
 /// script takes the one disk whose read-ahead is that (putting back the kernel's default, 128 KiB), and refuses to
 /// go on if there is none or more than one.
-import Host
-
 enum LVMFilter {
     /// The read-ahead, in KiB, that marks the disk of `drive` (its index among the guest's drives): unlike the
     /// kernel's 128 KiB or any earlier mark, and whole pages (the kernel keeps read-ahead in 4 KiB pages).
