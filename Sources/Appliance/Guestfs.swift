@@ -37,8 +37,8 @@ final class Guestfs {
     var selectedDrive: Int? {
         didSet { if selectedDrive != oldValue { selectedKernelDisk = nil } }
     }
-    /// The kernel's name (/dev/sdd) of the selected drive of a batch, as `LVMFilter`'s script found it: flushes and
-    /// trims then reach that disk alone, where the daemon's would flush every disk of the launch first.
+    /// The kernel's name (/dev/sdd) of the selected drive of a batch, as `LVMFilter`'s script found it: trims and
+    /// the release's flush then reach that disk alone, where the daemon's would flush every disk of the launch.
     private(set) var selectedKernelDisk: String?
     /// The LUKS mappings this handle opened (/dev/mapper/NAME), all on the guest's devices: LVM may look inside them.
     private var openedMappings: [String] = []
@@ -650,18 +650,15 @@ extension Guestfs {
     }
 
     /// Writes what the appliance holds to the drives and flushes qemu's caches to the image files (the daemon
-    /// fsyncs every block device after sync(2)). In a batch, the selected disk alone is fsynced: the daemon's would
-    /// run a udev settle for each disk of the launch (70 ms each under TCG), three times an image.
+    /// fsyncs every block device after sync(2)).
     func sync() throws {
-        if let disk = selectedKernelDisk {
-            try applianceShell("sync && sync \(disk)", action: "flush the writes to the image", keepsDevices: true)
-        } else {
-            try run("flush the writes to the images") { guestfs_sync($0) }
-        }
+        try run("flush the writes to the images") { guestfs_sync($0) }
     }
 
-    /// In a batch, flushes the selected disk and makes it read-only in one appliance shell (see `sync`); false
-    /// where the disk's kernel name is not known, for the caller to do both through the daemon.
+    /// In a batch, flushes the selected disk (sync(2), then `sync DISK`: an fsync of the device, which sends qemu
+    /// the flush) and makes it read-only, in one appliance shell; false where the disk's kernel name is not known,
+    /// for the caller to do both through the daemon. The daemon's `sync` runs a udev settle for every disk of the
+    /// launch (70 ms each under TCG), and so does its `fstrim` before trimming.
     func flushAndProtectSelectedDisk() throws -> Bool {
         guard let disk = selectedKernelDisk else { return false }
         try applianceShell("sync && sync \(disk) && blockdev --setro \(disk)",
@@ -749,8 +746,8 @@ extension Guestfs {
         try pairs("list the mounted filesystems") { guestfs_mountpoints($0) }.map { ($0.0, $0.1) }
     }
 
-    /// Discards the unused blocks of the filesystem mounted at `mountpoint`.
-    /// As the daemon's, the writes are flushed first (see `sync`).
+    /// Discards the unused blocks of the filesystem mounted at `mountpoint`, the writes flushed first as the daemon
+    /// does (in a batch, to the selected disk alone: see `flushAndProtectSelectedDisk`).
     func fstrim(_ mountpoint: String) throws {
         if let disk = selectedKernelDisk {
             try applianceShell("sync && sync \(disk) && fstrim -- \"${root:?}\"\(shellQuoted(mountpoint))",

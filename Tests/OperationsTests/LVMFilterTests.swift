@@ -27,22 +27,14 @@ import Host
             \(devicesFile ? "lvmdevices() { :; }" : "")
             export LVM_SYSTEM_DIR=\(shellQuoted(lvmDir)) PATH=/usr/bin:/bin
             """ + "\n" + LVMFilter.activationScript(markKiB: mark, sysfs: directory.path("sys"))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", script]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let said = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let process = try runProcess("/bin/bash", ["-c", script], mergingErrors: true)
         var after: [String: Int] = [:]
         for disk in readAhead.keys {
             let text = try String(contentsOfFile: directory.path("sys/block/\(disk)/queue/read_ahead_kb"), encoding: .utf8)
             after[disk] = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        #expect(FileManager.default.fileExists(atPath: lvmDir + "/cache/.cache") == (process.terminationStatus != 0))
-        return (said, process.terminationStatus, try? String(contentsOfFile: lvmDir + "/lvm.conf", encoding: .utf8), after)
+        #expect(FileManager.default.fileExists(atPath: lvmDir + "/cache/.cache") == (process.status != 0))
+        return (process.stdout, process.status, try? String(contentsOfFile: lvmDir + "/lvm.conf", encoding: .utf8), after)
     }
 
     @Test func theMarkedDiskIsFilteredWhateverTheKernelCalledIt() throws {
