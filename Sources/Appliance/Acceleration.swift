@@ -111,9 +111,9 @@ struct AccelerationCache {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             // Written beside the file and renamed over it: Foundation's .atomic goes through a directory in /tmp
-            // that it leaves behind on every write.
+            // that it leaves behind on every write. Named per write: a batch's launches may record at once.
             let temporary = file.deletingLastPathComponent()
-                .appendingPathComponent(".\(file.lastPathComponent).\(getpid())")
+                .appendingPathComponent(".\(file.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max))")
             do {
                 try encoder.encode(entry).write(to: temporary)
                 guard rename(temporary.path, file.path) == 0 else {

@@ -7,6 +7,7 @@ import Formats
 import Operations
 import Appliance
 import Logging
+import Synchronization
 
 extension Acceleration: ExpressibleByArgument {}
 extension PasswordCrypto: ExpressibleByArgument {}
@@ -16,8 +17,11 @@ struct RunArguments: ParsableArguments {
     @Option(name: .shortAndLong, help: "Write the result here and leave the image untouched.", completion: .file())
     var output: String?
 
-    @Option(help: ArgumentHelp("Write each result to DIR under its image's name; with it the command takes several images and works on them all in one appliance launch (an image that fails is left as it was, the others go on).", valueName: "DIR"), completion: .directory)
+    @Option(help: ArgumentHelp("Write each result to DIR under its image's name; with it the command takes several images and works on them with one appliance launch per host core, or as many as --jobs says (an image that fails is left as it was, the others go on).", valueName: "DIR"), completion: .directory)
     var outputDir: String?
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("With --output-dir: how many appliances work on the batch at once, each launched once over its share of the images (default: one per host core, as many as half the available memory holds; 1 for a single launch).", valueName: "N"))
+    var jobs: Int?
 
     @Flag(name: [.customLong("dry-run"), .customLong("dryrun"), .customShort("n")],
           help: "Show the plan and the diffs; the image stays byte-identical.")
@@ -64,6 +68,7 @@ struct RunArguments: ParsableArguments {
         options.selinuxRelabel = !noSELinuxRelabel
         options.passwordCrypto = passwordCrypto
         options.attachments = attachments
+        options.batchLaunches = jobs
         return options
     }
 }
@@ -197,6 +202,12 @@ extension RunArguments {
     func selection(_ images: [String]) throws -> ImageSelection {
         guard let first = images.first else { throw ValidationError("missing IMAGE (or --tree DIR)") }
         if output != nil, outputDir != nil { throw ValidationError("give either --output or --output-dir, not both") }
+        if let jobs {
+            guard jobs >= 1 else { throw ValidationError("--jobs \(jobs): give 1 or more appliances") }
+            guard outputDir != nil else {
+                throw ValidationError("--jobs is for several images with --output-dir: one image takes one appliance")
+            }
+        }
         guard let outputDir else {
             guard images.count == 1 else {
                 throw ValidationError("several images need --output-dir DIR (each result goes there under its image's name)")
@@ -250,7 +261,7 @@ struct RunCalls {
 }
 
 /// Runs on the target the command line names: a directory tree (--tree), one image, or several with --output-dir
-/// (one launch); prints the report as `execute` and `executeBatch` do.
+/// (a launch per core or per --jobs); prints the report as `execute` and `executeBatch` do.
 func execute(_ calls: RunCalls, target: TargetArguments, images: [String], attachmentsGiven: Bool,
              options: RunOptions, runOptions: RunArguments, global: GlobalOptions) throws {
     var options = options
@@ -282,8 +293,17 @@ func executeBatch(options: RunOptions, global: GlobalOptions, json: Bool,
     let logger = global.makeLogger()
     _ = Interruption.install()
     let pipeline = Pipeline(options: options, logger: logger)
-    let bar = ProgressBar("rewriting", enabled: !global.quiet)
-    let report = try body(pipeline) { image, event in show(event, image: image, logger: logger, bar: bar) }
+    // A bar for each image: the rewrites of images from different launches run at once.
+    let bars = Mutex<[String: ProgressBar]>([:])
+    let report = try body(pipeline) { image, event in
+        let bar = bars.withLock { bars in
+            if let bar = bars[image] { return bar }
+            let bar = ProgressBar("rewriting \(image)", enabled: !global.quiet)
+            bars[image] = bar
+            return bar
+        }
+        show(event, image: image, logger: logger, bar: bar)
+    }
     if json {
         Output.document(report.json())
     } else {

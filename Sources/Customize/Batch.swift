@@ -7,8 +7,8 @@ import Host
 import Operations
 import Synchronization
 
-/// The one appliance launch the images of a batch share: every image's overlay is a drive of it (libguestfs
-/// cannot add a drive to a running appliance), launched once every image is prepared, shut down after the last.
+/// One appliance launch that images of a batch share: every one of its images' overlays is a drive of it (libguestfs
+/// cannot add a drive to a running appliance), launched once every image is prepared, shut down after its last.
 final class SharedAppliance {
     private var launched: Result<ApplianceSession, any Error>?
     /// The image whose rewrite runs in the background, and what ends it (waits, commits) on the batch's thread.
@@ -94,15 +94,17 @@ final class BackgroundRewrite: Sendable {
 /// What a batch did: one entry per image, in the order given, each a run's report or its failure.
 public struct BatchReport: Encodable {
     public var results: [Result<RunReport, RunFailure>]
-    /// What the user should know about the batch as a whole (its appliance's shutdown failing after every image).
+    /// What the user should know about the batch as a whole (an appliance whose shutdown failed after its images).
     public var warnings: [String] = []
+    /// How many appliances the batch launched (at once, each over its share of the images).
+    public var launches = 1
 
     public var failures: [RunFailure] {
         results.compactMap { if case .failure(let failure) = $0 { failure } else { nil } }
     }
 
     enum CodingKeys: String, CodingKey {
-        case images, failed, warnings
+        case images, failed, launches, warnings
     }
 
     private struct Entry: Encodable {
@@ -120,6 +122,7 @@ public struct BatchReport: Encodable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(results.map(Entry.init), forKey: .images)
         try container.encode(failures.count, forKey: .failed)
+        try container.encode(launches, forKey: .launches)
         try container.encode(warnings, forKey: .warnings)
     }
 
@@ -184,7 +187,8 @@ extension Pipeline {
     }
 
     /// Every image prepared first (checked, locked, its overlay made, its facts read natively as the drive it will
-    /// be), then one launch over the prepared ones, then each image's run in turn on its own drive.
+    /// be), then the launches over the prepared ones, each on its own thread, then each image's run in turn on its own
+    /// drive of its launch. The images are dealt to the launches in turn, so each launch gets a share of them.
     private func batch(_ images: [String], outputDirectory: String, policy: OutputPolicy,
                        progress: @escaping @Sendable (String, RunProgress) -> Void, _ job: Job) throws -> BatchReport {
         guard options.appliance.keys.isEmpty else {
@@ -193,48 +197,134 @@ extension Pipeline {
                                  hint: "run encrypted images one at a time")
         }
         let destinations = try batchDestinations(images, in: outputDirectory)
-        let shared = SharedAppliance()
+        let launches = BatchLaunches.count(images: images.count, asked: options.batchLaunches,
+                                           applianceMiB: options.appliance.memoryMiB)
+        let shared = (0..<launches).map { _ in SharedAppliance() }
         var results: [Result<RunReport, RunFailure>?] = Array(repeating: nil, count: images.count)
-        var ready: [(index: Int, run: Run, target: ImageTarget)] = []
+        var groups = Array(repeating: [BatchImage](), count: launches)
+        var preparedCount = 0
         for (index, (image, destination)) in zip(images, destinations).enumerated() {
             var options = options
             options.output = destination
             let run = Run(image, options: options, logger: logger, output: destination,
                           sizeBefore: allocatedBytes(image), progress: { progress(image, $0) })
-            let target = ImageTarget(image: image, destination: destination, policy: policy, shared: shared)
+            let launch = preparedCount % launches
+            let target = ImageTarget(image: image, destination: destination, policy: policy, shared: shared[launch])
             do {
-                try target.prepare(in: run, drive: ready.count)
-                ready.append((index, run, target))
+                try target.prepare(in: run, drive: groups[launch].count)
+                groups[launch].append(BatchImage(index: index, run: run, target: target))
+                preparedCount += 1
             } catch {
                 results[index] = .failure(run.failure(error, on: target, profile: job.profile))
             }
         }
-        if let first = ready.first {
-            var appliance = first.target.applianceOptions(of: first.run)
-            appliance.guestName = ready.count == 1 ? first.run.name
-                : "\(first.run.name) (and \(ready.count - 1) more images)"
-            let drives = ready.compactMap { $0.target.prepared?.drive } + (first.target.prepared?.attached ?? [])
-            appliance.filesystemTypes = Set(ready.flatMap { $0.target.prepared?.filesystemTypes ?? [] }).sorted()
-            first.run.during(.open) { shared.launch(drives: drives, options: appliance) }
+        let used = groups.filter { !$0.isEmpty }.count
+        // The host's cores shared among the appliances, where the user chose no number of virtual CPUs.
+        let cpus = options.appliance.virtualCPUs
+            ?? (used > 1 ? max(1, ProcessInfo.processInfo.activeProcessorCount / used) : nil)
+        let ended = Mutex<(outcomes: [Int: Result<RunReport, RunFailure>], warnings: [String])>(([:], []))
+        let work = Handed((groups, shared, job))
+        let workers = DispatchGroup()
+        for launch in groups.indices where !groups[launch].isEmpty {
+            workers.enter()
+            let thread = Thread {
+                let (groups, shared, job) = work.value
+                let (outcomes, warning) = Self.work(groups[launch], on: shared[launch], cpus: cpus, job)
+                ended.withLock {
+                    $0.outcomes.merge(outcomes) { _, new in new }
+                    if let warning { $0.warnings.append(warning) }
+                }
+                workers.leave()
+            }
+            thread.stackSize = 8 << 20  // the main thread's, which a run had to itself before batches had threads
+            thread.start()
         }
-        for (index, run, target) in ready {
+        workers.wait()
+        let (outcomes, warnings) = ended.withLock { $0 }
+        for (index, outcome) in outcomes { results[index] = outcome }
+        return BatchReport(results: results.compactMap { $0 }, warnings: warnings, launches: used)
+    }
+
+    /// One launch's share of a batch: the launch over its images' drives, each image's run in turn, the last
+    /// rewrite waited for, and the appliance shut down. How each image ended, by its index in the batch, and a
+    /// warning if the shutdown failed.
+    private static func work(_ images: [BatchImage], on shared: SharedAppliance, cpus: Int?, _ job: Job)
+        -> (outcomes: [Int: Result<RunReport, RunFailure>], warning: String?) {
+        guard let first = images.first else { return ([:], nil) }
+        var appliance = first.target.applianceOptions(of: first.run)
+        appliance.guestName = images.count == 1 ? first.run.name
+            : "\(first.run.name) (and \(images.count - 1) more images)"
+        appliance.virtualCPUs = cpus
+        let drives = images.compactMap { $0.target.prepared?.drive } + (first.target.prepared?.attached ?? [])
+        appliance.filesystemTypes = Set(images.flatMap { $0.target.prepared?.filesystemTypes ?? [] }).sorted()
+        first.run.during(.open) { shared.launch(drives: drives, options: appliance) }
+        var results: [Int: Result<RunReport, RunFailure>] = [:]
+        for image in images {
             do {
-                results[index] = .success(try run.perform(job, on: target))
+                results[image.index] = .success(try image.run.perform(job, on: image.target))
             } catch let failure as RunFailure {
-                results[index] = .failure(failure)
+                results[image.index] = .failure(failure)
             } catch {
-                results[index] = .failure(run.failure(error, on: target, profile: job.profile))
+                results[image.index] = .failure(image.run.failure(error, on: image.target, profile: job.profile))
             }
         }
         shared.settle()
-        for (index, image) in images.enumerated() {
-            if let outcome = shared.outcomes[image] { results[index] = outcome }
+        for image in images {
+            if let outcome = shared.outcomes[image.run.name] { results[image.index] = outcome }
         }
-        var report = BatchReport(results: results.compactMap { $0 })
-        if let error = shared.close() {
-            report.warnings.append("the appliance did not shut down cleanly after the batch (every result was written "
-                                   + "before): \(Diagnostic(of: error).message)")
+        let warning = shared.close().map {
+            "the appliance of \(appliance.guestName ?? first.run.name) did not shut down cleanly (every result was "
+                + "written before): \(Diagnostic(of: $0).message)"
         }
-        return report
+        return (results, warning)
+    }
+}
+
+/// An image of a batch, prepared: its place in the batch, its run and its target.
+private struct BatchImage {
+    let index: Int
+    let run: Run
+    let target: ImageTarget
+}
+
+/// What the batch's thread hands to the thread of one launch: that launch's images, which no other thread touches
+/// until it ends (the batch's thread waits for it).
+private struct Handed<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// How many appliances a batch launches at once.
+public enum BatchLaunches {
+    /// What libguestfs gives an appliance when no memory is asked for (`DEFAULT_MEMSIZE`), in MiB.
+    static let defaultApplianceMiB = 1280
+    /// What qemu needs besides the guest's memory, in MiB.
+    static let overheadMiB = 256
+
+    /// `asked` where the user gave a number; otherwise one per host core, as many as half the available memory
+    /// holds (the rule of libguestfs's own parallel tools), and never more than the images.
+    public static func count(images: Int, asked: Int?, applianceMiB: Int?,
+                             cores: Int = ProcessInfo.processInfo.activeProcessorCount,
+                             availableMiB: Int? = availableMemoryMiB()) -> Int {
+        let wanted: Int
+        if let asked {
+            wanted = asked
+        } else {
+            let each = (applianceMiB ?? defaultApplianceMiB) + overheadMiB
+            let byMemory = availableMiB.map { $0 / 2 / each } ?? cores
+            wanted = min(cores, byMemory)
+        }
+        return max(1, min(wanted, images))
+    }
+
+    /// MemAvailable of /proc/meminfo, in MiB; nil where it cannot be read.
+    public static func availableMemoryMiB(meminfo: String = "/proc/meminfo") -> Int? {
+        guard let text = try? String(contentsOfFile: meminfo, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 2, let kib = Int(fields[1]) else { return nil }
+            return kib / 1024
+        }
+        return nil
     }
 }

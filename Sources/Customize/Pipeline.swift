@@ -41,6 +41,9 @@ public struct RunOptions: Sendable {
     /// Disks attached to the appliance, read-only, for guest commands (virt-customize's `--attach`): a repository
     /// ISO, a disk of packages. They pass the same safety checks as the image; the run never writes them.
     public var attachments: [AttachedDisk] = []
+    /// How many appliances a batch launches at once, each over its share of the images; nil for one per host core,
+    /// as many as half the available memory holds (`BatchLaunches.count`).
+    public var batchLaunches: Int?
 
     public init(output: String? = nil, dryRun: Bool = false, force: Bool = false, compression: ClusterCompression? = nil,
                 allowedFormats: Set<ImageFormat>? = nil, appliance: ApplianceOptions = ApplianceOptions(),

@@ -2,8 +2,9 @@ import Foundation
 import Testing
 import TestSupport
 
-/// Several images in one appliance launch (`--output-dir`): clones of one image (the same volume group name, PV, VG
-/// and filesystem UUIDs) each prepared on its own drive, and a batch where one image fails while the others commit.
+/// Several images per appliance launch (`--output-dir`): clones of one image (the same volume group name, PV, VG and
+/// filesystem UUIDs) each prepared on its own drive, over two launches at once, and a batch in one launch where one
+/// image fails while the others commit.
 @Suite(.fixtures(guestFixtures), .serialized, .tags(.appliance)) struct BatchTests {
     /// Copies of the rhel7 fixture under `names`: byte-identical clones of one golden image.
     func clones(_ names: [String], in directory: TestDirectory) throws -> [String] {
@@ -52,10 +53,13 @@ import TestSupport
         try FileManager.default.createDirectory(atPath: outputs, withIntermediateDirectories: false)
 
         let run = try imgcustomize(["apply", "rhel7-cloud"] + images
-                                   + ["--output-dir", outputs, "--write", "/etc/batch-note:prepared in a batch", "--json"])
+                                   + ["--output-dir", outputs, "--write", "/etc/batch-note:prepared in a batch", "--json",
+                                      "--jobs", "2"])
         #expect(run.status == 0, "\(run.stderr)")
         let report = try jsonObject(run.stdout)
         #expect(report["failed"] as? Int == 0)
+        // Two appliances at once: web1 and web3 on the first one's two drives, web2 alone on the other's.
+        #expect(report["launches"] as? Int == 2)
         let entries = report["images"] as? [[String: Any]] ?? []
         let results = images.map { (outputs as NSString).appendingPathComponent(($0 as NSString).lastPathComponent) }
         #expect(entries.map { $0["image"] as? String } == images)
@@ -90,8 +94,8 @@ import TestSupport
         }
     }
 
-    /// A batch of four: an image that fails its checks (before the launch), one that fails a step after it was
-    /// mounted and written to (rhel6 has no /etc/default/grub to edit), and two that go on and commit.
+    /// A batch of four in one launch (`-j 1`): an image that fails its checks (before the launch), one that fails a
+    /// step after it was mounted and written to (rhel6 has no /etc/default/grub to edit), and two that go on and commit.
     @Test func anImageThatFailsIsLeftAsItWasAndTheOthersCommit() throws {
         let directory = try TestDirectory()
         let images = try clones(["first.qcow2", "last.qcow2"], in: directory)
@@ -111,10 +115,11 @@ import TestSupport
 
         let run = try imgcustomize(["customize"] + order + [
             "--output-dir", outputs, "--write", "/etc/batch-note:written",
-            "--edit-file", "/etc/default/grub:s/^GRUB_TIMEOUT=.*/GRUB_TIMEOUT=1/", "--json"])
+            "--edit-file", "/etc/default/grub:s/^GRUB_TIMEOUT=.*/GRUB_TIMEOUT=1/", "--json", "-j", "1"])
         #expect(run.status == 1, "\(run.stderr)")
         let report = try jsonObject(run.stdout)
         #expect(report["failed"] as? Int == 2)
+        #expect(report["launches"] as? Int == 1, "one appliance, for the three images that passed their checks")
         let entries = report["images"] as? [[String: Any]] ?? []
         try #require(entries.count == 4)
         #expect(entries.map { $0["image"] as? String } == order)

@@ -30,6 +30,15 @@ import TestSupport
         #expect(bad.stderr.contains("cloud, rhel9-cloud, rhel8-cloud, rhel7-cloud, rhel6-cloud, fedora-cloud, debian-cloud, ubuntu-cloud, windows-cloud, sysprep"))
     }
 
+    @Test func jobsIsForABatchAndAtLeastOne() throws {
+        let directory = try TestDirectory("jobs")
+        let zero = try imgcustomize(["apply", "rhel7-cloud", "a.qcow2", "b.qcow2", "--output-dir", directory.path, "-j", "0"])
+        #expect(zero.status == 64 && zero.stderr.contains("--jobs 0: give 1 or more appliances"), "\(zero.stderr)")
+        let alone = try imgcustomize(["apply", "rhel7-cloud", "a.qcow2", "--jobs", "2"])
+        #expect(alone.status == 64, "\(alone.stderr)")
+        #expect(alone.stderr.contains("--jobs is for several images with --output-dir"), "\(alone.stderr)")
+    }
+
     @Test func operationsListsTheDesignCardAndSysprepOperations() throws {
         let list = try imgcustomize(["operations"])
         #expect(list.status == 0)

@@ -92,6 +92,37 @@ import TestSupport
         #expect(try noQemu(on: directory))
     }
 
+    /// A batch over two launches at once, interrupted while its first image's steps run: both appliances stop, no
+    /// input changes, and the output directory holds no scratch (only whole results, were any committed before).
+    @Test func anInterruptedBatchStopsEveryLaunch() throws {
+        let directory = try TestDirectory()
+        let fixture = try fixture("rhel7.qcow2")
+        let images = try ["a.qcow2", "b.qcow2", "c.qcow2"].map { name in
+            let image = directory.path(name)
+            try FileManager.default.copyItem(atPath: fixture, toPath: image)
+            return image
+        }
+        let before = try images.map(sha256)
+        let outputs = directory.path("out")
+        try FileManager.default.createDirectory(atPath: outputs, withIntermediateDirectories: false)
+
+        let run = try InterruptedRun(["apply", "rhel7-cloud"] + images + ["--output-dir", outputs, "-j", "2", "-v"],
+                                     in: directory)
+        try run.wait(for: "[1/")
+        run.interrupt(SIGINT)
+
+        #expect(run.process.terminationReason == .uncaughtSignal, "\(run.stderr)")
+        #expect(run.process.terminationStatus == SIGINT)
+        #expect(run.stderr.contains("interrupted by SIGINT"), "\(run.stderr)")
+        #expect(try images.map(sha256) == before)
+        for name in try FileManager.default.contentsOfDirectory(atPath: outputs) {
+            #expect(["a.qcow2", "b.qcow2", "c.qcow2"].contains(name), "scratch left in the output directory: \(name)")
+            #expect(try runTool("qemu-img", ["check", "-f", "qcow2", outputs + "/" + name]).contains("No errors"))
+        }
+        #expect(try run.leftovers() == [])
+        #expect(try noQemu(on: directory))
+    }
+
     @Test func anInterruptedInspectionLeavesNoLibguestfsDirectories() throws {
         let directory = try TestDirectory()
         let image = try fixture("rhel6.qcow2")

@@ -19,9 +19,10 @@ extension IMGCustomize {
             another program changes the image meanwhile, nothing is committed. With --json a failed run still prints \
             one document: the error and what to do, the stage, the steps done and whether the image is unchanged.
 
-            With --output-dir DIR, several images are prepared in one appliance launch, each written to DIR under \
-            its own name, each with its own transaction: one that fails is left as it was and reported, the others \
-            go on and are committed; the exit status is 1 if any failed, and --json prints one entry per image.
+            With --output-dir DIR, several images are prepared with one appliance launch per host core (--jobs N; \
+            -j 1 for a single launch), each launch working on its share of the images in turn, each image written to \
+            DIR under its own name with its own transaction: one that fails is left as it was and reported, the \
+            others go on and are committed; the exit status is 1 if any failed, and --json prints one entry per image.
 
             Operations given after the profile (any of `imgcustomize operations`, as options named after them) run \
             after the profile's steps, in the same launch, under the heading "command line": what virt-sysprep's \

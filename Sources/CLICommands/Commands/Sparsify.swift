@@ -20,7 +20,7 @@ extension IMGCustomize {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var runOptions: RunArguments
 
-        @Argument(help: "The disk image (or several, with --output-dir: one appliance launch for all).", completion: .file())
+        @Argument(help: "The disk image (or several, with --output-dir: each appliance launch works on a share of them).", completion: .file())
         var images: [String]
 
         @Option(help: "Compression of the qcow2 result: zlib (default), zstd or none.")
