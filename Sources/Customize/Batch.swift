@@ -163,14 +163,16 @@ public func batchDestinations(_ images: [String], in directory: String) throws -
 }
 
 extension Pipeline {
-    /// Runs `profile` on each of `images` in one appliance launch, writing each result to `outputDirectory` under
-    /// the image's base name. An image that fails is left as it was and reported; the others go on and commit.
+    /// Runs `profile` on each of `images`, writing each result to `outputDirectory` under the image's base name, with
+    /// `options.batchLaunches` appliance launches at once (by default one per host core), each working on its share
+    /// of the images in turn. An image that fails is left as it was and reported; the others go on and commit.
+    /// `progress` may be called from any launch's thread.
     public func apply(_ profile: Profile, to images: [String], outputDirectory: String,
                       progress: @escaping @Sendable (String, RunProgress) -> Void = { _, _ in }) throws -> BatchReport {
         try batch(images, outputDirectory: outputDirectory, policy: profile.output, progress: progress, Job(profile))
     }
 
-    /// `customize` on several images in one launch (see `apply(_:to:outputDirectory:progress:)`).
+    /// `customize` on several images, a launch working on each share of them (see `apply(_:to:outputDirectory:progress:)`).
     public func customize(_ operations: [any GuestOperation], on images: [String], outputDirectory: String,
                           progress: @escaping @Sendable (String, RunProgress) -> Void = { _, _ in }) throws
         -> BatchReport {
@@ -178,7 +180,7 @@ extension Pipeline {
                   Job { _ in operations })
     }
 
-    /// `sparsify` on several images in one launch (see `apply(_:to:outputDirectory:progress:)`).
+    /// `sparsify` on several images, a launch working on each share of them (see `apply(_:to:outputDirectory:progress:)`).
     public func sparsify(_ images: [String], outputDirectory: String,
                          progress: @escaping @Sendable (String, RunProgress) -> Void = { _, _ in }) throws
         -> BatchReport {

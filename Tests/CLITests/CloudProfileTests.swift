@@ -13,7 +13,7 @@ import TestSupport
                               ("debian12-bios.qcow2", "debian-cloud"), ("fedora40.qcow2", "fedora-cloud")]
 
     /// `apply cloud` on each guest, each its own run; then the four results read back in one launch, and run again
-    /// as one batch (one launch), whose every image changes no file.
+    /// as one batch in one launch (`-j 1`), whose every image changes no file.
     @Test func cloudPicksTheProfileAndASecondRunChangesNoFile() throws {
         let directory = try TestDirectory()
         let outputs = try Self.cloudGuests.map { file, expected in
@@ -26,7 +26,7 @@ import TestSupport
 
         let again = directory.path("again")
         try FileManager.default.createDirectory(atPath: again, withIntermediateDirectories: false)
-        let second = try imgcustomize(["apply", "cloud"] + outputs + ["--output-dir", again, "--json"])
+        let second = try imgcustomize(["apply", "cloud"] + outputs + ["--output-dir", again, "--json", "-j", "1"])
         #expect(second.status == 0, "\(second.stderr)")
         let entries = try jsonObject(second.stdout)["images"] as? [[String: Any]] ?? []
         #expect(entries.map { $0["image"] as? String } == outputs)
