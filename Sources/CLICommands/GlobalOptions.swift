@@ -55,6 +55,8 @@ struct PlainStderrHandler: LogHandler {
         case .debug, .trace: "debug: "
         default: ""
         }
-        FileHandle.standardError.write(Data("imgcustomize: \(prefix)\(message)\n".utf8))
+        // A batch's launches log at once: each one's appliance says which it is.
+        let launch = metadata["launch"].map { "[launch \($0)] " } ?? ""
+        FileHandle.standardError.write(Data("imgcustomize: \(launch)\(prefix)\(message)\n".utf8))
     }
 }

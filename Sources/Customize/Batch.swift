@@ -4,6 +4,7 @@ import Dispatch
 import Formats
 import Foundation
 import Host
+import Logging
 import Operations
 import Synchronization
 
@@ -229,9 +230,11 @@ extension Pipeline {
         let workers = DispatchGroup()
         for launch in groups.indices where !groups[launch].isEmpty {
             workers.enter()
+            // Where launches run at once, each appliance's log lines say which launch they are from.
+            let tag = used > 1 ? "\(launch + 1)/\(used)" : nil
             let thread = Thread {
                 let (groups, shared, job) = work.value
-                let (outcomes, warning) = Self.work(groups[launch], on: shared[launch], cpus: cpus, job)
+                let (outcomes, warning) = Self.work(groups[launch], on: shared[launch], cpus: cpus, tag: tag, job)
                 ended.withLock {
                     $0.outcomes.merge(outcomes) { _, new in new }
                     if let warning { $0.warnings.append(warning) }
@@ -250,10 +253,11 @@ extension Pipeline {
     /// One launch's share of a batch: the launch over its images' drives, each image's run in turn, the last
     /// rewrite waited for, and the appliance shut down. How each image ended, by its index in the batch, and a
     /// warning if the shutdown failed.
-    private static func work(_ images: [BatchImage], on shared: SharedAppliance, cpus: Int?, _ job: Job)
-        -> (outcomes: [Int: Result<RunReport, RunFailure>], warning: String?) {
+    private static func work(_ images: [BatchImage], on shared: SharedAppliance, cpus: Int?, tag: String?,
+                             _ job: Job) -> (outcomes: [Int: Result<RunReport, RunFailure>], warning: String?) {
         guard let first = images.first else { return ([:], nil) }
         var appliance = first.target.applianceOptions(of: first.run)
+        if let tag { appliance.logger[metadataKey: "launch"] = "\(tag)" }
         appliance.guestName = images.count == 1 ? first.run.name
             : "\(first.run.name) (and \(images.count - 1) more images)"
         appliance.virtualCPUs = cpus

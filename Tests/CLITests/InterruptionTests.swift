@@ -114,6 +114,9 @@ import TestSupport
         #expect(run.process.terminationReason == .uncaughtSignal, "\(run.stderr)")
         #expect(run.process.terminationStatus == SIGINT)
         #expect(run.stderr.contains("interrupted by SIGINT"), "\(run.stderr)")
+        // Both appliances were up, and their -v lines say which launch each is from.
+        #expect(run.stderr.contains("imgcustomize: [launch 1/2] appliance kernel: "), "\(run.stderr)")
+        #expect(run.stderr.contains("imgcustomize: [launch 2/2] appliance kernel: "), "\(run.stderr)")
         #expect(try images.map(sha256) == before)
         for name in try FileManager.default.contentsOfDirectory(atPath: outputs) {
             #expect(["a.qcow2", "b.qcow2", "c.qcow2"].contains(name), "scratch left in the output directory: \(name)")
