@@ -12,7 +12,7 @@ import Synchronization
 /// cannot add a drive to a running appliance), launched once every image is prepared, shut down after its last.
 final class SharedAppliance {
     private var launched: Result<ApplianceSession, any Error>?
-    /// The image whose rewrite runs in the background, and what ends it (waits, commits) on the batch's thread.
+    /// The image whose rewrite runs in the background, and what ends it (waits, commits) on its launch's thread.
     var pending: (image: String, complete: () -> Result<RunReport, RunFailure>)?
     /// How the images whose rewrite ran in the background ended, by image.
     private(set) var outcomes: [String: Result<RunReport, RunFailure>] = [:]
@@ -51,7 +51,7 @@ final class SharedAppliance {
 }
 
 /// A rewrite of a batch image's overlay into its new image on a thread of its own, while the appliance works on the
-/// next image; waited for once, by the batch's thread, which commits it.
+/// next image; waited for once, by its launch's thread, which commits it.
 final class BackgroundRewrite: Sendable {
     enum Failure: Error {
         case format(FormatError)
